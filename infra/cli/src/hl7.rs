@@ -1,0 +1,101 @@
+//! `tendon hl7 ...`
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use tendon_core::{FieldName, MapContext, Report, inspect};
+
+#[derive(Subcommand)]
+pub enum Hl7Command {
+    /// Show what a message maps to and what is wrong with it. Nothing is stored.
+    ///
+    /// Exits 0 whenever it could read the file, whatever the message holds: the
+    /// findings are in the output (`errors`), and `ack` tells what ingest would answer.
+    Inspect {
+        /// The message file, or `-` for standard input.
+        file: PathBuf,
+        /// The org (Account ID) the message is checked against: MSH-4.1 must match it.
+        #[arg(long)]
+        org: Option<String>,
+        /// The IANA time zone for appointment times sent without an offset.
+        #[arg(long, default_value = tendon_core::mapping::DEFAULT_TIME_ZONE)]
+        timezone: String,
+        /// Print only JSON: {"type","control_id","fields","errors"}.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(cmd: Hl7Command) -> Result<(), String> {
+    match cmd {
+        Hl7Command::Inspect {
+            file,
+            org,
+            timezone,
+            json,
+        } => {
+            let time_zone = jiff::tz::TimeZone::get(&timezone).map_err(|_| {
+                format!("unknown time zone {timezone:?}; use an IANA name such as America/New_York")
+            })?;
+            let input = read_input(&file)?;
+            let ctx = MapContext {
+                account_id: org,
+                time_zone,
+                ..MapContext::default()
+            };
+            let report = inspect(&input, &ctx);
+            let out = if json {
+                serde_json::to_string_pretty(&report).map_err(|e| e.to_string())? + "\n"
+            } else {
+                render(&report)
+            };
+            std::io::stdout()
+                .write_all(out.as_bytes())
+                .map_err(|e| format!("cannot write output: {e}"))
+        }
+    }
+}
+
+fn read_input(file: &PathBuf) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::new();
+    let read = if file.as_os_str() == "-" {
+        std::io::stdin().read_to_end(&mut buf).map(|_| ())
+    } else {
+        std::fs::File::open(file).and_then(|mut f| f.read_to_end(&mut buf).map(|_| ()))
+    };
+    read.map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    Ok(buf)
+}
+
+/// A table a person can check by eye; control characters are shown escaped.
+fn render(r: &Report) -> String {
+    let show = |v: Option<&str>| v.map_or_else(|| "-".to_owned(), |s| s.escape_debug().to_string());
+    let mut out = format!(
+        "message type  {}\ncontrol ID    {}\nack           {}\n\n",
+        show(r.message_type.as_deref()),
+        show(r.control_id.as_deref()),
+        r.ack_code().as_str()
+    );
+    let width = FieldName::ALL
+        .iter()
+        .map(|f| f.as_str().len())
+        .max()
+        .unwrap_or(0);
+    for name in FieldName::ALL {
+        out += &format!(
+            "{:width$}  {}\n",
+            name.as_str(),
+            show(r.fields.get(*name).as_deref())
+        );
+    }
+    if r.errors.is_empty() {
+        out += "\nno errors\n";
+    } else {
+        out += &format!("\n{} error(s):\n", r.errors.len());
+        for e in &r.errors {
+            let field = e.field.map_or("-", |f| f.as_str());
+            out += &format!("  {:<24} {:<28} {}\n", e.code.as_str(), field, e.message);
+        }
+    }
+    out
+}

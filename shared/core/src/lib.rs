@@ -1,0 +1,16 @@
+//! Tendon's domain core.
+//!
+//! Today it holds the HL7 side of the first seed: the CONTRACT §3 field map
+//! ([`mapping`]), the required-data checks ([`validation`]) with the §7 error
+//! codes ([`ErrorCode`]), and [`inspect`], which ties them together the way
+//! ingest will. Everything here is pure: no I/O, no AWS, no SQLite.
+
+pub mod fields;
+pub mod inspect;
+pub mod mapping;
+pub mod normalize;
+pub mod validation;
+
+pub use fields::{AppointmentStatus, CaseStatus, ErrorCode, FieldName, Gender, Issue, MessageType};
+pub use inspect::{Report, inspect};
+pub use mapping::{FieldMap, MapContext, MappedMessage, extract};

@@ -1,0 +1,667 @@
+//! The CONTRACT §3 default field map, per-org overrides, and extraction of a
+//! parsed message into a typed [`MappedMessage`].
+use std::collections::BTreeMap;
+
+use jiff::Zoned;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use tendon_hl7::{FieldPath, Message, Timestamp, Value};
+
+use crate::normalize;
+use crate::{AppointmentStatus, CaseStatus, FieldName, Gender, MessageType};
+
+/// The org time zone when none is configured (CONTRACT §1).
+pub const DEFAULT_TIME_ZONE: &str = "America/New_York";
+
+const fn p(segment: &[u8; 3], field: u16, component: u16) -> FieldPath {
+    FieldPath {
+        segment: *segment,
+        field,
+        repetition: None,
+        component: if component == 0 {
+            None
+        } else {
+            Some(component)
+        },
+        subcomponent: None,
+    }
+}
+
+const MSH_4: &[FieldPath] = &[p(b"MSH", 4, 1)];
+const MSH_7: FieldPath = p(b"MSH", 7, 0);
+const MSH_9_1: FieldPath = p(b"MSH", 9, 1);
+const MSH_9_2: FieldPath = p(b"MSH", 9, 2);
+const MSH_10: &[FieldPath] = &[p(b"MSH", 10, 0)];
+const MSH_9: &[FieldPath] = &[p(b"MSH", 9, 0)];
+const PID_3: &[FieldPath] = &[p(b"PID", 3, 1)];
+const PID_5_1: &[FieldPath] = &[p(b"PID", 5, 1)];
+const PID_5_2: &[FieldPath] = &[p(b"PID", 5, 2)];
+const PID_7: &[FieldPath] = &[p(b"PID", 7, 0)];
+const PID_8: &[FieldPath] = &[p(b"PID", 8, 0)];
+const PID_13_4: &[FieldPath] = &[p(b"PID", 13, 4)];
+const PID_13: &[FieldPath] = &[p(b"PID", 13, 0)];
+const APPOINTMENT_ID: &[FieldPath] = &[p(b"SCH", 2, 1), p(b"SCH", 1, 1)];
+const CLINIC_ID: &[FieldPath] = &[p(b"AIL", 3, 1), p(b"PV1", 3, 1)];
+const SCH_7_1: &[FieldPath] = &[p(b"SCH", 7, 1)];
+const APPOINTMENT_TYPE: &[FieldPath] = &[
+    p(b"SCH", 8, 2),
+    p(b"SCH", 8, 1),
+    p(b"AIS", 3, 2),
+    p(b"AIS", 3, 1),
+];
+const APPOINTMENT_START: &[FieldPath] = &[
+    p(b"SCH", 11, 4),
+    p(b"AIS", 4, 0),
+    p(b"AIL", 6, 0),
+    p(b"AIP", 6, 0),
+];
+const SCH_25_1: &[FieldPath] = &[p(b"SCH", 25, 1)];
+const PV1_19_1: &[FieldPath] = &[p(b"PV1", 19, 1)];
+const CASE_DESCRIPTION: &[FieldPath] = &[
+    p(b"PV2", 3, 2),
+    p(b"PV2", 3, 1),
+    p(b"DG1", 4, 0),
+    p(b"DG1", 3, 2),
+];
+const PV1_41_1: &[FieldPath] = &[p(b"PV1", 41, 1)];
+const AIP_3_1: &[FieldPath] = &[p(b"AIP", 3, 1)];
+const AIP_3_2: &[FieldPath] = &[p(b"AIP", 3, 2)];
+const AIP_3_3: &[FieldPath] = &[p(b"AIP", 3, 3)];
+const AIP_3: &[FieldPath] = &[p(b"AIP", 3, 0)];
+const PV1_7_1: &[FieldPath] = &[p(b"PV1", 7, 1)];
+const PV1_7_2: &[FieldPath] = &[p(b"PV1", 7, 2)];
+const PV1_7_3: &[FieldPath] = &[p(b"PV1", 7, 3)];
+const PV1_7: &[FieldPath] = &[p(b"PV1", 7, 0)];
+const MRG_1_1: &[FieldPath] = &[p(b"MRG", 1, 1)];
+
+/// Where CONTRACT §3 looks for a field by default, first match wins. Fields with
+/// a rule beyond "first non-empty" (the MR identifier, the NET e-mail, the CP
+/// phone, the NPI repetition) list the field their rule reads.
+pub fn default_paths(name: FieldName) -> &'static [FieldPath] {
+    use FieldName::*;
+    match name {
+        AccountId => MSH_4,
+        ControlId => MSH_10,
+        MessageType => MSH_9,
+        PatientId => PID_3,
+        PatientFamilyName => PID_5_1,
+        PatientGivenName => PID_5_2,
+        PatientBirthDate => PID_7,
+        PatientGender => PID_8,
+        PatientEmail => PID_13_4,
+        PatientMobile => PID_13,
+        AppointmentId => APPOINTMENT_ID,
+        ClinicId => CLINIC_ID,
+        AppointmentCategory => SCH_7_1,
+        AppointmentType => APPOINTMENT_TYPE,
+        AppointmentStart => APPOINTMENT_START,
+        AppointmentStatus => SCH_25_1,
+        CaseId => PV1_19_1,
+        CaseDescription => CASE_DESCRIPTION,
+        CaseStatus => PV1_41_1,
+        TreatingTherapistId => AIP_3_1,
+        TreatingTherapistFamilyName => AIP_3_2,
+        TreatingTherapistGivenName => AIP_3_3,
+        TreatingTherapistNpi => AIP_3,
+        SupervisingTherapistId => PV1_7_1,
+        SupervisingTherapistFamilyName => PV1_7_2,
+        SupervisingTherapistGivenName => PV1_7_3,
+        SupervisingTherapistNpi => PV1_7,
+        PriorPatientId => MRG_1_1,
+    }
+}
+
+fn default_rule(name: FieldName) -> Option<&'static str> {
+    use FieldName::*;
+    Some(match name {
+        PatientId => "of the repetition whose PID-3.5 is MR, else of the first",
+        PatientEmail => "of the NET/Internet repetition, else any PID-13/PID-14 component with '@'",
+        PatientMobile => "CP repetition: PID-13.5-7, else PID-13.1",
+        AppointmentStatus => "unless the trigger is S15, S17 or S26",
+        TreatingTherapistNpi | SupervisingTherapistNpi => "repetition whose XCN-13 is NPI",
+        _ => return None,
+    })
+}
+
+/// Per-org overrides of the default map: a field read from other paths, first
+/// non-empty wins. The normalisation (dates, gender, status) still applies.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FieldMap {
+    overrides: BTreeMap<FieldName, Vec<FieldPath>>,
+}
+
+impl FieldMap {
+    /// Fields whose position the protocol fixes: dedupe and the ACK depend on them.
+    pub const FIXED: &'static [FieldName] = &[
+        FieldName::AccountId,
+        FieldName::ControlId,
+        FieldName::MessageType,
+    ];
+
+    pub fn set(&mut self, name: FieldName, paths: Vec<FieldPath>) -> Result<(), String> {
+        if Self::FIXED.contains(&name) {
+            return Err(format!(
+                "{name} cannot be overridden: its position is fixed by the protocol"
+            ));
+        }
+        if paths.is_empty() {
+            self.overrides.remove(&name);
+        } else {
+            self.overrides.insert(name, paths);
+        }
+        Ok(())
+    }
+
+    /// Parses `name` and a comma-separated path list such as `PID-3(2).1, PID-2.1`.
+    pub fn set_str(&mut self, name: &str, paths: &str) -> Result<(), String> {
+        let name: FieldName = name.parse()?;
+        let paths = paths
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<FieldPath>().map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.set(name, paths)
+    }
+
+    pub fn overrides(&self) -> &BTreeMap<FieldName, Vec<FieldPath>> {
+        &self.overrides
+    }
+
+    fn overridden(&self, name: FieldName) -> Option<&[FieldPath]> {
+        self.overrides.get(&name).map(Vec::as_slice)
+    }
+
+    /// The paths a field is read from under this map.
+    pub fn paths(&self, name: FieldName) -> &[FieldPath] {
+        self.overridden(name).unwrap_or_else(|| default_paths(name))
+    }
+
+    /// Where a field comes from, for error messages: e.g. `PV2-3.2 or PV2-3.1 ...`.
+    pub fn describe(&self, name: FieldName) -> String {
+        let joined = self
+            .paths(name)
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" or ");
+        match (self.overridden(name), default_rule(name)) {
+            (Some(_), _) => format!("{joined} (org override)"),
+            (None, Some(rule)) => format!("{joined} ({rule})"),
+            (None, None) => joined,
+        }
+    }
+}
+
+impl Serialize for FieldMap {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let plain: BTreeMap<&str, Vec<String>> = self
+            .overrides
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.iter().map(ToString::to_string).collect()))
+            .collect();
+        plain.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for FieldMap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let plain = BTreeMap::<String, Vec<String>>::deserialize(d)?;
+        let mut map = FieldMap::default();
+        for (name, paths) in plain {
+            map.set_str(&name, &paths.join(","))
+                .map_err(serde::de::Error::custom)?;
+        }
+        Ok(map)
+    }
+}
+
+/// What extraction needs to know about the org the message belongs to.
+#[derive(Clone, Debug)]
+pub struct MapContext {
+    pub field_map: FieldMap,
+    /// The org of the ingest key; `None` when inspecting a file on its own.
+    pub account_id: Option<String>,
+    pub time_zone: TimeZone,
+    /// Locations (Clinic IDs) with their own time zone.
+    pub location_time_zones: BTreeMap<String, TimeZone>,
+}
+
+impl Default for MapContext {
+    fn default() -> Self {
+        MapContext {
+            field_map: FieldMap::default(),
+            account_id: None,
+            time_zone: TimeZone::get(DEFAULT_TIME_ZONE).unwrap_or(TimeZone::UTC),
+            location_time_zones: BTreeMap::new(),
+        }
+    }
+}
+
+impl MapContext {
+    /// The zone appointment times without an offset are read in.
+    pub fn zone_for(&self, clinic_id: Option<&str>) -> &TimeZone {
+        clinic_id
+            .and_then(|c| self.location_time_zones.get(c))
+            .unwrap_or(&self.time_zone)
+    }
+}
+
+/// A practitioner as a message names one (AIP-3 or PV1-7).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Therapist {
+    pub id: Option<String>,
+    pub family_name: Option<String>,
+    pub given_name: Option<String>,
+    pub npi: Option<String>,
+}
+
+/// A value that was sent but could not be read (a date that is not a date).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidValue {
+    pub field: FieldName,
+    pub path: FieldPath,
+    /// Why, without the value itself: it may be patient data.
+    pub reason: String,
+}
+
+/// The CONTRACT §3 fields of one message, normalised and typed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MappedMessage {
+    /// The org of the ingest key, or MSH-4.1 when there is none.
+    pub account_id: Option<String>,
+    /// MSH-4.1 as sent, checked against the org's account ID.
+    pub sending_facility: Option<String>,
+    pub control_id: Option<String>,
+    pub message_type: Option<MessageType>,
+    /// MSH-7, used to keep an older message from overwriting newer state.
+    pub message_time: Option<Timestamp>,
+    pub patient_id: Option<String>,
+    pub patient_family_name: Option<String>,
+    pub patient_given_name: Option<String>,
+    pub patient_birth_date: Option<Date>,
+    pub patient_gender: Option<Gender>,
+    pub patient_email: Option<String>,
+    pub patient_mobile: Option<String>,
+    pub appointment_id: Option<String>,
+    pub clinic_id: Option<String>,
+    pub appointment_category: Option<String>,
+    pub appointment_type: Option<String>,
+    pub appointment_start: Option<Zoned>,
+    pub appointment_status: Option<AppointmentStatus>,
+    pub case_id: Option<String>,
+    pub case_description: Option<String>,
+    pub case_status: Option<CaseStatus>,
+    pub treating_therapist: Therapist,
+    pub supervising_therapist: Therapist,
+    pub prior_patient_id: Option<String>,
+    pub invalid: Vec<InvalidValue>,
+}
+
+impl MappedMessage {
+    /// A field as the contract prints it: ISO dates, RFC 3339 instants, snake-case codes.
+    pub fn get(&self, name: FieldName) -> Option<String> {
+        use FieldName::*;
+        let s = |v: &Option<String>| v.clone();
+        match name {
+            AccountId => s(&self.account_id),
+            ControlId => s(&self.control_id),
+            MessageType => self.message_type.as_ref().map(ToString::to_string),
+            PatientId => s(&self.patient_id),
+            PatientFamilyName => s(&self.patient_family_name),
+            PatientGivenName => s(&self.patient_given_name),
+            PatientBirthDate => self.patient_birth_date.map(|d| d.to_string()),
+            PatientGender => self.patient_gender.map(|g| g.as_str().to_owned()),
+            PatientEmail => s(&self.patient_email),
+            PatientMobile => s(&self.patient_mobile),
+            AppointmentId => s(&self.appointment_id),
+            ClinicId => s(&self.clinic_id),
+            AppointmentCategory => s(&self.appointment_category),
+            AppointmentType => s(&self.appointment_type),
+            AppointmentStart => self.appointment_start.as_ref().map(rfc3339),
+            AppointmentStatus => self.appointment_status.map(|v| v.as_str().to_owned()),
+            CaseId => s(&self.case_id),
+            CaseDescription => s(&self.case_description),
+            CaseStatus => self.case_status.map(|v| v.as_str().to_owned()),
+            TreatingTherapistId => s(&self.treating_therapist.id),
+            TreatingTherapistFamilyName => s(&self.treating_therapist.family_name),
+            TreatingTherapistGivenName => s(&self.treating_therapist.given_name),
+            TreatingTherapistNpi => s(&self.treating_therapist.npi),
+            SupervisingTherapistId => s(&self.supervising_therapist.id),
+            SupervisingTherapistFamilyName => s(&self.supervising_therapist.family_name),
+            SupervisingTherapistGivenName => s(&self.supervising_therapist.given_name),
+            SupervisingTherapistNpi => s(&self.supervising_therapist.npi),
+            PriorPatientId => s(&self.prior_patient_id),
+        }
+    }
+
+    /// How many contract fields have a value.
+    pub fn count_present(&self) -> usize {
+        FieldName::ALL
+            .iter()
+            .filter(|n| self.get(**n).is_some())
+            .count()
+    }
+
+    pub fn invalid(&self, name: FieldName) -> Option<&InvalidValue> {
+        self.invalid.iter().find(|v| v.field == name)
+    }
+}
+
+/// Serialises as `{"account_id": .., ...}` in contract order, `null` when absent.
+impl Serialize for MappedMessage {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(FieldName::ALL.len()))?;
+        for name in FieldName::ALL {
+            map.serialize_entry(name.as_str(), &self.get(*name))?;
+        }
+        map.end()
+    }
+}
+
+/// RFC 3339 with the offset and whole seconds, e.g. `2026-12-01T10:00:00-08:00`.
+pub fn rfc3339(z: &Zoned) -> String {
+    z.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
+}
+
+/// The text of the first primitive at a value, trimmed; `None` if blank or null.
+fn text(v: Value<'_>) -> Option<String> {
+    v.primitive().trimmed()
+}
+
+struct Reader<'m, 'a> {
+    msg: &'m Message<'a>,
+    map: &'m FieldMap,
+    invalid: Vec<InvalidValue>,
+}
+
+impl Reader<'_, '_> {
+    fn first_of(&self, paths: &[FieldPath]) -> Option<(String, FieldPath)> {
+        paths
+            .iter()
+            .find_map(|p| text(p.locate(self.msg)).map(|t| (t, p.clone())))
+    }
+
+    /// A field read through its org override, or the default chain.
+    fn read(&self, name: FieldName) -> Option<(String, FieldPath)> {
+        self.first_of(self.map.paths(name))
+    }
+
+    /// A field whose default needs a rule beyond "first non-empty".
+    fn read_with(
+        &self,
+        name: FieldName,
+        rule: impl FnOnce() -> Option<(String, FieldPath)>,
+    ) -> Option<(String, FieldPath)> {
+        match self.map.overridden(name) {
+            Some(paths) => self.first_of(paths),
+            None => rule(),
+        }
+    }
+
+    fn string(&self, name: FieldName) -> Option<String> {
+        self.read(name).map(|(t, _)| t)
+    }
+
+    /// Normalises a read value; a value that does not normalise is recorded as invalid.
+    fn parsed<T>(
+        &mut self,
+        name: FieldName,
+        found: Option<(String, FieldPath)>,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let (raw, path) = found?;
+        match parse(&raw) {
+            Ok(v) => Some(v),
+            Err(reason) => {
+                self.invalid.push(InvalidValue {
+                    field: name,
+                    path,
+                    reason,
+                });
+                None
+            }
+        }
+    }
+
+    fn segment_values(&self, seg: &str, field: usize) -> impl Iterator<Item = Value<'_>> {
+        self.msg
+            .segment(seg)
+            .into_iter()
+            .flat_map(move |s| s.field(field).repetitions())
+    }
+
+    fn patient_id(&self) -> Option<(String, FieldPath)> {
+        let mut reps = self
+            .msg
+            .segment("PID")
+            .map(|s| s.field(3))
+            .into_iter()
+            .flat_map(|f| f.repetitions().enumerate());
+        let mr = reps.find(|(_, r)| {
+            text(r.component(5)).is_some_and(|t| t.eq_ignore_ascii_case("MR"))
+                && text(r.component(1)).is_some()
+        });
+        let (i, rep) = mr.or_else(|| {
+            self.msg
+                .segment("PID")
+                .map(|s| (0, s.field(3).repetition(1)))
+        })?;
+        text(rep.component(1)).map(|t| {
+            (
+                t,
+                FieldPath::new("PID", 3)
+                    .repetition(i as u16 + 1)
+                    .component(1),
+            )
+        })
+    }
+
+    fn email(&self) -> Option<(String, FieldPath)> {
+        let is_net = |r: &Value<'_>| {
+            let eq =
+                |v: Value<'_>, want: &str| text(v).is_some_and(|t| t.eq_ignore_ascii_case(want));
+            eq(r.component(2), "NET") || eq(r.component(3), "Internet")
+        };
+        let net = self
+            .segment_values("PID", 13)
+            .enumerate()
+            .find(|(_, r)| is_net(r) && text(r.component(4)).is_some());
+        if let Some((i, r)) = net {
+            let found = text(r.component(4)).filter(|t| t.contains('@'));
+            if let Some(t) = found {
+                return Some((
+                    t,
+                    FieldPath::new("PID", 13)
+                        .repetition(i as u16 + 1)
+                        .component(4),
+                ));
+            }
+        }
+        for field in [13u16, 14] {
+            for (i, rep) in self.segment_values("PID", usize::from(field)).enumerate() {
+                let Some(raw) = rep.raw() else { continue };
+                let count = raw.split(|b| *b == self.msg.delimiters().component).count();
+                for c in 1..=count {
+                    if let Some(t) = text(rep.component(c)).filter(|t| t.contains('@')) {
+                        return Some((
+                            t,
+                            FieldPath::new("PID", field)
+                                .repetition(i as u16 + 1)
+                                .component(c as u16),
+                        ));
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn mobile(&self) -> Option<String> {
+        let reps: Vec<Value<'_>> = self.segment_values("PID", 13).collect();
+        let cp = reps
+            .iter()
+            .find(|r| text(r.component(3)).is_some_and(|t| t.eq_ignore_ascii_case("CP")));
+        let part = |r: &Value<'_>, c| text(r.component(c)).unwrap_or_default();
+        cp.and_then(|r| normalize::phone_parts(&part(r, 5), &part(r, 6), &part(r, 7)))
+            .or_else(|| cp.and_then(|r| normalize::phone(&part(r, 1))))
+            .or_else(|| reps.first().and_then(|r| normalize::phone(&part(r, 1))))
+    }
+
+    /// An XCN field: ID, family and given name, and the NPI from the repetition
+    /// whose identifier type (XCN-13) is NPI.
+    fn therapist(&self, seg: &str, field: u16, names: [FieldName; 4]) -> Therapist {
+        let [id, family, given, npi] = names;
+        let npi = self.read_with(npi, || {
+            self.segment_values(seg, usize::from(field))
+                .enumerate()
+                .find(|(_, r)| text(r.component(13)).is_some_and(|t| t.eq_ignore_ascii_case("NPI")))
+                .and_then(|(i, r)| text(r.component(1)).map(|t| (t, i)))
+                .map(|(t, i)| {
+                    (
+                        t,
+                        FieldPath::new(seg, field)
+                            .repetition(i as u16 + 1)
+                            .component(1),
+                    )
+                })
+        });
+        Therapist {
+            id: self.string(id),
+            family_name: self.string(family),
+            given_name: self.string(given),
+            npi: npi.map(|(t, _)| t),
+        }
+    }
+}
+
+/// Maps a parsed message to the contract's fields. Never fails: absent values are
+/// `None`, and values that are present but unreadable are listed in `invalid`.
+pub fn extract(msg: &Message<'_>, ctx: &MapContext) -> MappedMessage {
+    use FieldName as F;
+    let mut r = Reader {
+        msg,
+        map: &ctx.field_map,
+        invalid: Vec::new(),
+    };
+    let message_type = text(MSH_9_1.locate(msg)).map(|code| MessageType {
+        code: code.to_ascii_uppercase(),
+        trigger: text(MSH_9_2.locate(msg))
+            .unwrap_or_default()
+            .to_ascii_uppercase(),
+    });
+    let sending_facility = r.string(F::AccountId);
+    let clinic_id = r.string(F::ClinicId);
+
+    let found = r.read(F::PatientBirthDate);
+    let patient_birth_date = r.parsed(F::PatientBirthDate, found, |raw| {
+        let ts = Timestamp::parse(raw).map_err(|e| format!("not an HL7 date: {e}"))?;
+        if ts.has_day() {
+            Ok(ts.date())
+        } else {
+            Err("the date needs year, month and day".into())
+        }
+    });
+    let found = r.read(F::PatientGender);
+    let patient_gender = r.parsed(F::PatientGender, found, |raw| {
+        normalize::gender(raw)
+            .ok_or_else(|| "not an administrative sex code (M, F, O, A, N, U)".into())
+    });
+    let found = r.read_with(F::PatientEmail, || r.email());
+    let patient_email = r.parsed(F::PatientEmail, found, |raw| {
+        normalize::email(raw).ok_or_else(|| "not an e-mail address".into())
+    });
+    let patient_mobile = match ctx.field_map.overridden(F::PatientMobile) {
+        Some(paths) => r.first_of(paths).and_then(|(t, _)| normalize::phone(&t)),
+        None => r.mobile(),
+    };
+
+    let zone = ctx.zone_for(clinic_id.as_deref());
+    let found = r.read(F::AppointmentStart);
+    let appointment_start = r.parsed(F::AppointmentStart, found, |raw| {
+        // TS carries its precision as a second component; in a TQ it is a subcomponent.
+        let ts = Timestamp::parse(raw).map_err(|e| format!("not an HL7 timestamp: {e}"))?;
+        ts.to_zoned(zone)
+            .map_err(|e| format!("not a valid instant: {e}"))
+    });
+
+    let is_siu = message_type.as_ref().is_some_and(MessageType::is_siu);
+    let by_trigger = message_type
+        .as_ref()
+        .filter(|_| is_siu)
+        .and_then(|t| normalize::status_from_trigger(&t.trigger));
+    let appointment_status = match by_trigger {
+        Some(status) => Some(status),
+        None if is_siu => {
+            let found = r.read(F::AppointmentStatus);
+            r.parsed(F::AppointmentStatus, found, |raw| {
+                normalize::appointment_status(raw)
+                    .ok_or_else(|| "not a known appointment status (HL7 table 0278)".into())
+            })
+        }
+        None => None,
+    };
+    // Without a PV1 there is no case to have a status.
+    let case_status =
+        if msg.segment("PV1").is_none() && ctx.field_map.overridden(F::CaseStatus).is_none() {
+            None
+        } else {
+            normalize::case_status(r.string(F::CaseStatus).as_deref())
+        };
+
+    let mapped = MappedMessage {
+        account_id: ctx.account_id.clone().or_else(|| sending_facility.clone()),
+        sending_facility,
+        control_id: text(MSH_10[0].locate(msg)),
+        message_type,
+        message_time: MSH_7
+            .locate(msg)
+            .primitive()
+            .trimmed()
+            .and_then(|t| Timestamp::parse(&t).ok()),
+        patient_id: r.read_with(F::PatientId, || r.patient_id()).map(|(t, _)| t),
+        patient_family_name: r.string(F::PatientFamilyName),
+        patient_given_name: r.string(F::PatientGivenName),
+        patient_birth_date,
+        patient_gender,
+        patient_email,
+        patient_mobile,
+        appointment_id: r.string(F::AppointmentId),
+        clinic_id,
+        appointment_category: r.string(F::AppointmentCategory),
+        appointment_type: r.string(F::AppointmentType),
+        appointment_start,
+        appointment_status,
+        case_id: r.string(F::CaseId),
+        case_description: r.string(F::CaseDescription),
+        case_status,
+        treating_therapist: r.therapist(
+            "AIP",
+            3,
+            [
+                F::TreatingTherapistId,
+                F::TreatingTherapistFamilyName,
+                F::TreatingTherapistGivenName,
+                F::TreatingTherapistNpi,
+            ],
+        ),
+        supervising_therapist: r.therapist(
+            "PV1",
+            7,
+            [
+                F::SupervisingTherapistId,
+                F::SupervisingTherapistFamilyName,
+                F::SupervisingTherapistGivenName,
+                F::SupervisingTherapistNpi,
+            ],
+        ),
+        prior_patient_id: r.string(F::PriorPatientId),
+        invalid: Vec::new(),
+    };
+    MappedMessage {
+        invalid: r.invalid,
+        ..mapped
+    }
+}

@@ -1,0 +1,38 @@
+/// The message's encoding characters, from MSH-1 and MSH-2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Delimiters {
+    pub field: u8,
+    pub component: u8,
+    pub repetition: u8,
+    /// `None` when MSH-2 declares no escape character.
+    pub escape: Option<u8>,
+    pub subcomponent: u8,
+    /// The v2.7 truncation character, when MSH-2 has a fifth character.
+    pub truncation: Option<u8>,
+}
+
+impl Default for Delimiters {
+    fn default() -> Self {
+        Delimiters {
+            field: b'|',
+            component: b'^',
+            repetition: b'~',
+            escape: Some(b'\\'),
+            subcomponent: b'&',
+            truncation: None,
+        }
+    }
+}
+
+impl Delimiters {
+    /// MSH-2 as it is written in a message with these delimiters.
+    pub fn encoding_characters(&self) -> Vec<u8> {
+        let mut out = vec![self.component, self.repetition];
+        // Without an escape character the subcomponent separator cannot keep its
+        // position, so it is written where the escape character would be.
+        out.extend(self.escape);
+        out.push(self.subcomponent);
+        out.extend(self.truncation);
+        out
+    }
+}

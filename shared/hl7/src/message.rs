@@ -1,0 +1,549 @@
+use crate::error::snippet;
+use crate::value::nth;
+use crate::{Charset, Delimiters, Level, ParseError, Value};
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+/// MLLP start block (0x0B) and end block (0x1C) bytes that gateways leave behind.
+const MLLP_START: u8 = 0x0B;
+const MLLP_END: u8 = 0x1C;
+
+/// How segments end in the message as received.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Terminator {
+    Cr,
+    CrLf,
+    /// LF only. Used only when the message has no CR at all, because a field may
+    /// hold a literal LF when CR ends segments.
+    Lf,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    id: [u8; 3],
+    start: usize,
+    end: usize,
+}
+
+/// A parsed HL7 v2 message: segment boundaries over the borrowed input.
+#[derive(Clone, Debug)]
+pub struct Message<'a> {
+    body: &'a [u8],
+    delims: Delimiters,
+    charset: Charset,
+    terminator: Terminator,
+    segments: Vec<Span>,
+}
+
+/// One segment, with fields split on access.
+#[derive(Clone, Copy, Debug)]
+pub struct Segment<'a> {
+    raw: &'a [u8],
+    delims: Delimiters,
+    charset: Charset,
+}
+
+/// The MSH fields an acknowledgement needs, raw as received. It can be read from
+/// a message that does not parse as a whole ([`Header::sniff`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header<'a> {
+    pub delimiters: Delimiters,
+    pub sending_application: &'a [u8],
+    pub sending_facility: &'a [u8],
+    pub receiving_application: &'a [u8],
+    pub receiving_facility: &'a [u8],
+    pub message_type: &'a [u8],
+    pub control_id: &'a [u8],
+    pub processing_id: &'a [u8],
+    pub version: &'a [u8],
+}
+
+impl<'a> Message<'a> {
+    /// Parses one message. Accepts CR, LF or CRLF segment ends, a UTF-8 BOM, stray
+    /// MLLP bytes at either end, blank lines between segments and a missing final
+    /// terminator.
+    pub fn parse(input: &'a [u8]) -> Result<Message<'a>, ParseError> {
+        let (offset, body) = strip_framing(input);
+        let delims = parse_msh_prefix(body, offset)?;
+        let terminator = detect_terminator(body);
+        let mut segments = Vec::with_capacity(16);
+        for (start, end) in segment_ranges(body, terminator) {
+            let raw = &body[start..end];
+            let id_ok = raw.len() >= 3
+                && raw[..3]
+                    .iter()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+                && (raw.len() == 3 || raw[3] == delims.field);
+            if !id_ok {
+                return Err(ParseError::BadSegmentId {
+                    index: segments.len() + 1,
+                    offset: offset + start,
+                    found: snippet(raw),
+                });
+            }
+            segments.push(Span {
+                id: [raw[0], raw[1], raw[2]],
+                start,
+                end,
+            });
+        }
+        let msh = Segment {
+            raw: &body[segments[0].start..segments[0].end],
+            delims,
+            charset: Charset::Utf8,
+        };
+        let declared = msh
+            .field(18)
+            .repetition(1)
+            .component(1)
+            .raw()
+            .filter(|r| !r.is_empty());
+        let charset = Charset::detect(declared, body);
+        Ok(Message {
+            body,
+            delims,
+            charset,
+            terminator,
+            segments,
+        })
+    }
+
+    pub fn delimiters(&self) -> Delimiters {
+        self.delims
+    }
+
+    pub fn charset(&self) -> Charset {
+        self.charset
+    }
+
+    pub fn terminator(&self) -> Terminator {
+        self.terminator
+    }
+
+    /// The message without BOM and MLLP framing.
+    pub fn body(&self) -> &'a [u8] {
+        self.body
+    }
+
+    pub fn segments(&self) -> impl Iterator<Item = Segment<'a>> + '_ {
+        self.segments.iter().map(|s| self.seg(s))
+    }
+
+    /// Every segment with this ID, in order.
+    pub fn segments_named<'s>(&'s self, id: &'s str) -> impl Iterator<Item = Segment<'a>> + 's {
+        let id = id.as_bytes();
+        self.segments
+            .iter()
+            .filter(move |s| s.id == id)
+            .map(|s| self.seg(s))
+    }
+
+    /// The first segment with this ID.
+    pub fn segment(&self, id: &str) -> Option<Segment<'a>> {
+        self.segments_named(id).next()
+    }
+
+    pub fn msh(&self) -> Segment<'a> {
+        self.seg(&self.segments[0])
+    }
+
+    pub fn header(&self) -> Header<'a> {
+        Header::from_msh(self.msh())
+    }
+
+    fn seg(&self, span: &Span) -> Segment<'a> {
+        Segment {
+            raw: &self.body[span.start..span.end],
+            delims: self.delims,
+            charset: self.charset,
+        }
+    }
+}
+
+impl<'a> Segment<'a> {
+    /// The three-character segment ID.
+    pub fn id(&self) -> &'a str {
+        std::str::from_utf8(&self.raw[..3]).unwrap_or("???")
+    }
+
+    /// The segment's bytes as received, without its terminator.
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    fn is_msh(&self) -> bool {
+        self.raw.starts_with(b"MSH")
+    }
+
+    /// Field `n`, counted from 1. In MSH, field 1 is the field separator and
+    /// field 2 the encoding characters, both returned literally.
+    pub fn field(&self, n: usize) -> Value<'a> {
+        let content = self.raw.get(4..);
+        let (raw, level) = match (self.is_msh(), n) {
+            (_, 0) => (None, Level::Field),
+            (true, 1) => (self.raw.get(3..4), Level::Literal),
+            (true, 2) => (
+                content.and_then(|c| nth(c, self.delims.field, 1)),
+                Level::Literal,
+            ),
+            (true, n) => (
+                content.and_then(|c| nth(c, self.delims.field, n - 1)),
+                Level::Field,
+            ),
+            (false, n) => (
+                content.and_then(|c| nth(c, self.delims.field, n)),
+                Level::Field,
+            ),
+        };
+        Value::new(raw, level, self.delims, self.charset)
+    }
+
+    /// How many fields the segment carries (MSH counts MSH-1).
+    pub fn field_count(&self) -> usize {
+        match self.raw.get(4..) {
+            None => usize::from(self.is_msh() && self.raw.len() > 3),
+            Some(c) => {
+                memchr::memchr_iter(self.delims.field, c).count() + 1 + usize::from(self.is_msh())
+            }
+        }
+    }
+
+    /// Fields 1..=field_count in order.
+    pub fn fields(&self) -> impl Iterator<Item = Value<'a>> + '_ {
+        (1..=self.field_count()).map(|n| self.field(n))
+    }
+}
+
+impl<'a> Header<'a> {
+    fn from_msh(msh: Segment<'a>) -> Header<'a> {
+        let raw = |n| msh.field(n).raw().unwrap_or_default();
+        Header {
+            delimiters: msh.delims,
+            sending_application: raw(3),
+            sending_facility: raw(4),
+            receiving_application: raw(5),
+            receiving_facility: raw(6),
+            message_type: raw(9),
+            control_id: raw(10),
+            processing_id: raw(11),
+            version: raw(12),
+        }
+    }
+
+    /// Reads the header from the first line of an input that may not parse as a
+    /// whole, so that even a broken message gets an acknowledgement that names it.
+    pub fn sniff(input: &'a [u8]) -> Option<Header<'a>> {
+        let (offset, body) = strip_framing(input);
+        let delims = parse_msh_prefix(body, offset).ok()?;
+        let end = memchr::memchr2(b'\r', b'\n', body).unwrap_or(body.len());
+        Some(Header::from_msh(Segment {
+            raw: &body[..end],
+            delims,
+            charset: Charset::Utf8,
+        }))
+    }
+}
+
+/// Strips a BOM, MLLP framing bytes and blank lines from both ends; returns the
+/// body and its offset in the input.
+fn strip_framing(input: &[u8]) -> (usize, &[u8]) {
+    let mut start = 0;
+    loop {
+        let rest = &input[start..];
+        if rest.starts_with(BOM) {
+            start += BOM.len();
+        } else if matches!(
+            rest.first(),
+            Some(&(MLLP_START | MLLP_END | b'\r' | b'\n' | b' ' | b'\t'))
+        ) {
+            start += 1;
+        } else {
+            break;
+        }
+    }
+    let mut end = input.len();
+    while end > start && matches!(input[end - 1], MLLP_START | MLLP_END | b'\r' | b'\n') {
+        end -= 1;
+    }
+    (start, &input[start..end])
+}
+
+/// Checks that the body starts with MSH and reads MSH-1 and MSH-2.
+fn parse_msh_prefix(body: &[u8], offset: usize) -> Result<Delimiters, ParseError> {
+    if body.is_empty() {
+        return Err(ParseError::Empty);
+    }
+    if !body.starts_with(b"MSH") {
+        if b"MSH".starts_with(body) {
+            return Err(ParseError::TruncatedHeader {
+                offset: offset + body.len(),
+            });
+        }
+        return Err(ParseError::MissingMsh {
+            offset,
+            found: snippet(body),
+        });
+    }
+    let bad = |at: usize, reason| ParseError::BadEncodingCharacters {
+        offset: offset + at,
+        reason,
+    };
+    let Some(&field) = body.get(3) else {
+        return Err(ParseError::TruncatedHeader { offset: offset + 3 });
+    };
+    let usable = |b: u8| b.is_ascii_graphic() && !b.is_ascii_alphanumeric();
+    if !usable(field) {
+        return Err(bad(3, "MSH-1 must be a punctuation character such as '|'"));
+    }
+    let rest = &body[4..];
+    let len = rest
+        .iter()
+        .position(|&b| b == field || b == b'\r' || b == b'\n')
+        .unwrap_or(rest.len());
+    let enc = &rest[..len];
+    if enc.len() < 4 {
+        return Err(if len == rest.len() {
+            ParseError::TruncatedHeader {
+                offset: offset + body.len(),
+            }
+        } else {
+            bad(
+                4,
+                "MSH-2 needs at least four encoding characters, such as ^~\\&",
+            )
+        });
+    }
+    if enc.len() > 5 {
+        return Err(bad(4, "MSH-2 has more than five encoding characters"));
+    }
+    if !enc.iter().all(|&b| usable(b)) {
+        return Err(bad(4, "encoding characters must be punctuation characters"));
+    }
+    let distinct = enc
+        .iter()
+        .enumerate()
+        .all(|(i, b)| *b != field && !enc[..i].contains(b));
+    if !distinct {
+        return Err(bad(
+            4,
+            "encoding characters must differ from each other and from MSH-1",
+        ));
+    }
+    Ok(Delimiters {
+        field,
+        component: enc[0],
+        repetition: enc[1],
+        escape: Some(enc[2]),
+        subcomponent: enc[3],
+        truncation: enc.get(4).copied(),
+    })
+}
+
+fn detect_terminator(body: &[u8]) -> Terminator {
+    match memchr::memchr(b'\r', body) {
+        Some(i) if body.get(i + 1) == Some(&b'\n') => Terminator::CrLf,
+        Some(_) => Terminator::Cr,
+        None if memchr::memchr(b'\n', body).is_some() => Terminator::Lf,
+        None => Terminator::Cr,
+    }
+}
+
+/// Byte ranges of the non-blank segments. With CR (or CRLF) ends, a segment's
+/// leading LF belongs to the previous CRLF, and LFs inside a segment are data.
+fn segment_ranges(
+    body: &[u8],
+    terminator: Terminator,
+) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let sep = if terminator == Terminator::Lf {
+        b'\n'
+    } else {
+        b'\r'
+    };
+    let ends = memchr::memchr_iter(sep, body).chain(std::iter::once(body.len()));
+    let mut start = 0;
+    ends.filter_map(move |end| {
+        let mut s = start;
+        start = end + 1;
+        while s < end && matches!(body[s], b'\n' | b'\r' | b' ' | b'\t') {
+            s += 1;
+        }
+        (s < end).then_some((s, end))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Presence;
+
+    const SIU: &[u8] = b"MSH|^~\\&|EMRGATE|ACME01|TENDON|TENDON|20261120093000-0800||SIU^S12^SIU_S12|MSG00042|P|2.5.1\rSCH|PL-77|A9001\rPID|1||X-991^^^HOSP^PI~P555^^^ACME^MR||Rivera^Ana^M\r";
+
+    #[test]
+    fn msh_numbering_is_exact() {
+        let m = Message::parse(SIU).unwrap();
+        let msh = m.msh();
+        assert_eq!(msh.field(1).raw(), Some(&b"|"[..]));
+        assert_eq!(msh.field(2).raw(), Some(&b"^~\\&"[..]));
+        assert_eq!(msh.field(2).text().as_deref(), Some("^~\\&"));
+        assert_eq!(msh.field(2).component(2).presence(), Presence::Absent);
+        assert_eq!(msh.field(3).text().as_deref(), Some("EMRGATE"));
+        assert_eq!(msh.field(9).component(2).text().as_deref(), Some("S12"));
+        assert_eq!(msh.field(10).text().as_deref(), Some("MSG00042"));
+        assert_eq!(msh.field(13).presence(), Presence::Absent);
+        assert_eq!(msh.field_count(), 12);
+        assert_eq!(
+            m.segment("PID")
+                .unwrap()
+                .field(3)
+                .repetition(2)
+                .component(1)
+                .text()
+                .as_deref(),
+            Some("P555")
+        );
+    }
+
+    fn ids(input: &[u8]) -> Vec<String> {
+        Message::parse(input)
+            .unwrap()
+            .segments()
+            .map(|s| s.id().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn segment_terminators() {
+        let want = ["MSH", "PID", "PV1"];
+        assert_eq!(ids(b"MSH|^~\\&|A\rPID|1\rPV1|1\r"), want);
+        assert_eq!(ids(b"MSH|^~\\&|A\r\nPID|1\r\nPV1|1\r\n"), want);
+        assert_eq!(ids(b"MSH|^~\\&|A\nPID|1\nPV1|1"), want);
+        assert_eq!(ids(b"MSH|^~\\&|A\r\rPID|1\r\n\r\nPV1|1"), want);
+    }
+
+    #[test]
+    fn literal_lf_inside_a_field_is_data_when_cr_ends_segments() {
+        let m = Message::parse(b"MSH|^~\\&|A\rNTE|1||line one\nline two\rPV1|1").unwrap();
+        assert_eq!(m.terminator(), Terminator::Cr);
+        assert_eq!(m.segments().count(), 3);
+        let nte = m.segment("NTE").unwrap();
+        assert_eq!(nte.field(3).text().as_deref(), Some("line one\nline two"));
+    }
+
+    #[test]
+    fn framing_bytes_and_bom_are_stripped() {
+        let m = Message::parse(b"\x0b\xEF\xBB\xBFMSH|^~\\&|A|B\rPID|1\r\x1c\r").unwrap();
+        assert_eq!(m.segments().count(), 2);
+        assert_eq!(m.msh().field(4).text().as_deref(), Some("B"));
+        assert_eq!(m.segment("PID").unwrap().field(1).raw(), Some(&b"1"[..]));
+    }
+
+    #[test]
+    fn custom_encoding_characters_and_truncation() {
+        let m = Message::parse(b"MSH#$*@%!#A#B\rPID#1##P1$x!F!y%a*P2").unwrap();
+        let d = m.delimiters();
+        assert_eq!(
+            (
+                d.field,
+                d.component,
+                d.repetition,
+                d.escape,
+                d.subcomponent,
+                d.truncation
+            ),
+            (b'#', b'$', b'*', Some(b'@'), b'%', Some(b'!'))
+        );
+        // '!' is the truncation character here, '@' the escape.
+        let pid = m.segment("PID").unwrap();
+        assert_eq!(
+            pid.field(3)
+                .repetition(1)
+                .component(2)
+                .subcomponent(1)
+                .text()
+                .as_deref(),
+            Some("x!F!y")
+        );
+        assert_eq!(pid.field(3).repetition(2).text().as_deref(), Some("P2"));
+        let m = Message::parse(b"MSH|^~\\&#|A\rNTE|1||cut @\\P\\").unwrap();
+        assert_eq!(m.delimiters().truncation, Some(b'#'));
+        assert_eq!(
+            m.segment("NTE").unwrap().field(3).text().as_deref(),
+            Some("cut @#")
+        );
+    }
+
+    #[test]
+    fn typed_errors_say_where() {
+        assert_eq!(Message::parse(b"").unwrap_err(), ParseError::Empty);
+        assert_eq!(
+            Message::parse(b"\x0b\x1c\r").unwrap_err(),
+            ParseError::Empty
+        );
+        assert!(matches!(
+            Message::parse(b"PID|1").unwrap_err(),
+            ParseError::MissingMsh { offset: 0, .. }
+        ));
+        assert_eq!(
+            Message::parse(b"MS").unwrap_err(),
+            ParseError::TruncatedHeader { offset: 2 }
+        );
+        assert_eq!(
+            Message::parse(b"MSH|^~").unwrap_err(),
+            ParseError::TruncatedHeader { offset: 6 }
+        );
+        assert!(matches!(
+            Message::parse(b"MSHX^~\\&").unwrap_err(),
+            ParseError::BadEncodingCharacters { offset: 3, .. }
+        ));
+        assert!(matches!(
+            Message::parse(b"MSH|^^\\&|").unwrap_err(),
+            ParseError::BadEncodingCharacters { offset: 4, .. }
+        ));
+        let err = Message::parse(b"MSH|^~\\&|A\rPID|1\rgarbage\r").unwrap_err();
+        assert_eq!(
+            err,
+            ParseError::BadSegmentId {
+                index: 3,
+                offset: 17,
+                found: "gar".into()
+            }
+        );
+        assert!(err.to_string().contains("byte 17"));
+    }
+
+    #[test]
+    fn empty_segments_have_absent_fields() {
+        let m = Message::parse(b"MSH|^~\\&|A\rPD1\rEVN|").unwrap();
+        let pd1 = m.segment("PD1").unwrap();
+        assert_eq!(pd1.field(1).presence(), Presence::Absent);
+        assert_eq!(pd1.field_count(), 0);
+        let evn = m.segment("EVN").unwrap();
+        assert_eq!(evn.field(1).presence(), Presence::Empty);
+    }
+
+    #[test]
+    fn charset_from_msh18() {
+        let latin = b"MSH|^~\\&|A||||||ADT^A08|1|P|2.3||||||8859/1\rPID|1||1||M\xfcller^J\xf6rg";
+        let m = Message::parse(latin).unwrap();
+        assert_eq!(m.charset(), Charset::Latin1);
+        let pid = m.segment("PID").unwrap();
+        assert_eq!(pid.field(5).component(1).text().as_deref(), Some("Müller"));
+        let undeclared = b"MSH|^~\\&|A\rPID|1||1||M\xfcller";
+        let m = Message::parse(undeclared).unwrap();
+        assert_eq!(m.charset(), Charset::Latin1);
+        assert_eq!(
+            m.segment("PID").unwrap().field(5).text().as_deref(),
+            Some("Müller")
+        );
+    }
+
+    #[test]
+    fn header_sniffing_survives_a_broken_body() {
+        let input = b"\x0bMSH|^~\\&|EMR|ACME01|TENDON|T|2026||ADT^A01| C1 |P|2.5\r!!bad";
+        assert!(Message::parse(input).is_err());
+        let h = Header::sniff(input).unwrap();
+        assert_eq!(h.control_id, b" C1 ");
+        assert_eq!(h.sending_facility, b"ACME01");
+        assert_eq!(h.version, b"2.5");
+        assert!(Header::sniff(b"hello").is_none());
+    }
+}
