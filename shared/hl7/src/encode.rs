@@ -2,8 +2,9 @@
 use crate::Delimiters;
 
 /// Escapes text so it reads back unchanged as one primitive value: delimiters
-/// and the escape character become `\F\ \S\ \T\ \R\ \E\`, CR and LF become hex
-/// escapes (they would otherwise end a segment), and a value that is exactly
+/// and the escape character become `\F\ \S\ \T\ \R\ \E\`, control characters
+/// other than TAB become hex escapes (CR and LF would end a segment, MLLP bytes
+/// would be read as framing at the end of a message), and a value that is exactly
 /// `""` is hex-escaped so it is not read as the explicit null.
 pub fn escape(text: &str, delims: &Delimiters) -> String {
     let esc = delims.escape.unwrap_or(b'\\') as char;
@@ -19,8 +20,12 @@ pub fn escape(text: &str, delims: &Delimiters) -> String {
             Ok(b) if b == delims.repetition => "R",
             Ok(b) if Some(b) == delims.escape => "E",
             Ok(b) if Some(b) == delims.truncation => "P",
-            Ok(b'\r') => "X0D",
-            Ok(b'\n') => "X0A",
+            Ok(b) if b.is_ascii_control() && b != b'\t' => {
+                out.push(esc);
+                out.push_str(&format!("X{b:02X}"));
+                out.push(esc);
+                continue;
+            }
             _ => {
                 out.push(c);
                 continue;
@@ -85,10 +90,11 @@ mod tests {
     #[test]
     fn escape_round_trips_through_the_parser() {
         let d = Delimiters::default();
-        let nasty = "A|B^C&D~E\\F\r\nG";
+        let nasty = "A|B^C&D~E\\F\r\nG\x0b\x1c\tH";
         let mut w = MessageWriter::new(d, &["APP"]);
         w.segment("NTE", &["1", "", &escape(nasty, &d)]);
         w.segment("ZZZ", &[escape("\"\"", &d)]);
+        w.segment("ZZ2", &[escape("ends in MLLP\x1c", &d)]);
         let bytes = w.finish();
         let m = Message::parse(&bytes).unwrap();
         assert_eq!(
@@ -98,5 +104,7 @@ mod tests {
         let z = m.segment("ZZZ").unwrap().field(1);
         assert!(!z.is_null());
         assert_eq!(z.text().as_deref(), Some("\"\""));
+        let last = m.segment("ZZ2").unwrap().field(1);
+        assert_eq!(last.text().as_deref(), Some("ends in MLLP\x1c"));
     }
 }

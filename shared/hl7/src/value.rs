@@ -83,15 +83,17 @@ impl<'a> Value<'a> {
         self.presence() == Presence::Null
     }
 
-    /// The decoded text, or `None` when the value is absent, empty or null.
+    /// The decoded text, or `None` when the value is absent, empty or null, or
+    /// decodes to nothing (only formatting escapes such as `\H\`).
     pub fn text(&self) -> Option<Cow<'a, str>> {
-        match (self.presence(), self.raw) {
+        let text = match (self.presence(), self.raw) {
             (Presence::Present, Some(raw)) if self.level == Level::Literal => {
                 Some(self.charset.decode(raw))
             }
             (Presence::Present, Some(raw)) => Some(escape::decode(raw, &self.delims, self.charset)),
             _ => None,
-        }
+        };
+        text.filter(|t| !t.is_empty())
     }
 
     /// The decoded text with surrounding whitespace removed; `None` when nothing is left.
@@ -234,6 +236,7 @@ mod tests {
         assert_eq!(field("").presence(), Presence::Empty);
         assert_eq!(field("\"\"").text(), None);
         assert_eq!(field("\"x\"").text().as_deref(), Some("\"x\""));
+        assert_eq!(field("\\H\\\\N\\").text(), None, "only formatting escapes");
     }
 
     #[test]

@@ -1,0 +1,673 @@
+//! Shared pieces of the Tendon parse benchmark: the workload (corpus + one
+//! synthetic ~1 MiB message), the field reads every peer performs, and the
+//! Rust peers (Tendon and the `hl7-parser` crate).
+//!
+//! The Medplum peer lives in `medplum/bench.mjs`; it carries its own copy of
+//! [`READ_PATHS`] and `parse-bench` refuses to compare against it unless the
+//! two lists are identical.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::io;
+use std::path::{Path, PathBuf};
+
+mod tendon_peer;
+pub use tendon_peer::tendon_peer;
+
+/// The raw HL7 paths behind the project's field map, read by every peer.
+///
+/// * `SEG-F`      – the whole first repetition of field F (components joined)
+/// * `SEG-F.C`    – component C of the first repetition of field F
+/// * `SEG-F[*].C` – component C of every repetition of field F
+///
+/// Every value is escape-decoded to a string. Only the first occurrence of
+/// each segment is read; a missing segment, field or component is skipped.
+pub const READ_PATHS: &[&str] = &[
+    "MSH-4.1",
+    "MSH-9.1",
+    "MSH-9.2",
+    "MSH-10",
+    "PID-3[*].1",
+    "PID-3[*].5",
+    "PID-5.1",
+    "PID-5.2",
+    "PID-7",
+    "PID-8",
+    "PID-13[*].1",
+    "PID-13[*].2",
+    "PID-13[*].3",
+    "PID-13[*].4",
+    "PID-13[*].5",
+    "PID-13[*].6",
+    "PID-13[*].7",
+    "PID-14[*].1",
+    "SCH-1.1",
+    "SCH-2.1",
+    "SCH-7.1",
+    "SCH-8.1",
+    "SCH-8.2",
+    "SCH-11.4",
+    "SCH-25.1",
+    "AIS-3.1",
+    "AIS-3.2",
+    "AIS-4",
+    "AIL-3.1",
+    "AIL-6",
+    "AIP-3.1",
+    "AIP-3.2",
+    "AIP-3.3",
+    "AIP-6",
+    "PV1-3.1",
+    "PV1-7.1",
+    "PV1-7.2",
+    "PV1-7.3",
+    "PV1-19.1",
+    "PV1-41.1",
+    "PV2-3.1",
+    "PV2-3.2",
+    "DG1-3.2",
+    "DG1-4",
+    "MRG-1.1",
+];
+
+/// One read inside a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Read {
+    /// HL7 field number (MSH-1 is the field separator, as in the standard).
+    pub field: usize,
+    /// Component number, or `None` for the whole repetition.
+    pub component: Option<usize>,
+    /// Read every repetition instead of only the first.
+    pub all_reps: bool,
+}
+
+/// All reads of one segment, so a peer looks each segment up once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentReads {
+    pub segment: String,
+    pub reads: Vec<Read>,
+}
+
+/// Parse one entry of [`READ_PATHS`].
+pub fn parse_read_path(path: &str) -> Option<(String, Read)> {
+    let (segment, rest) = path.split_once('-')?;
+    let (field_part, component) = match rest.split_once('.') {
+        Some((f, c)) => (f, Some(c.parse().ok()?)),
+        None => (rest, None),
+    };
+    let (field, all_reps) = match field_part.strip_suffix("[*]") {
+        Some(f) => (f.parse().ok()?, true),
+        None => (field_part.parse().ok()?, false),
+    };
+    Some((
+        segment.to_owned(),
+        Read {
+            field,
+            component,
+            all_reps,
+        },
+    ))
+}
+
+/// [`READ_PATHS`] grouped by segment, in first-appearance order.
+pub fn read_plan() -> Vec<SegmentReads> {
+    let mut plan: Vec<SegmentReads> = Vec::new();
+    for path in READ_PATHS {
+        let (segment, read) = parse_read_path(path).expect("valid read path");
+        match plan.iter_mut().find(|s| s.segment == segment) {
+            Some(s) => s.reads.push(read),
+            None => plan.push(SegmentReads {
+                segment,
+                reads: vec![read],
+            }),
+        }
+    }
+    plan
+}
+
+/// What one pass of field reads produced.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    /// Total byte length of all decoded values (the checksum).
+    pub bytes: usize,
+    /// Number of non-empty decoded values.
+    pub values: usize,
+}
+
+impl Tally {
+    fn add(&mut self, value: &str) {
+        self.bytes += value.len();
+        self.values += usize::from(!value.is_empty());
+    }
+}
+
+/// The `hl7-parser` 0.3 peer: `Message::parse_with_lenient_newlines`, then the
+/// [`READ_PATHS`] through its segment/field/repeat/component API, decoding
+/// escapes with its `display()` facility into a reused buffer.
+pub struct Hl7ParserPeer {
+    plan: Vec<SegmentReads>,
+    buf: String,
+}
+
+impl Default for Hl7ParserPeer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Hl7ParserPeer {
+    pub fn new() -> Self {
+        Self {
+            plan: read_plan(),
+            buf: String::with_capacity(256),
+        }
+    }
+
+    /// Parse and read one message. The UTF-8 check (lossy fallback) is part of
+    /// the measured work, as Tendon starts from bytes too.
+    pub fn run(&mut self, input: &[u8]) -> Result<Tally, hl7_parser::parser::ParseError> {
+        let text: Cow<'_, str> = match std::str::from_utf8(input) {
+            Ok(s) => Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(input),
+        };
+        let message = hl7_parser::Message::parse_with_lenient_newlines(&text, true)?;
+        Ok(self.read(&message))
+    }
+
+    /// Like [`run`](Self::run), but also reports a parse that silently stopped
+    /// before the end of the input (hl7-parser returns `Ok` with the segments
+    /// it managed to read). Used outside the timed region.
+    pub fn check(&mut self, input: &[u8]) -> Result<(Tally, Option<usize>), String> {
+        let text = String::from_utf8_lossy(input);
+        let message = hl7_parser::Message::parse_with_lenient_newlines(&text, true)
+            .map_err(|e| e.to_string())?;
+        let consumed = message.raw_value().len();
+        let meaningful = text.trim_end_matches(['\r', '\n', '\u{1c}']).len();
+        let stopped_at = (consumed < meaningful).then_some(consumed);
+        Ok((self.read(&message), stopped_at))
+    }
+
+    fn read(&mut self, message: &hl7_parser::Message<'_>) -> Tally {
+        let separators = &message.separators;
+        let buf = &mut self.buf;
+        let mut tally = Tally::default();
+        for group in &self.plan {
+            let Some(segment) = message.segment(&group.segment) else {
+                continue;
+            };
+            for read in &group.reads {
+                let Some(field) = segment.field(read.field) else {
+                    continue;
+                };
+                let reps = if read.all_reps {
+                    &field.repeats[..]
+                } else {
+                    &field.repeats[..field.repeats.len().min(1)]
+                };
+                for rep in reps {
+                    buf.clear();
+                    match read.component {
+                        Some(c) => match rep.component(c) {
+                            Some(comp) => write!(buf, "{}", comp.display(separators)),
+                            None => continue,
+                        },
+                        None => write!(buf, "{}", rep.display(separators)),
+                    }
+                    .expect("writing to a String");
+                    tally.add(buf);
+                }
+            }
+        }
+        tally
+    }
+}
+
+/// The repository root (two levels above this crate).
+pub fn repo_root() -> PathBuf {
+    lexical_join(Path::new(env!("CARGO_MANIFEST_DIR")), "../..")
+}
+
+/// `base/rel` with `..` resolved lexically (like the shell's logical `cd`),
+/// so paths stay readable and symlinked checkouts resolve like in bash.
+fn lexical_join(base: &Path, rel: &str) -> PathBuf {
+    let mut out = base.to_path_buf();
+    for part in Path::new(rel).components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// `$CARGO_TARGET_DIR`, else `<repo>/target`.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => repo_root().join("target"),
+    }
+}
+
+/// `$TENDON_SAMPLES`, else `<repo>/../shared/hl7-samples`.
+pub fn default_corpus_dir() -> PathBuf {
+    match std::env::var_os("TENDON_SAMPLES") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => lexical_join(&repo_root(), "../shared/hl7-samples"),
+    }
+}
+
+/// Every `*.hl7` file in `dir`, sorted by file name, as raw bytes.
+pub fn load_corpus(dir: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "hl7") && path.is_file() {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            files.push((name, std::fs::read(&path)?));
+        }
+    }
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(files)
+}
+
+/// The name the synthetic message carries in the workload.
+pub const BIG_NAME: &str = "big.hl7 (synthetic SIU^S12)";
+
+/// Target size of [`big_message`].
+pub const BIG_TARGET_BYTES: usize = 1 << 20;
+
+/// A deterministic, realistic SIU^S12 of about 1 MiB: MSH, SCH, PID, PV1,
+/// PV2, DG1, RGS, AIS, AIL, AIP with every mapped field present, and ~10k NTE
+/// segments of varied free text (spread over the schedule and resource
+/// groups) with a few escapes (`\T\`, `\F\`, `\S\`, `\E\`, `\X0D0A\`).
+/// Segments end with CR.
+pub fn big_message() -> Vec<u8> {
+    let msh = "MSH|^~\\&|TENDON-SCHED|NORTHWIND^2.16.840.1.113883.3.72.5.20^ISO|TENDON|INGEST|\
+               20240315083000-0500||SIU^S12^SIU_S12|BIG000000000001|P|2.5.1|||AL|NE||UNICODE UTF-8"
+        .to_owned();
+    let sch = segment(
+        "SCH",
+        &[
+            (1, "APT-889912^NORTHWIND"),
+            (2, "FIL-553201^NORTHWIND"),
+            (6, "ROUTINE^Routine^HL70276"),
+            (7, "FU30^Follow-up visit, 30 min^LOCAL"),
+            (8, "FOLLOWUP^Follow up^HL70277"),
+            (9, "30"),
+            (10, "min^minutes^ISO+"),
+            (11, "^^30^20240318140000-0500^20240318143000-0500"),
+            (12, "1173^MATTHEWS^JAMES^A^^DR^MD"),
+            (16, "1173^MATTHEWS^JAMES^A^^DR^MD"),
+            (17, "^WPN^PH^^1^207^5550100"),
+            (20, "SCHED01^FRONT DESK^NORTHWIND"),
+            (25, "Booked^Booked^HL70278"),
+        ],
+    );
+    let pid = segment(
+        "PID",
+        &[
+            (1, "1"),
+            (
+                3,
+                "MRN004417^^^NORTHWIND^MR^NWH~998877665^^^USSSA^SS~E12093^^^EPIC^PI",
+            ),
+            (5, "O'CONNOR^MARGARET^ELLEN^^MRS^^L"),
+            (6, "KELLY^^^^^^M"),
+            (7, "19580412"),
+            (8, "F"),
+            (10, "2106-3^White^CDCREC"),
+            (11, "418 HARBOR VIEW DR^APT 2B^PORTLAND^ME^04101^USA^H"),
+            (
+                13,
+                "(207)555-0182^PRN^PH^^1^207^5550182~^PRN^CP^^1^207^5550199~\
+                 ^NET^Internet^m.oconnor@example.org",
+            ),
+            (14, "(207)555-0300 X221^WPN^PH^^1^207^5550300^221"),
+            (15, "ENG^English^ISO639"),
+            (16, "M^Married^HL70002"),
+            (18, "ACCT77120^^^NORTHWIND^AN"),
+        ],
+    );
+    let pv1 = segment(
+        "PV1",
+        &[
+            (1, "1"),
+            (2, "O"),
+            (3, "RAD^MRI2^01^NORTHWIND^^^^^MRI SUITE 2"),
+            (4, "R^Routine^HL70007"),
+            (7, "1173^MATTHEWS^JAMES^A^^DR^MD"),
+            (8, "2231^PATEL^ANIKA^^^DR^MD"),
+            (10, "RAD"),
+            (18, "OP"),
+            (19, "V0012345678^^^NORTHWIND^VN"),
+            (41, "ACTIVE"),
+            (44, "20240318140000-0500"),
+        ],
+    );
+    let pv2 = segment(
+        "PV2",
+        &[(3, "R07.9^Chest pain \\T\\ shortness of breath^I10")],
+    );
+    let dg1 = segment(
+        "DG1",
+        &[
+            (1, "1"),
+            (2, "I10"),
+            (3, "R07.9^Chest pain, unspecified^I10"),
+            (4, "Chest pain, unspecified"),
+            (6, "W"),
+        ],
+    );
+    let rgs = segment("RGS", &[(1, "1"), (2, "A")]);
+    let ais = segment(
+        "AIS",
+        &[
+            (1, "1"),
+            (2, "A"),
+            (3, "70553^MRI BRAIN W\\T\\WO CONTRAST^CPT4"),
+            (4, "20240318140000-0500"),
+            (5, "0"),
+            (6, "min"),
+            (7, "30"),
+            (8, "min"),
+            (10, "Confirmed^Confirmed^HL70278"),
+        ],
+    );
+    let ail = segment(
+        "AIL",
+        &[
+            (1, "1"),
+            (2, "A"),
+            (3, "RAD^MRI2^01^NORTHWIND"),
+            (4, "MRI^MRI scanner^LOCAL"),
+            (6, "20240318140000-0500"),
+            (9, "30"),
+            (10, "min"),
+        ],
+    );
+    let aip = segment(
+        "AIP",
+        &[
+            (1, "1"),
+            (2, "A"),
+            (3, "1173^MATTHEWS^JAMES^A^^DR^MD"),
+            (4, "RADIOLOGIST^Radiologist^LOCAL"),
+            (6, "20240318140000-0500"),
+            (9, "30"),
+            (10, "min"),
+        ],
+    );
+
+    let fixed = [&msh, &sch, &pid, &pv1, &pv2, &dg1, &rgs, &ais, &ail, &aip];
+    let fixed_len: usize = fixed.iter().map(|s| s.len() + 1).sum();
+
+    // Free-text notes until the message reaches the target size.
+    let mut rng = SplitMix64(0x7E4D_0A11_5EED_2024);
+    let mut notes = Vec::new();
+    let mut total = fixed_len;
+    let mut n = 0usize;
+    while total < BIG_TARGET_BYTES {
+        n += 1;
+        let text = note_text(&mut rng, n);
+        let source = ["L", "P", "O"][rng.below(3)];
+        let nte = format!("NTE|{n}|{source}|{text}|RE");
+        total += nte.len() + 1;
+        notes.push(nte);
+    }
+
+    // 40 % of the notes follow SCH, 20 % each follow AIS, AIL and AIP.
+    let cut = |pct: usize| notes.len() * pct / 100;
+    let (sch_notes, rest) = notes.split_at(cut(40));
+    let (ais_notes, rest) = rest.split_at(cut(20));
+    let (ail_notes, aip_notes) = rest.split_at(cut(20));
+
+    let mut out = String::with_capacity(total);
+    let mut push = |s: &str| {
+        out.push_str(s);
+        out.push('\r');
+    };
+    push(&msh);
+    push(&sch);
+    sch_notes.iter().for_each(|s| push(s));
+    for s in [&pid, &pv1, &pv2, &dg1, &rgs, &ais] {
+        push(s);
+    }
+    ais_notes.iter().for_each(|s| push(s));
+    push(&ail);
+    ail_notes.iter().for_each(|s| push(s));
+    push(&aip);
+    aip_notes.iter().for_each(|s| push(s));
+    out.into_bytes()
+}
+
+/// Build a segment from sparse `(field number, value)` pairs.
+fn segment(name: &str, fields: &[(usize, &str)]) -> String {
+    let last = fields.iter().map(|f| f.0).max().unwrap_or(0);
+    let mut out = String::from(name);
+    for i in 1..=last {
+        out.push('|');
+        if let Some((_, v)) = fields.iter().find(|f| f.0 == i) {
+            out.push_str(v);
+        }
+    }
+    out
+}
+
+const NOTE_WORDS: &[&str] = &[
+    "patient",
+    "reports",
+    "intermittent",
+    "chest",
+    "discomfort",
+    "since",
+    "last",
+    "visit",
+    "no",
+    "known",
+    "allergies",
+    "to",
+    "contrast",
+    "media",
+    "prior",
+    "MRI",
+    "on",
+    "file",
+    "claustrophobia",
+    "mild",
+    "requests",
+    "open",
+    "bore",
+    "if",
+    "available",
+    "arrive",
+    "30",
+    "minutes",
+    "early",
+    "for",
+    "screening",
+    "questionnaire",
+    "remove",
+    "all",
+    "metal",
+    "jewelry",
+    "hearing",
+    "aids",
+    "pacemaker",
+    "denied",
+    "creatinine",
+    "0.9",
+    "mg/dL",
+    "eGFR",
+    ">60",
+    "insurance",
+    "authorization",
+    "obtained",
+    "ref#",
+    "A-44120",
+    "interpreter",
+    "not",
+    "required",
+    "daughter",
+    "will",
+    "drive",
+    "home",
+    "after",
+    "sedation",
+    "NPO",
+    "4",
+    "hours",
+    "before",
+    "exam",
+    "follow-up",
+    "with",
+    "Dr.",
+    "Matthews",
+    "in",
+    "2",
+    "weeks",
+    "results",
+    "to",
+    "PCP",
+    "via",
+    "portal",
+    "rescheduled",
+    "from",
+    "03/11",
+    "per",
+    "request",
+    "call",
+    "back",
+    "number",
+    "verified",
+    "(207)555-0182",
+    "wheelchair",
+    "assistance",
+    "at",
+    "entrance",
+    "B",
+];
+
+/// One line of varied free text; a few carry HL7 escapes.
+fn note_text(rng: &mut SplitMix64, n: usize) -> String {
+    let target = 40 + rng.below(97);
+    let mut text = String::with_capacity(target + 24);
+    while text.len() < target {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(NOTE_WORDS[rng.below(NOTE_WORDS.len())]);
+    }
+    if n.is_multiple_of(997) {
+        text.push_str(" Smith \\T\\ Jones LLP");
+    }
+    if n.is_multiple_of(1499) {
+        text.push_str("\\X0D0A\\second line of the note");
+    }
+    if n.is_multiple_of(2503) {
+        text.push_str(" pipe\\F\\caret\\S\\backslash\\E\\");
+    }
+    text
+}
+
+/// Small deterministic PRNG (SplitMix64).
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_paths_parse() {
+        assert_eq!(
+            parse_read_path("PID-13[*].7").unwrap(),
+            (
+                "PID".to_owned(),
+                Read {
+                    field: 13,
+                    component: Some(7),
+                    all_reps: true
+                }
+            )
+        );
+        assert_eq!(
+            parse_read_path("MSH-10").unwrap().1,
+            Read {
+                field: 10,
+                component: None,
+                all_reps: false
+            }
+        );
+        let plan = read_plan();
+        assert_eq!(
+            plan.iter().map(|s| s.reads.len()).sum::<usize>(),
+            READ_PATHS.len()
+        );
+        assert_eq!(plan[0].segment, "MSH");
+    }
+
+    #[test]
+    fn hl7_parser_peer_reads_standard_numbering_and_decodes() {
+        let msg = b"MSH|^~\\&|APP|FAC|||20240101||SIU^S12|CTRL1|P|2.5\r\
+                    PID|||123^^^^MR~456^^^^PI||DOE\\T\\X^JANE";
+        let tally = Hl7ParserPeer::new().run(msg).unwrap();
+        // FAC SIU S12 CTRL1 | 123 MR 456 PI | DOE&X JANE
+        assert_eq!(
+            tally,
+            Tally {
+                bytes: 3 + 3 + 3 + 5 + 3 + 2 + 3 + 2 + 5 + 4,
+                values: 10
+            }
+        );
+    }
+
+    #[test]
+    fn medplum_peer_reads_the_same_paths() {
+        let js = include_str!("../medplum/bench.mjs");
+        let start = js.find("READ_PATHS = [").expect("READ_PATHS in bench.mjs");
+        let block = &js[start..start + js[start..].find("];").expect("end of READ_PATHS")];
+        let js_paths: Vec<&str> = block.split('\'').skip(1).step_by(2).collect();
+        assert_eq!(js_paths, READ_PATHS);
+    }
+
+    #[test]
+    fn big_message_is_deterministic_and_about_1mib() {
+        let a = big_message();
+        assert_eq!(a, big_message());
+        assert!(a.len() >= BIG_TARGET_BYTES && a.len() < BIG_TARGET_BYTES + 512);
+        let nte = a
+            .split(|&b| b == b'\r')
+            .filter(|s| s.starts_with(b"NTE|"))
+            .count();
+        assert!((9_000..11_500).contains(&nte), "{nte} NTE segments");
+    }
+
+    #[test]
+    fn hl7_parser_reads_every_mapped_field_of_big_message() {
+        let mut peer = Hl7ParserPeer::new();
+        let (tally, stopped_at) = peer.check(&big_message()).unwrap();
+        assert_eq!(stopped_at, None);
+        // MRG is absent from an SIU; every other path has a value (PID-3 has
+        // three repetitions, PID-13 three, PID-14 one).
+        assert!(tally.values >= READ_PATHS.len() - 1, "{tally:?}");
+    }
+}
