@@ -2,7 +2,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tendon_hl7::{AckCode, FieldPath};
 
 macro_rules! names {
@@ -75,8 +75,16 @@ impl Serialize for FieldName {
     }
 }
 
+impl<'de> Deserialize<'de> for FieldName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// CONTRACT §7 error codes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     InvalidHl7,
@@ -138,7 +146,7 @@ impl fmt::Display for ErrorCode {
 
 /// One problem with a message: `{"code","field","message"}` in JSON. The message
 /// names fields and HL7 positions, never patient data, so it is safe to log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Issue {
     pub code: ErrorCode,
     pub field: Option<FieldName>,
@@ -207,7 +215,7 @@ impl fmt::Display for MessageType {
 }
 
 /// PID-8 (HL7 table 0001) as the contract maps it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Gender {
     Male,
@@ -227,7 +235,7 @@ impl Gender {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AppointmentStatus {
     Scheduled,

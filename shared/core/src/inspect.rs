@@ -19,44 +19,32 @@ pub struct Report {
 impl Report {
     /// The acknowledgement code ingest answers with: the strictest the errors call for.
     pub fn ack_code(&self) -> tendon_hl7::AckCode {
-        use tendon_hl7::AckCode::*;
-        let codes = self.errors.iter().map(|e| e.code.ack_code());
-        codes.fold(Accept, |worst, c| match (worst, c) {
-            (Reject, _) | (_, Reject) => Reject,
-            (Error, _) | (_, Error) => Error,
-            _ => Accept,
-        })
+        ack_code(&self.errors)
     }
 
     /// The HL7 ACK for `input`, as ingest would send it.
     pub fn ack(&self, input: &[u8], now: &str, ack_control_id: &str) -> Vec<u8> {
-        let header = Header::sniff(input);
-        let field_names: Vec<Option<&str>> = self
-            .errors
-            .iter()
-            .map(|e| e.field.map(|f| f.as_str()))
-            .collect();
-        let errors: Vec<AckError<'_>> = self
-            .errors
-            .iter()
-            .zip(&field_names)
-            .filter(|(e, _)| e.code != ErrorCode::UnsupportedMessageType)
-            .map(|(e, field)| AckError {
-                code: e.code.as_str(),
-                field: *field,
-                location: e.location.as_ref(),
-                hl7_code: e.code.hl7_code(),
-                message: &e.message,
-            })
-            .collect();
-        build_ack(
-            header.as_ref(),
-            self.ack_code(),
-            &errors,
-            now,
-            ack_control_id,
-        )
+        ack_bytes(input, &self.errors, now, ack_control_id)
     }
+}
+
+/// The ACK for `input` given its errors: the strictest code they call for, and
+/// one ERR per error (an unsupported type is acknowledged AA without ERR).
+pub fn ack_bytes(input: &[u8], errors: &[Issue], now: &str, ack_control_id: &str) -> Vec<u8> {
+    let code = ack_code(errors);
+    let header = Header::sniff(input);
+    let errs: Vec<AckError<'_>> = errors
+        .iter()
+        .filter(|e| e.code != ErrorCode::UnsupportedMessageType)
+        .map(|e| AckError {
+            code: e.code.as_str(),
+            field: e.field.map(|f| f.as_str()),
+            location: e.location.as_ref(),
+            hl7_code: e.code.hl7_code(),
+            message: &e.message,
+        })
+        .collect();
+    build_ack(header.as_ref(), code, &errs, now, ack_control_id)
 }
 
 /// Parses, maps and validates one message.
@@ -89,4 +77,17 @@ pub fn inspect(input: &[u8], ctx: &MapContext) -> Report {
             }
         }
     }
+}
+
+/// The strictest acknowledgement code the errors call for.
+pub fn ack_code(errors: &[Issue]) -> tendon_hl7::AckCode {
+    use tendon_hl7::AckCode::*;
+    errors
+        .iter()
+        .map(|e| e.code.ack_code())
+        .fold(Accept, |worst, c| match (worst, c) {
+            (Reject, _) | (_, Reject) => Reject,
+            (Error, _) | (_, Error) => Error,
+            _ => Accept,
+        })
 }

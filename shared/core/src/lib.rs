@@ -8,7 +8,11 @@
 pub mod fields;
 pub mod inspect;
 pub mod mapping;
+pub mod model;
 pub mod normalize;
+pub mod pipeline;
+pub mod ports;
+pub mod rules;
 pub mod validation;
 
 pub use fields::{AppointmentStatus, CaseStatus, ErrorCode, FieldName, Gender, Issue, MessageType};

@@ -1,0 +1,300 @@
+//! The domain's records: orgs and their configuration, patients with their
+//! episodes of care and appointments, stored messages, and domain events.
+//! Stored by the adapters as they are (JSON in SQLite, items in DynamoDB).
+use serde::{Deserialize, Serialize};
+
+use crate::mapping::{FieldMap, MapContext};
+use crate::{AppointmentStatus, Gender, Issue};
+
+/// A clinic business, identified by its EMR Account ID.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Org {
+    pub id: String,
+    pub name: String,
+    /// IANA time zone.
+    pub timezone: String,
+    /// Initial Evaluation appointment types, compared case-insensitively.
+    pub ie_types: Vec<String>,
+    #[serde(default)]
+    pub field_map: FieldMap,
+}
+
+impl Org {
+    pub fn is_ie_type(&self, appointment_type: &str) -> bool {
+        let t = appointment_type.trim();
+        self.ie_types
+            .iter()
+            .any(|ie| ie.trim().eq_ignore_ascii_case(t))
+    }
+
+    /// Adds an IE type unless it is there already (in any case).
+    pub fn add_ie_type(&mut self, ie_type: &str) {
+        if !self.is_ie_type(ie_type) {
+            self.ie_types.push(ie_type.trim().to_owned());
+        }
+    }
+}
+
+/// A clinic site; `id` is the EMR's Clinic ID.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    pub id: String,
+    pub name: String,
+    /// Overrides the org's zone when set.
+    pub timezone: Option<String>,
+}
+
+/// A therapist; `id` is the EMR staff ID. Never created from a message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Practitioner {
+    pub id: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub npi: Option<String>,
+    pub email: Option<String>,
+}
+
+/// Everything processing needs to know about an org, loaded in one read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgConfig {
+    pub org: Org,
+    pub locations: Vec<Location>,
+    pub practitioners: Vec<Practitioner>,
+}
+
+impl OrgConfig {
+    pub fn location(&self, id: &str) -> Option<&Location> {
+        self.locations.iter().find(|l| l.id == id)
+    }
+
+    pub fn practitioner(&self, id: &str) -> Option<&Practitioner> {
+        self.practitioners.iter().find(|p| p.id == id)
+    }
+
+    /// The field map, account and time zones extraction uses for this org.
+    pub fn map_context(&self) -> MapContext {
+        let zone = |name: &str| jiff::tz::TimeZone::get(name).ok();
+        let mut ctx = MapContext {
+            field_map: self.org.field_map.clone(),
+            account_id: Some(self.org.id.clone()),
+            ..MapContext::default()
+        };
+        if let Some(z) = zone(&self.org.timezone) {
+            ctx.time_zone = z;
+        }
+        for loc in &self.locations {
+            if let Some(z) = loc.timezone.as_deref().and_then(zone) {
+                ctx.location_time_zones.insert(loc.id.clone(), z);
+            }
+        }
+        ctx
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Emr,
+    Cliniko,
+}
+
+/// A patient, keyed by (org, EMR patient ID).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Patient {
+    pub id: String,
+    pub source: Source,
+    pub first_name: String,
+    pub last_name: String,
+    pub birth_date: Option<String>,
+    pub gender: Option<Gender>,
+    pub email: Option<String>,
+    pub mobile: Option<String>,
+    /// MSH-7 (RFC 3339) of the message that last set the demographics; older
+    /// messages do not overwrite them.
+    pub demographics_at: Option<String>,
+    pub created_at: String,
+    /// Set on a prior patient ID after an A40 merge: messages for it reach this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EpisodeStatus {
+    Active,
+    Discharged,
+}
+
+/// An episode of care: the patient's one Default EOC, or one per EMR case.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Episode {
+    pub name: String,
+    pub default: bool,
+    pub case_id: Option<String>,
+    /// The treating therapist of the case's first IE; never updated afterwards.
+    pub supervising_practitioner_id: Option<String>,
+    pub status: EpisodeStatus,
+    pub created_at: String,
+}
+
+impl Episode {
+    /// The episode's key within its patient: `default` or `case:<case_id>`.
+    pub fn key(&self) -> String {
+        match &self.case_id {
+            Some(c) if !self.default => format!("case:{c}"),
+            _ => "default".to_owned(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Appointment {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub appointment_type: Option<String>,
+    /// RFC 3339 with the location's offset.
+    pub start: Option<String>,
+    pub status: AppointmentStatus,
+    pub case_id: Option<String>,
+    pub practitioner_id: Option<String>,
+    pub location_id: Option<String>,
+    pub initial_evaluation: bool,
+    /// MSH-7 of the message that last changed it.
+    pub updated_by: Option<String>,
+}
+
+/// A patient with everything that hangs off it: the unit of consistency.
+/// `version` counts commits, for optimistic concurrency.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatientRecord {
+    pub patient: Patient,
+    pub episodes: Vec<Episode>,
+    pub appointments: Vec<Appointment>,
+    pub version: u64,
+}
+
+impl PatientRecord {
+    pub fn case_episode(&self, case_id: &str) -> Option<&Episode> {
+        self.episodes
+            .iter()
+            .find(|e| !e.default && e.case_id.as_deref() == Some(case_id))
+    }
+
+    pub fn appointment(&self, id: &str) -> Option<&Appointment> {
+        self.appointments.iter().find(|a| a.id == id)
+    }
+}
+
+/// Where a stored message is in its life (CONTRACT §5 `messages list`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageStatus {
+    Accepted,
+    Processed,
+    Pending,
+    Failed,
+    Rejected,
+    Ignored,
+}
+
+impl MessageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Accepted => "accepted",
+            MessageStatus::Processed => "processed",
+            MessageStatus::Pending => "pending",
+            MessageStatus::Failed => "failed",
+            MessageStatus::Rejected => "rejected",
+            MessageStatus::Ignored => "ignored",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MessageStatus> {
+        [
+            MessageStatus::Accepted,
+            MessageStatus::Processed,
+            MessageStatus::Pending,
+            MessageStatus::Failed,
+            MessageStatus::Rejected,
+            MessageStatus::Ignored,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == s)
+    }
+}
+
+/// A received message, stored before it is acknowledged.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredMessage {
+    pub org: String,
+    /// Hash of (org, MSH-3, MSH-4, MSH-10): the dedupe identity.
+    pub id: String,
+    pub control_id: Option<String>,
+    #[serde(rename = "type")]
+    pub message_type: Option<String>,
+    pub status: MessageStatus,
+    pub errors: Vec<Issue>,
+    pub received_at: String,
+    /// SHA-256 of the body, to tell a retry from a reused control ID.
+    pub body_hash: String,
+    /// The patient the message is about, for the queue's message group.
+    pub patient_id: Option<String>,
+    /// Processing steps already committed, so a redelivery does not repeat one.
+    #[serde(default)]
+    pub steps_done: Vec<String>,
+    /// The message as received. Adapters store it apart from the JSON record
+    /// (a BLOB column, a binary attribute); it never travels on a queue.
+    #[serde(skip)]
+    pub raw: Vec<u8>,
+}
+
+/// What happened, for the workflow engine (CONTRACT §6 triggers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    PatientCreated,
+    EpisodeCreated,
+    InitialEvaluationScheduled,
+    InitialEvaluationArrived,
+    AppointmentScheduled,
+    AppointmentRescheduled,
+    AppointmentArrived,
+    AppointmentCanceled,
+    AppointmentNoShow,
+    AppointmentDeleted,
+    EpisodeDischarged,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::PatientCreated => "patient_created",
+            EventKind::EpisodeCreated => "episode_created",
+            EventKind::InitialEvaluationScheduled => "initial_evaluation_scheduled",
+            EventKind::InitialEvaluationArrived => "initial_evaluation_arrived",
+            EventKind::AppointmentScheduled => "appointment_scheduled",
+            EventKind::AppointmentRescheduled => "appointment_rescheduled",
+            EventKind::AppointmentArrived => "appointment_arrived",
+            EventKind::AppointmentCanceled => "appointment_canceled",
+            EventKind::AppointmentNoShow => "appointment_no_show",
+            EventKind::AppointmentDeleted => "appointment_deleted",
+            EventKind::EpisodeDischarged => "episode_discharged",
+        }
+    }
+}
+
+/// One entry of the durable event log. Its `id` is derived from the message and
+/// the subject, so writing the same event twice is a no-op.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainEvent {
+    pub id: String,
+    pub org: String,
+    pub kind: EventKind,
+    pub patient_id: String,
+    pub case_id: Option<String>,
+    pub appointment_id: Option<String>,
+    /// When the event was recorded (RFC 3339, UTC).
+    pub at: String,
+    /// The message that caused it.
+    pub message_id: String,
+}

@@ -1,0 +1,189 @@
+//! The ports: what the core needs from the outside world. `shared/local`
+//! (SQLite) and `shared/aws` (DynamoDB, SQS) implement them; a handler takes
+//! only the ports it uses.
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::Issue;
+use crate::model::{
+    DomainEvent, Location, MessageStatus, Org, OrgConfig, Patient, PatientRecord, Practitioner,
+    StoredMessage,
+};
+
+/// An infrastructure failure or a refused write. Business failures are never
+/// errors: they are recorded outcomes on the message.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    #[error("{0} does not exist")]
+    NotFound(String),
+    /// The backend failed; the work is retried (and ends in a DLQ if it keeps failing).
+    #[error("storage backend failed: {0}")]
+    Backend(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> jiff::Timestamp;
+}
+
+/// The wall clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> jiff::Timestamp {
+        jiff::Timestamp::now()
+    }
+}
+
+/// Orgs, their ingest keys (hashes only), locations and practitioners.
+pub trait ConfigStore: Send + Sync {
+    /// Creates the org with its first ingest key; `AlreadyExists` if the ID is taken.
+    fn create_org(&self, org: &Org, key_hash: &str)
+    -> impl Future<Output = StoreResult<()>> + Send;
+    /// Replaces an existing org's settings; `NotFound` if there is none.
+    fn update_org(&self, org: &Org) -> impl Future<Output = StoreResult<()>> + Send;
+    fn add_ingest_key(
+        &self,
+        org: &str,
+        key_hash: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The org an ingest key (by hash) belongs to.
+    fn org_for_key(
+        &self,
+        key_hash: &str,
+    ) -> impl Future<Output = StoreResult<Option<String>>> + Send;
+    /// Adds or replaces a location; `NotFound` if the org does not exist.
+    fn put_location(
+        &self,
+        org: &str,
+        location: &Location,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Adds or replaces a practitioner; `NotFound` if the org does not exist.
+    fn put_practitioner(
+        &self,
+        org: &str,
+        practitioner: &Practitioner,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The org with its locations and practitioners, in one read.
+    fn org_config(&self, org: &str) -> impl Future<Output = StoreResult<Option<OrgConfig>>> + Send;
+}
+
+/// The result of storing a received message.
+// Returned once per insert and consumed at once: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Inserted {
+    New,
+    /// A message with the same identity was stored before; here it is.
+    Existing(StoredMessage),
+}
+
+/// Received messages, stored before they are acknowledged.
+pub trait MessageLog: Send + Sync {
+    /// Stores a message unless one with the same (org, id) exists.
+    fn insert_message(
+        &self,
+        message: &StoredMessage,
+    ) -> impl Future<Output = StoreResult<Inserted>> + Send;
+    fn get_message(
+        &self,
+        org: &str,
+        id: &str,
+    ) -> impl Future<Output = StoreResult<Option<StoredMessage>>> + Send;
+    /// Messages of an org, oldest first, optionally with one status (raw bodies may be omitted).
+    fn list_messages(
+        &self,
+        org: &str,
+        status: Option<MessageStatus>,
+    ) -> impl Future<Output = StoreResult<Vec<StoredMessage>>> + Send;
+    /// Sets a message back to `accepted` with no steps done, for replay.
+    fn reset_message(&self, org: &str, id: &str) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+/// One patient record to write, if it still has the version it was read at
+/// (`None`: it must not exist yet).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordWrite {
+    pub record: PatientRecord,
+    pub expected_version: Option<u64>,
+}
+
+/// Everything one processing step changes, applied atomically: the patient
+/// records, the events, and the message's status. `step` is the guard: a commit
+/// whose step the message has already done is not applied again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Commit {
+    pub org: String,
+    pub message_id: String,
+    pub step: String,
+    pub status: MessageStatus,
+    pub errors: Vec<Issue>,
+    pub patient_id: Option<String>,
+    pub records: Vec<RecordWrite>,
+    pub events: Vec<DomainEvent>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommitOutcome {
+    Applied,
+    /// The message had already done this step: nothing was written.
+    AlreadyApplied,
+    /// A record changed since it was read: reload and decide again.
+    Conflict,
+}
+
+/// Patients with their episodes and appointments, and the event log.
+pub trait PatientStore: Send + Sync {
+    /// The record stored under this ID (an alias left by a merge included).
+    fn load_patient(
+        &self,
+        org: &str,
+        id: &str,
+    ) -> impl Future<Output = StoreResult<Option<PatientRecord>>> + Send;
+    fn list_patients(&self, org: &str) -> impl Future<Output = StoreResult<Vec<Patient>>> + Send;
+    fn commit(&self, commit: &Commit) -> impl Future<Output = StoreResult<CommitOutcome>> + Send;
+    /// The org's event log, in order.
+    fn list_events(&self, org: &str) -> impl Future<Output = StoreResult<Vec<DomainEvent>>> + Send;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueName {
+    /// ingest → patient step.
+    Patients,
+    /// patient step → episode step.
+    Episodes,
+}
+
+impl QueueName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueName::Patients => "patients",
+            QueueName::Episodes => "episodes",
+        }
+    }
+}
+
+/// A queue message: a pointer to the stored message, never its content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkItem {
+    pub org: String,
+    pub message_id: String,
+}
+
+/// FIFO queues with message groups (one patient's messages stay in order).
+pub trait WorkQueue: Send + Sync {
+    fn send(
+        &self,
+        queue: QueueName,
+        group: &str,
+        dedupe_id: &str,
+        item: &WorkItem,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+}
