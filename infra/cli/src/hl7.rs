@@ -3,7 +3,9 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use clap::Subcommand;
+use tendon_core::ports::ConfigStore;
 use tendon_core::{FieldName, MapContext, Report, inspect};
+use tendon_local::SqliteStore;
 
 #[derive(Subcommand)]
 pub enum Hl7Command {
@@ -14,48 +16,66 @@ pub enum Hl7Command {
     Inspect {
         /// The message file, or `-` for standard input.
         file: PathBuf,
-        /// The org (Account ID) the message is checked against: MSH-4.1 must match it.
+        /// The org (Account ID) the message is checked against: MSH-4.1 must match
+        /// it, and a configured org's field map and time zones apply.
         #[arg(long)]
         org: Option<String>,
-        /// The IANA time zone for appointment times sent without an offset.
-        #[arg(long, default_value = tendon_core::mapping::DEFAULT_TIME_ZONE)]
-        timezone: String,
+        /// The IANA time zone for appointment times sent without an offset
+        /// (default: the org's, else America/New_York).
+        #[arg(long)]
+        timezone: Option<String>,
         /// Print only JSON: {"type","control_id","fields","errors"}.
         #[arg(long)]
         json: bool,
     },
 }
 
-pub fn run(cmd: Hl7Command) -> Result<(), String> {
-    match cmd {
-        Hl7Command::Inspect {
-            file,
-            org,
-            timezone,
-            json,
-        } => {
-            let time_zone = jiff::tz::TimeZone::get(&timezone).map_err(|_| {
-                format!("unknown time zone {timezone:?}; use an IANA name such as America/New_York")
-            })?;
-            let input = read_input(&file)?;
-            let ctx = MapContext {
-                account_id: org,
-                time_zone,
-                ..MapContext::default()
-            };
-            let report = inspect(&input, &ctx);
-            let out = if json {
-                serde_json::to_string_pretty(&report).map_err(|e| e.to_string())? + "\n"
-            } else {
-                render(&report)
-            };
-            std::io::stdout()
-                .write_all(out.as_bytes())
-                .map_err(|e| format!("cannot write output: {e}"))
-        }
+/// `open_store` is called only for `--org`, so inspecting a file needs no database.
+pub async fn run(
+    cmd: Hl7Command,
+    open_store: impl FnOnce() -> Result<SqliteStore, String>,
+) -> Result<(), String> {
+    let Hl7Command::Inspect {
+        file,
+        org,
+        timezone,
+        json,
+    } = cmd;
+    let input = read_input(&file)?;
+    let configured = match &org {
+        Some(org) => open_store()?
+            .org_config(org)
+            .await
+            .map_err(|e| e.to_string())?,
+        None => None,
+    };
+    // A configured org brings its field map, time zones and account ID.
+    let mut ctx = match configured {
+        Some(config) => config.map_context(),
+        None => MapContext {
+            account_id: org,
+            ..MapContext::default()
+        },
+    };
+    if let Some(tz) = timezone.as_deref() {
+        ctx.time_zone = zone(tz)?;
     }
+    let report = inspect(&input, &ctx);
+    let out = if json {
+        serde_json::to_string_pretty(&report).map_err(|e| e.to_string())? + "\n"
+    } else {
+        render(&report)
+    };
+    std::io::stdout()
+        .write_all(out.as_bytes())
+        .map_err(|e| format!("cannot write output: {e}"))
 }
 
+fn zone(name: &str) -> Result<jiff::tz::TimeZone, String> {
+    jiff::tz::TimeZone::get(name).map_err(|_| {
+        format!("unknown time zone {name:?}; use an IANA name such as America/New_York")
+    })
+}
 fn read_input(file: &PathBuf) -> Result<Vec<u8>, String> {
     let mut buf = Vec::new();
     let read = if file.as_os_str() == "-" {

@@ -5,6 +5,8 @@
 //! codes ([`ErrorCode`]), and [`inspect`], which ties them together the way
 //! ingest will. Everything here is pure: no I/O, no AWS, no SQLite.
 
+#[cfg(feature = "contract-tests")]
+pub mod contract;
 pub mod fields;
 pub mod inspect;
 pub mod mapping;

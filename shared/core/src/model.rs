@@ -242,6 +242,10 @@ pub struct StoredMessage {
     /// Processing steps already committed, so a redelivery does not repeat one.
     #[serde(default)]
     pub steps_done: Vec<String>,
+    /// How many times the message was reset for replay; part of the queue
+    /// dedupe IDs, so a replay is never mistaken for a duplicate delivery.
+    #[serde(default)]
+    pub replays: u32,
     /// The message as received. Adapters store it apart from the JSON record
     /// (a BLOB column, a binary attribute); it never travels on a queue.
     #[serde(skip)]

@@ -186,6 +186,7 @@ where
         body_hash,
         patient_id: report.fields.patient_id.clone(),
         steps_done: Vec::new(),
+        replays: 0,
         raw: body.to_vec(),
     };
     match log.insert_message(&message).await? {
@@ -391,14 +392,9 @@ async fn send_to_episodes<Q: WorkQueue>(
     item: &WorkItem,
 ) -> StoreResult<()> {
     let group = group(&item.org, message.patient_id.as_deref(), &message.id);
-    queue
-        .send(
-            QueueName::Episodes,
-            &group,
-            &format!("{}:episode", message.id),
-            item,
-        )
-        .await
+    // Per replay, so a replayed message's episode step is not taken for a duplicate.
+    let dedupe = format!("{}:episode:{}", message.id, message.replays);
+    queue.send(QueueName::Episodes, &group, &dedupe, item).await
 }
 
 /// A redelivered record whose patient step is already committed: make sure the
@@ -460,4 +456,28 @@ where
         "episode step for message {} kept conflicting",
         item.message_id
     )))
+}
+
+/// `messages replay`: puts stored messages back through the same steps with the
+/// org's current configuration. Replaying a processed message changes nothing
+/// (every step is idempotent); a failed one is decided again.
+pub async fn replay<L, Q>(log: &L, queue: &Q, messages: &[StoredMessage]) -> StoreResult<usize>
+where
+    L: MessageLog,
+    Q: WorkQueue,
+{
+    for m in messages {
+        log.reset_message(&m.org, &m.id).await?;
+        let item = WorkItem {
+            org: m.org.clone(),
+            message_id: m.id.clone(),
+        };
+        // Per replay, so the queue does not swallow it as a duplicate delivery.
+        let dedupe = format!("{}:replay:{}", m.id, m.replays + 1);
+        let group = group(&m.org, m.patient_id.as_deref(), &m.id);
+        queue
+            .send(QueueName::Patients, &group, &dedupe, &item)
+            .await?;
+    }
+    Ok(messages.len())
 }

@@ -102,7 +102,8 @@ pub trait MessageLog: Send + Sync {
         org: &str,
         status: Option<MessageStatus>,
     ) -> impl Future<Output = StoreResult<Vec<StoredMessage>>> + Send;
-    /// Sets a message back to `accepted` with no steps done, for replay.
+    /// Sets a message back to `accepted` with no steps done and counts the replay
+    /// (`replays` + 1), for replay.
     fn reset_message(&self, org: &str, id: &str) -> impl Future<Output = StoreResult<()>> + Send;
 }
 

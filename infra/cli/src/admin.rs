@@ -1,0 +1,370 @@
+//! Operator commands: orgs, locations, practitioners, IE types, patients, messages.
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+use tendon_core::model::{Location, MessageStatus, Org, PatientRecord, Practitioner};
+use tendon_core::pipeline::{key_hash, new_ingest_key, replay};
+use tendon_core::ports::{ConfigStore, MessageLog, PatientStore, StoreError};
+use tendon_local::SqliteStore;
+
+use crate::output::print;
+use crate::worker;
+
+#[derive(Args)]
+pub struct JsonFlag {
+    /// Print only JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum OrgCommand {
+    /// Create an org (clinic business) and print its first ingest key, once.
+    Create {
+        /// The EMR Account ID (Clinicient Tenant ID).
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// IANA time zone.
+        #[arg(long, default_value = tendon_core::mapping::DEFAULT_TIME_ZONE)]
+        timezone: String,
+        /// An Initial Evaluation appointment type (repeatable).
+        #[arg(long = "ie-type")]
+        ie_types: Vec<String>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum LocationCommand {
+    /// Add (or replace) a clinic location.
+    Add {
+        #[arg(long)]
+        org: String,
+        /// The EMR's Clinic ID.
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// IANA time zone, when it differs from the org's.
+        #[arg(long)]
+        timezone: Option<String>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PractitionerCommand {
+    /// Add (or replace) a practitioner. Messages never create practitioners.
+    Add {
+        #[arg(long)]
+        org: String,
+        /// The EMR staff ID.
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        first: String,
+        #[arg(long)]
+        last: String,
+        #[arg(long)]
+        npi: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum IeTypeCommand {
+    /// Add an Initial Evaluation appointment type (case-insensitive).
+    Add {
+        #[arg(long)]
+        org: String,
+        #[arg(long = "type")]
+        ie_type: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PatientCommand {
+    /// List an org's patients.
+    List {
+        #[arg(long)]
+        org: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Show a patient with episodes of care and appointments.
+    Show {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        id: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum MessagesCommand {
+    /// List stored messages, oldest first.
+    List {
+        #[arg(long)]
+        org: String,
+        /// accepted, processed, pending, failed, rejected or ignored.
+        #[arg(long)]
+        status: Option<String>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Reprocess stored messages with the org's current configuration.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["control_id", "failed"])))]
+    Replay {
+        #[arg(long)]
+        org: String,
+        /// The message with this MSH-10.
+        #[arg(long)]
+        control_id: Option<String>,
+        /// Every failed message of the org.
+        #[arg(long)]
+        failed: bool,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}
+
+fn err(e: StoreError) -> String {
+    e.to_string()
+}
+
+fn check_zone(tz: &str) -> Result<(), String> {
+    jiff::tz::TimeZone::get(tz)
+        .map(|_| ())
+        .map_err(|_| format!("unknown time zone {tz:?}; use an IANA name such as America/New_York"))
+}
+
+fn non_empty(what: &str, v: &str) -> Result<String, String> {
+    let t = v.trim();
+    if t.is_empty() {
+        Err(format!("{what} must not be empty"))
+    } else {
+        Ok(t.to_owned())
+    }
+}
+
+fn org_json(org: &Org) -> Value {
+    json!({ "id": org.id, "name": org.name, "timezone": org.timezone, "ie_types": org.ie_types })
+}
+
+async fn require_org(store: &SqliteStore, org: &str) -> Result<Org, String> {
+    match store.org_config(org).await.map_err(err)? {
+        Some(cfg) => Ok(cfg.org),
+        None => Err(format!(
+            "no org {org:?}; create it with `tendon org create --id {org} --name NAME`"
+        )),
+    }
+}
+
+pub async fn org(store: &SqliteStore, cmd: OrgCommand) -> Result<(), String> {
+    let OrgCommand::Create {
+        id,
+        name,
+        timezone,
+        ie_types,
+        out,
+    } = cmd;
+    check_zone(&timezone)?;
+    let mut org = Org {
+        id: non_empty("--id", &id)?,
+        name: non_empty("--name", &name)?,
+        timezone,
+        ie_types: Vec::new(),
+        field_map: Default::default(),
+    };
+    for t in &ie_types {
+        org.add_ie_type(&non_empty("--ie-type", t)?);
+    }
+    let key = new_ingest_key()?;
+    store
+        .create_org(&org, &key_hash(&key))
+        .await
+        .map_err(|e| match e {
+            StoreError::AlreadyExists(_) => format!("org {:?} already exists", org.id),
+            other => other.to_string(),
+        })?;
+    let mut v = org_json(&org);
+    v["ingest_key"] = json!(key);
+    print(out.json, &v)
+}
+
+pub async fn location(store: &SqliteStore, cmd: LocationCommand) -> Result<(), String> {
+    let LocationCommand::Add {
+        org,
+        id,
+        name,
+        timezone,
+        out,
+    } = cmd;
+    if let Some(tz) = &timezone {
+        check_zone(tz)?;
+    }
+    require_org(store, &org).await?;
+    let loc = Location {
+        id: non_empty("--id", &id)?,
+        name: non_empty("--name", &name)?,
+        timezone,
+    };
+    store.put_location(&org, &loc).await.map_err(err)?;
+    print(
+        out.json,
+        &json!({ "id": loc.id, "name": loc.name, "timezone": loc.timezone }),
+    )
+}
+
+pub async fn practitioner(store: &SqliteStore, cmd: PractitionerCommand) -> Result<(), String> {
+    let PractitionerCommand::Add {
+        org,
+        id,
+        first,
+        last,
+        npi,
+        email,
+        out,
+    } = cmd;
+    require_org(store, &org).await?;
+    let p = Practitioner {
+        id: non_empty("--id", &id)?,
+        first_name: non_empty("--first", &first)?,
+        last_name: non_empty("--last", &last)?,
+        npi: npi.filter(|n| !n.trim().is_empty()),
+        email: email.filter(|e| !e.trim().is_empty()),
+    };
+    store.put_practitioner(&org, &p).await.map_err(err)?;
+    print(
+        out.json,
+        &json!({ "id": p.id, "first_name": p.first_name, "last_name": p.last_name, "npi": p.npi, "email": p.email }),
+    )
+}
+
+pub async fn ie_type(store: &SqliteStore, cmd: IeTypeCommand) -> Result<(), String> {
+    let IeTypeCommand::Add { org, ie_type, out } = cmd;
+    let mut o = require_org(store, &org).await?;
+    o.add_ie_type(&non_empty("--type", &ie_type)?);
+    store.update_org(&o).await.map_err(err)?;
+    print(out.json, &org_json(&o))
+}
+
+fn patient_json(rec: &PatientRecord) -> Value {
+    let p = &rec.patient;
+    json!({
+        "id": p.id,
+        "source": p.source,
+        "first_name": p.first_name,
+        "last_name": p.last_name,
+        "birth_date": p.birth_date,
+        "gender": p.gender,
+        "email": p.email,
+        "mobile": p.mobile,
+        "episodes": rec.episodes.iter().map(|e| json!({
+            "name": e.name,
+            "default": e.default,
+            "case_id": e.case_id,
+            "supervising_practitioner_id": e.supervising_practitioner_id,
+            "status": e.status,
+        })).collect::<Vec<_>>(),
+        "appointments": rec.appointments.iter().map(|a| json!({
+            "id": a.id,
+            "type": a.appointment_type,
+            "start": a.start,
+            "status": a.status,
+            "case_id": a.case_id,
+            "practitioner_id": a.practitioner_id,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub async fn patient(store: &SqliteStore, cmd: PatientCommand) -> Result<(), String> {
+    match cmd {
+        PatientCommand::List { org, out } => {
+            require_org(store, &org).await?;
+            let mut all = Vec::new();
+            for p in store.list_patients(&org).await.map_err(err)? {
+                if let Some(rec) = store.load_patient(&org, &p.id).await.map_err(err)? {
+                    all.push(patient_json(&rec));
+                }
+            }
+            print(out.json, &all)
+        }
+        PatientCommand::Show { org, id, out } => {
+            require_org(store, &org).await?;
+            let mut rec = store.load_patient(&org, &id).await.map_err(err)?;
+            // A merged-away ID shows the surviving patient.
+            while let Some(next) = rec.as_ref().and_then(|r| r.patient.merged_into.clone()) {
+                rec = store.load_patient(&org, &next).await.map_err(err)?;
+            }
+            let rec = rec.ok_or_else(|| format!("org {org:?} has no patient {id:?}"))?;
+            print(out.json, &patient_json(&rec))
+        }
+    }
+}
+
+pub async fn messages(store: &SqliteStore, cmd: MessagesCommand) -> Result<(), String> {
+    match cmd {
+        MessagesCommand::List { org, status, out } => {
+            require_org(store, &org).await?;
+            let status = match status.as_deref() {
+                None => None,
+                Some(s) => Some(MessageStatus::parse(s).ok_or_else(|| {
+                    format!("unknown status {s:?}; use accepted, processed, pending, failed, rejected or ignored")
+                })?),
+            };
+            let list: Vec<Value> = store
+                .list_messages(&org, status)
+                .await
+                .map_err(err)?
+                .iter()
+                .map(|m| {
+                    json!({
+                        "id": m.id,
+                        "control_id": m.control_id,
+                        "type": m.message_type,
+                        "status": m.status,
+                        "errors": m.errors,
+                        "received_at": m.received_at,
+                        "patient_id": m.patient_id,
+                    })
+                })
+                .collect();
+            print(out.json, &list)
+        }
+        MessagesCommand::Replay {
+            org,
+            control_id,
+            failed,
+            out,
+        } => {
+            require_org(store, &org).await?;
+            let all = store.list_messages(&org, None).await.map_err(err)?;
+            let chosen: Vec<_> = all
+                .into_iter()
+                .filter(|m| match &control_id {
+                    Some(c) => m.control_id.as_deref() == Some(c.as_str()),
+                    None => failed && m.status == MessageStatus::Failed,
+                })
+                .collect();
+            if let (Some(c), true) = (&control_id, chosen.is_empty()) {
+                return Err(format!("org {org:?} has no message with control ID {c:?}"));
+            }
+            let queue = worker::LocalQueue::new(store.clone());
+            let n = replay(store, &queue, &chosen).await.map_err(err)?;
+            // Process now, so the command works with or without a running `tendon serve`.
+            worker::drain(&queue).await.map_err(err)?;
+            print(out.json, &json!({ "replayed": n }))
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! Printing: `--json` prints only JSON on stdout; otherwise a compact view for people.
+use serde::Serialize;
+use serde_json::Value;
+
+/// Prints `value` as JSON, or as readable text (objects as `key: value` lines,
+/// lists as one object per block).
+pub fn print<T: Serialize>(json: bool, value: &T) -> Result<(), String> {
+    let v = serde_json::to_value(value).map_err(|e| e.to_string())?;
+    let text = if json {
+        serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
+    } else {
+        human(&v, 0)
+    };
+    println!("{}", text.trim_end());
+    Ok(())
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::Null => "-".to_owned(),
+        Value::String(s) => s.escape_debug().to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn human(v: &Value, indent: usize) -> String {
+    let pad = " ".repeat(indent);
+    match v {
+        Value::Object(map) => {
+            let width = map.keys().map(String::len).max().unwrap_or(0);
+            let mut out = String::new();
+            for (k, val) in map {
+                match val {
+                    Value::Array(items) if items.iter().any(|i| i.is_object()) => {
+                        out += &format!("{pad}{k}:\n");
+                        for item in items {
+                            out += &human(item, indent + 2);
+                            out += "\n";
+                        }
+                    }
+                    Value::Array(items) => {
+                        let joined = items.iter().map(scalar).collect::<Vec<_>>().join(", ");
+                        out += &format!("{pad}{k:width$}  [{joined}]\n");
+                    }
+                    Value::Object(_) => out += &format!("{pad}{k}:\n{}", human(val, indent + 2)),
+                    _ => out += &format!("{pad}{k:width$}  {}\n", scalar(val)),
+                }
+            }
+            out
+        }
+        Value::Array(items) if items.is_empty() => format!("{pad}(none)\n"),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| human(i, indent))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        other => format!("{pad}{}\n", scalar(other)),
+    }
+}

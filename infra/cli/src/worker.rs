@@ -1,0 +1,125 @@
+//! Queue workers for the local backend: the same handlers as the patient and
+//! episode Lambdas, fed from the SQLite queues the way an SQS event source
+//! mapping feeds a function (batches, in order per message group).
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tendon_core::pipeline::{episode_step, patient_step};
+use tendon_core::ports::{QueueName, StoreResult, SystemClock, WorkItem, WorkQueue};
+use tendon_local::SqliteStore;
+use tokio::sync::Notify;
+
+/// How long a received record stays invisible; a worker that dies mid-batch
+/// leaves its records to be redelivered after this.
+pub const VISIBILITY: Duration = Duration::from_secs(30);
+const BATCH: usize = 10;
+
+/// The SQLite queues, waking the local workers when something is sent.
+#[derive(Clone)]
+pub struct LocalQueue {
+    store: SqliteStore,
+    patients: Arc<Notify>,
+    episodes: Arc<Notify>,
+}
+
+impl LocalQueue {
+    pub fn new(store: SqliteStore) -> LocalQueue {
+        LocalQueue {
+            store,
+            patients: Arc::new(Notify::new()),
+            episodes: Arc::new(Notify::new()),
+        }
+    }
+
+    pub fn store(&self) -> &SqliteStore {
+        &self.store
+    }
+
+    fn notify(&self, queue: QueueName) -> &Notify {
+        match queue {
+            QueueName::Patients => &self.patients,
+            QueueName::Episodes => &self.episodes,
+        }
+    }
+}
+
+impl WorkQueue for LocalQueue {
+    async fn send(
+        &self,
+        queue: QueueName,
+        group: &str,
+        dedupe_id: &str,
+        item: &WorkItem,
+    ) -> StoreResult<()> {
+        self.store.send(queue, group, dedupe_id, item).await?;
+        // notify_one keeps a permit when no worker is waiting, so no wake-up is lost.
+        self.notify(queue).notify_one();
+        Ok(())
+    }
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// Receives one batch and runs it through the queue's handler, in order. After a
+/// record fails, the rest of its group is left for redelivery, as FIFO requires.
+pub async fn process_batch(queue: &LocalQueue, name: QueueName) -> StoreResult<usize> {
+    let store = &queue.store;
+    let batch = store.receive(name, BATCH, VISIBILITY, now_ms()).await?;
+    let mut failed_groups = HashSet::new();
+    for record in &batch {
+        if failed_groups.contains(&record.group) {
+            continue;
+        }
+        let result = match name {
+            QueueName::Patients => {
+                patient_step(store, store, store, queue, &SystemClock, &record.item).await
+            }
+            QueueName::Episodes => {
+                episode_step(store, store, store, &SystemClock, &record.item).await
+            }
+        };
+        match result {
+            Ok(_) => {
+                store.delete(&record.receipt).await?;
+            }
+            Err(e) => {
+                tracing::warn!(queue = name.as_str(), message_id = %record.item.message_id, receive_count = record.receive_count, error = %e, "step failed; will be retried");
+                failed_groups.insert(record.group.clone());
+            }
+        }
+    }
+    Ok(batch.len())
+}
+
+/// Processes until both queues are empty (records in flight elsewhere are not waited for).
+pub async fn drain(queue: &LocalQueue) -> StoreResult<()> {
+    loop {
+        let n = process_batch(queue, QueueName::Patients).await?
+            + process_batch(queue, QueueName::Episodes).await?;
+        if n == 0 {
+            return Ok(());
+        }
+    }
+}
+
+/// A worker for one queue, forever: woken by sends, and every second to pick up
+/// redeliveries and work queued by other processes (`messages replay`).
+pub async fn run(queue: LocalQueue, name: QueueName) {
+    loop {
+        match process_batch(&queue, name).await {
+            Ok(0) => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), queue.notify(name).notified())
+                    .await;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(queue = name.as_str(), error = %e, "queue worker failed; retrying");
+                let _ = tokio::time::timeout(Duration::from_secs(1), std::future::pending::<()>())
+                    .await;
+            }
+        }
+    }
+}

@@ -1,0 +1,1217 @@
+//! The port contract suite: the documented semantics of [`ConfigStore`],
+//! [`MessageLog`], [`PatientStore`] and [`WorkQueue`], as executable checks.
+//!
+//! Every adapter runs the same suite, so the backends cannot drift:
+//!
+//! ```ignore
+//! #[tokio::test]
+//! async fn sqlite_meets_the_port_contract() {
+//!     tendon_core::contract::run_all(|| SqliteStore::open_in_memory().unwrap()).await;
+//! }
+//! ```
+//!
+//! The suite assumes nothing about the backend beyond the trait docs. Each
+//! check works in orgs, keys and messages of its own, with a tag unique to the
+//! run, so `make` may hand out fresh stores or clones of one shared store (a
+//! DynamoDB table that outlives the test). Built with the `contract-tests`
+//! feature only. A failed check panics with a message that says which rule broke.
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::model::{
+    Appointment, DomainEvent, Episode, EpisodeStatus, EventKind, Location, MessageStatus, Org,
+    Patient, PatientRecord, Practitioner, Source, StoredMessage,
+};
+use crate::ports::{
+    Commit, CommitOutcome, ConfigStore, Inserted, MessageLog, PatientStore, QueueName, RecordWrite,
+    StoreError, WorkItem, WorkQueue,
+};
+use crate::{AppointmentStatus, ErrorCode, FieldMap, FieldName, Gender, Issue};
+
+/// Everything an adapter of the storage ports implements.
+pub trait Stores: ConfigStore + MessageLog + PatientStore + WorkQueue {}
+
+impl<S: ConfigStore + MessageLog + PatientStore + WorkQueue> Stores for S {}
+
+/// Runs every check, each on a store from `make`.
+pub async fn run_all<S: Stores>(make: impl Fn() -> S) {
+    orgs(&make()).await;
+    ingest_keys(&make()).await;
+    locations_and_practitioners(&make()).await;
+    messages(&make()).await;
+    message_listing(&make()).await;
+    message_reset(&make()).await;
+    commit_applies_once(&make()).await;
+    commit_conflicts(&make()).await;
+    events(&make()).await;
+    patients(&make()).await;
+    queue_send(&make()).await;
+}
+
+/// A tag unique to this process and call, so checks never share IDs.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let t = jiff::Timestamp::now().as_nanosecond();
+    format!("{prefix}-{t:x}-{}-{n}", std::process::id())
+}
+
+// ---- fixtures: real model structs ----
+
+pub fn org(id: &str) -> Org {
+    Org {
+        id: id.to_owned(),
+        name: "Acme Physical Therapy".to_owned(),
+        timezone: "America/Los_Angeles".to_owned(),
+        ie_types: vec![
+            "Initial Eval".to_owned(),
+            "Medicare Initial Eval".to_owned(),
+        ],
+        field_map: FieldMap::default(),
+    }
+}
+
+pub fn location(id: &str) -> Location {
+    Location {
+        id: id.to_owned(),
+        name: format!("Clinic {id}"),
+        timezone: None,
+    }
+}
+
+pub fn practitioner(id: &str) -> Practitioner {
+    Practitioner {
+        id: id.to_owned(),
+        first_name: "Chidi".to_owned(),
+        last_name: "Okafor".to_owned(),
+        npi: Some("1234567893".to_owned()),
+        email: None,
+    }
+}
+
+/// An accepted message whose raw body has CRs, a NUL and bytes that are not UTF-8.
+pub fn message(org: &str, id: &str, received_at: &str) -> StoredMessage {
+    let mut raw = b"MSH|^~\\&|EMRGATE|".to_vec();
+    raw.extend_from_slice(org.as_bytes());
+    raw.extend_from_slice(b"|TENDON|TENDON|20261120093000-0800||SIU^S12^SIU_S12|");
+    raw.extend_from_slice(id.as_bytes());
+    raw.extend_from_slice(b"|P|2.5.1\rPID|1||P555^^^ACME^MR||Rivera^Ana\xE9\x00\r");
+    StoredMessage {
+        org: org.to_owned(),
+        id: id.to_owned(),
+        control_id: Some(format!("CTL-{id}")),
+        message_type: Some("SIU^S12".to_owned()),
+        status: MessageStatus::Accepted,
+        errors: Vec::new(),
+        received_at: received_at.to_owned(),
+        body_hash: format!("hash-of-{id}"),
+        patient_id: Some("P555".to_owned()),
+        steps_done: Vec::new(),
+        replays: 0,
+        raw,
+    }
+}
+
+pub fn patient_record(id: &str, version: u64) -> PatientRecord {
+    PatientRecord {
+        patient: Patient {
+            id: id.to_owned(),
+            source: Source::Emr,
+            first_name: "Ana".to_owned(),
+            last_name: "Rivera".to_owned(),
+            birth_date: Some("1985-03-12".to_owned()),
+            gender: Some(Gender::Female),
+            email: Some("ana.rivera@example.com".to_owned()),
+            mobile: Some("+15035550101".to_owned()),
+            demographics_at: Some("2026-11-20T17:30:00Z".to_owned()),
+            created_at: "2026-11-20T17:30:01Z".to_owned(),
+            merged_into: None,
+        },
+        episodes: vec![
+            Episode {
+                name: "Default".to_owned(),
+                default: true,
+                case_id: None,
+                supervising_practitioner_id: None,
+                status: EpisodeStatus::Active,
+                created_at: "2026-11-20T17:30:01Z".to_owned(),
+            },
+            Episode {
+                name: "Right Shoulder".to_owned(),
+                default: false,
+                case_id: Some("C-42".to_owned()),
+                supervising_practitioner_id: Some("445566".to_owned()),
+                status: EpisodeStatus::Active,
+                created_at: "2026-11-20T17:30:01Z".to_owned(),
+            },
+        ],
+        appointments: vec![Appointment {
+            id: "A9001".to_owned(),
+            appointment_type: Some("Initial Eval".to_owned()),
+            start: Some("2026-12-01T10:00:00-08:00".to_owned()),
+            status: AppointmentStatus::Scheduled,
+            case_id: Some("C-42".to_owned()),
+            practitioner_id: Some("445566".to_owned()),
+            location_id: Some("12".to_owned()),
+            initial_evaluation: true,
+            updated_by: Some("2026-11-20T17:30:00Z".to_owned()),
+        }],
+        version,
+    }
+}
+
+pub fn event(org: &str, message_id: &str, kind: EventKind, patient: &str) -> DomainEvent {
+    DomainEvent {
+        id: format!("{message_id}:{}:{patient}", kind.as_str()),
+        org: org.to_owned(),
+        kind,
+        patient_id: patient.to_owned(),
+        case_id: Some("C-42".to_owned()),
+        appointment_id: None,
+        at: "2026-11-20T17:30:01Z".to_owned(),
+        message_id: message_id.to_owned(),
+    }
+}
+
+fn commit(
+    org: &str,
+    message_id: &str,
+    step: &str,
+    records: Vec<RecordWrite>,
+    events: Vec<DomainEvent>,
+) -> Commit {
+    Commit {
+        org: org.to_owned(),
+        message_id: message_id.to_owned(),
+        step: step.to_owned(),
+        status: MessageStatus::Accepted,
+        errors: Vec::new(),
+        patient_id: records.first().map(|w| w.record.patient.id.clone()),
+        records,
+        events,
+    }
+}
+
+fn new_record(record: PatientRecord) -> RecordWrite {
+    RecordWrite {
+        record,
+        expected_version: None,
+    }
+}
+
+fn update_record(record: PatientRecord, read_at: u64) -> RecordWrite {
+    RecordWrite {
+        record,
+        expected_version: Some(read_at),
+    }
+}
+
+fn without_raw(mut m: StoredMessage) -> StoredMessage {
+    m.raw = Vec::new();
+    m
+}
+
+async fn new_org<S: Stores>(store: &S, prefix: &str) -> String {
+    let id = unique(prefix);
+    store
+        .create_org(&org(&id), &unique("keyhash"))
+        .await
+        .expect("contract: create_org on a new ID succeeds");
+    id
+}
+
+async fn must_get<S: Stores>(store: &S, org: &str, id: &str) -> StoredMessage {
+    store
+        .get_message(org, id)
+        .await
+        .expect("contract: get_message succeeds")
+        .expect("contract: the stored message is found")
+}
+
+async fn event_ids<S: Stores>(store: &S, org: &str) -> Vec<String> {
+    let events = store
+        .list_events(org)
+        .await
+        .expect("contract: list_events succeeds");
+    events.into_iter().map(|e| e.id).collect()
+}
+
+// ---- ConfigStore ----
+
+/// create_org, its duplicate, update_org, and org_config of an unknown org.
+pub async fn orgs<S: Stores>(store: &S) {
+    let id = unique("ORG");
+    let first_key = unique("keyhash");
+    let mut acme = org(&id);
+    store
+        .create_org(&acme, &first_key)
+        .await
+        .expect("contract: create_org on a new ID succeeds");
+
+    let config = store
+        .org_config(&id)
+        .await
+        .expect("contract: org_config succeeds")
+        .expect("contract: a created org has a config");
+    assert_eq!(
+        config.org, acme,
+        "contract: org_config returns the org as created"
+    );
+    assert!(
+        config.locations.is_empty(),
+        "contract: a new org has no locations"
+    );
+    assert!(
+        config.practitioners.is_empty(),
+        "contract: a new org has no practitioners"
+    );
+
+    let second_key = unique("keyhash");
+    let mut other = org(&id);
+    other.name = "Someone else".to_owned();
+    assert!(
+        matches!(
+            store.create_org(&other, &second_key).await,
+            Err(StoreError::AlreadyExists(_))
+        ),
+        "contract: create_org on a taken ID is AlreadyExists"
+    );
+    assert_eq!(
+        store
+            .org_for_key(&second_key)
+            .await
+            .expect("contract: org_for_key succeeds"),
+        None,
+        "contract: a refused create_org registers no key"
+    );
+    let config = store
+        .org_config(&id)
+        .await
+        .expect("contract: org_config succeeds")
+        .expect("org");
+    assert_eq!(
+        config.org.name, acme.name,
+        "contract: a refused create_org changes nothing"
+    );
+
+    acme.name = "Acme PT & Rehab".to_owned();
+    acme.timezone = "America/Denver".to_owned();
+    acme.add_ie_type("Telehealth Initial Eval");
+    store
+        .update_org(&acme)
+        .await
+        .expect("contract: update_org on an existing org succeeds");
+    let config = store
+        .org_config(&id)
+        .await
+        .expect("contract: org_config succeeds")
+        .expect("org");
+    assert_eq!(
+        config.org, acme,
+        "contract: update_org replaces the org's settings"
+    );
+
+    let missing = org(&unique("NOORG"));
+    assert!(
+        matches!(
+            store.update_org(&missing).await,
+            Err(StoreError::NotFound(_))
+        ),
+        "contract: update_org on an unknown org is NotFound"
+    );
+    assert_eq!(
+        store
+            .org_config(&missing.id)
+            .await
+            .expect("contract: org_config succeeds"),
+        None,
+        "contract: update_org on an unknown org does not create it"
+    );
+}
+
+/// org_for_key and add_ingest_key.
+pub async fn ingest_keys<S: Stores>(store: &S) {
+    let id = unique("ORG");
+    let first_key = unique("keyhash");
+    store
+        .create_org(&org(&id), &first_key)
+        .await
+        .expect("contract: create_org succeeds");
+    assert_eq!(
+        store
+            .org_for_key(&first_key)
+            .await
+            .expect("contract: org_for_key succeeds"),
+        Some(id.clone()),
+        "contract: the first ingest key leads to its org"
+    );
+    assert_eq!(
+        store
+            .org_for_key(&unique("unknown"))
+            .await
+            .expect("contract: org_for_key succeeds"),
+        None,
+        "contract: an unknown key hash leads nowhere"
+    );
+
+    let second_key = unique("keyhash");
+    store
+        .add_ingest_key(&id, &second_key)
+        .await
+        .expect("contract: add_ingest_key on an existing org succeeds");
+    assert_eq!(
+        store
+            .org_for_key(&second_key)
+            .await
+            .expect("contract: org_for_key succeeds"),
+        Some(id.clone()),
+        "contract: an added key leads to its org"
+    );
+    assert_eq!(
+        store
+            .org_for_key(&first_key)
+            .await
+            .expect("contract: org_for_key succeeds"),
+        Some(id.clone()),
+        "contract: adding a key keeps the first one"
+    );
+
+    let stray_key = unique("keyhash");
+    assert!(
+        matches!(
+            store.add_ingest_key(&unique("NOORG"), &stray_key).await,
+            Err(StoreError::NotFound(_))
+        ),
+        "contract: add_ingest_key for an unknown org is NotFound"
+    );
+    assert_eq!(
+        store
+            .org_for_key(&stray_key)
+            .await
+            .expect("contract: org_for_key succeeds"),
+        None,
+        "contract: a refused add_ingest_key registers nothing"
+    );
+}
+
+/// put_location and put_practitioner: NotFound, upsert, sorted and per-org reads.
+pub async fn locations_and_practitioners<S: Stores>(store: &S) {
+    let id = new_org(store, "ORG").await;
+    let other = new_org(store, "ORG").await;
+
+    let missing = unique("NOORG");
+    assert!(
+        matches!(
+            store.put_location(&missing, &location("12")).await,
+            Err(StoreError::NotFound(_))
+        ),
+        "contract: put_location for an unknown org is NotFound"
+    );
+    assert!(
+        matches!(
+            store
+                .put_practitioner(&missing, &practitioner("445566"))
+                .await,
+            Err(StoreError::NotFound(_))
+        ),
+        "contract: put_practitioner for an unknown org is NotFound"
+    );
+    assert_eq!(
+        store
+            .org_config(&missing)
+            .await
+            .expect("contract: org_config succeeds"),
+        None,
+        "contract: a refused put creates no org"
+    );
+
+    for loc in ["b", "12", "9", "a"] {
+        store
+            .put_location(&id, &location(loc))
+            .await
+            .expect("contract: put_location succeeds");
+    }
+    let mut salem = location("12");
+    salem.name = "Salem Clinic".to_owned();
+    salem.timezone = Some("America/Los_Angeles".to_owned());
+    store
+        .put_location(&id, &salem)
+        .await
+        .expect("contract: put_location replaces");
+    store
+        .put_location(&other, &location("other-only"))
+        .await
+        .expect("contract: put_location succeeds");
+
+    for p in ["778899", "445566"] {
+        store
+            .put_practitioner(&id, &practitioner(p))
+            .await
+            .expect("contract: put_practitioner succeeds");
+    }
+    let mut chidi = practitioner("445566");
+    chidi.email = Some("chidi@example.com".to_owned());
+    chidi.npi = None;
+    store
+        .put_practitioner(&id, &chidi)
+        .await
+        .expect("contract: put_practitioner replaces");
+
+    let config = store
+        .org_config(&id)
+        .await
+        .expect("contract: org_config succeeds")
+        .expect("org");
+    let loc_ids: Vec<&str> = config.locations.iter().map(|l| l.id.as_str()).collect();
+    assert_eq!(
+        loc_ids,
+        ["12", "9", "a", "b"],
+        "contract: locations are the org's own, once each, sorted by ID"
+    );
+    assert_eq!(
+        config.location("12"),
+        Some(&salem),
+        "contract: put_location replaces a location with the same ID"
+    );
+    assert_eq!(
+        config.practitioners,
+        vec![chidi, practitioner("778899")],
+        "contract: practitioners are upserted and sorted by ID"
+    );
+
+    let config = store
+        .org_config(&other)
+        .await
+        .expect("contract: org_config succeeds")
+        .expect("org");
+    assert_eq!(
+        config.locations,
+        vec![location("other-only")],
+        "contract: orgs do not share locations"
+    );
+    assert!(
+        config.practitioners.is_empty(),
+        "contract: orgs do not share practitioners"
+    );
+}
+
+// ---- MessageLog ----
+
+/// insert_message (new, duplicate, same ID in another org) and get_message.
+pub async fn messages<S: Stores>(store: &S) {
+    let org_id = new_org(store, "ORG").await;
+    let other = new_org(store, "ORG").await;
+    let msg_id = unique("msg");
+
+    let mut first = message(&org_id, &msg_id, "2026-11-20T17:30:00Z");
+    first.errors = vec![Issue::new(
+        ErrorCode::MissingField,
+        Some(FieldName::PatientEmail),
+        "PID-13 has no email",
+    )];
+    first.status = MessageStatus::Failed;
+    assert_eq!(
+        store
+            .insert_message(&first)
+            .await
+            .expect("contract: insert_message succeeds"),
+        Inserted::New,
+        "contract: a message with a new (org, id) is inserted"
+    );
+    assert_eq!(
+        must_get(store, &org_id, &msg_id).await,
+        first,
+        "contract: get_message returns the message as stored, raw bytes included"
+    );
+
+    let mut retry = message(&org_id, &msg_id, "2026-11-20T17:31:00Z");
+    retry.raw.extend_from_slice(b"ZZZ|different body\r");
+    retry.body_hash = "another-hash".to_owned();
+    assert_eq!(
+        store
+            .insert_message(&retry)
+            .await
+            .expect("contract: insert_message succeeds"),
+        Inserted::Existing(first.clone()),
+        "contract: inserting an existing (org, id) returns the stored message, raw included"
+    );
+    assert_eq!(
+        must_get(store, &org_id, &msg_id).await,
+        first,
+        "contract: a duplicate insert changes nothing"
+    );
+
+    let elsewhere = message(&other, &msg_id, "2026-11-20T17:30:00Z");
+    assert_eq!(
+        store
+            .insert_message(&elsewhere)
+            .await
+            .expect("contract: insert_message succeeds"),
+        Inserted::New,
+        "contract: message identity is (org, id): the same ID in another org is new"
+    );
+    assert_eq!(
+        must_get(store, &other, &msg_id).await,
+        elsewhere,
+        "contract: orgs do not share messages"
+    );
+
+    assert_eq!(
+        store
+            .get_message(&org_id, &unique("msg"))
+            .await
+            .expect("contract: get_message succeeds"),
+        None,
+        "contract: get_message of an unknown ID is None"
+    );
+}
+
+/// list_messages: oldest first, the status filter, per org.
+pub async fn message_listing<S: Stores>(store: &S) {
+    let org_id = new_org(store, "ORG").await;
+    let other = new_org(store, "ORG").await;
+    let mut rejected = message(&org_id, &unique("m"), "2026-11-20T17:30:02Z");
+    rejected.status = MessageStatus::Rejected;
+    rejected.errors = vec![Issue::new(ErrorCode::InvalidHl7, None, "not HL7")];
+    let newest = message(&org_id, &unique("m"), "2026-11-20T17:30:03Z");
+    let oldest = message(&org_id, &unique("m"), "2026-11-20T17:30:00Z");
+    let mut failed = message(&org_id, &unique("m"), "2026-11-20T17:30:01Z");
+    failed.status = MessageStatus::Failed;
+    for m in [&rejected, &newest, &oldest, &failed] {
+        assert_eq!(
+            store
+                .insert_message(m)
+                .await
+                .expect("contract: insert_message succeeds"),
+            Inserted::New
+        );
+    }
+    store
+        .insert_message(&message(&other, &unique("m"), "2026-11-20T17:29:00Z"))
+        .await
+        .expect("contract: insert_message succeeds");
+
+    let all = store
+        .list_messages(&org_id, None)
+        .await
+        .expect("contract: list_messages succeeds");
+    let ids: Vec<&str> = all.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [&oldest.id, &failed.id, &rejected.id, &newest.id],
+        "contract: list_messages returns the org's messages oldest first"
+    );
+    let all: Vec<StoredMessage> = all.into_iter().map(without_raw).collect();
+    assert_eq!(
+        all[2],
+        without_raw(rejected.clone()),
+        "contract: listed messages carry their fields (raw may be omitted)"
+    );
+
+    let only_failed = store
+        .list_messages(&org_id, Some(MessageStatus::Failed))
+        .await
+        .expect("contract: list_messages succeeds");
+    assert_eq!(
+        only_failed.into_iter().map(without_raw).collect::<Vec<_>>(),
+        vec![without_raw(failed)],
+        "contract: list_messages filters by status"
+    );
+    let accepted = store
+        .list_messages(&org_id, Some(MessageStatus::Accepted))
+        .await
+        .expect("contract: list_messages succeeds");
+    let ids: Vec<&str> = accepted.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [&oldest.id, &newest.id],
+        "contract: the status filter keeps the order"
+    );
+    assert!(
+        store
+            .list_messages(&org_id, Some(MessageStatus::Pending))
+            .await
+            .expect("contract: list_messages succeeds")
+            .is_empty(),
+        "contract: no message has a status none was given"
+    );
+    assert!(
+        store
+            .list_messages(&unique("NOORG"), None)
+            .await
+            .expect("contract: list_messages succeeds")
+            .is_empty(),
+        "contract: an unknown org has no messages"
+    );
+}
+
+/// reset_message after a commit, and for an unknown message.
+pub async fn message_reset<S: Stores>(store: &S) {
+    let org_id = new_org(store, "ORG").await;
+    let stored = message(&org_id, &unique("m"), "2026-11-20T17:30:00Z");
+    store
+        .insert_message(&stored)
+        .await
+        .expect("contract: insert_message succeeds");
+    let mut done = commit(&org_id, &stored.id, "patient", Vec::new(), Vec::new());
+    done.status = MessageStatus::Failed;
+    done.errors = vec![Issue::new(
+        ErrorCode::UnknownPractitioner,
+        Some(FieldName::TreatingTherapistId),
+        "not configured",
+    )];
+    assert_eq!(
+        store.commit(&done).await,
+        Ok(CommitOutcome::Applied),
+        "contract: a first commit is applied"
+    );
+    let failed = must_get(store, &org_id, &stored.id).await;
+    assert_eq!(
+        failed.status,
+        MessageStatus::Failed,
+        "contract: commit sets the message status"
+    );
+    assert_eq!(
+        failed.errors, done.errors,
+        "contract: commit records the errors"
+    );
+    assert_eq!(
+        failed.steps_done,
+        ["patient"],
+        "contract: commit records the step"
+    );
+
+    store
+        .reset_message(&org_id, &stored.id)
+        .await
+        .expect("contract: reset_message of a stored message succeeds");
+    assert_eq!(
+        must_get(store, &org_id, &stored.id).await,
+        StoredMessage {
+            replays: stored.replays + 1,
+            ..stored.clone()
+        },
+        "contract: reset_message sets accepted, no errors, no steps, counts the replay, and keeps everything else"
+    );
+    assert_eq!(
+        store.commit(&done).await,
+        Ok(CommitOutcome::Applied),
+        "contract: after a reset the same step applies again"
+    );
+
+    assert!(
+        matches!(
+            store.reset_message(&org_id, &unique("m")).await,
+            Err(StoreError::NotFound(_))
+        ),
+        "contract: reset_message of an unknown message is NotFound"
+    );
+    assert_eq!(
+        store
+            .list_messages(&org_id, None)
+            .await
+            .expect("contract: list_messages succeeds")
+            .len(),
+        1,
+        "contract: reset_message of an unknown message creates nothing"
+    );
+}
+
+// ---- PatientStore ----
+
+/// commit: Applied writes records, events and message state; the same commit
+/// twice is AlreadyApplied and writes once.
+pub async fn commit_applies_once<S: Stores>(store: &S) {
+    let org_id = new_org(store, "ORG").await;
+    let m = message(&org_id, &unique("m"), "2026-11-20T17:30:00Z");
+    store
+        .insert_message(&m)
+        .await
+        .expect("contract: insert_message succeeds");
+
+    let v1 = patient_record("P555", 1);
+    let events = vec![
+        event(&org_id, &m.id, EventKind::PatientCreated, "P555"),
+        event(&org_id, &m.id, EventKind::EpisodeCreated, "P555"),
+    ];
+    let mut first = commit(
+        &org_id,
+        &m.id,
+        "patient",
+        vec![new_record(v1.clone())],
+        events.clone(),
+    );
+    first.patient_id = Some("P555-resolved".to_owned());
+    assert_eq!(
+        store.commit(&first).await,
+        Ok(CommitOutcome::Applied),
+        "contract: a first commit is applied"
+    );
+    assert_eq!(
+        store
+            .load_patient(&org_id, "P555")
+            .await
+            .expect("contract: load_patient succeeds"),
+        Some(v1.clone()),
+        "contract: an applied commit writes its records"
+    );
+    assert_eq!(
+        store
+            .list_events(&org_id)
+            .await
+            .expect("contract: list_events succeeds"),
+        events,
+        "contract: an applied commit records its events, in order"
+    );
+    let after = must_get(store, &org_id, &m.id).await;
+    assert_eq!(
+        after.steps_done,
+        ["patient"],
+        "contract: an applied commit records its step"
+    );
+    assert_eq!(
+        after.patient_id.as_deref(),
+        Some("P555-resolved"),
+        "contract: commit sets the message's patient ID"
+    );
+    assert_eq!(
+        after.status,
+        MessageStatus::Accepted,
+        "contract: commit sets the message status"
+    );
+    assert_eq!(after.raw, m.raw, "contract: commit keeps the raw message");
+
+    assert_eq!(
+        store.commit(&first).await,
+        Ok(CommitOutcome::AlreadyApplied),
+        "contract: a commit whose step is done is AlreadyApplied"
+    );
+    let mut replayed = first.clone();
+    replayed.status = MessageStatus::Failed;
+    replayed.events.push(event(
+        &org_id,
+        &m.id,
+        EventKind::AppointmentScheduled,
+        "P555",
+    ));
+    replayed.records = vec![new_record(patient_record("P556", 1))];
+    assert_eq!(
+        store.commit(&replayed).await,
+        Ok(CommitOutcome::AlreadyApplied),
+        "contract: the step guard wins whatever else the commit holds"
+    );
+    assert_eq!(
+        store.list_events(&org_id).await.expect("list_events"),
+        events,
+        "contract: the same commit twice writes events once"
+    );
+    assert_eq!(
+        store
+            .load_patient(&org_id, "P556")
+            .await
+            .expect("contract: load_patient succeeds"),
+        None,
+        "contract: an AlreadyApplied commit writes no records"
+    );
+    let again = must_get(store, &org_id, &m.id).await;
+    assert_eq!(
+        again, after,
+        "contract: an AlreadyApplied commit leaves the message as it was"
+    );
+
+    // The next step updates the record at the version it read.
+    let mut v2 = v1.clone();
+    v2.version = 2;
+    v2.appointments[0].status = AppointmentStatus::Arrived;
+    let mut second = commit(
+        &org_id,
+        &m.id,
+        "episode",
+        vec![update_record(v2.clone(), 1)],
+        Vec::new(),
+    );
+    second.status = MessageStatus::Processed;
+    second.patient_id = None;
+    assert_eq!(
+        store.commit(&second).await,
+        Ok(CommitOutcome::Applied),
+        "contract: an update at the read version is applied"
+    );
+    assert_eq!(
+        store
+            .load_patient(&org_id, "P555")
+            .await
+            .expect("contract: load_patient succeeds"),
+        Some(v2),
+        "contract: an applied update replaces the record"
+    );
+    let done = must_get(store, &org_id, &m.id).await;
+    assert_eq!(
+        done.steps_done,
+        ["patient", "episode"],
+        "contract: steps accumulate in order"
+    );
+    assert_eq!(
+        done.status,
+        MessageStatus::Processed,
+        "contract: commit sets the message status"
+    );
+    assert_eq!(
+        done.patient_id.as_deref(),
+        Some("P555-resolved"),
+        "contract: a commit without a patient ID keeps the message's one"
+    );
+}
+
+/// commit conflicts: a stale version, an insert of an existing record, and
+/// atomicity (a conflict writes nothing at all).
+pub async fn commit_conflicts<S: Stores>(store: &S) {
+    let org_id = new_org(store, "ORG").await;
+    let a = message(&org_id, &unique("m"), "2026-11-20T17:30:00Z");
+    let b = message(&org_id, &unique("m"), "2026-11-20T17:30:01Z");
+    for m in [&a, &b] {
+        store
+            .insert_message(m)
+            .await
+            .expect("contract: insert_message succeeds");
+    }
+    let v1 = patient_record("P555", 1);
+    let created = commit(
+        &org_id,
+        &a.id,
+        "patient",
+        vec![new_record(v1.clone())],
+        vec![event(&org_id, &a.id, EventKind::PatientCreated, "P555")],
+    );
+    assert_eq!(store.commit(&created).await, Ok(CommitOutcome::Applied));
+    let mut v2 = v1.clone();
+    v2.version = 2;
+    v2.patient.email = Some("ana@example.org".to_owned());
+    assert_eq!(
+        store
+            .commit(&commit(
+                &org_id,
+                &a.id,
+                "episode",
+                vec![update_record(v2.clone(), 1)],
+                Vec::new()
+            ))
+            .await,
+        Ok(CommitOutcome::Applied)
+    );
+    let b_before = must_get(store, &org_id, &b.id).await;
+    let events_before = event_ids(store, &org_id).await;
+
+    // b read the record at version 1, before a's update.
+    let mut stale = v1.clone();
+    stale.version = 2;
+    stale.patient.first_name = "Anna".to_owned();
+    let mut lost = commit(
+        &org_id,
+        &b.id,
+        "patient",
+        vec![update_record(stale, 1)],
+        vec![event(
+            &org_id,
+            &b.id,
+            EventKind::AppointmentScheduled,
+            "P555",
+        )],
+    );
+    lost.status = MessageStatus::Processed;
+    assert_eq!(
+        store.commit(&lost).await,
+        Ok(CommitOutcome::Conflict),
+        "contract: an update at a stale version is a Conflict"
+    );
+
+    let mut duplicate = patient_record("P555", 1);
+    duplicate.patient.last_name = "Duplicate".to_owned();
+    let racing = commit(
+        &org_id,
+        &b.id,
+        "patient",
+        vec![new_record(duplicate)],
+        Vec::new(),
+    );
+    assert_eq!(
+        store.commit(&racing).await,
+        Ok(CommitOutcome::Conflict),
+        "contract: inserting a record that exists is a Conflict"
+    );
+
+    let update_missing = commit(
+        &org_id,
+        &b.id,
+        "patient",
+        vec![update_record(patient_record("P404", 2), 1)],
+        Vec::new(),
+    );
+    assert_eq!(
+        store.commit(&update_missing).await,
+        Ok(CommitOutcome::Conflict),
+        "contract: updating a record that does not exist is a Conflict"
+    );
+
+    // Two records, the second stale: the first must not be written either.
+    let half = commit(
+        &org_id,
+        &b.id,
+        "patient",
+        vec![
+            new_record(patient_record("P777", 1)),
+            update_record(patient_record("P555", 2), 1),
+        ],
+        vec![event(&org_id, &b.id, EventKind::PatientCreated, "P777")],
+    );
+    assert_eq!(
+        store.commit(&half).await,
+        Ok(CommitOutcome::Conflict),
+        "contract: one stale record makes the commit a Conflict"
+    );
+
+    assert_eq!(
+        store
+            .load_patient(&org_id, "P555")
+            .await
+            .expect("contract: load_patient succeeds"),
+        Some(v2.clone()),
+        "contract: a Conflict leaves the record as it was"
+    );
+    assert_eq!(
+        store
+            .load_patient(&org_id, "P777")
+            .await
+            .expect("contract: load_patient succeeds"),
+        None,
+        "contract: a Conflict writes none of the commit's records"
+    );
+    assert_eq!(
+        store
+            .load_patient(&org_id, "P404")
+            .await
+            .expect("contract: load_patient succeeds"),
+        None,
+        "contract: a Conflict creates nothing"
+    );
+    assert_eq!(
+        event_ids(store, &org_id).await,
+        events_before,
+        "contract: a Conflict records no events"
+    );
+    assert_eq!(
+        must_get(store, &org_id, &b.id).await,
+        b_before,
+        "contract: a Conflict leaves the message as it was"
+    );
+
+    // Reloaded at the current version, b's step applies.
+    let mut v3 = v2.clone();
+    v3.version = 3;
+    v3.patient.first_name = "Anna".to_owned();
+    assert_eq!(
+        store
+            .commit(&commit(
+                &org_id,
+                &b.id,
+                "patient",
+                vec![update_record(v3.clone(), 2)],
+                Vec::new()
+            ))
+            .await,
+        Ok(CommitOutcome::Applied),
+        "contract: after a Conflict, a commit at the current version applies"
+    );
+    assert_eq!(
+        store
+            .load_patient(&org_id, "P555")
+            .await
+            .expect("load_patient"),
+        Some(v3)
+    );
+}
+
+/// Events: idempotent by ID, in order, per org.
+pub async fn events<S: Stores>(store: &S) {
+    let org_id = new_org(store, "ORG").await;
+    let other = new_org(store, "ORG").await;
+    let a = message(&org_id, &unique("m"), "2026-11-20T17:30:00Z");
+    let b = message(&org_id, &unique("m"), "2026-11-20T17:30:01Z");
+    let c = message(&other, &unique("m"), "2026-11-20T17:30:02Z");
+    for m in [&a, &b, &c] {
+        store
+            .insert_message(m)
+            .await
+            .expect("contract: insert_message succeeds");
+    }
+    let e1 = event(&org_id, &a.id, EventKind::PatientCreated, "P1");
+    let e2 = event(&org_id, &a.id, EventKind::EpisodeCreated, "P1");
+    let e3 = event(&org_id, &b.id, EventKind::AppointmentScheduled, "P1");
+    let mut e1_again = e1.clone();
+    e1_again.at = "2026-11-20T18:00:00Z".to_owned();
+    e1_again.message_id = b.id.clone();
+
+    assert_eq!(
+        store
+            .commit(&commit(
+                &org_id,
+                &a.id,
+                "patient",
+                Vec::new(),
+                vec![e1.clone(), e2.clone()]
+            ))
+            .await,
+        Ok(CommitOutcome::Applied)
+    );
+    assert_eq!(
+        store
+            .commit(&commit(
+                &org_id,
+                &b.id,
+                "patient",
+                Vec::new(),
+                vec![e1_again, e3.clone()]
+            ))
+            .await,
+        Ok(CommitOutcome::Applied),
+        "contract: a commit with an event already recorded still applies"
+    );
+    assert_eq!(
+        store
+            .list_events(&org_id)
+            .await
+            .expect("contract: list_events succeeds"),
+        vec![e1, e2, e3],
+        "contract: an event ID is recorded once (the first write stays), in the order written"
+    );
+    let foreign = event(&other, &c.id, EventKind::PatientCreated, "P1");
+    assert_eq!(
+        store
+            .commit(&commit(
+                &other,
+                &c.id,
+                "patient",
+                Vec::new(),
+                vec![foreign.clone()]
+            ))
+            .await,
+        Ok(CommitOutcome::Applied)
+    );
+    assert_eq!(
+        store
+            .list_events(&other)
+            .await
+            .expect("contract: list_events succeeds"),
+        vec![foreign],
+        "contract: orgs do not share events"
+    );
+    assert!(
+        store
+            .list_events(&unique("NOORG"))
+            .await
+            .expect("contract: list_events succeeds")
+            .is_empty(),
+        "contract: an unknown org has no events"
+    );
+}
+
+/// load_patient and list_patients (sorted, merge aliases hidden).
+pub async fn patients<S: Stores>(store: &S) {
+    let org_id = new_org(store, "ORG").await;
+    let other = new_org(store, "ORG").await;
+    let m = message(&org_id, &unique("m"), "2026-11-20T17:30:00Z");
+    let n = message(&other, &unique("m"), "2026-11-20T17:30:00Z");
+    store
+        .insert_message(&m)
+        .await
+        .expect("contract: insert_message succeeds");
+    store
+        .insert_message(&n)
+        .await
+        .expect("contract: insert_message succeeds");
+
+    let survivor = patient_record("P2", 1);
+    let mut alias = patient_record("P1", 4);
+    alias.patient.merged_into = Some("P2".to_owned());
+    alias.episodes.clear();
+    alias.appointments.clear();
+    let mut cliniko = patient_record("C-1000", 1);
+    cliniko.patient.source = Source::Cliniko;
+    cliniko.patient.first_name = "Bo".to_owned();
+    let records = [&survivor, &alias, &cliniko]
+        .map(|r| new_record(r.clone()))
+        .to_vec();
+    assert_eq!(
+        store
+            .commit(&commit(&org_id, &m.id, "patient", records, Vec::new()))
+            .await,
+        Ok(CommitOutcome::Applied)
+    );
+    assert_eq!(
+        store
+            .commit(&commit(
+                &other,
+                &n.id,
+                "patient",
+                vec![new_record(patient_record("P9", 1))],
+                Vec::new()
+            ))
+            .await,
+        Ok(CommitOutcome::Applied)
+    );
+
+    assert_eq!(
+        store
+            .load_patient(&org_id, "P1")
+            .await
+            .expect("contract: load_patient succeeds"),
+        Some(alias),
+        "contract: load_patient returns a merge alias as stored"
+    );
+    assert_eq!(
+        store
+            .load_patient(&org_id, "P9")
+            .await
+            .expect("contract: load_patient succeeds"),
+        None,
+        "contract: orgs do not share patients"
+    );
+    assert_eq!(
+        store
+            .list_patients(&org_id)
+            .await
+            .expect("contract: list_patients succeeds"),
+        vec![cliniko.patient, survivor.patient],
+        "contract: list_patients returns the org's patients sorted by ID, without merge aliases"
+    );
+    assert!(
+        store
+            .list_patients(&unique("NOORG"))
+            .await
+            .expect("contract: list_patients succeeds")
+            .is_empty(),
+        "contract: an unknown org has no patients"
+    );
+}
+
+// ---- WorkQueue ----
+
+/// send accepts work on both queues, and a repeated dedupe ID is not an error.
+/// (What a consumer receives is backend-specific and tested by each adapter.)
+pub async fn queue_send<S: Stores>(store: &S) {
+    let org_id = unique("ORG");
+    for queue in [QueueName::Patients, QueueName::Episodes] {
+        let item = WorkItem {
+            org: org_id.clone(),
+            message_id: unique("m"),
+        };
+        let group = format!("{org_id}#P555");
+        store
+            .send(queue, &group, &item.message_id, &item)
+            .await
+            .expect("contract: send succeeds");
+        store
+            .send(queue, &group, &item.message_id, &item)
+            .await
+            .expect("contract: a repeated send with the same dedupe ID is not an error");
+    }
+}

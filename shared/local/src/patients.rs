@@ -1,0 +1,127 @@
+//! [`PatientStore`]: patient records with optimistic versions, the event log,
+//! and [`Commit`]s applied in one transaction.
+use rusqlite::{OptionalExtension, params};
+use tendon_core::model::{DomainEvent, Patient, PatientRecord};
+use tendon_core::ports::{Commit, CommitOutcome, PatientStore, StoreError, StoreResult};
+
+use crate::{Fail, SqliteStore, messages, sql_int, write_tx};
+
+impl PatientStore for SqliteStore {
+    async fn load_patient(&self, org: &str, id: &str) -> StoreResult<Option<PatientRecord>> {
+        let (org, id) = (org.to_owned(), id.to_owned());
+        self.run("load_patient", move |conn| {
+            let row: Option<(i64, String)> = conn
+                .prepare_cached("SELECT version, json FROM patients WHERE org = ?1 AND id = ?2")?
+                .query_row([&org, &id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let Some((version, json)) = row else {
+                return Ok(None);
+            };
+            let mut record: PatientRecord = serde_json::from_str(&json)?;
+            // The column is what commits check; the record reports the same.
+            record.version = u64::try_from(version).map_err(|_| {
+                StoreError::Backend("load_patient: a negative version is stored".to_owned())
+            })?;
+            Ok(Some(record))
+        })
+        .await
+    }
+
+    /// The org's patients sorted by ID, without merge aliases.
+    async fn list_patients(&self, org: &str) -> StoreResult<Vec<Patient>> {
+        let org = org.to_owned();
+        self.run("list_patients", move |conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT json FROM patients WHERE org = ?1 ORDER BY id")?;
+            let mut out = Vec::new();
+            for json in stmt.query_map([&org], |r| r.get::<_, String>(0))? {
+                let record: PatientRecord = serde_json::from_str(&json?)?;
+                if record.patient.merged_into.is_none() {
+                    out.push(record.patient);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn commit(&self, commit: &Commit) -> StoreResult<CommitOutcome> {
+        let mut records = Vec::with_capacity(commit.records.len());
+        for w in &commit.records {
+            let json = serde_json::to_string(&w.record)
+                .map_err(|e| Fail::Json(e).into_store_error("commit"))?;
+            records.push((
+                w.record.patient.id.clone(),
+                w.record.version,
+                w.expected_version,
+                json,
+            ));
+        }
+        let mut events = Vec::with_capacity(commit.events.len());
+        for e in &commit.events {
+            events.push((
+                e.id.clone(),
+                serde_json::to_string(e).map_err(|e| Fail::Json(e).into_store_error("commit"))?,
+            ));
+        }
+        let c = Commit {
+            records: Vec::new(),
+            events: Vec::new(),
+            ..commit.clone()
+        };
+        self.run("commit", move |conn| {
+            // Any early return drops the transaction, which rolls it back.
+            let tx = write_tx(conn)?;
+            let Some(mut message) = messages::load(&tx, &c.org, &c.message_id)? else {
+                return Err(Fail::Store(StoreError::NotFound(format!("message {}", c.message_id))));
+            };
+            if message.steps_done.contains(&c.step) {
+                return Ok(CommitOutcome::AlreadyApplied);
+            }
+            for (id, version, expected, json) in &records {
+                let version = sql_int(*version)?;
+                let written = match expected {
+                    None => tx
+                        .prepare_cached("INSERT INTO patients (org, id, version, json) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (org, id) DO NOTHING")?
+                        .execute(params![c.org, id, version, json])?,
+                    Some(expected) => tx
+                        .prepare_cached("UPDATE patients SET version = ?3, json = ?4 WHERE org = ?1 AND id = ?2 AND version = ?5")?
+                        .execute(params![c.org, id, version, json, sql_int(*expected)?])?,
+                };
+                if written == 0 {
+                    return Ok(CommitOutcome::Conflict);
+                }
+            }
+            {
+                let mut insert = tx.prepare_cached("INSERT INTO events (org, id, json) VALUES (?1, ?2, ?3) ON CONFLICT (org, id) DO NOTHING")?;
+                for (id, json) in &events {
+                    insert.execute(params![c.org, id, json])?;
+                }
+            }
+            message.status = c.status;
+            message.errors = c.errors;
+            if let Some(patient_id) = c.patient_id {
+                message.patient_id = Some(patient_id);
+            }
+            message.steps_done.push(c.step);
+            messages::save_state(&tx, &message)?;
+            tx.commit()?;
+            Ok(CommitOutcome::Applied)
+        })
+        .await
+    }
+
+    async fn list_events(&self, org: &str) -> StoreResult<Vec<DomainEvent>> {
+        let org = org.to_owned();
+        self.run("list_events", move |conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT json FROM events WHERE org = ?1 ORDER BY seq")?;
+            let mut out = Vec::new();
+            for json in stmt.query_map([&org], |r| r.get::<_, String>(0))? {
+                out.push(serde_json::from_str(&json?)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+}

@@ -1,0 +1,124 @@
+//! The schema, as numbered migrations tracked in `PRAGMA user_version`.
+//!
+//! To change the schema, append a migration; never edit one that has shipped.
+use rusqlite::Connection;
+
+/// Migration `i` brings the database from `user_version` `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: configuration, the message log, patients, events and the work queues.
+    r#"
+CREATE TABLE orgs (
+    id   TEXT PRIMARY KEY NOT NULL,
+    json TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE ingest_keys (
+    hash TEXT PRIMARY KEY NOT NULL,
+    org  TEXT NOT NULL REFERENCES orgs (id)
+) STRICT;
+CREATE INDEX ingest_keys_org ON ingest_keys (org);
+
+CREATE TABLE locations (
+    org  TEXT NOT NULL REFERENCES orgs (id),
+    id   TEXT NOT NULL,
+    json TEXT NOT NULL,
+    PRIMARY KEY (org, id)
+) STRICT;
+
+CREATE TABLE practitioners (
+    org  TEXT NOT NULL REFERENCES orgs (id),
+    id   TEXT NOT NULL,
+    json TEXT NOT NULL,
+    PRIMARY KEY (org, id)
+) STRICT;
+
+-- received_at: Unix nanoseconds of StoredMessage.received_at, for ordering
+-- (RFC 3339 text does not sort when fractional seconds come and go).
+CREATE TABLE messages (
+    org         TEXT NOT NULL,
+    id          TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    control_id  TEXT,
+    received_at INTEGER,
+    patient_id  TEXT,
+    json        TEXT NOT NULL,
+    raw         BLOB NOT NULL,
+    PRIMARY KEY (org, id)
+) STRICT;
+CREATE INDEX messages_org_status ON messages (org, status, received_at);
+CREATE INDEX messages_org_received ON messages (org, received_at);
+
+CREATE TABLE patients (
+    org     TEXT NOT NULL,
+    id      TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    json    TEXT NOT NULL,
+    PRIMARY KEY (org, id)
+) STRICT;
+
+CREATE TABLE events (
+    seq  INTEGER PRIMARY KEY AUTOINCREMENT,
+    org  TEXT NOT NULL,
+    id   TEXT NOT NULL,
+    json TEXT NOT NULL,
+    UNIQUE (org, id)
+) STRICT;
+CREATE INDEX events_org_seq ON events (org, seq);
+
+-- SQS-FIFO-like queues. visible_at is Unix ms (0: visible at once); receipt
+-- is set while a delivery is in flight.
+CREATE TABLE queue (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue         TEXT NOT NULL,
+    group_id      TEXT NOT NULL,
+    dedupe_id     TEXT NOT NULL,
+    body          TEXT NOT NULL,
+    visible_at    INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    receipt       TEXT,
+    enqueued_at   INTEGER NOT NULL
+) STRICT;
+CREATE INDEX queue_order ON queue (queue, id);
+CREATE INDEX queue_group ON queue (queue, group_id, id);
+CREATE UNIQUE INDEX queue_receipt ON queue (receipt);
+
+-- Dedupe IDs seen in the last DEDUPE_WINDOW, per queue.
+CREATE TABLE queue_dedupe (
+    queue      TEXT NOT NULL,
+    dedupe_id  TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (queue, dedupe_id)
+) STRICT;
+CREATE INDEX queue_dedupe_expiry ON queue_dedupe (expires_at);
+
+CREATE TABLE dead_letters (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue         TEXT NOT NULL,
+    group_id      TEXT NOT NULL,
+    dedupe_id     TEXT NOT NULL,
+    body          TEXT NOT NULL,
+    receive_count INTEGER NOT NULL,
+    enqueued_at   INTEGER NOT NULL,
+    dead_at       INTEGER NOT NULL
+) STRICT;
+CREATE INDEX dead_letters_queue ON dead_letters (queue, id);
+"#,
+];
+
+/// Applies the migrations the database has not had, each in its own write
+/// transaction (so two processes opening one new file do not both apply it).
+pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    loop {
+        let tx = crate::write_tx(conn)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let Some(sql) = usize::try_from(version)
+            .ok()
+            .and_then(|v| MIGRATIONS.get(v))
+        else {
+            return tx.commit();
+        };
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version + 1)?;
+        tx.commit()?;
+    }
+}
