@@ -7,7 +7,7 @@ use tendon_core::ports::{ConfigStore, MessageLog, PatientStore, StoreError};
 use tendon_local::SqliteStore;
 
 use crate::output::print;
-use crate::worker;
+use tendon_local::worker;
 
 #[derive(Args)]
 pub struct JsonFlag {

@@ -11,7 +11,6 @@ mod admin;
 mod hl7;
 mod output;
 mod serve;
-mod worker;
 
 #[derive(Parser)]
 #[command(

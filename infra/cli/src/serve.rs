@@ -12,7 +12,7 @@ use tendon_core::pipeline::{DEFAULT_MAX_BODY, ingest};
 use tendon_core::ports::{QueueName, SystemClock};
 use tendon_local::SqliteStore;
 
-use crate::worker::{self, LocalQueue};
+use tendon_local::worker::{self, LocalQueue};
 
 pub async fn serve(store: SqliteStore, addr: SocketAddr) -> Result<(), String> {
     let queue = LocalQueue::new(store);

@@ -42,6 +42,7 @@ mod messages;
 mod patients;
 mod queue;
 mod schema;
+pub mod worker;
 
 pub use queue::{DEDUPE_WINDOW, Received};
 

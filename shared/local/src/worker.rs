@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use tendon_core::pipeline::{episode_step, patient_step};
 use tendon_core::ports::{QueueName, StoreResult, SystemClock, WorkItem, WorkQueue};
-use tendon_local::SqliteStore;
+
+use crate::SqliteStore;
 use tokio::sync::Notify;
 
 /// How long a received record stays invisible; a worker that dies mid-batch
@@ -59,15 +60,21 @@ impl WorkQueue for LocalQueue {
     }
 }
 
-fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
-}
-
 /// Receives one batch and runs it through the queue's handler, in order. After a
 /// record fails, the rest of its group is left for redelivery, as FIFO requires.
 pub async fn process_batch(queue: &LocalQueue, name: QueueName) -> StoreResult<usize> {
+    process_batch_at(queue, name, crate::now_ms()).await
+}
+
+/// [`process_batch`] as if at `now_ms`, so tests can expire visibility timeouts
+/// without waiting.
+pub async fn process_batch_at(
+    queue: &LocalQueue,
+    name: QueueName,
+    now_ms: i64,
+) -> StoreResult<usize> {
     let store = &queue.store;
-    let batch = store.receive(name, BATCH, VISIBILITY, now_ms()).await?;
+    let batch = store.receive(name, BATCH, VISIBILITY, now_ms).await?;
     let mut failed_groups = HashSet::new();
     for record in &batch {
         if failed_groups.contains(&record.group) {

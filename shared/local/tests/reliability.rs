@@ -1,0 +1,421 @@
+//! Reliability on the local backend, through the real handlers, store and
+//! queues: redelivery, reordering, crashes mid-step and tenant isolation.
+use tendon_core::model::{Location, MessageStatus, Org, Practitioner};
+use tendon_core::pipeline::{DEFAULT_MAX_BODY, ingest, key_hash, patient_step};
+use tendon_core::ports::{
+    ConfigStore, MessageLog, PatientStore, QueueName, SystemClock, WorkQueue,
+};
+use tendon_local::worker::{LocalQueue, VISIBILITY, drain, process_batch_at};
+use tendon_local::{SqliteStore, now_ms};
+
+const WORKED: &str = include_str!("../../../examples/worked-example.hl7");
+const KEY: &str = "tdn_test_key_acme";
+
+async fn setup() -> LocalQueue {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let org = Org {
+        id: "ACME01".into(),
+        name: "Acme PT".into(),
+        timezone: "America/Los_Angeles".into(),
+        ie_types: vec!["Initial Eval".into()],
+        field_map: Default::default(),
+    };
+    store.create_org(&org, &key_hash(KEY)).await.unwrap();
+    store
+        .put_location(
+            "ACME01",
+            &Location {
+                id: "12".into(),
+                name: "Salem".into(),
+                timezone: None,
+            },
+        )
+        .await
+        .unwrap();
+    let p = Practitioner {
+        id: "445566".into(),
+        first_name: "Chidi".into(),
+        last_name: "Okafor".into(),
+        npi: None,
+        email: None,
+    };
+    store.put_practitioner("ACME01", &p).await.unwrap();
+    LocalQueue::new(store)
+}
+
+async fn post(q: &LocalQueue, key: &str, body: &str) -> String {
+    let auth = format!("Bearer {key}");
+    let reply = ingest(
+        q.store(),
+        q.store(),
+        q,
+        &SystemClock,
+        Some(&auth),
+        body.as_bytes(),
+        DEFAULT_MAX_BODY,
+    )
+    .await
+    .unwrap();
+    String::from_utf8(reply.body).unwrap()
+}
+
+/// Drops the fields that record wall-clock time, which differ between runs.
+fn without_clock(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            map.remove("created_at");
+            map.values_mut().for_each(without_clock);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(without_clock),
+        _ => {}
+    }
+}
+
+/// The observable state: the patient record (without version) and the event log.
+async fn state(q: &LocalQueue) -> (serde_json::Value, Vec<String>) {
+    let rec = q
+        .store()
+        .load_patient("ACME01", "P555")
+        .await
+        .unwrap()
+        .expect("patient exists");
+    let mut v = serde_json::to_value(&rec).unwrap();
+    v.as_object_mut().unwrap().remove("version");
+    without_clock(&mut v);
+    let events = q
+        .store()
+        .list_events("ACME01")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e.kind.as_str(),
+                e.appointment_id.or(e.case_id).unwrap_or_default()
+            )
+        })
+        .collect();
+    (v, events)
+}
+
+#[tokio::test]
+async fn a_message_delivered_three_times_gives_the_state_of_one() {
+    let once = setup().await;
+    post(&once, KEY, WORKED).await;
+    drain(&once).await.unwrap();
+    let expected = state(&once).await;
+    assert_eq!(expected.1.len(), 4);
+
+    // Three posts (gateway retries) and three queue deliveries of the same pointer.
+    let thrice = setup().await;
+    for _ in 0..3 {
+        post(&thrice, KEY, WORKED).await;
+    }
+    let msg = thrice
+        .store()
+        .list_messages("ACME01", None)
+        .await
+        .unwrap()
+        .remove(0);
+    let item = tendon_core::ports::WorkItem {
+        org: "ACME01".into(),
+        message_id: msg.id.clone(),
+    };
+    for n in 0..3 {
+        thrice
+            .send(
+                QueueName::Patients,
+                "ACME01#P555",
+                &format!("redelivery-{n}"),
+                &item,
+            )
+            .await
+            .unwrap();
+        thrice
+            .send(
+                QueueName::Episodes,
+                "ACME01#P555",
+                &format!("redelivery-e{n}"),
+                &item,
+            )
+            .await
+            .unwrap();
+    }
+    drain(&thrice).await.unwrap();
+    assert_eq!(state(&thrice).await, expected);
+    assert_eq!(
+        thrice
+            .store()
+            .list_messages("ACME01", None)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+fn at(msg: &str, control: &str, msh7: &str) -> String {
+    msg.replace("MSG00042", control)
+        .replace("20261120093000-0800", msh7)
+}
+
+#[tokio::test]
+async fn out_of_order_updates_do_not_overwrite_newer_state() {
+    let q = setup().await;
+    post(&q, KEY, &at(WORKED, "C1", "20261120090000-0800")).await;
+    let arrived = WORKED
+        .replace("SIU^S12^SIU_S12", "SIU^S14")
+        .replace("||Booked", "||Arrived");
+    let moved = WORKED
+        .replace("SIU^S12^SIU_S12", "SIU^S13")
+        .replace("^^45^202612011000", "^^45^202612051000");
+    // The newer arrival lands before the older reschedule.
+    post(&q, KEY, &at(&arrived, "C3", "20261201100000-0800")).await;
+    post(&q, KEY, &at(&moved, "C2", "20261125090000-0800")).await;
+    let a08 = |control: &str, msh7: &str, family: &str| {
+        format!(
+            "MSH|^~\\&|EMR|ACME01|||{msh7}||ADT^A08|{control}|P|2.5.1\rPID|1||P555^^^^MR||{family}^Ana||19850312|F\r"
+        )
+    };
+    post(&q, KEY, &a08("A2", "20261210000000-0800", "Newer")).await;
+    post(&q, KEY, &a08("A1", "20261209000000-0800", "Older")).await;
+    drain(&q).await.unwrap();
+    let rec = q
+        .store()
+        .load_patient("ACME01", "P555")
+        .await
+        .unwrap()
+        .unwrap();
+    let appt = rec.appointment("A9001").unwrap();
+    assert_eq!(appt.status, tendon_core::AppointmentStatus::Arrived);
+    assert_eq!(
+        appt.start.as_deref(),
+        Some("2026-12-01T10:00:00-08:00"),
+        "the stale reschedule is not applied"
+    );
+    assert_eq!(rec.patient.last_name, "Newer");
+    let statuses: Vec<_> = q
+        .store()
+        .list_messages("ACME01", None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.status)
+        .collect();
+    assert!(
+        statuses.iter().all(|s| *s == MessageStatus::Processed),
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_worker_that_dies_after_its_writes_leaves_no_duplicate_and_no_loss() {
+    let q = setup().await;
+    post(&q, KEY, WORKED).await;
+    let t0 = now_ms();
+    // The worker receives the record and commits the patient step, then dies
+    // before deleting it from the queue (and, as far as we know, before queueing
+    // the episode step).
+    let batch = q
+        .store()
+        .receive(QueueName::Patients, 10, VISIBILITY, t0)
+        .await
+        .unwrap();
+    assert_eq!(batch.len(), 1);
+    patient_step(
+        q.store(),
+        q.store(),
+        q.store(),
+        q.store(),
+        &SystemClock,
+        &batch[0].item,
+    )
+    .await
+    .unwrap();
+    // Nothing more happens until the visibility timeout expires...
+    assert_eq!(
+        process_batch_at(&q, QueueName::Patients, t0 + 1_000)
+            .await
+            .unwrap(),
+        0
+    );
+    // ...then the record is redelivered and the pipeline finishes exactly once.
+    let later = t0 + VISIBILITY.as_millis() as i64 + 1;
+    assert_eq!(
+        process_batch_at(&q, QueueName::Patients, later)
+            .await
+            .unwrap(),
+        1
+    );
+    while process_batch_at(&q, QueueName::Episodes, later)
+        .await
+        .unwrap()
+        > 0
+    {}
+    let (rec, events) = state(&q).await;
+    assert_eq!(rec["episodes"].as_array().unwrap().len(), 2);
+    assert_eq!(rec["appointments"].as_array().unwrap().len(), 1);
+    assert_eq!(events.len(), 4, "{events:?}");
+    assert_eq!(
+        q.store().list_messages("ACME01", None).await.unwrap()[0].status,
+        MessageStatus::Processed
+    );
+    assert_eq!(q.store().queue_len(QueueName::Patients).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn one_orgs_key_never_writes_into_another_org() {
+    let q = setup().await;
+    let other = Org {
+        id: "OTHER9".into(),
+        name: "Other".into(),
+        timezone: "America/New_York".into(),
+        ie_types: vec!["Initial Eval".into()],
+        field_map: Default::default(),
+    };
+    q.store()
+        .create_org(&other, &key_hash("tdn_other_key"))
+        .await
+        .unwrap();
+    q.store()
+        .put_location(
+            "OTHER9",
+            &Location {
+                id: "12".into(),
+                name: "X".into(),
+                timezone: None,
+            },
+        )
+        .await
+        .unwrap();
+    let p = Practitioner {
+        id: "445566".into(),
+        first_name: "A".into(),
+        last_name: "B".into(),
+        npi: None,
+        email: None,
+    };
+    q.store().put_practitioner("OTHER9", &p).await.unwrap();
+
+    // ACME01's key with a message that claims to be from OTHER9.
+    let ack = post(&q, KEY, &WORKED.replace("|ACME01|", "|OTHER9|")).await;
+    assert!(
+        ack.contains("MSA|AR|") && ack.contains("account_mismatch"),
+        "{ack:?}"
+    );
+    // Without MSH-4 the tenant is the key's org, never the message's.
+    post(
+        &q,
+        KEY,
+        &WORKED.replace("|ACME01|", "||").replace("MSG00042", "M2"),
+    )
+    .await;
+    drain(&q).await.unwrap();
+    assert!(
+        q.store()
+            .list_messages("OTHER9", None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(q.store().list_patients("OTHER9").await.unwrap().is_empty());
+    assert_eq!(q.store().list_patients("ACME01").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_poison_message_lands_in_the_dlq_and_can_be_redriven() {
+    let q = setup().await;
+    // A stored message whose org configuration is gone: every attempt fails
+    // with an infrastructure error, never with a recorded outcome.
+    let ghost = WORKED.replace("|ACME01|", "|GHOST1|");
+    let msg = tendon_core::model::StoredMessage {
+        org: "GHOST1".into(),
+        id: "poison-1".into(),
+        control_id: Some("MSG00042".into()),
+        message_type: Some("SIU^S12".into()),
+        status: MessageStatus::Accepted,
+        errors: Vec::new(),
+        received_at: "2026-11-20T17:30:00Z".into(),
+        body_hash: "x".into(),
+        patient_id: Some("P555".into()),
+        steps_done: Vec::new(),
+        replays: 0,
+        raw: ghost.into_bytes(),
+    };
+    q.store().insert_message(&msg).await.unwrap();
+    let item = tendon_core::ports::WorkItem {
+        org: "GHOST1".into(),
+        message_id: "poison-1".into(),
+    };
+    q.send(QueueName::Patients, "GHOST1#P555", "poison-1", &item)
+        .await
+        .unwrap();
+    let mut t = now_ms();
+    let max = q.store().max_receive_count();
+    for _ in 0..max {
+        assert_eq!(
+            process_batch_at(&q, QueueName::Patients, t).await.unwrap(),
+            1
+        );
+        t += VISIBILITY.as_millis() as i64 + 1;
+    }
+    // The next receive moves it to the dead-letter queue instead of delivering it.
+    assert_eq!(
+        process_batch_at(&q, QueueName::Patients, t).await.unwrap(),
+        0
+    );
+    let dead = q.store().dead_letters(QueueName::Patients).await.unwrap();
+    assert_eq!(dead, vec![(item.clone(), max)]);
+
+    // The operator fixes the cause and redrives: the message is processed once.
+    let org = Org {
+        id: "GHOST1".into(),
+        name: "Ghost".into(),
+        timezone: "America/Los_Angeles".into(),
+        ie_types: vec!["Initial Eval".into()],
+        field_map: Default::default(),
+    };
+    q.store()
+        .create_org(&org, &key_hash("tdn_ghost"))
+        .await
+        .unwrap();
+    q.store()
+        .put_location(
+            "GHOST1",
+            &Location {
+                id: "12".into(),
+                name: "S".into(),
+                timezone: None,
+            },
+        )
+        .await
+        .unwrap();
+    let p = Practitioner {
+        id: "445566".into(),
+        first_name: "C".into(),
+        last_name: "O".into(),
+        npi: None,
+        email: None,
+    };
+    q.store().put_practitioner("GHOST1", &p).await.unwrap();
+    assert_eq!(q.store().redrive(QueueName::Patients).await.unwrap(), 1);
+    drain(&q).await.unwrap();
+    assert_eq!(
+        q.store()
+            .get_message("GHOST1", "poison-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        MessageStatus::Processed
+    );
+    assert_eq!(q.store().list_patients("GHOST1").await.unwrap().len(), 1);
+    assert!(
+        q.store()
+            .dead_letters(QueueName::Patients)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
