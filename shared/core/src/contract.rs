@@ -3,7 +3,7 @@
 //!
 //! Every adapter runs the same suite, so the backends cannot drift:
 //!
-//! ```ignore
+//! ```text
 //! #[tokio::test]
 //! async fn sqlite_meets_the_port_contract() {
 //!     tendon_core::contract::run_all(|| SqliteStore::open_in_memory().unwrap()).await;
