@@ -481,3 +481,96 @@ where
     }
     Ok(messages.len())
 }
+
+/// One record of a queue batch: its ID (SQS message ID or local receipt), its
+/// message group, and the pointer it carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchRecord {
+    pub id: String,
+    pub group: String,
+    pub item: WorkItem,
+}
+
+/// Runs a FIFO batch through `handle` in order and returns the IDs of the records
+/// that must be retried: each record whose handling failed, and every later record
+/// of the same message group, so a group never runs out of order. Business
+/// failures are not errors (they are recorded outcomes), so only infrastructure
+/// errors land here. Both the Lambda consumers (`ReportBatchItemFailures`) and the
+/// local workers use this.
+pub async fn run_batch<F, Fut>(records: &[BatchRecord], mut handle: F) -> Vec<String>
+where
+    F: FnMut(WorkItem) -> Fut,
+    Fut: std::future::Future<Output = StoreResult<StepOutcome>>,
+{
+    let mut failed_groups = std::collections::HashSet::new();
+    let mut retry = Vec::new();
+    for record in records {
+        if failed_groups.contains(&record.group) {
+            retry.push(record.id.clone());
+            continue;
+        }
+        if let Err(e) = handle(record.item.clone()).await {
+            tracing::warn!(message_id = %record.item.message_id, error = %e, "step failed; the record will be retried");
+            failed_groups.insert(record.group.clone());
+            retry.push(record.id.clone());
+        }
+    }
+    retry
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(id: &str, group: &str) -> BatchRecord {
+        BatchRecord {
+            id: id.into(),
+            group: group.into(),
+            item: WorkItem {
+                org: "O".into(),
+                message_id: id.into(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_failure_holds_back_the_rest_of_its_group_only() {
+        let records = [
+            rec("a1", "A"),
+            rec("b1", "B"),
+            rec("a2", "A"),
+            rec("b2", "B"),
+            rec("a3", "A"),
+        ];
+        let mut seen = Vec::new();
+        let retry = block_on(run_batch(&records, |item| {
+            seen.push(item.message_id.clone());
+            let fail = item.message_id == "a2";
+            async move {
+                if fail {
+                    Err(StoreError::Backend("down".into()))
+                } else {
+                    Ok(StepOutcome::Done)
+                }
+            }
+        }));
+        assert_eq!(
+            seen,
+            ["a1", "b1", "a2", "b2"],
+            "a3 is not run after a2 failed"
+        );
+        assert_eq!(retry, ["a2", "a3"]);
+    }
+
+    /// A minimal executor for a future that never waits.
+    fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+        use std::task::{Context, Poll, Waker};
+        let mut fut = std::pin::pin!(fut);
+        let mut cx = Context::from_waker(Waker::noop());
+        loop {
+            if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
+    }
+}

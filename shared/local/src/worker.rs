@@ -1,11 +1,10 @@
 //! Queue workers for the local backend: the same handlers as the patient and
 //! episode Lambdas, fed from the SQLite queues the way an SQS event source
 //! mapping feeds a function (batches, in order per message group).
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tendon_core::pipeline::{episode_step, patient_step};
+use tendon_core::pipeline::{BatchRecord, episode_step, patient_step, run_batch};
 use tendon_core::ports::{QueueName, StoreResult, SystemClock, WorkItem, WorkQueue};
 
 use crate::SqliteStore;
@@ -75,28 +74,27 @@ pub async fn process_batch_at(
 ) -> StoreResult<usize> {
     let store = &queue.store;
     let batch = store.receive(name, BATCH, VISIBILITY, now_ms).await?;
-    let mut failed_groups = HashSet::new();
-    for record in &batch {
-        if failed_groups.contains(&record.group) {
-            continue;
-        }
-        let result = match name {
+    let records: Vec<BatchRecord> = batch
+        .iter()
+        .map(|r| BatchRecord {
+            id: r.receipt.clone(),
+            group: r.group.clone(),
+            item: r.item.clone(),
+        })
+        .collect();
+    let retry = run_batch(&records, |item| async move {
+        match name {
             QueueName::Patients => {
-                patient_step(store, store, store, queue, &SystemClock, &record.item).await
+                patient_step(store, store, store, queue, &SystemClock, &item).await
             }
-            QueueName::Episodes => {
-                episode_step(store, store, store, &SystemClock, &record.item).await
-            }
-        };
-        match result {
-            Ok(_) => {
-                store.delete(&record.receipt).await?;
-            }
-            Err(e) => {
-                tracing::warn!(queue = name.as_str(), message_id = %record.item.message_id, receive_count = record.receive_count, error = %e, "step failed; will be retried");
-                failed_groups.insert(record.group.clone());
-            }
+            QueueName::Episodes => episode_step(store, store, store, &SystemClock, &item).await,
         }
+    })
+    .await;
+    // Records to retry stay in flight and come back after the visibility
+    // timeout, as with SQS; the rest are done.
+    for r in records.iter().filter(|r| !retry.contains(&r.id)) {
+        store.delete(&r.id).await?;
     }
     Ok(batch.len())
 }
