@@ -1,0 +1,259 @@
+//! [`ConfigStore`]: orgs, ingest keys (hashes), locations and practitioners,
+//! all under `ORG#<org>` except the keys (`KEY#<hash>`).
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem};
+use serde::Serialize;
+use tendon_core::model::{Location, Org, OrgConfig, Practitioner};
+use tendon_core::ports::{ConfigStore, StoreError, StoreResult};
+
+use crate::items::{
+    Item, KEY_SK, LOC_PREFIX, ORG_SK, PRAC_PREFIX, from_item, key, key_pk, org_pk, s, string_attr,
+    to_item,
+};
+use crate::{AwsStore, backend, build};
+
+/// Why one item of a cancelled transaction failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reason {
+    /// Not this item.
+    Fine,
+    /// Its condition expression was false.
+    Condition,
+    /// Another transaction or write touched it at the same time.
+    Conflict,
+    Other,
+}
+
+/// The per-item reasons of a cancelled transaction.
+pub(crate) fn cancellation(err: &TransactWriteItemsError) -> Option<Vec<Reason>> {
+    match err {
+        TransactWriteItemsError::TransactionCanceledException(e) => Some(
+            e.cancellation_reasons()
+                .iter()
+                .map(|r| match r.code() {
+                    None | Some("None") => Reason::Fine,
+                    Some("ConditionalCheckFailed") => Reason::Condition,
+                    Some("TransactionConflict") => Reason::Conflict,
+                    Some(_) => Reason::Other,
+                })
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+fn org_not_found(org: &str) -> StoreError {
+    StoreError::NotFound(format!("org {org}"))
+}
+
+fn org_exists_check(store: &AwsStore, what: &str, org: &str) -> StoreResult<TransactWriteItem> {
+    let check = ConditionCheck::builder()
+        .table_name(&store.table)
+        .set_key(Some(key(org_pk(org), ORG_SK)))
+        .condition_expression("attribute_exists(pk)")
+        .build()
+        .map_err(|_| build(what))?;
+    Ok(TransactWriteItem::builder().condition_check(check).build())
+}
+
+fn put(store: &AwsStore, what: &str, item: Item, condition: Option<&str>) -> StoreResult<Put> {
+    Put::builder()
+        .table_name(&store.table)
+        .set_item(Some(item))
+        .set_condition_expression(condition.map(str::to_owned))
+        .build()
+        .map_err(|_| build(what))
+}
+
+impl AwsStore {
+    /// Sends a transaction; `Ok(None)` if it went through, `Ok(Some(reasons))`
+    /// if it was cancelled by conditions or conflicts (and nothing else).
+    pub(crate) async fn transact(
+        &self,
+        what: &str,
+        items: Vec<TransactWriteItem>,
+    ) -> StoreResult<Option<Vec<Reason>>> {
+        self.count();
+        match self
+            .dynamo
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(None),
+            Err(e) => {
+                if let Some(reasons) = e.as_service_error().and_then(cancellation)
+                    && !reasons.contains(&Reason::Other)
+                    && reasons.iter().any(|r| *r != Reason::Fine)
+                {
+                    return Ok(Some(reasons));
+                }
+                Err(backend(what, &e))
+            }
+        }
+    }
+
+    /// [`AwsStore::transact`] where only condition failures are expected:
+    /// `Ok(Some(failed))` flags the items whose condition was false.
+    async fn transact_conditions(
+        &self,
+        what: &str,
+        items: Vec<TransactWriteItem>,
+    ) -> StoreResult<Option<Vec<bool>>> {
+        match self.transact(what, items).await? {
+            None => Ok(None),
+            Some(reasons) if reasons.contains(&Reason::Condition) => Ok(Some(
+                reasons.iter().map(|r| *r == Reason::Condition).collect(),
+            )),
+            Some(_) => Err(StoreError::Backend(format!("{what}: TransactionConflict"))),
+        }
+    }
+
+    /// Puts a location or practitioner of an existing org.
+    async fn put_child<T: Serialize>(
+        &self,
+        what: &str,
+        org: &str,
+        sk: String,
+        value: &T,
+    ) -> StoreResult<()> {
+        let item = to_item(what, value, org_pk(org), sk)?;
+        let items = vec![
+            org_exists_check(self, what, org)?,
+            TransactWriteItem::builder()
+                .put(put(self, what, item, None)?)
+                .build(),
+        ];
+        match self.transact_conditions(what, items).await? {
+            None => Ok(()),
+            Some(_) => Err(org_not_found(org)),
+        }
+    }
+}
+
+impl ConfigStore for AwsStore {
+    async fn create_org(&self, org: &Org, key_hash: &str) -> StoreResult<()> {
+        const WHAT: &str = "create_org";
+        let org_item = to_item(WHAT, org, org_pk(&org.id), ORG_SK)?;
+        let mut key_item = key(key_pk(key_hash), KEY_SK);
+        key_item.insert("org".to_owned(), s(org.id.clone()));
+        let items = vec![
+            TransactWriteItem::builder()
+                .put(put(self, WHAT, org_item, Some("attribute_not_exists(pk)"))?)
+                .build(),
+            TransactWriteItem::builder()
+                .put(put(self, WHAT, key_item, Some("attribute_not_exists(pk)"))?)
+                .build(),
+        ];
+        match self.transact_conditions(WHAT, items).await? {
+            None => Ok(()),
+            Some(failed) if failed.first() == Some(&true) => {
+                Err(StoreError::AlreadyExists(format!("org {}", org.id)))
+            }
+            Some(_) => Err(StoreError::AlreadyExists("ingest key".to_owned())),
+        }
+    }
+
+    async fn update_org(&self, org: &Org) -> StoreResult<()> {
+        const WHAT: &str = "update_org";
+        let item = to_item(WHAT, org, org_pk(&org.id), ORG_SK)?;
+        self.count();
+        match self
+            .dynamo
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(org_not_found(&org.id))
+            }
+            Err(e) => Err(backend(WHAT, &e)),
+        }
+    }
+
+    /// Adding a key the org already has is a no-op; a key of another org is
+    /// `AlreadyExists`; an unknown org is `NotFound`.
+    async fn add_ingest_key(&self, org: &str, key_hash: &str) -> StoreResult<()> {
+        const WHAT: &str = "add_ingest_key";
+        let mut key_item = key(key_pk(key_hash), KEY_SK);
+        key_item.insert("org".to_owned(), s(org));
+        let key_put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(key_item))
+            .condition_expression("attribute_not_exists(pk) OR #org = :org")
+            .expression_attribute_names("#org", "org")
+            .expression_attribute_values(":org", s(org))
+            .build()
+            .map_err(|_| build(WHAT))?;
+        let items = vec![
+            org_exists_check(self, WHAT, org)?,
+            TransactWriteItem::builder().put(key_put).build(),
+        ];
+        match self.transact_conditions(WHAT, items).await? {
+            None => Ok(()),
+            Some(failed) if failed.first() == Some(&true) => Err(org_not_found(org)),
+            Some(_) => Err(StoreError::AlreadyExists("ingest key".to_owned())),
+        }
+    }
+
+    async fn org_for_key(&self, key_hash: &str) -> StoreResult<Option<String>> {
+        let item = self.get("org_for_key", key_pk(key_hash), KEY_SK).await?;
+        Ok(item.and_then(|i| string_attr(&i, "org").map(str::to_owned)))
+    }
+
+    async fn put_location(&self, org: &str, location: &Location) -> StoreResult<()> {
+        self.put_child(
+            "put_location",
+            org,
+            format!("{LOC_PREFIX}{}", location.id),
+            location,
+        )
+        .await
+    }
+
+    async fn put_practitioner(&self, org: &str, practitioner: &Practitioner) -> StoreResult<()> {
+        self.put_child(
+            "put_practitioner",
+            org,
+            format!("{PRAC_PREFIX}{}", practitioner.id),
+            practitioner,
+        )
+        .await
+    }
+
+    /// One strongly consistent Query of the org's partition.
+    async fn org_config(&self, org: &str) -> StoreResult<Option<OrgConfig>> {
+        const WHAT: &str = "org_config";
+        let mut found = None;
+        let mut locations: Vec<Location> = Vec::new();
+        let mut practitioners: Vec<Practitioner> = Vec::new();
+        for item in self.query_all(WHAT, org_pk(org)).await? {
+            let sk = string_attr(&item, "sk").unwrap_or_default().to_owned();
+            if sk == ORG_SK {
+                found = Some(from_item::<Org>(WHAT, item)?);
+            } else if sk.starts_with(LOC_PREFIX) {
+                locations.push(from_item(WHAT, item)?);
+            } else if sk.starts_with(PRAC_PREFIX) {
+                practitioners.push(from_item(WHAT, item)?);
+            }
+        }
+        let Some(org) = found else {
+            return Ok(None);
+        };
+        locations.sort_by(|a, b| a.id.cmp(&b.id));
+        practitioners.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(Some(OrgConfig {
+            org,
+            locations,
+            practitioners,
+        }))
+    }
+}

@@ -1,0 +1,168 @@
+//! Keys, item encoding and the small request helpers every port uses.
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tendon_core::ports::StoreResult;
+
+use crate::{AwsStore, backend, build, codec};
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+pub(crate) const PK: &str = "pk";
+pub(crate) const SK: &str = "sk";
+
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub(crate) fn org_pk(org: &str) -> String {
+    format!("ORG#{org}")
+}
+pub(crate) const ORG_SK: &str = "ORG";
+pub(crate) const LOC_PREFIX: &str = "LOC#";
+pub(crate) const PRAC_PREFIX: &str = "PRAC#";
+
+pub(crate) fn key_pk(hash: &str) -> String {
+    format!("KEY#{hash}")
+}
+pub(crate) const KEY_SK: &str = "KEY";
+
+pub(crate) fn message_pk(org: &str, id: &str) -> String {
+    format!("ORG#{org}#MSG#{id}")
+}
+pub(crate) const MESSAGE_SK: &str = "MSG";
+pub(crate) fn message_list_pk(org: &str) -> String {
+    format!("ORG#{org}#MSGS")
+}
+
+pub(crate) fn patient_pk(org: &str, id: &str) -> String {
+    format!("ORG#{org}#PAT#{id}")
+}
+pub(crate) const PATIENT_SK: &str = "REC";
+pub(crate) fn patient_list_pk(org: &str) -> String {
+    format!("ORG#{org}#PATS")
+}
+
+pub(crate) fn event_pk(org: &str) -> String {
+    format!("ORG#{org}#EVT")
+}
+
+pub(crate) fn key(pk: String, sk: impl Into<String>) -> Item {
+    HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
+}
+
+/// `value` as an item with the given key.
+pub(crate) fn to_item<T: Serialize>(
+    what: &str,
+    value: &T,
+    pk: String,
+    sk: impl Into<String>,
+) -> StoreResult<Item> {
+    let mut item: Item = serde_dynamo::to_item(value).map_err(|_| codec(what))?;
+    item.extend(key(pk, sk));
+    Ok(item)
+}
+
+pub(crate) fn from_item<T: DeserializeOwned>(what: &str, item: Item) -> StoreResult<T> {
+    serde_dynamo::from_item(item).map_err(|_| codec(what))
+}
+
+pub(crate) fn to_value<T: Serialize>(what: &str, value: &T) -> StoreResult<AttributeValue> {
+    serde_dynamo::to_attribute_value(value).map_err(|_| codec(what))
+}
+
+pub(crate) fn string_attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+impl AwsStore {
+    /// GetItem, strongly consistent.
+    pub(crate) async fn get(&self, what: &str, pk: String, sk: &str) -> StoreResult<Option<Item>> {
+        self.count();
+        let out = self
+            .dynamo
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| backend(what, &e))?;
+        Ok(out.item)
+    }
+
+    /// Every item of a partition, in `sk` order (strongly consistent, all pages).
+    pub(crate) async fn query_all(&self, what: &str, pk: String) -> StoreResult<Vec<Item>> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            self.count();
+            let page = self
+                .dynamo
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| backend(what, &e))?;
+            out.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// BatchGetItem of `keys` (strongly consistent, unprocessed keys retried),
+    /// in no particular order; missing items are left out.
+    pub(crate) async fn batch_get(&self, what: &str, keys: Vec<Item>) -> StoreResult<Vec<Item>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(100) {
+            let mut pending = chunk.to_vec();
+            let mut rounds = 0;
+            while !pending.is_empty() {
+                rounds += 1;
+                if rounds > 20 {
+                    return Err(tendon_core::ports::StoreError::Backend(format!(
+                        "{what}: the batch read kept being throttled"
+                    )));
+                }
+                if rounds > 1 {
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << rounds.min(6))).await;
+                }
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|_| build(what))?;
+                self.count();
+                let got = self
+                    .dynamo
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| backend(what, &e))?;
+                if let Some(mut responses) = got.responses
+                    && let Some(items) = responses.remove(&self.table)
+                {
+                    out.extend(items);
+                }
+                if let Some(mut left) = got.unprocessed_keys
+                    && let Some(left) = left.remove(&self.table)
+                {
+                    pending = left.keys;
+                }
+            }
+        }
+        Ok(out)
+    }
+}

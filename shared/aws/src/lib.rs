@@ -1,0 +1,247 @@
+//! Tendon's AWS backend: the core's storage ports on ONE DynamoDB table, and
+//! the work queues on SQS FIFO queues.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use tendon_aws::AwsStore;
+//! use tendon_core::ports::{QueueName, WorkItem, WorkQueue};
+//!
+//! // TENDON_TABLE, TENDON_PATIENTS_QUEUE_URL, TENDON_EPISODES_QUEUE_URL, plus the
+//! // usual AWS_* settings (AWS_ENDPOINT_URL included) from the environment.
+//! let store = AwsStore::from_env().await?;
+//! let item = WorkItem { org: "ACME01".into(), message_id: "m1".into() };
+//! store.send(QueueName::Patients, "ACME01#P555", "m1", &item).await?;
+//! for got in store.receive_batch(QueueName::Patients, 10, 20).await? {
+//!     // ... handle got.item, then:
+//!     store.delete(QueueName::Patients, &got.receipt).await?;
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! One [`AwsStore`] implements [`ConfigStore`](tendon_core::ports::ConfigStore),
+//! [`MessageLog`](tendon_core::ports::MessageLog),
+//! [`PatientStore`](tendon_core::ports::PatientStore) and
+//! [`WorkQueue`](tendon_core::ports::WorkQueue) with the semantics their docs
+//! give (the `tendon_core::contract` suite checks them on moto).
+//!
+//! # Item layout
+//!
+//! The table is keyed by `pk` (S) and `sk` (S); every key starts with the
+//! tenant, so no read or write crosses orgs. Records are stored as DynamoDB
+//! attributes (`serde_dynamo`), beside the key attributes.
+//!
+//! | item | `pk` | `sk` | notes |
+//! |---|---|---|---|
+//! | org | `ORG#<org>` | `ORG` | [`Org`](tendon_core::model::Org) |
+//! | location | `ORG#<org>` | `LOC#<id>` | `org_config` is one Query of `ORG#<org>` |
+//! | practitioner | `ORG#<org>` | `PRAC#<id>` | |
+//! | ingest key | `KEY#<hash>` | `KEY` | attribute `org` |
+//! | message | `ORG#<org>#MSG#<id>` | `MSG` | the whole [`StoredMessage`](tendon_core::model::StoredMessage), `raw` as a Binary attribute |
+//! | message listing | `ORG#<org>#MSGS` | `<received>#<seq>#<id>` | attribute `id` only; written with the message in one transaction |
+//! | patient | `ORG#<org>#PAT#<id>` | `REC` | [`PatientRecord`](tendon_core::model::PatientRecord), `version` a Number |
+//! | patient listing | `ORG#<org>#PATS` | `<id>` | attribute `id` only; written by the commit that creates the record |
+//! | event | `ORG#<org>#EVT` | `<event id>` | [`DomainEvent`](tendon_core::model::DomainEvent) plus `seq` |
+//!
+//! - The message item is addressed directly by (org, id): `get_message` is one
+//!   GetItem and the commit guard an Update on it. Its listing item holds only
+//!   the ID: `list_messages` Queries the listing (ordered by `received_at` in
+//!   zero-padded Unix nanoseconds, then insertion) and BatchGets the messages
+//!   (status is filtered client side; the listing is an admin operation).
+//! - `<seq>` is the writer's wall clock in nanoseconds, made strictly
+//!   increasing within the process. Events are keyed by their ID (so a second
+//!   write of one is refused by `attribute_not_exists`) and `list_events`
+//!   sorts the org's events by `seq`: "in the order written" holds within a
+//!   writer and, across Lambdas, up to clock skew.
+//! - `commit` is ONE `TransactWriteItems`: an Update of the message item
+//!   (condition: it exists and `steps_done` does not contain the step; sets
+//!   status, errors, patient ID and appends the step), a Put per patient record
+//!   (condition `attribute_not_exists(pk)` for a new one, `version = :expected`
+//!   otherwise) with the listing item of each new patient, and a Put per event
+//!   (`attribute_not_exists(pk)`). Cancellation reasons map to the outcome:
+//!   the message guard → `AlreadyApplied` (or `NotFound` if the message does
+//!   not exist); a record → `Conflict`; only events → those events exist
+//!   already (the first write stays), so the transaction is sent again without
+//!   them. The step guard makes a commit's events exactly-once.
+//! - Org IDs are assumed to contain no `#` (they are EMR account IDs).
+//! - An item is at most 400 KB: a raw message (or a patient record) larger than
+//!   that is refused by DynamoDB as a `Backend` error.
+//!
+//! Errors become [`StoreError::Backend`](tendon_core::ports::StoreError) with
+//! the operation and the AWS error code, never a stored value.
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use tendon_core::ports::{QueueName, StoreError};
+
+mod bootstrap;
+mod config;
+mod items;
+mod messages;
+mod patients;
+mod queue;
+
+pub use bootstrap::{BootstrapEnv, bootstrap, bootstrap_with};
+pub use queue::{Received, queue_safe_id};
+
+/// Environment variable naming the table.
+pub const ENV_TABLE: &str = "TENDON_TABLE";
+/// Environment variable with the patients queue URL.
+pub const ENV_PATIENTS_QUEUE_URL: &str = "TENDON_PATIENTS_QUEUE_URL";
+/// Environment variable with the episodes queue URL.
+pub const ENV_EPISODES_QUEUE_URL: &str = "TENDON_EPISODES_QUEUE_URL";
+
+/// The AWS store. Cloning is cheap: clones share the clients and the request counter.
+#[derive(Clone, Debug)]
+pub struct AwsStore {
+    pub dynamo: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub table: String,
+    pub patients_queue_url: String,
+    pub episodes_queue_url: String,
+    requests: Arc<AtomicU64>,
+}
+
+impl AwsStore {
+    pub fn new(
+        dynamo: aws_sdk_dynamodb::Client,
+        sqs: aws_sdk_sqs::Client,
+        table: impl Into<String>,
+        patients_queue_url: impl Into<String>,
+        episodes_queue_url: impl Into<String>,
+    ) -> AwsStore {
+        AwsStore {
+            dynamo,
+            sqs,
+            table: table.into(),
+            patients_queue_url: patients_queue_url.into(),
+            episodes_queue_url: episodes_queue_url.into(),
+            requests: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Clients from an SDK config, on the resources `env` names.
+    pub fn from_config(sdk: &aws_config::SdkConfig, env: &BootstrapEnv) -> AwsStore {
+        AwsStore::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            aws_sdk_sqs::Client::new(sdk),
+            env.table.clone(),
+            env.patients_queue_url.clone(),
+            env.episodes_queue_url.clone(),
+        )
+    }
+
+    /// The AWS settings from the environment (aws-config's default chain,
+    /// `AWS_ENDPOINT_URL` included) and the resources from `TENDON_TABLE`,
+    /// `TENDON_PATIENTS_QUEUE_URL` and `TENDON_EPISODES_QUEUE_URL`.
+    pub async fn from_env() -> Result<AwsStore, String> {
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| format!("the environment variable {name} is not set"))
+        };
+        let (table, patients, episodes) = (
+            var(ENV_TABLE)?,
+            var(ENV_PATIENTS_QUEUE_URL)?,
+            var(ENV_EPISODES_QUEUE_URL)?,
+        );
+        let sdk = aws_config::load_from_env().await;
+        Ok(AwsStore::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            aws_sdk_sqs::Client::new(&sdk),
+            table,
+            patients,
+            episodes,
+        ))
+    }
+
+    /// How many AWS requests this store (and its clones) has sent.
+    pub fn request_count(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Counts one request about to be sent.
+    pub(crate) fn count(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn queue_url(&self, queue: QueueName) -> &str {
+        match queue {
+            QueueName::Patients => &self.patients_queue_url,
+            QueueName::Episodes => &self.episodes_queue_url,
+        }
+    }
+
+    /// The environment that points a process at this store's resources.
+    pub fn env_vars(&self) -> BTreeMap<&'static str, String> {
+        BTreeMap::from([
+            (ENV_TABLE, self.table.clone()),
+            (ENV_PATIENTS_QUEUE_URL, self.patients_queue_url.clone()),
+            (ENV_EPISODES_QUEUE_URL, self.episodes_queue_url.clone()),
+        ])
+    }
+}
+
+/// A failed AWS call as a [`StoreError::Backend`]: the operation and the
+/// error code (service errors) or kind, never the request's values.
+pub(crate) fn backend<E, R>(what: &str, err: &SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let why = match err {
+        SdkError::ServiceError(s) => s.err().code().unwrap_or("unknown error").to_owned(),
+        SdkError::TimeoutError(_) => "timeout".to_owned(),
+        // Connection-level failures (refused, DNS, TLS) carry no request data.
+        SdkError::DispatchFailure(_) => {
+            format!("dispatch failure: {}", DisplayErrorContext(err))
+        }
+        SdkError::ResponseError(_) => "the response could not be read".to_owned(),
+        SdkError::ConstructionFailure(_) => "the request could not be built".to_owned(),
+        _ => "unknown failure".to_owned(),
+    };
+    StoreError::Backend(format!("{what}: {why}"))
+}
+
+/// A failed item conversion, without the value (serde's messages may quote it).
+pub(crate) fn codec(what: &str) -> StoreError {
+    StoreError::Backend(format!(
+        "{what}: a stored item could not be read or written"
+    ))
+}
+
+/// A request that could not be built (a missing required field: a bug).
+pub(crate) fn build(what: &str) -> StoreError {
+    StoreError::Backend(format!("{what}: the request could not be built"))
+}
+
+/// Strictly increasing wall-clock nanoseconds within this process.
+pub(crate) fn next_seq() -> u64 {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = u64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap_or(0);
+    let mut last = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = now.max(last + 1);
+        match LAST.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seq_is_strictly_increasing() {
+        let mut prev = next_seq();
+        for _ in 0..1000 {
+            let n = next_seq();
+            assert!(n > prev);
+            prev = n;
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! [`MessageLog`]: the message item (`ORG#<org>#MSG#<id>` / `MSG`, raw bytes
+//! as a Binary attribute) and its listing item (`ORG#<org>#MSGS` /
+//! `<received>#<seq>#<id>`), written together.
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use tendon_core::model::{MessageStatus, StoredMessage};
+use tendon_core::ports::{Inserted, MessageLog, StoreError, StoreResult};
+
+use crate::items::{
+    Item, MESSAGE_SK, from_item, key, message_list_pk, message_pk, s, string_attr, to_item,
+    to_value,
+};
+use crate::{AwsStore, backend, build, next_seq};
+
+const RAW: &str = "raw";
+
+/// The sort key of `received_at`: Unix nanoseconds shifted to be unsigned and
+/// zero-padded (so text order is time order), or all zeros (first) if it is
+/// not an RFC 3339 instant.
+pub(crate) fn received_key(received_at: &str) -> String {
+    let nanos = received_at
+        .parse::<jiff::Timestamp>()
+        .map(|t| t.as_nanosecond() + (1i128 << 63))
+        .unwrap_or(0);
+    format!("{nanos:020}")
+}
+
+/// A message item read back, raw bytes included.
+fn decode(what: &str, mut item: Item) -> StoreResult<StoredMessage> {
+    let raw = match item.remove(RAW) {
+        Some(AttributeValue::B(blob)) => blob.into_inner(),
+        _ => Vec::new(),
+    };
+    let mut message: StoredMessage = from_item(what, item)?;
+    message.raw = raw;
+    Ok(message)
+}
+
+impl MessageLog for AwsStore {
+    /// One transaction: the message item (if it does not exist) and its listing
+    /// item. On a duplicate, one more read returns the stored message.
+    async fn insert_message(&self, message: &StoredMessage) -> StoreResult<Inserted> {
+        const WHAT: &str = "insert_message";
+        let mut item = to_item(
+            WHAT,
+            message,
+            message_pk(&message.org, &message.id),
+            MESSAGE_SK,
+        )?;
+        item.insert(
+            RAW.to_owned(),
+            AttributeValue::B(Blob::new(message.raw.clone())),
+        );
+        let mut listing = key(
+            message_list_pk(&message.org),
+            format!(
+                "{}#{:020}#{}",
+                received_key(&message.received_at),
+                next_seq(),
+                message.id
+            ),
+        );
+        listing.insert("id".to_owned(), s(message.id.clone()));
+        let put = |item: Item, condition: Option<&str>| {
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .set_condition_expression(condition.map(str::to_owned))
+                .build()
+                .map(|p| TransactWriteItem::builder().put(p).build())
+                .map_err(|_| build(WHAT))
+        };
+        let items = vec![
+            put(item, Some("attribute_not_exists(pk)"))?,
+            put(listing, None)?,
+        ];
+        match self.transact(WHAT, items).await? {
+            None => Ok(Inserted::New),
+            Some(_) => match self.get_message(&message.org, &message.id).await? {
+                Some(existing) => Ok(Inserted::Existing(existing)),
+                // Cancelled by a concurrent write of the same message: retried by the caller.
+                None => Err(StoreError::Backend(format!(
+                    "{WHAT}: the transaction was cancelled"
+                ))),
+            },
+        }
+    }
+
+    async fn get_message(&self, org: &str, id: &str) -> StoreResult<Option<StoredMessage>> {
+        const WHAT: &str = "get_message";
+        match self.get(WHAT, message_pk(org, id), MESSAGE_SK).await? {
+            Some(item) => decode(WHAT, item).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Oldest first by `received_at`, then by insertion; `raw` is left empty.
+    /// A Query of the listing and BatchGets of the messages.
+    async fn list_messages(
+        &self,
+        org: &str,
+        status: Option<MessageStatus>,
+    ) -> StoreResult<Vec<StoredMessage>> {
+        const WHAT: &str = "list_messages";
+        let ids: Vec<String> = self
+            .query_all(WHAT, message_list_pk(org))
+            .await?
+            .iter()
+            .filter_map(|i| string_attr(i, "id").map(str::to_owned))
+            .collect();
+        let keys = ids
+            .iter()
+            .map(|id| key(message_pk(org, id), MESSAGE_SK))
+            .collect();
+        let mut by_id: HashMap<String, StoredMessage> = HashMap::new();
+        for item in self.batch_get(WHAT, keys).await? {
+            let mut m = decode(WHAT, item)?;
+            m.raw = Vec::new();
+            by_id.insert(m.id.clone(), m);
+        }
+        Ok(ids
+            .iter()
+            .filter_map(|id| by_id.remove(id))
+            .filter(|m| status.is_none_or(|s| m.status == s))
+            .collect())
+    }
+
+    /// One conditional Update: accepted, no errors, no steps, `replays` + 1.
+    async fn reset_message(&self, org: &str, id: &str) -> StoreResult<()> {
+        const WHAT: &str = "reset_message";
+        self.count();
+        let result = self
+            .dynamo
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(message_pk(org, id), MESSAGE_SK)))
+            .update_expression(
+                "SET #st = :accepted, #er = :none, #sd = :none, #rp = if_not_exists(#rp, :zero) + :one",
+            )
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#er", "errors")
+            .expression_attribute_names("#sd", "steps_done")
+            .expression_attribute_names("#rp", "replays")
+            .expression_attribute_values(":accepted", to_value(WHAT, &MessageStatus::Accepted)?)
+            .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(":zero", AttributeValue::N("0".to_owned()))
+            .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::NotFound(format!("message {id}")))
+            }
+            Err(e) => Err(backend(WHAT, &e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn received_keys_sort_by_instant() {
+        let a = received_key("2026-11-20T17:30:00Z");
+        let b = received_key("2026-11-20T09:30:00.25-08:00");
+        let c = received_key("2026-11-20T17:30:00.5Z");
+        let old = received_key("1960-01-01T00:00:00Z");
+        assert!(old < a && a < b && b < c, "{old} {a} {b} {c}");
+        assert_eq!(a.len(), 20);
+        assert_eq!(received_key("not a time"), "0".repeat(20));
+    }
+}

@@ -1,0 +1,225 @@
+//! [`PatientStore`]: patient records with optimistic versions, the event log,
+//! and [`Commit`]s applied in one `TransactWriteItems`.
+use std::collections::{HashMap, HashSet};
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use tendon_core::model::{DomainEvent, Patient, PatientRecord};
+use tendon_core::ports::{Commit, CommitOutcome, PatientStore, StoreError, StoreResult};
+
+use crate::config::Reason;
+use crate::items::{
+    MESSAGE_SK, PATIENT_SK, event_pk, from_item, key, message_pk, patient_list_pk, patient_pk, s,
+    string_attr, to_item, to_value,
+};
+use crate::{AwsStore, build, next_seq};
+
+/// How many times a commit is sent again after events that exist already were
+/// dropped from it (each round drops at least one).
+const MAX_EVENT_ROUNDS: usize = 8;
+
+fn put(
+    table: &str,
+    item: HashMap<String, AttributeValue>,
+) -> aws_sdk_dynamodb::types::builders::PutBuilder {
+    Put::builder().table_name(table).set_item(Some(item))
+}
+
+impl AwsStore {
+    /// The transaction of a commit: the message guard first, then the records
+    /// (with the listing items of new patients), then `events`.
+    fn commit_items(
+        &self,
+        commit: &Commit,
+        events: &[&DomainEvent],
+    ) -> StoreResult<(Vec<TransactWriteItem>, usize)> {
+        const WHAT: &str = "commit";
+        let org = &commit.org;
+        let mut set = "SET #st = :status, #er = :errors, #sd = list_append(#sd, :steps)".to_owned();
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(message_pk(org, &commit.message_id), MESSAGE_SK)))
+            .condition_expression("attribute_exists(pk) AND NOT contains(#sd, :step)")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#er", "errors")
+            .expression_attribute_names("#sd", "steps_done")
+            .expression_attribute_values(":status", to_value(WHAT, &commit.status)?)
+            .expression_attribute_values(":errors", to_value(WHAT, &commit.errors)?)
+            .expression_attribute_values(":steps", AttributeValue::L(vec![s(commit.step.clone())]))
+            .expression_attribute_values(":step", s(commit.step.clone()));
+        if let Some(pid) = &commit.patient_id {
+            set.push_str(", #pid = :pid");
+            update = update
+                .expression_attribute_names("#pid", "patient_id")
+                .expression_attribute_values(":pid", s(pid.clone()));
+        }
+        let update = update
+            .update_expression(set)
+            .build()
+            .map_err(|_| build(WHAT))?;
+        let mut items = vec![TransactWriteItem::builder().update(update).build()];
+
+        for w in &commit.records {
+            let id = &w.record.patient.id;
+            let item = to_item(WHAT, &w.record, patient_pk(org, id), PATIENT_SK)?;
+            let p = match w.expected_version {
+                None => put(&self.table, item).condition_expression("attribute_not_exists(pk)"),
+                Some(v) => put(&self.table, item)
+                    .condition_expression("#v = :expected")
+                    .expression_attribute_names("#v", "version")
+                    .expression_attribute_values(":expected", AttributeValue::N(v.to_string())),
+            };
+            items.push(
+                TransactWriteItem::builder()
+                    .put(p.build().map_err(|_| build(WHAT))?)
+                    .build(),
+            );
+        }
+        let records_end = items.len();
+        for w in commit
+            .records
+            .iter()
+            .filter(|w| w.expected_version.is_none())
+        {
+            let id = &w.record.patient.id;
+            let mut listing = key(patient_list_pk(org), id.clone());
+            listing.insert("id".to_owned(), s(id.clone()));
+            let p = put(&self.table, listing).build().map_err(|_| build(WHAT))?;
+            items.push(TransactWriteItem::builder().put(p).build());
+        }
+        let seq = next_seq();
+        for (i, e) in events.iter().enumerate() {
+            let mut item = to_item(WHAT, *e, event_pk(org), e.id.clone())?;
+            item.insert("seq".to_owned(), s(format!("{seq:020}#{i:05}")));
+            let p = put(&self.table, item)
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(|_| build(WHAT))?;
+            items.push(TransactWriteItem::builder().put(p).build());
+        }
+        Ok((items, records_end))
+    }
+}
+
+impl PatientStore for AwsStore {
+    async fn load_patient(&self, org: &str, id: &str) -> StoreResult<Option<PatientRecord>> {
+        const WHAT: &str = "load_patient";
+        match self.get(WHAT, patient_pk(org, id), PATIENT_SK).await? {
+            Some(item) => from_item(WHAT, item).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The org's patients sorted by ID, without merge aliases: a Query of the
+    /// listing and BatchGets of the records.
+    async fn list_patients(&self, org: &str) -> StoreResult<Vec<Patient>> {
+        const WHAT: &str = "list_patients";
+        let keys = self
+            .query_all(WHAT, patient_list_pk(org))
+            .await?
+            .iter()
+            .filter_map(|i| string_attr(i, "id"))
+            .map(|id| key(patient_pk(org, id), PATIENT_SK))
+            .collect();
+        let mut out = Vec::new();
+        for item in self.batch_get(WHAT, keys).await? {
+            let record: PatientRecord = from_item(WHAT, item)?;
+            if record.patient.merged_into.is_none() {
+                out.push(record.patient);
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    async fn commit(&self, commit: &Commit) -> StoreResult<CommitOutcome> {
+        const WHAT: &str = "commit";
+        // An event ID twice in one commit: the first stays (a transaction may
+        // not touch an item twice).
+        let mut seen = HashSet::new();
+        let mut events: Vec<&DomainEvent> = commit
+            .events
+            .iter()
+            .filter(|e| seen.insert(e.id.as_str()))
+            .collect();
+        for _ in 0..MAX_EVENT_ROUNDS {
+            let (items, records_end) = self.commit_items(commit, &events)?;
+            let Some(reasons) = self.transact(WHAT, items).await? else {
+                return Ok(CommitOutcome::Applied);
+            };
+            match reasons.first() {
+                Some(Reason::Condition) => {
+                    // Done already, or no such message.
+                    let exists = self
+                        .get(
+                            WHAT,
+                            message_pk(&commit.org, &commit.message_id),
+                            MESSAGE_SK,
+                        )
+                        .await?
+                        .is_some();
+                    return if exists {
+                        Ok(CommitOutcome::AlreadyApplied)
+                    } else {
+                        Err(StoreError::NotFound(format!(
+                            "message {}",
+                            commit.message_id
+                        )))
+                    };
+                }
+                // Another writer on the message: reload and decide again.
+                Some(Reason::Conflict) => return Ok(CommitOutcome::Conflict),
+                _ => {}
+            }
+            if reasons[1..records_end.min(reasons.len())]
+                .iter()
+                .any(|r| *r != Reason::Fine)
+            {
+                return Ok(CommitOutcome::Conflict);
+            }
+            let first_event = items_before_events(commit, records_end);
+            let failed: HashSet<usize> = reasons
+                .iter()
+                .enumerate()
+                .skip(first_event)
+                .filter(|(_, r)| **r != Reason::Fine)
+                .map(|(i, _)| i - first_event)
+                .collect();
+            if failed.is_empty() {
+                // Only listing items failed, which carry no condition: a race.
+                return Ok(CommitOutcome::Conflict);
+            }
+            // Events recorded before (the first write stays), or racing writes of them.
+            events = events
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| !failed.contains(i))
+                .map(|(_, e)| e)
+                .collect();
+        }
+        Err(StoreError::Backend(format!(
+            "{WHAT}: the events kept conflicting"
+        )))
+    }
+
+    /// The org's event partition, sorted by the order written (`seq`).
+    async fn list_events(&self, org: &str) -> StoreResult<Vec<DomainEvent>> {
+        const WHAT: &str = "list_events";
+        let mut out = Vec::new();
+        for item in self.query_all(WHAT, event_pk(org)).await? {
+            let seq = string_attr(&item, "seq").unwrap_or_default().to_owned();
+            out.push((seq, from_item::<DomainEvent>(WHAT, item)?));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out.into_iter().map(|(_, e)| e).collect())
+    }
+}
+
+/// Index of the first event item in a commit's transaction.
+fn items_before_events(commit: &Commit, records_end: usize) -> usize {
+    records_end
+        + commit
+            .records
+            .iter()
+            .filter(|w| w.expected_version.is_none())
+            .count()
+}

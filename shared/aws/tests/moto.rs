@@ -1,0 +1,334 @@
+//! The AWS backend on moto (one moto_server for this binary, see common/mod.rs):
+//! bootstrap, the port contract, SQS FIFO behaviour, and the worked example
+//! end to end through the real handlers.
+mod common;
+
+use std::collections::HashMap;
+
+use tendon_aws::{AwsStore, queue_safe_id};
+use tendon_core::model::{Location, MessageStatus, Org, Practitioner};
+use tendon_core::pipeline::{
+    DEFAULT_MAX_BODY, StepOutcome, episode_step, ingest, key_hash, patient_step,
+};
+use tendon_core::ports::{
+    ConfigStore, MessageLog, PatientStore, QueueName, SystemClock, WorkItem, WorkQueue,
+};
+
+const WORKED: &str = include_str!("../../../examples/worked-example.hl7");
+const KEY: &str = "tdn_test_key_acme";
+
+#[tokio::test]
+async fn bootstrap_creates_the_template_resources() {
+    let sdk = common::sdk_config().await;
+    let prefix = common::unique_prefix("boot");
+    let env = tendon_aws::bootstrap_with(&sdk, &prefix)
+        .await
+        .expect("bootstrap");
+    assert_eq!(env.table, format!("{prefix}-table"));
+    for (url, name) in [
+        (&env.patients_queue_url, "patients.fifo"),
+        (&env.episodes_queue_url, "episodes.fifo"),
+        (&env.patients_dlq_url, "patients-dlq.fifo"),
+        (&env.episodes_dlq_url, "episodes-dlq.fifo"),
+    ] {
+        assert!(url.ends_with(&format!("/{prefix}-{name}")), "{url}");
+    }
+    let vars = env.vars();
+    assert_eq!(vars["TENDON_TABLE"], env.table);
+    assert_eq!(vars["TENDON_PATIENTS_QUEUE_URL"], env.patients_queue_url);
+    assert_eq!(vars["TENDON_EPISODES_QUEUE_URL"], env.episodes_queue_url);
+
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let table = dynamo
+        .describe_table()
+        .table_name(&env.table)
+        .send()
+        .await
+        .expect("describe_table");
+    let table = table.table().expect("table");
+    let keys: Vec<&str> = table
+        .key_schema()
+        .iter()
+        .map(|k| k.attribute_name())
+        .collect();
+    assert_eq!(keys, ["pk", "sk"]);
+    let gsi = &table.global_secondary_indexes()[0];
+    assert_eq!(gsi.index_name(), Some("due"));
+    let gsi_keys: Vec<&str> = gsi
+        .key_schema()
+        .iter()
+        .map(|k| k.attribute_name())
+        .collect();
+    assert_eq!(gsi_keys, ["due_pk", "due_at"]);
+
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&env.patients_queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+        .send()
+        .await
+        .expect("get_queue_attributes");
+    let attrs = attrs.attributes().expect("attributes");
+    let get = |n: &str| {
+        attrs
+            .get(&aws_sdk_sqs::types::QueueAttributeName::from(n))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(get("FifoQueue"), "true");
+    assert_eq!(get("VisibilityTimeout"), "180");
+    let redrive: serde_json::Value = serde_json::from_str(&get("RedrivePolicy")).expect("redrive");
+    assert_eq!(
+        redrive["maxReceiveCount"].to_string().trim_matches('"'),
+        "5"
+    );
+    assert!(
+        redrive["deadLetterTargetArn"]
+            .as_str()
+            .is_some_and(|a| a.ends_with(&format!(":{prefix}-patients-dlq.fifo"))),
+        "{redrive}"
+    );
+
+    // Idempotent: a second run keeps the resources and returns the same env.
+    let again = tendon_aws::bootstrap_with(&sdk, &prefix)
+        .await
+        .expect("second bootstrap");
+    assert_eq!(again, env);
+    assert!(
+        tendon_aws::bootstrap_with(&sdk, "Bad_Prefix")
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn aws_store_meets_the_port_contract() {
+    let (store, _) = common::fresh_store("contract").await;
+    tendon_core::contract::run_all(|| store.clone()).await;
+}
+
+#[tokio::test]
+async fn sqs_fifo_keeps_group_order_and_dedupes() {
+    let (store, _) = common::fresh_store("fifo").await;
+    let item = |id: &str| WorkItem {
+        org: "ACME01".to_owned(),
+        message_id: id.to_owned(),
+    };
+    // Two groups, interleaved; one duplicate send; one over-long dedupe ID.
+    let long = "x".repeat(300);
+    let sends = [
+        ("ACME01#P1", "a1"),
+        ("ACME01#P2", "b1"),
+        ("ACME01#P1", "a2"),
+        ("ACME01#P1", "a2"), // duplicate: dropped
+        ("ACME01#P2", "b2"),
+        ("ACME01#P1", long.as_str()),
+    ];
+    for (group, id) in sends {
+        store
+            .send(QueueName::Patients, group, id, &item(id))
+            .await
+            .expect("send");
+    }
+    let mut seen: HashMap<String, Vec<String>> = HashMap::new();
+    loop {
+        let batch = store
+            .receive_batch(QueueName::Patients, 10, 0)
+            .await
+            .expect("receive");
+        if batch.is_empty() {
+            break;
+        }
+        for got in batch {
+            seen.entry(got.group.clone())
+                .or_default()
+                .push(got.item.message_id.clone());
+            store
+                .delete(QueueName::Patients, &got.receipt)
+                .await
+                .expect("delete");
+        }
+    }
+    assert_eq!(seen["ACME01#P1"], ["a1", "a2", long.as_str()]);
+    assert_eq!(seen["ACME01#P2"], ["b1", "b2"]);
+    assert!(
+        store
+            .receive_batch(QueueName::Episodes, 10, 0)
+            .await
+            .expect("receive")
+            .is_empty(),
+        "queues are separate"
+    );
+    assert_eq!(queue_safe_id(&long).len(), 71);
+}
+
+#[tokio::test]
+async fn a_group_is_blocked_while_its_head_is_in_flight() {
+    let (store, _) = common::fresh_store("block").await;
+    let item = |id: &str| WorkItem {
+        org: "ACME01".to_owned(),
+        message_id: id.to_owned(),
+    };
+    for id in ["m1", "m2"] {
+        store
+            .send(QueueName::Episodes, "ACME01#P9", id, &item(id))
+            .await
+            .expect("send");
+    }
+    let first = store
+        .receive_batch(QueueName::Episodes, 1, 0)
+        .await
+        .expect("receive");
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].item.message_id, "m1");
+    assert!(
+        store
+            .receive_batch(QueueName::Episodes, 10, 0)
+            .await
+            .expect("receive")
+            .is_empty(),
+        "m2 waits while m1 is in flight"
+    );
+    store
+        .delete(QueueName::Episodes, &first[0].receipt)
+        .await
+        .expect("delete");
+    let next = store
+        .receive_batch(QueueName::Episodes, 10, 0)
+        .await
+        .expect("receive");
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].item.message_id, "m2");
+}
+
+async fn setup_org(store: &AwsStore) {
+    let org = Org {
+        id: "ACME01".into(),
+        name: "Acme PT".into(),
+        timezone: "America/Los_Angeles".into(),
+        ie_types: vec!["Initial Eval".into()],
+        field_map: Default::default(),
+    };
+    store.create_org(&org, &key_hash(KEY)).await.expect("org");
+    let location = Location {
+        id: "12".into(),
+        name: "Salem".into(),
+        timezone: None,
+    };
+    store
+        .put_location("ACME01", &location)
+        .await
+        .expect("location");
+    let p = Practitioner {
+        id: "445566".into(),
+        first_name: "Chidi".into(),
+        last_name: "Okafor".into(),
+        npi: None,
+        email: None,
+    };
+    store
+        .put_practitioner("ACME01", &p)
+        .await
+        .expect("practitioner");
+}
+
+async fn post(store: &AwsStore, body: &str) -> String {
+    let auth = format!("Bearer {KEY}");
+    let reply = ingest(
+        store,
+        store,
+        store,
+        &SystemClock,
+        Some(&auth),
+        body.as_bytes(),
+        DEFAULT_MAX_BODY,
+    )
+    .await
+    .expect("ingest");
+    assert_eq!(reply.status, 200);
+    String::from_utf8(reply.body).expect("ack text")
+}
+
+/// What an event source mapping does, for both queues, until both are empty.
+/// Returns the AWS requests each step took, per delivery.
+async fn drain(store: &AwsStore) -> Vec<(QueueName, u64)> {
+    let mut per_step = Vec::new();
+    loop {
+        let mut any = false;
+        for queue in [QueueName::Patients, QueueName::Episodes] {
+            let batch = store.receive_batch(queue, 10, 0).await.expect("receive");
+            for got in batch {
+                any = true;
+                let before = store.request_count();
+                let outcome = match queue {
+                    QueueName::Patients => {
+                        patient_step(store, store, store, store, &SystemClock, &got.item).await
+                    }
+                    QueueName::Episodes => {
+                        episode_step(store, store, store, &SystemClock, &got.item).await
+                    }
+                };
+                assert_eq!(outcome, Ok(StepOutcome::Done), "{queue:?} step");
+                per_step.push((queue, store.request_count() - before));
+                store.delete(queue, &got.receipt).await.expect("delete");
+            }
+        }
+        if !any {
+            return per_step;
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_worked_example_end_to_end_and_once_only() {
+    let (store, _) = common::fresh_store("e2e").await;
+    setup_org(&store).await;
+
+    let before = store.request_count();
+    let ack = post(&store, WORKED).await;
+    let ingest_requests = store.request_count() - before;
+    assert!(ack.contains("MSA|AA"), "{ack}");
+    let steps = drain(&store).await;
+    assert_eq!(
+        steps.len(),
+        2,
+        "one patient step and one episode step: {steps:?}"
+    );
+    eprintln!("AWS requests per SIU message: ingest {ingest_requests}, steps {steps:?}");
+
+    let record = store
+        .load_patient("ACME01", "P555")
+        .await
+        .expect("load")
+        .expect("P555 exists");
+    assert_eq!(record.episodes.len(), 2, "{:?}", record.episodes);
+    assert_eq!(record.appointments.len(), 1, "{:?}", record.appointments);
+    let messages = store.list_messages("ACME01", None).await.expect("list");
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].status, MessageStatus::Processed);
+    assert_eq!(messages[0].steps_done, ["patient", "episode"]);
+    let events = store.list_events("ACME01").await.expect("events");
+    assert!(!events.is_empty());
+    let patients = store.list_patients("ACME01").await.expect("patients");
+    assert_eq!(patients.len(), 1);
+
+    // The same message again: the same ACK, and nothing changes.
+    let again = post(&store, WORKED).await;
+    let msa = |a: &str| {
+        a.split(['\r', '\n'])
+            .find(|l| l.starts_with("MSA"))
+            .map(str::to_owned)
+    };
+    assert_eq!(msa(&again), msa(&ack));
+    drain(&store).await;
+    assert_eq!(
+        store.load_patient("ACME01", "P555").await.expect("load"),
+        Some(record)
+    );
+    assert_eq!(store.list_events("ACME01").await.expect("events"), events);
+    assert_eq!(
+        store.list_messages("ACME01", None).await.expect("list"),
+        messages
+    );
+}
