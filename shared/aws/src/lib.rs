@@ -78,6 +78,7 @@ use tendon_core::ports::{QueueName, StoreError};
 mod bootstrap;
 mod config;
 mod items;
+pub mod lambda;
 mod messages;
 mod patients;
 mod queue;

@@ -5,11 +5,11 @@ mod common;
 
 use std::collections::HashMap;
 
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use tendon_aws::lambda::handle_sqs_batch;
 use tendon_aws::{AwsStore, queue_safe_id};
 use tendon_core::model::{Location, MessageStatus, Org, Practitioner};
-use tendon_core::pipeline::{
-    DEFAULT_MAX_BODY, StepOutcome, episode_step, ingest, key_hash, patient_step,
-};
+use tendon_core::pipeline::{DEFAULT_MAX_BODY, episode_step, ingest, key_hash, patient_step};
 use tendon_core::ports::{
     ConfigStore, MessageLog, PatientStore, QueueName, SystemClock, WorkItem, WorkQueue,
 };
@@ -250,27 +250,56 @@ async fn post(store: &AwsStore, body: &str) -> String {
     String::from_utf8(reply.body).expect("ack text")
 }
 
-/// What an event source mapping does, for both queues, until both are empty.
-/// Returns the AWS requests each step took, per delivery.
+/// What an event source mapping does, for both queues, until both are empty:
+/// a batch becomes an `SqsEvent` for the functions' handler
+/// (`tendon_aws::lambda::handle_sqs_batch`), and every record it does not report
+/// as failed is deleted. Returns the AWS requests each step took.
 async fn drain(store: &AwsStore) -> Vec<(QueueName, u64)> {
     let mut per_step = Vec::new();
     loop {
         let mut any = false;
         for queue in [QueueName::Patients, QueueName::Episodes] {
             let batch = store.receive_batch(queue, 10, 0).await.expect("receive");
-            for got in batch {
-                any = true;
-                let before = store.request_count();
-                let outcome = match queue {
-                    QueueName::Patients => {
-                        patient_step(store, store, store, store, &SystemClock, &got.item).await
-                    }
-                    QueueName::Episodes => {
-                        episode_step(store, store, store, &SystemClock, &got.item).await
-                    }
-                };
-                assert_eq!(outcome, Ok(StepOutcome::Done), "{queue:?} step");
-                per_step.push((queue, store.request_count() - before));
+            any |= !batch.is_empty();
+            let mut event = SqsEvent::default();
+            event.records = batch
+                .iter()
+                .map(|got| {
+                    let mut m = SqsMessage::default();
+                    m.message_id = Some(got.receipt.clone());
+                    m.body = Some(serde_json::to_string(&got.item).unwrap());
+                    m.attributes
+                        .insert("MessageGroupId".into(), got.group.clone());
+                    m
+                })
+                .collect();
+            let counts = std::sync::Mutex::new(Vec::new());
+            let response = handle_sqs_batch(event, |item| {
+                let counts = &counts;
+                async move {
+                    let before = store.request_count();
+                    let outcome = match queue {
+                        QueueName::Patients => {
+                            patient_step(store, store, store, store, &SystemClock, &item).await
+                        }
+                        QueueName::Episodes => {
+                            episode_step(store, store, store, &SystemClock, &item).await
+                        }
+                    };
+                    counts
+                        .lock()
+                        .unwrap()
+                        .push((queue, store.request_count() - before));
+                    outcome
+                }
+            })
+            .await;
+            assert!(
+                response.batch_item_failures.is_empty(),
+                "{queue:?}: {response:?}"
+            );
+            per_step.extend(counts.into_inner().unwrap());
+            for got in &batch {
                 store.delete(queue, &got.receipt).await.expect("delete");
             }
         }
