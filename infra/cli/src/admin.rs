@@ -2,12 +2,11 @@
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use tendon_core::model::{Location, MessageStatus, Org, PatientRecord, Practitioner};
-use tendon_core::pipeline::{key_hash, new_ingest_key, replay};
+use tendon_core::pipeline::{key_hash, new_ingest_key};
 use tendon_core::ports::{ConfigStore, MessageLog, PatientStore, StoreError};
-use tendon_local::SqliteStore;
 
+use crate::backend::Backend;
 use crate::output::print;
-use tendon_local::worker;
 
 #[derive(Args)]
 pub struct JsonFlag {
@@ -161,7 +160,7 @@ fn org_json(org: &Org) -> Value {
     json!({ "id": org.id, "name": org.name, "timezone": org.timezone, "ie_types": org.ie_types })
 }
 
-async fn require_org(store: &SqliteStore, org: &str) -> Result<Org, String> {
+async fn require_org(store: &impl ConfigStore, org: &str) -> Result<Org, String> {
     match store.org_config(org).await.map_err(err)? {
         Some(cfg) => Ok(cfg.org),
         None => Err(format!(
@@ -170,7 +169,7 @@ async fn require_org(store: &SqliteStore, org: &str) -> Result<Org, String> {
     }
 }
 
-pub async fn org(store: &SqliteStore, cmd: OrgCommand) -> Result<(), String> {
+pub async fn org(store: &impl ConfigStore, cmd: OrgCommand) -> Result<(), String> {
     let OrgCommand::Create {
         id,
         name,
@@ -202,7 +201,7 @@ pub async fn org(store: &SqliteStore, cmd: OrgCommand) -> Result<(), String> {
     print(out.json, &v)
 }
 
-pub async fn location(store: &SqliteStore, cmd: LocationCommand) -> Result<(), String> {
+pub async fn location(store: &impl ConfigStore, cmd: LocationCommand) -> Result<(), String> {
     let LocationCommand::Add {
         org,
         id,
@@ -226,7 +225,10 @@ pub async fn location(store: &SqliteStore, cmd: LocationCommand) -> Result<(), S
     )
 }
 
-pub async fn practitioner(store: &SqliteStore, cmd: PractitionerCommand) -> Result<(), String> {
+pub async fn practitioner(
+    store: &impl ConfigStore,
+    cmd: PractitionerCommand,
+) -> Result<(), String> {
     let PractitionerCommand::Add {
         org,
         id,
@@ -251,7 +253,7 @@ pub async fn practitioner(store: &SqliteStore, cmd: PractitionerCommand) -> Resu
     )
 }
 
-pub async fn ie_type(store: &SqliteStore, cmd: IeTypeCommand) -> Result<(), String> {
+pub async fn ie_type(store: &impl ConfigStore, cmd: IeTypeCommand) -> Result<(), String> {
     let IeTypeCommand::Add { org, ie_type, out } = cmd;
     let mut o = require_org(store, &org).await?;
     o.add_ie_type(&non_empty("--type", &ie_type)?);
@@ -288,7 +290,10 @@ fn patient_json(rec: &PatientRecord) -> Value {
     })
 }
 
-pub async fn patient(store: &SqliteStore, cmd: PatientCommand) -> Result<(), String> {
+pub async fn patient<S: ConfigStore + PatientStore>(
+    store: &S,
+    cmd: PatientCommand,
+) -> Result<(), String> {
     match cmd {
         PatientCommand::List { org, out } => {
             require_org(store, &org).await?;
@@ -313,7 +318,8 @@ pub async fn patient(store: &SqliteStore, cmd: PatientCommand) -> Result<(), Str
     }
 }
 
-pub async fn messages(store: &SqliteStore, cmd: MessagesCommand) -> Result<(), String> {
+pub async fn messages<B: Backend>(backend: &B, cmd: MessagesCommand) -> Result<(), String> {
+    let store = backend.store();
     match cmd {
         MessagesCommand::List { org, status, out } => {
             require_org(store, &org).await?;
@@ -360,10 +366,9 @@ pub async fn messages(store: &SqliteStore, cmd: MessagesCommand) -> Result<(), S
             if let (Some(c), true) = (&control_id, chosen.is_empty()) {
                 return Err(format!("org {org:?} has no message with control ID {c:?}"));
             }
-            let queue = worker::LocalQueue::new(store.clone());
-            let n = replay(store, &queue, &chosen).await.map_err(err)?;
+            let n = backend.replay(&chosen).await.map_err(err)?;
             // Process now, so the command works with or without a running `tendon serve`.
-            worker::drain(&queue).await.map_err(err)?;
+            backend.drain().await.map_err(err)?;
             print(out.json, &json!({ "replayed": n }))
         }
     }

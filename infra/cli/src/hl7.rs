@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use tendon_core::ports::ConfigStore;
 use tendon_core::{FieldName, MapContext, Report, inspect};
-use tendon_local::SqliteStore;
 
 #[derive(Subcommand)]
 pub enum Hl7Command {
@@ -30,11 +29,15 @@ pub enum Hl7Command {
     },
 }
 
-/// `open_store` is called only for `--org`, so inspecting a file needs no database.
-pub async fn run(
-    cmd: Hl7Command,
-    open_store: impl FnOnce() -> Result<SqliteStore, String>,
-) -> Result<(), String> {
+impl Hl7Command {
+    /// Only `--org` reads the store, so inspecting a file needs no database.
+    pub fn needs_store(&self) -> bool {
+        let Hl7Command::Inspect { org, .. } = self;
+        org.is_some()
+    }
+}
+
+pub async fn run(cmd: Hl7Command, store: Option<&impl ConfigStore>) -> Result<(), String> {
     let Hl7Command::Inspect {
         file,
         org,
@@ -42,12 +45,9 @@ pub async fn run(
         json,
     } = cmd;
     let input = read_input(&file)?;
-    let configured = match &org {
-        Some(org) => open_store()?
-            .org_config(org)
-            .await
-            .map_err(|e| e.to_string())?,
-        None => None,
+    let configured = match (&org, store) {
+        (Some(org), Some(store)) => store.org_config(org).await.map_err(|e| e.to_string())?,
+        _ => None,
     };
     // A configured org brings its field map, time zones and account ID.
     let mut ctx = match configured {

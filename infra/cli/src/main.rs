@@ -4,10 +4,15 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use backend::Backend;
 use clap::{Parser, Subcommand, ValueEnum};
+use tendon_aws::AwsStore;
 use tendon_local::SqliteStore;
+use tendon_local::worker::LocalQueue;
 
 mod admin;
+mod aws;
+mod backend;
 mod hl7;
 mod output;
 mod serve;
@@ -23,14 +28,14 @@ struct Cli {
     #[arg(long, global = true, env = "TENDON_DB", default_value = "./tendon.db")]
     db: PathBuf,
     /// Where state lives: the embedded database, or AWS (DynamoDB, SQS, SES).
-    #[arg(long, global = true, env = "TENDON_BACKEND", value_enum, default_value_t = Backend::Local)]
-    backend: Backend,
+    #[arg(long, global = true, env = "TENDON_BACKEND", value_enum, default_value_t = BackendKind::Local)]
+    backend: BackendKind,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Backend {
+enum BackendKind {
     Local,
     Aws,
 }
@@ -42,6 +47,9 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: SocketAddr,
     },
+    /// The AWS backend's resources.
+    #[command(subcommand)]
+    Aws(aws::AwsCommand),
     /// Work with HL7 v2 messages.
     #[command(subcommand)]
     Hl7(hl7::Hl7Command),
@@ -65,31 +73,67 @@ enum Command {
     Messages(admin::MessagesCommand),
 }
 
-fn open(db: &Path, backend: Backend) -> Result<SqliteStore, String> {
+/// The opened backend: the embedded store with its local queues, or AWS.
+enum Opened {
+    Local(LocalQueue),
+    Aws(AwsStore),
+}
+
+async fn open(db: &Path, backend: BackendKind) -> Result<Opened, String> {
     match backend {
-        Backend::Local => {
-            SqliteStore::open(db).map_err(|e| format!("cannot open database {}: {e}", db.display()))
-        }
-        Backend::Aws => {
-            Err("the aws backend is not available in this build yet; use --backend local".into())
-        }
+        BackendKind::Local => SqliteStore::open(db)
+            .map(|s| Opened::Local(LocalQueue::new(s)))
+            .map_err(|e| format!("cannot open database {}: {e}", db.display())),
+        BackendKind::Aws => AwsStore::from_env().await.map(Opened::Aws),
     }
 }
 
+/// Runs `$body` with `$b` bound to whichever backend was opened.
+macro_rules! on_backend {
+    ($opened:expr, |$b:ident| $body:expr) => {
+        match $opened {
+            Opened::Local(q) => {
+                let $b = &q;
+                $body
+            }
+            Opened::Aws(a) => {
+                let $b = &a;
+                $body
+            }
+        }
+    };
+}
+
 async fn run(cli: Cli) -> Result<(), String> {
-    let store = || open(&cli.db, cli.backend);
+    let (db, kind) = (cli.db.clone(), cli.backend);
+    let opened = || open(&db, kind);
     match cli.command {
-        Command::Hl7(cmd) => hl7::run(cmd, &store).await,
+        Command::Hl7(cmd) if cmd.needs_store() => {
+            on_backend!(opened().await?, |b| hl7::run(cmd, Some(b.store())).await)
+        }
+        Command::Hl7(cmd) => hl7::run(cmd, None::<&SqliteStore>).await,
         Command::Serve { addr } => {
             init_logs(true);
-            serve::serve(store()?, addr).await
+            on_backend!(opened().await?, |b| serve::serve(b.clone(), addr).await)
         }
-        Command::Org(cmd) => admin::org(&store()?, cmd).await,
-        Command::Location(cmd) => admin::location(&store()?, cmd).await,
-        Command::Practitioner(cmd) => admin::practitioner(&store()?, cmd).await,
-        Command::IeType(cmd) => admin::ie_type(&store()?, cmd).await,
-        Command::Patient(cmd) => admin::patient(&store()?, cmd).await,
-        Command::Messages(cmd) => admin::messages(&store()?, cmd).await,
+        Command::Aws(aws::AwsCommand::Bootstrap { prefix, yes, out }) => {
+            aws::bootstrap(&prefix, yes, out.json).await
+        }
+        Command::Org(cmd) => on_backend!(opened().await?, |b| admin::org(b.store(), cmd).await),
+        Command::Location(cmd) => {
+            on_backend!(opened().await?, |b| admin::location(b.store(), cmd).await)
+        }
+        Command::Practitioner(cmd) => {
+            on_backend!(opened().await?, |b| admin::practitioner(b.store(), cmd)
+                .await)
+        }
+        Command::IeType(cmd) => {
+            on_backend!(opened().await?, |b| admin::ie_type(b.store(), cmd).await)
+        }
+        Command::Patient(cmd) => {
+            on_backend!(opened().await?, |b| admin::patient(b.store(), cmd).await)
+        }
+        Command::Messages(cmd) => on_backend!(opened().await?, |b| admin::messages(b, cmd).await),
     }
 }
 

@@ -1,5 +1,6 @@
-//! `tendon serve`: the local embedded mode. The HTTP endpoints and the queue
-//! workers in one process on SQLite, calling the same core handlers as the Lambdas.
+//! `tendon serve`: the HTTP endpoints and the queue consumers in one process,
+//! calling the same core handlers as the Lambdas. On the local backend this is
+//! the embedded mode; with `--backend aws` it polls the real queues.
 use std::net::SocketAddr;
 
 use axum::Router;
@@ -9,20 +10,16 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tendon_core::pipeline::{DEFAULT_MAX_BODY, ingest};
-use tendon_core::ports::{QueueName, SystemClock};
-use tendon_local::SqliteStore;
+use tendon_core::ports::SystemClock;
 
-use tendon_local::worker::{self, LocalQueue};
+use crate::backend::Backend;
 
-pub async fn serve(store: SqliteStore, addr: SocketAddr) -> Result<(), String> {
-    let queue = LocalQueue::new(store);
-    for name in [QueueName::Patients, QueueName::Episodes] {
-        tokio::spawn(worker::run(queue.clone(), name));
-    }
+pub async fn serve<B: Backend>(backend: B, addr: SocketAddr) -> Result<(), String> {
+    backend.spawn_workers();
     let app = Router::new()
-        .route("/hl7", post(hl7))
+        .route("/hl7", post(hl7::<B>))
         .route("/health", get(|| async { "ok\n" }))
-        .with_state(queue)
+        .with_state(backend)
         // Our own limit answers 413 with a reason; this one only stops abuse.
         .layer(DefaultBodyLimit::max(DEFAULT_MAX_BODY * 8));
     let listener = tokio::net::TcpListener::bind(addr)
@@ -40,15 +37,15 @@ pub async fn serve(store: SqliteStore, addr: SocketAddr) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-async fn hl7(State(queue): State<LocalQueue>, headers: HeaderMap, body: Bytes) -> Response {
+async fn hl7<B: Backend>(State(backend): State<B>, headers: HeaderMap, body: Bytes) -> Response {
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let store = queue.store();
+    let store = backend.store();
     match ingest(
         store,
         store,
-        &queue,
+        backend.queue(),
         &SystemClock,
         auth,
         &body,

@@ -77,6 +77,7 @@ use tendon_core::ports::{QueueName, StoreError};
 
 mod bootstrap;
 mod config;
+pub mod consumer;
 mod items;
 pub mod lambda;
 mod messages;
