@@ -3,7 +3,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tendon_core::model::{Location, Org, OrgConfig, Practitioner};
 use tendon_core::ports::{ConfigStore, StoreError, StoreResult};
 
-use crate::{Fail, SqliteStore, write_tx};
+use crate::{Fail, SqliteStore, read_tx, write_tx};
 
 fn org_exists(conn: &Connection, org: &str) -> rusqlite::Result<bool> {
     conn.prepare_cached("SELECT 1 FROM orgs WHERE id = ?1")?
@@ -122,7 +122,7 @@ impl ConfigStore for SqliteStore {
 
     async fn org_for_key(&self, key_hash: &str) -> StoreResult<Option<String>> {
         let key_hash = key_hash.to_owned();
-        self.run("org_for_key", move |conn| {
+        self.read_now("org_for_key", move |conn| {
             let org = conn
                 .prepare_cached("SELECT org FROM ingest_keys WHERE hash = ?1")?
                 .query_row([key_hash], |r| r.get(0))
@@ -154,9 +154,9 @@ impl ConfigStore for SqliteStore {
 
     async fn org_config(&self, org: &str) -> StoreResult<Option<OrgConfig>> {
         let org = org.to_owned();
-        self.run("org_config", move |conn| {
+        self.read_now("org_config", move |conn| {
             // One read transaction: a consistent snapshot even with other writers.
-            let tx = conn.transaction()?;
+            let tx = read_tx(conn)?;
             let json: Option<String> = tx
                 .prepare_cached("SELECT json FROM orgs WHERE id = ?1")?
                 .query_row([&org], |r| r.get(0))

@@ -25,17 +25,26 @@
 //! as the core's JSON; the columns beside them exist for keys, filters and
 //! ordering only.
 //!
-//! All SQLite work runs on tokio's blocking pool (`spawn_blocking`) against
-//! one connection behind a mutex, so async callers never block the runtime
-//! and every operation sees a consistent database. Errors become
+//! Writes run on one writer connection owned by a dedicated thread, which
+//! applies the writes queued while it was busy together, in one SQLite
+//! transaction (group commit), each in a savepoint of its own: a failed write
+//! rolls back alone, and every caller gets its answer only after the
+//! transaction committed, so what it wrote is visible to every later read.
+//! Reads run on a pool of read-only connections beside it (WAL readers never
+//! wait for the writer): point reads on the calling thread, lists on tokio's
+//! blocking pool. An in-memory database has the one connection only, so its
+//! reads go through the writer too. Errors become
 //! [`StoreError::Backend`](tendon_core::ports::StoreError) with the operation
 //! and SQLite's reason, never a stored value.
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags};
 use tendon_core::ports::{StoreError, StoreResult};
+use tokio::sync::oneshot;
 
 mod config;
 mod messages;
@@ -53,10 +62,18 @@ pub const DEFAULT_MAX_RECEIVE_COUNT: u32 = 5;
 /// the same file) before the operation fails and is retried.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The SQLite store. Cloning is cheap: clones share the connection.
+/// At most this many queued writes share one transaction.
+const MAX_GROUP: usize = 256;
+
+/// WAL pages between automatic checkpoints (SQLite's default is 1,000).
+const WAL_AUTOCHECKPOINT: u32 = 4_000;
+
+/// The SQLite store. Cloning is cheap: clones share the writer and the readers.
 #[derive(Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    writer: Arc<Writer>,
+    /// None for an in-memory database: its reads go to the writer.
+    readers: Option<Arc<Readers>>,
     max_receive_count: u32,
 }
 
@@ -68,6 +85,14 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// Sets up a file connection: busy timeout, WAL, `synchronous=NORMAL`.
+fn setup_file_connection(conn: &Connection) -> rusqlite::Result<String> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(mode)
+}
+
 impl SqliteStore {
     /// Opens (or creates) the database file and brings its schema up to date.
     /// The file uses WAL journaling with `synchronous=NORMAL`, a busy timeout
@@ -76,33 +101,46 @@ impl SqliteStore {
         let shown = path.display();
         let conn =
             Connection::open(path).map_err(|e| format!("cannot open the database {shown}: {e}"))?;
-        let setup = || -> rusqlite::Result<String> {
-            conn.busy_timeout(BUSY_TIMEOUT)?;
-            let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-            conn.pragma_update(None, "synchronous", "NORMAL")?;
-            Ok(mode)
-        };
-        let mode = setup().map_err(|e| format!("cannot set up the database {shown}: {e}"))?;
+        let mode = setup_file_connection(&conn)
+            .and_then(|mode| {
+                conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT)?;
+                Ok(mode)
+            })
+            .map_err(|e| format!("cannot set up the database {shown}: {e}"))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(format!(
                 "cannot use write-ahead logging on the database {shown} (journal mode stays {mode})"
             ));
         }
-        Self::init(conn).map_err(|e| format!("cannot prepare the database {shown}: {e}"))
+        let readers = Readers {
+            path: path.to_owned(),
+            idle: Mutex::new(Vec::new()),
+        };
+        Self::init(conn, Some(readers))
+            .map_err(|e| format!("cannot prepare the database {shown}: {e}"))
     }
 
     /// A private in-memory database (one connection), for tests.
     pub fn open_in_memory() -> Result<SqliteStore, String> {
         let conn = Connection::open_in_memory()
             .map_err(|e| format!("cannot open an in-memory database: {e}"))?;
-        Self::init(conn).map_err(|e| format!("cannot prepare the in-memory database: {e}"))
+        Self::init(conn, None).map_err(|e| format!("cannot prepare the in-memory database: {e}"))
     }
 
-    fn init(mut conn: Connection) -> rusqlite::Result<SqliteStore> {
-        conn.pragma_update(None, "foreign_keys", true)?;
-        schema::migrate(&mut conn)?;
+    fn init(mut conn: Connection, readers: Option<Readers>) -> Result<SqliteStore, String> {
+        let prepare = |conn: &mut Connection| -> rusqlite::Result<()> {
+            conn.pragma_update(None, "foreign_keys", true)?;
+            schema::migrate(conn)
+        };
+        prepare(&mut conn).map_err(|e| e.to_string())?;
+        if let Some(readers) = &readers {
+            // Fail now, not on the first read, if a reader cannot open.
+            let reader = readers.open().map_err(|e| e.to_string())?;
+            readers.put_back(reader);
+        }
         Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
+            writer: Arc::new(Writer::start(conn).map_err(|e| e.to_string())?),
+            readers: readers.map(Arc::new),
             max_receive_count: DEFAULT_MAX_RECEIVE_COUNT,
         })
     }
@@ -118,21 +156,57 @@ impl SqliteStore {
         self.max_receive_count
     }
 
-    /// Runs `f` on the connection in the blocking pool. `what` names the
-    /// operation in errors.
+    /// Runs `f` on the writer connection, inside the writer's transaction and
+    /// a savepoint of its own (rolled back if `f` fails), and answers once
+    /// that transaction committed. `what` names the operation in errors.
     pub(crate) async fn run<T, F>(&self, what: &'static str, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, Fail> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
-        let task = tokio::task::spawn_blocking(move || {
-            // A panic while the lock was held rolled its transaction back
-            // (rusqlite rolls back on drop), so the connection is still sound.
-            let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            f(&mut guard)
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(Pending {
+            f: Some(f),
+            result: None,
+            reply,
         });
-        match task.await {
+        self.writer
+            .submit(job)
+            .map_err(|()| StoreError::Backend(format!("{what}: the sqlite writer has stopped")))?;
+        match answer.await {
+            Ok(result) => result.map_err(|fail| fail.into_store_error(what)),
+            Err(_) => Err(StoreError::Backend(format!(
+                "{what}: the sqlite task was cancelled"
+            ))),
+        }
+    }
+
+    /// Runs a short read `f` at once on a read connection, on the calling
+    /// thread (a WAL reader never waits for a writer), or through the writer
+    /// for an in-memory database.
+    pub(crate) async fn read_now<T, F>(&self, what: &'static str, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, Fail> + Send + 'static,
+    {
+        match &self.readers {
+            Some(readers) => readers.with(f).map_err(|fail| fail.into_store_error(what)),
+            None => self.run(what, f).await,
+        }
+    }
+
+    /// Runs a read `f` that may take a while (a list) on a read connection in
+    /// the blocking pool, or through the writer for an in-memory database.
+    pub(crate) async fn read<T, F>(&self, what: &'static str, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, Fail> + Send + 'static,
+    {
+        let Some(readers) = &self.readers else {
+            return self.run(what, f).await;
+        };
+        let readers = Arc::clone(readers);
+        match tokio::task::spawn_blocking(move || readers.with(f)).await {
             Ok(result) => result.map_err(|fail| fail.into_store_error(what)),
             Err(join) if join.is_panic() => Err(StoreError::Backend(format!(
                 "{what}: the sqlite task panicked"
@@ -144,10 +218,192 @@ impl SqliteStore {
     }
 }
 
-/// Starts a write transaction that takes the write lock at once, so a
-/// read-then-write cannot fail halfway on a lock held by another process.
-pub(crate) fn write_tx(conn: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
-    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+/// Idle read-only connections to the database file, opened on demand (at
+/// most one per thread reading at the same time).
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    fn open(&self) -> rusqlite::Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "query_only", true)?;
+        Ok(conn)
+    }
+
+    fn put_back(&self, conn: Connection) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(conn);
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T, Fail>) -> Result<T, Fail> {
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .pop();
+        let mut conn = match idle {
+            Some(conn) => conn,
+            None => self.open()?,
+        };
+        let result = f(&mut conn);
+        // A connection left inside a transaction would pin an old snapshot.
+        if conn.is_autocommit() {
+            self.put_back(conn);
+        }
+        result
+    }
+}
+
+/// One write waiting for, or run by, the writer thread.
+trait Job: Send {
+    /// Runs the write inside the group's transaction, in its own savepoint.
+    fn run(&mut self, conn: &mut Connection);
+    /// Answers the caller once the group's transaction committed or failed.
+    fn finish(self: Box<Self>, committed: Result<(), &str>);
+}
+
+struct Pending<T, F> {
+    f: Option<F>,
+    result: Option<Result<T, Fail>>,
+    reply: oneshot::Sender<Result<T, Fail>>,
+}
+
+impl<T, F> Job for Pending<T, F>
+where
+    T: Send,
+    F: FnOnce(&mut Connection) -> Result<T, Fail> + Send,
+{
+    fn run(&mut self, conn: &mut Connection) {
+        let Some(f) = self.f.take() else {
+            return;
+        };
+        if conn.is_autocommit() {
+            // An earlier write's error made SQLite roll the whole group back.
+            self.result = Some(Err(Fail::Commit(
+                "the transaction was rolled back".to_owned(),
+            )));
+            return;
+        }
+        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+            self.result = Some(Err(Fail::Sql(e)));
+            return;
+        }
+        // A panic is this write's failure only: its savepoint is rolled back.
+        let result = match catch_unwind(AssertUnwindSafe(|| f(conn))) {
+            Ok(result) => result,
+            Err(_) => Err(Fail::Panicked),
+        };
+        let end = match &result {
+            Ok(_) => conn.execute_batch("RELEASE job"),
+            Err(_) => conn.execute_batch("ROLLBACK TO job; RELEASE job"),
+        };
+        self.result = Some(match (result, end) {
+            (Ok(_), Err(e)) => Err(Fail::Sql(e)),
+            (result, _) => result,
+        });
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), &str>) {
+        let result = match (self.result, committed) {
+            (Some(Ok(_)), Err(reason)) | (None, Err(reason)) => {
+                Err(Fail::Commit(reason.to_owned()))
+            }
+            (Some(result), Ok(())) => result,
+            (Some(Err(e)), Err(_)) => Err(e),
+            (None, Ok(())) => Err(Fail::Commit("the write did not run".to_owned())),
+        };
+        // The caller may have gone away; the write stands either way.
+        let _ = self.reply.send(result);
+    }
+}
+
+/// The writer thread and the way to it. Dropping it (with the last store
+/// clone) lets the thread finish the writes already queued, then waits for it.
+struct Writer {
+    jobs: Option<mpsc::Sender<Box<dyn Job>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    fn start(conn: Connection) -> std::io::Result<Writer> {
+        let (jobs, queued) = mpsc::channel::<Box<dyn Job>>();
+        let thread = std::thread::Builder::new()
+            .name("tendon-sqlite-writer".to_owned())
+            .spawn(move || write_loop(conn, &queued))?;
+        Ok(Writer {
+            jobs: Some(jobs),
+            thread: Some(thread),
+        })
+    }
+
+    fn submit(&self, job: Box<dyn Job>) -> Result<(), ()> {
+        let jobs = self.jobs.as_ref().ok_or(())?;
+        jobs.send(job).map_err(|_| ())
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Takes the writes queued so far (up to [`MAX_GROUP`]), runs them in one
+/// `BEGIN IMMEDIATE` transaction, commits, answers them; until the store is gone.
+fn write_loop(mut conn: Connection, queued: &mpsc::Receiver<Box<dyn Job>>) {
+    let mut group: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_GROUP);
+    while let Ok(first) = queued.recv() {
+        group.push(first);
+        while group.len() < MAX_GROUP {
+            match queued.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let committed = match conn.execute_batch("BEGIN IMMEDIATE") {
+            Err(e) => Err(format!("{e}")),
+            Ok(()) => {
+                for job in &mut group {
+                    job.run(&mut conn);
+                }
+                match conn.execute_batch("COMMIT") {
+                    Ok(()) => Ok(()),
+                    Err(e) => {
+                        if !conn.is_autocommit() {
+                            let _ = conn.execute_batch("ROLLBACK");
+                        }
+                        Err(format!("{e}"))
+                    }
+                }
+            }
+        };
+        for job in group.drain(..) {
+            job.finish(committed.as_ref().map(|_| ()).map_err(String::as_str));
+        }
+    }
+}
+
+/// Starts a write: a savepoint inside the writer's transaction, so a
+/// read-then-write sees no other write between its steps, and an early
+/// return (dropping it) rolls back this write alone.
+pub(crate) fn write_tx(conn: &mut Connection) -> rusqlite::Result<rusqlite::Savepoint<'_>> {
+    conn.savepoint()
+}
+
+/// Starts a read that needs one consistent snapshot across statements.
+pub(crate) fn read_tx(conn: &mut Connection) -> rusqlite::Result<rusqlite::Savepoint<'_>> {
+    conn.savepoint()
 }
 
 /// Now, in Unix milliseconds: the `now_ms` to pass to the queue methods in
@@ -162,12 +418,17 @@ pub(crate) enum Fail {
     Sql(rusqlite::Error),
     Json(serde_json::Error),
     Store(StoreError),
+    /// The write ran, but its group's transaction did not commit (SQLite's reason).
+    Commit(String),
+    Panicked,
 }
 
 impl Fail {
     fn into_store_error(self, what: &str) -> StoreError {
         match self {
             Fail::Store(e) => e,
+            Fail::Commit(reason) => StoreError::Backend(format!("{what}: sqlite: {reason}")),
+            Fail::Panicked => StoreError::Backend(format!("{what}: the sqlite task panicked")),
             // SQLite's reasons name tables, columns and constraints, never values.
             Fail::Sql(e) => StoreError::Backend(format!("{what}: sqlite: {e}")),
             // serde_json's messages may quote a value: keep only where it broke.
@@ -230,6 +491,44 @@ mod tests {
     fn store_errors_pass_through() {
         let e = Fail::from(StoreError::NotFound("org X".to_owned())).into_store_error("update_org");
         assert_eq!(e, StoreError::NotFound("org X".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn a_failed_or_panicking_write_rolls_back_alone() {
+        let store = SqliteStore::open_in_memory().expect("store");
+        let insert = |id: &'static str, outcome: u8| {
+            store.run("probe", move |conn| {
+                conn.execute("INSERT INTO orgs (id, json) VALUES (?1, '{}')", [id])?;
+                match outcome {
+                    0 => Ok(()),
+                    1 => Err(Fail::Store(StoreError::NotFound("B".to_owned()))),
+                    _ => panic!("a write panicked"),
+                }
+            })
+        };
+        // Sent together, so the writer usually runs them in one transaction.
+        let (a, b, c, d) = tokio::join!(
+            insert("A", 0),
+            insert("B", 1),
+            insert("C", 2),
+            insert("D", 0)
+        );
+        assert_eq!(a, Ok(()));
+        assert_eq!(b, Err(StoreError::NotFound("B".to_owned())));
+        assert!(
+            matches!(c, Err(StoreError::Backend(ref t)) if t == "probe: the sqlite task panicked"),
+            "{c:?}"
+        );
+        assert_eq!(d, Ok(()));
+        let ids = store
+            .read("probe", |conn| {
+                let mut stmt = conn.prepare("SELECT id FROM orgs ORDER BY id")?;
+                let ids = stmt.query_map([], |r| r.get::<_, String>(0))?;
+                Ok(ids.collect::<rusqlite::Result<Vec<_>>>()?)
+            })
+            .await
+            .expect("read");
+        assert_eq!(ids, ["A", "D"]);
     }
 
     #[tokio::test]

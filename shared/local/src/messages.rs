@@ -78,7 +78,7 @@ impl MessageLog for SqliteStore {
 
     async fn get_message(&self, org: &str, id: &str) -> StoreResult<Option<StoredMessage>> {
         let (org, id) = (org.to_owned(), id.to_owned());
-        self.run("get_message", move |conn| load(conn, &org, &id))
+        self.read_now("get_message", move |conn| load(conn, &org, &id))
             .await
     }
 
@@ -89,7 +89,7 @@ impl MessageLog for SqliteStore {
         status: Option<MessageStatus>,
     ) -> StoreResult<Vec<StoredMessage>> {
         let org = org.to_owned();
-        self.run("list_messages", move |conn| {
+        self.read("list_messages", move |conn| {
             let mut out = Vec::new();
             let mut push = |json: rusqlite::Result<String>| -> Result<(), Fail> {
                 out.push(serde_json::from_str::<StoredMessage>(&json?)?);

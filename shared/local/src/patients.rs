@@ -9,7 +9,7 @@ use crate::{Fail, SqliteStore, messages, sql_int, write_tx};
 impl PatientStore for SqliteStore {
     async fn load_patient(&self, org: &str, id: &str) -> StoreResult<Option<PatientRecord>> {
         let (org, id) = (org.to_owned(), id.to_owned());
-        self.run("load_patient", move |conn| {
+        self.read_now("load_patient", move |conn| {
             let row: Option<(i64, String)> = conn
                 .prepare_cached("SELECT version, json FROM patients WHERE org = ?1 AND id = ?2")?
                 .query_row([&org, &id], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -30,7 +30,7 @@ impl PatientStore for SqliteStore {
     /// The org's patients sorted by ID, without merge aliases.
     async fn list_patients(&self, org: &str) -> StoreResult<Vec<Patient>> {
         let org = org.to_owned();
-        self.run("list_patients", move |conn| {
+        self.read("list_patients", move |conn| {
             let mut stmt =
                 conn.prepare_cached("SELECT json FROM patients WHERE org = ?1 ORDER BY id")?;
             let mut out = Vec::new();
@@ -113,7 +113,7 @@ impl PatientStore for SqliteStore {
 
     async fn list_events(&self, org: &str) -> StoreResult<Vec<DomainEvent>> {
         let org = org.to_owned();
-        self.run("list_events", move |conn| {
+        self.read("list_events", move |conn| {
             let mut stmt =
                 conn.prepare_cached("SELECT json FROM events WHERE org = ?1 ORDER BY seq")?;
             let mut out = Vec::new();

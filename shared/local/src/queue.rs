@@ -198,6 +198,23 @@ impl SqliteStore {
         .await
     }
 
+    /// [`SqliteStore::delete`] for several receipts in one write. Returns how
+    /// many messages were deleted.
+    pub async fn delete_many(&self, receipts: Vec<String>) -> StoreResult<usize> {
+        if receipts.is_empty() {
+            return Ok(0);
+        }
+        self.run("queue delete", move |conn| {
+            let mut stmt = conn.prepare_cached("DELETE FROM queue WHERE receipt = ?1")?;
+            let mut n = 0;
+            for receipt in &receipts {
+                n += stmt.execute([receipt])?;
+            }
+            Ok(n)
+        })
+        .await
+    }
+
     /// Makes a delivered message visible again at once (its handling failed),
     /// which unblocks its group. The delivery still counts towards the dead
     /// letters. False if the receipt is not the message's current one.
@@ -216,7 +233,7 @@ impl SqliteStore {
 
     /// The messages waiting or in flight in a queue (not the dead letters).
     pub async fn queue_len(&self, queue: QueueName) -> StoreResult<usize> {
-        self.run("queue length", move |conn| {
+        self.read("queue length", move |conn| {
             let n: i64 = conn
                 .prepare_cached("SELECT count(*) FROM queue WHERE queue = ?1")?
                 .query_row([queue.as_str()], |r| r.get(0))?;
@@ -227,7 +244,7 @@ impl SqliteStore {
 
     /// The queue's dead letters, oldest first, with how often each was received.
     pub async fn dead_letters(&self, queue: QueueName) -> StoreResult<Vec<(WorkItem, u32)>> {
-        self.run("queue dead letters", move |conn| {
+        self.read("queue dead letters", move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT body, receive_count FROM dead_letters WHERE queue = ?1 ORDER BY id",
             )?;

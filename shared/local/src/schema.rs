@@ -109,7 +109,8 @@ CREATE INDEX dead_letters_queue ON dead_letters (queue, id);
 /// transaction (so two processes opening one new file do not both apply it).
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     loop {
-        let tx = crate::write_tx(conn)?;
+        // Immediate: the write lock at once, before reading the version.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let Some(sql) = usize::try_from(version)
             .ok()

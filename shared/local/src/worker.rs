@@ -93,9 +93,12 @@ pub async fn process_batch_at(
     .await;
     // Records to retry stay in flight and come back after the visibility
     // timeout, as with SQS; the rest are done.
-    for r in records.iter().filter(|r| !retry.contains(&r.id)) {
-        store.delete(&r.id).await?;
-    }
+    let done: Vec<String> = records
+        .iter()
+        .filter(|r| !retry.contains(&r.id))
+        .map(|r| r.id.clone())
+        .collect();
+    store.delete_many(done).await?;
     Ok(batch.len())
 }
 
