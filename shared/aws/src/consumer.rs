@@ -1,7 +1,7 @@
 //! Polling the queues the way an SQS event source mapping does, for
 //! `tendon serve --backend aws` and `tendon messages replay` on the AWS backend.
 //! The deployed functions get their batches from the mapping instead.
-use tendon_core::pipeline::{BatchRecord, episode_step, patient_step, run_batch};
+use tendon_core::pipeline::{BatchRecord, run_batch, run_step};
 use tendon_core::ports::{QueueName, StoreResult, SystemClock};
 
 use crate::AwsStore;
@@ -23,12 +23,7 @@ pub async fn process_batch(
         })
         .collect();
     let retry = run_batch(&records, |item| async move {
-        match queue {
-            QueueName::Patients => {
-                patient_step(store, store, store, store, &SystemClock, &item).await
-            }
-            QueueName::Episodes => episode_step(store, store, store, &SystemClock, &item).await,
-        }
+        run_step(store, store, &SystemClock, queue, &item).await
     })
     .await;
     for r in records.iter().filter(|r| !retry.contains(&r.id)) {

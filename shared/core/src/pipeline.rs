@@ -482,6 +482,26 @@ where
     Ok(messages.len())
 }
 
+/// The handler of a queue: the patient step for `patients`, the episode step
+/// for `episodes`. Every consumer (Lambda, local worker, AWS poller) calls this.
+pub async fn run_step<S, Q, K>(
+    store: &S,
+    queue: &Q,
+    clock: &K,
+    name: QueueName,
+    item: &WorkItem,
+) -> StoreResult<StepOutcome>
+where
+    S: ConfigStore + MessageLog + PatientStore,
+    Q: WorkQueue,
+    K: Clock,
+{
+    match name {
+        QueueName::Patients => patient_step(store, store, store, queue, clock, item).await,
+        QueueName::Episodes => episode_step(store, store, store, clock, item).await,
+    }
+}
+
 /// One record of a queue batch: its ID (SQS message ID or local receipt), its
 /// message group, and the pointer it carries.
 #[derive(Clone, Debug, PartialEq, Eq)]

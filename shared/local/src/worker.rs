@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tendon_core::pipeline::{BatchRecord, episode_step, patient_step, run_batch};
+use tendon_core::pipeline::{BatchRecord, run_batch, run_step};
 use tendon_core::ports::{QueueName, StoreResult, SystemClock, WorkItem, WorkQueue};
 
 use crate::SqliteStore;
@@ -83,12 +83,7 @@ pub async fn process_batch_at(
         })
         .collect();
     let retry = run_batch(&records, |item| async move {
-        match name {
-            QueueName::Patients => {
-                patient_step(store, store, store, queue, &SystemClock, &item).await
-            }
-            QueueName::Episodes => episode_step(store, store, store, &SystemClock, &item).await,
-        }
+        run_step(store, queue, &SystemClock, name, &item).await
     })
     .await;
     // Records to retry stay in flight and come back after the visibility
