@@ -43,11 +43,7 @@ async fn handle(store: &AwsStore, req: Request) -> Result<Response<Body>, Error>
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_target(false)
-        .without_time()
-        .init();
-    let store = AwsStore::from_env().await?;
+    tendon_aws::init_lambda_logs();
+    let store = AwsStore::from_env().await?.with_ingest_cache();
     lambda_http::run(service_fn(|req: Request| handle(&store, req))).await
 }

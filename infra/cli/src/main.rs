@@ -114,7 +114,11 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Hl7(cmd) => hl7::run(cmd, None::<&SqliteStore>).await,
         Command::Serve { addr } => {
             init_logs(true);
-            on_backend!(opened().await?, |b| serve::serve(b.clone(), addr).await)
+            match opened().await? {
+                Opened::Local(q) => serve::serve(q, addr).await,
+                // As the ingest function runs (see AwsStore::with_ingest_cache).
+                Opened::Aws(a) => serve::serve(a.with_ingest_cache(), addr).await,
+            }
         }
         Command::Aws(aws::AwsCommand::Bootstrap { prefix, yes, out }) => {
             aws::bootstrap(&prefix, yes, out.json).await

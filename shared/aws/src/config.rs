@@ -1,16 +1,16 @@
 //! [`ConfigStore`]: orgs, ingest keys (hashes), locations and practitioners,
 //! all under `ORG#<org>` except the keys (`KEY#<hash>`).
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem, Update};
 use serde::Serialize;
 use tendon_core::model::{Location, Org, OrgConfig, Practitioner};
 use tendon_core::ports::{ConfigStore, StoreError, StoreResult};
 
 use crate::items::{
-    Item, KEY_SK, LOC_PREFIX, ORG_SK, PRAC_PREFIX, from_item, key, key_pk, org_pk, s, string_attr,
-    to_item,
+    CONFIG_TOKEN, Item, KEY_SK, LOC_PREFIX, ORG_SK, PRAC_PREFIX, from_item, key, key_pk, org_pk, s,
+    string_attr, to_item,
 };
-use crate::{AwsStore, backend, build};
+use crate::{AwsStore, backend, build, next_seq};
 
 /// Why one item of a cancelled transaction failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +56,33 @@ fn org_exists_check(store: &AwsStore, what: &str, org: &str) -> StoreResult<Tran
     Ok(TransactWriteItem::builder().condition_check(check).build())
 }
 
+/// A fresh configuration token: unique per change, so a cached configuration
+/// is known current when the org item still carries its token.
+fn new_config_token() -> String {
+    format!("{:x}-{:x}", next_seq(), std::process::id())
+}
+
+/// The org must exist, and its configuration token changes with this write.
+fn org_changed(store: &AwsStore, what: &str, org: &str) -> StoreResult<TransactWriteItem> {
+    let update = Update::builder()
+        .table_name(&store.table)
+        .set_key(Some(key(org_pk(org), ORG_SK)))
+        .condition_expression("attribute_exists(pk)")
+        .update_expression("SET #t = :t")
+        .expression_attribute_names("#t", CONFIG_TOKEN)
+        .expression_attribute_values(":t", s(new_config_token()))
+        .build()
+        .map_err(|_| build(what))?;
+    Ok(TransactWriteItem::builder().update(update).build())
+}
+
+/// The org item: the org and a fresh configuration token.
+fn org_item(what: &str, org: &Org) -> StoreResult<Item> {
+    let mut item = to_item(what, org, org_pk(&org.id), ORG_SK)?;
+    item.insert(CONFIG_TOKEN.to_owned(), s(new_config_token()));
+    Ok(item)
+}
+
 fn put(store: &AwsStore, what: &str, item: Item, condition: Option<&str>) -> StoreResult<Put> {
     Put::builder()
         .table_name(&store.table)
@@ -74,6 +101,7 @@ impl AwsStore {
         items: Vec<TransactWriteItem>,
     ) -> StoreResult<Option<Vec<Reason>>> {
         self.count();
+        self.count_writes(items.len());
         match self
             .dynamo
             .transact_write_items()
@@ -120,7 +148,7 @@ impl AwsStore {
     ) -> StoreResult<()> {
         let item = to_item(what, value, org_pk(org), sk)?;
         let items = vec![
-            org_exists_check(self, what, org)?,
+            org_changed(self, what, org)?,
             TransactWriteItem::builder()
                 .put(put(self, what, item, None)?)
                 .build(),
@@ -135,7 +163,7 @@ impl AwsStore {
 impl ConfigStore for AwsStore {
     async fn create_org(&self, org: &Org, key_hash: &str) -> StoreResult<()> {
         const WHAT: &str = "create_org";
-        let org_item = to_item(WHAT, org, org_pk(&org.id), ORG_SK)?;
+        let org_item = org_item(WHAT, org)?;
         let mut key_item = key(key_pk(key_hash), KEY_SK);
         key_item.insert("org".to_owned(), s(org.id.clone()));
         let items = vec![
@@ -157,8 +185,9 @@ impl ConfigStore for AwsStore {
 
     async fn update_org(&self, org: &Org) -> StoreResult<()> {
         const WHAT: &str = "update_org";
-        let item = to_item(WHAT, org, org_pk(&org.id), ORG_SK)?;
+        let item = org_item(WHAT, org)?;
         self.count();
+        self.count_writes(1);
         match self
             .dynamo
             .put_item()
@@ -204,9 +233,17 @@ impl ConfigStore for AwsStore {
         }
     }
 
+    /// A GetItem, or the ingest cache (a key found stays valid for its TTL).
     async fn org_for_key(&self, key_hash: &str) -> StoreResult<Option<String>> {
+        if let Some(org) = self.caches.ingest_key(key_hash) {
+            return Ok(Some(org));
+        }
         let item = self.get("org_for_key", key_pk(key_hash), KEY_SK).await?;
-        Ok(item.and_then(|i| string_attr(&i, "org").map(str::to_owned)))
+        let org = item.and_then(|i| string_attr(&i, "org").map(str::to_owned));
+        if let Some(org) = &org {
+            self.caches.remember_ingest_key(key_hash, org);
+        }
+        Ok(org)
     }
 
     async fn put_location(&self, org: &str, location: &Location) -> StoreResult<()> {
@@ -229,15 +266,33 @@ impl ConfigStore for AwsStore {
         .await
     }
 
-    /// One strongly consistent Query of the org's partition.
+    /// One strongly consistent Query of the org's partition, or the ingest
+    /// cache when this store has one (see [`AwsStore::with_ingest_cache`]).
     async fn org_config(&self, org: &str) -> StoreResult<Option<OrgConfig>> {
+        if let Some(config) = self.caches.ingest_config(org) {
+            return Ok(Some(config));
+        }
+        Ok(self.fetch_org_config(org).await?.map(|(_, config)| config))
+    }
+}
+
+impl AwsStore {
+    /// The org's configuration and its token, read now (and cached).
+    pub(crate) async fn fetch_org_config(
+        &self,
+        org: &str,
+    ) -> StoreResult<Option<(String, OrgConfig)>> {
         const WHAT: &str = "org_config";
         let mut found = None;
         let mut locations: Vec<Location> = Vec::new();
         let mut practitioners: Vec<Practitioner> = Vec::new();
+        let mut token = String::new();
         for item in self.query_all(WHAT, org_pk(org)).await? {
             let sk = string_attr(&item, "sk").unwrap_or_default().to_owned();
             if sk == ORG_SK {
+                token = string_attr(&item, CONFIG_TOKEN)
+                    .unwrap_or_default()
+                    .to_owned();
                 found = Some(from_item::<Org>(WHAT, item)?);
             } else if sk.starts_with(LOC_PREFIX) {
                 locations.push(from_item(WHAT, item)?);
@@ -250,10 +305,12 @@ impl ConfigStore for AwsStore {
         };
         locations.sort_by(|a, b| a.id.cmp(&b.id));
         practitioners.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(Some(OrgConfig {
+        let config = OrgConfig {
             org,
             locations,
             practitioners,
-        }))
+        };
+        self.caches.remember_config(&token, &config);
+        Ok(Some((token, config)))
     }
 }

@@ -1,7 +1,7 @@
 //! Polling the queues the way an SQS event source mapping does, for
 //! `tendon serve --backend aws` and `tendon messages replay` on the AWS backend.
 //! The deployed functions get their batches from the mapping instead.
-use tendon_core::pipeline::{BatchRecord, run_batch, run_step};
+use tendon_core::pipeline::{BatchRecord, run_queue_batch};
 use tendon_core::ports::{QueueName, StoreResult, SystemClock};
 
 use crate::AwsStore;
@@ -19,16 +19,25 @@ pub async fn process_batch(
         .map(|r| BatchRecord {
             id: r.receipt.clone(),
             group: r.group.clone(),
+            receive_count: r.receive_count,
             item: r.item.clone(),
         })
         .collect();
-    let retry = run_batch(&records, |item| async move {
-        run_step(store, store, &SystemClock, queue, &item).await
-    })
+    let retry = run_queue_batch(
+        store,
+        store,
+        &SystemClock,
+        queue,
+        &records,
+        crate::lambda::max_receive_count(),
+    )
     .await;
-    for r in records.iter().filter(|r| !retry.contains(&r.id)) {
-        store.delete(queue, &r.id).await?;
-    }
+    let done: Vec<String> = records
+        .iter()
+        .filter(|r| !retry.contains(&r.id))
+        .map(|r| r.id.clone())
+        .collect();
+    store.delete_many(queue, &done).await?;
     Ok(batch.len())
 }
 

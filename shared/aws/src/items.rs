@@ -41,6 +41,13 @@ pub(crate) fn patient_pk(org: &str, id: &str) -> String {
     format!("ORG#{org}#PAT#{id}")
 }
 pub(crate) const PATIENT_SK: &str = "REC";
+/// Beside a patient ID's record: the messages parked for it (a string set).
+pub(crate) const PARKED_SK: &str = "PARKED";
+pub(crate) const PARKED_IDS: &str = "ids";
+/// The org item's attribute that every configuration change sets anew.
+pub(crate) const CONFIG_TOKEN: &str = "config_token";
+/// Sort-key prefix of a large raw message's chunks, beside the message item.
+pub(crate) const RAW_CHUNK_PREFIX: &str = "RAW#";
 pub(crate) fn patient_list_pk(org: &str) -> String {
     format!("ORG#{org}#PATS")
 }

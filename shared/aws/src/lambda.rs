@@ -1,20 +1,33 @@
 //! What the queue-consumer Lambdas share: turning an SQS event into the core's
-//! batch records, and the core's retry list into `ReportBatchItemFailures`.
-use std::future::Future;
-
+//! batch records, running them (`pipeline::run_queue_batch`), and reporting the
+//! records to retry (`ReportBatchItemFailures`). Each function's `main` is
+//! [`run_queue_function`] with its queue.
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use tendon_core::pipeline::{BatchRecord, StepOutcome, run_batch};
-use tendon_core::ports::{StoreResult, WorkItem};
+use tendon_core::pipeline::{BatchRecord, run_queue_batch};
+use tendon_core::ports::{QueueName, SystemClock, WorkItem};
 
-/// Runs an SQS FIFO batch through `handle` in order (`pipeline::run_batch`) and
-/// reports the records to retry. A record whose body is not a work item can
-/// never succeed: it is reported as failed, with the rest of its group, so it
-/// ends in the dead-letter queue where an operator sees it.
-pub async fn handle_sqs_batch<F, Fut>(event: SqsEvent, handle: F) -> SqsBatchResponse
-where
-    F: FnMut(WorkItem) -> Fut,
-    Fut: Future<Output = StoreResult<StepOutcome>>,
-{
+use crate::AwsStore;
+
+/// Environment variable with the queues' `maxReceiveCount` (the template sets
+/// it from the same value as the redrive policies).
+pub const ENV_MAX_RECEIVE_COUNT: &str = "TENDON_MAX_RECEIVE_COUNT";
+/// `maxReceiveCount` when the environment does not say.
+pub const DEFAULT_MAX_RECEIVE_COUNT: u32 = 5;
+
+/// The queues' `maxReceiveCount`: a record failing on that receive is about to
+/// move to the dead-letter queue.
+pub fn max_receive_count() -> u32 {
+    std::env::var(ENV_MAX_RECEIVE_COUNT)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(DEFAULT_MAX_RECEIVE_COUNT)
+}
+
+/// The batch records of an SQS event, and the IDs of the records that can never
+/// succeed: a body that is not a work item fails, with the rest of its group,
+/// so it ends in the dead-letter queue where an operator sees it.
+pub fn batch_records(event: SqsEvent) -> (Vec<BatchRecord>, Vec<String>) {
     let mut records = Vec::new();
     let mut failures: Vec<String> = Vec::new();
     let mut poisoned_groups = Vec::new();
@@ -25,13 +38,23 @@ where
             .get("MessageGroupId")
             .cloned()
             .unwrap_or_default();
+        let receive_count = msg
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
         let item = msg
             .body
             .as_deref()
             .and_then(|b| serde_json::from_str::<WorkItem>(b).ok());
         match item {
             _ if poisoned_groups.contains(&group) => failures.push(id),
-            Some(item) => records.push(BatchRecord { id, group, item }),
+            Some(item) => records.push(BatchRecord {
+                id,
+                group,
+                receive_count,
+                item,
+            }),
             None => {
                 tracing::error!(sqs_message_id = %id, "queue record is not a work item; leaving it for the DLQ");
                 poisoned_groups.push(group);
@@ -39,7 +62,27 @@ where
             }
         }
     }
-    failures.extend(run_batch(&records, handle).await);
+    (records, failures)
+}
+
+/// One SQS batch of `queue` through its step, in order.
+pub async fn handle_sqs_batch(
+    store: &AwsStore,
+    queue: QueueName,
+    event: SqsEvent,
+) -> SqsBatchResponse {
+    let (records, mut failures) = batch_records(event);
+    failures.extend(
+        run_queue_batch(
+            store,
+            store,
+            &SystemClock,
+            queue,
+            &records,
+            max_receive_count(),
+        )
+        .await,
+    );
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = failures
         .into_iter()
@@ -52,6 +95,22 @@ where
     response
 }
 
+/// The `main` of a queue-consumer function: JSON logs, the store from the
+/// environment, then [`handle_sqs_batch`] for every event.
+pub async fn run_queue_function(queue: QueueName) -> Result<(), lambda_runtime::Error> {
+    crate::init_lambda_logs();
+    let store = AwsStore::from_env().await?;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        |event: lambda_runtime::LambdaEvent<SqsEvent>| {
+            let store = &store;
+            // Boxed: the step's future is deep, and the runtime nests it further.
+            let batch = Box::pin(handle_sqs_batch(store, queue, event.payload));
+            async move { Ok::<_, lambda_runtime::Error>(batch.await) }
+        },
+    ))
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,11 +121,13 @@ mod tests {
         m.message_id = Some(id.into());
         m.body = Some(body.into());
         m.attributes.insert("MessageGroupId".into(), group.into());
+        m.attributes
+            .insert("ApproximateReceiveCount".into(), "3".into());
         m
     }
 
-    #[tokio::test]
-    async fn a_record_that_is_not_a_work_item_fails_with_the_rest_of_its_group() {
+    #[test]
+    fn a_record_that_is_not_a_work_item_fails_with_the_rest_of_its_group() {
         let item = |id: &str| format!(r#"{{"org":"O","message_id":"{id}"}}"#);
         let mut event = SqsEvent::default();
         event.records = vec![
@@ -75,18 +136,14 @@ mod tests {
             msg("a2", "A", &item("a2")),
             msg("b2", "B", &item("b2")),
         ];
-        let mut ran = Vec::new();
-        let response = handle_sqs_batch(event, |item| {
-            ran.push(item.message_id);
-            async { Ok(StepOutcome::Done) }
-        })
-        .await;
+        let (records, failed) = batch_records(event);
+        let ran: Vec<_> = records.iter().map(|r| r.item.message_id.as_str()).collect();
         assert_eq!(ran, ["a1", "a2"]);
-        let failed: Vec<_> = response
-            .batch_item_failures
-            .iter()
-            .map(|f| f.item_identifier.as_str())
-            .collect();
+        assert!(
+            records
+                .iter()
+                .all(|r| r.receive_count == 3 && r.group == "A")
+        );
         assert_eq!(failed, ["b1", "b2"]);
     }
 }

@@ -9,7 +9,7 @@
 //! // TENDON_TABLE, TENDON_PATIENTS_QUEUE_URL, TENDON_EPISODES_QUEUE_URL, plus the
 //! // usual AWS_* settings (AWS_ENDPOINT_URL included) from the environment.
 //! let store = AwsStore::from_env().await?;
-//! let item = WorkItem { org: "ACME01".into(), message_id: "m1".into() };
+//! let item = WorkItem { org: "ACME01".into(), message_id: "m1".into(), patient_id: None };
 //! store.send(QueueName::Patients, "ACME01#P555", "m1", &item).await?;
 //! for got in store.receive_batch(QueueName::Patients, 10, 20).await? {
 //!     // ... handle got.item, then:
@@ -76,6 +76,7 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 use tendon_core::ports::{QueueName, StoreError};
 
 mod bootstrap;
+mod cache;
 mod config;
 pub mod consumer;
 mod items;
@@ -83,8 +84,10 @@ pub mod lambda;
 mod messages;
 mod patients;
 mod queue;
+mod steps;
 
 pub use bootstrap::{BootstrapEnv, bootstrap, bootstrap_with};
+pub use cache::INGEST_TTL;
 pub use queue::{Received, queue_safe_id};
 
 /// Environment variable naming the table.
@@ -103,6 +106,8 @@ pub struct AwsStore {
     pub patients_queue_url: String,
     pub episodes_queue_url: String,
     requests: Arc<AtomicU64>,
+    item_writes: Arc<AtomicU64>,
+    caches: Arc<cache::Caches>,
 }
 
 impl AwsStore {
@@ -120,6 +125,18 @@ impl AwsStore {
             patients_queue_url: patients_queue_url.into(),
             episodes_queue_url: episodes_queue_url.into(),
             requests: Arc::new(AtomicU64::new(0)),
+            item_writes: Arc::new(AtomicU64::new(0)),
+            caches: Arc::default(),
+        }
+    }
+
+    /// This store as ingest uses it: ingest keys and org configurations are
+    /// cached for [`INGEST_TTL`] (see the `cache` module), so a warm ingest
+    /// function stores and queues a message in two requests.
+    pub fn with_ingest_cache(self) -> AwsStore {
+        AwsStore {
+            caches: Arc::new(cache::Caches::with_ingest_ttl(INGEST_TTL)),
+            ..self
         }
     }
 
@@ -169,6 +186,16 @@ impl AwsStore {
         self.requests.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// How many DynamoDB items this store (and its clones) has written
+    /// (each item of a transaction counts).
+    pub fn item_write_count(&self) -> u64 {
+        self.item_writes.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_writes(&self, items: usize) {
+        self.item_writes.fetch_add(items as u64, Ordering::Relaxed);
+    }
+
     pub(crate) fn queue_url(&self, queue: QueueName) -> &str {
         match queue {
             QueueName::Patients => &self.patients_queue_url,
@@ -184,6 +211,15 @@ impl AwsStore {
             (ENV_EPISODES_QUEUE_URL, self.episodes_queue_url.clone()),
         ])
     }
+}
+
+/// JSON logs for a Lambda function (CloudWatch adds the time).
+pub fn init_lambda_logs() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_target(false)
+        .without_time()
+        .init();
 }
 
 /// A failed AWS call as a [`StoreError::Backend`]: the operation and the

@@ -9,8 +9,8 @@ use tendon_core::model::{MessageStatus, StoredMessage};
 use tendon_core::ports::{Inserted, MessageLog, StoreError, StoreResult};
 
 use crate::items::{
-    Item, MESSAGE_SK, from_item, key, message_list_pk, message_pk, s, string_attr, to_item,
-    to_value,
+    Item, MESSAGE_SK, RAW_CHUNK_PREFIX, from_item, key, message_list_pk, message_pk, s,
+    string_attr, to_item, to_value,
 };
 use crate::{AwsStore, backend, build, next_seq};
 
@@ -27,15 +27,70 @@ pub(crate) fn received_key(received_at: &str) -> String {
     format!("{nanos:020}")
 }
 
-/// A message item read back, raw bytes included.
-fn decode(what: &str, mut item: Item) -> StoreResult<StoredMessage> {
-    let raw = match item.remove(RAW) {
+/// The most raw bytes kept inside the message item. A DynamoDB item is at most
+/// 400 KB, so a larger message (ingest takes up to 1 MiB) is stored in chunks
+/// of this size beside it, written in the same transaction.
+const RAW_INLINE_MAX: usize = 300 * 1024;
+/// Attribute of a chunked message item: how many chunks there are.
+const RAW_CHUNKS: &str = "raw_chunks";
+
+fn blob(item: &mut Item) -> Vec<u8> {
+    match item.remove(RAW) {
         Some(AttributeValue::B(blob)) => blob.into_inner(),
         _ => Vec::new(),
-    };
-    let mut message: StoredMessage = from_item(what, item)?;
-    message.raw = raw;
-    Ok(message)
+    }
+}
+
+/// A message item read back without its raw bytes, and how many raw chunks it has.
+fn decode_head(what: &str, mut item: Item) -> StoreResult<(StoredMessage, usize, Vec<u8>)> {
+    let raw = blob(&mut item);
+    let chunks = item
+        .remove(RAW_CHUNKS)
+        .and_then(|v| v.as_n().ok().and_then(|n| n.parse().ok()))
+        .unwrap_or(0);
+    Ok((from_item(what, item)?, chunks, raw))
+}
+
+fn chunk_sk(i: usize) -> String {
+    format!("{RAW_CHUNK_PREFIX}{i:04}")
+}
+
+impl AwsStore {
+    /// A message item read back, raw bytes included (one more BatchGet for a
+    /// chunked message).
+    pub(crate) async fn decode_message(
+        &self,
+        what: &str,
+        item: Item,
+    ) -> StoreResult<StoredMessage> {
+        let (mut message, chunks, raw) = decode_head(what, item)?;
+        if chunks == 0 {
+            message.raw = raw;
+            return Ok(message);
+        }
+        let pk = message_pk(&message.org, &message.id);
+        let keys = (0..chunks).map(|i| key(pk.clone(), chunk_sk(i))).collect();
+        let mut parts: Vec<(String, Vec<u8>)> = self
+            .batch_get(what, keys)
+            .await?
+            .into_iter()
+            .map(|mut i| {
+                (
+                    string_attr(&i, "sk").unwrap_or_default().to_owned(),
+                    blob(&mut i),
+                )
+            })
+            .collect();
+        if parts.len() != chunks {
+            return Err(StoreError::Backend(format!(
+                "{what}: {} of the message's {chunks} raw chunks were found",
+                parts.len()
+            )));
+        }
+        parts.sort();
+        message.raw = parts.into_iter().flat_map(|(_, b)| b).collect();
+        Ok(message)
+    }
 }
 
 impl MessageLog for AwsStore {
@@ -49,10 +104,22 @@ impl MessageLog for AwsStore {
             message_pk(&message.org, &message.id),
             MESSAGE_SK,
         )?;
-        item.insert(
-            RAW.to_owned(),
-            AttributeValue::B(Blob::new(message.raw.clone())),
-        );
+        let chunks: Vec<&[u8]> = if message.raw.len() > RAW_INLINE_MAX {
+            message.raw.chunks(RAW_INLINE_MAX).collect()
+        } else {
+            Vec::new()
+        };
+        if chunks.is_empty() {
+            item.insert(
+                RAW.to_owned(),
+                AttributeValue::B(Blob::new(message.raw.clone())),
+            );
+        } else {
+            item.insert(
+                RAW_CHUNKS.to_owned(),
+                AttributeValue::N(chunks.len().to_string()),
+            );
+        }
         let mut listing = key(
             message_list_pk(&message.org),
             format!(
@@ -72,10 +139,16 @@ impl MessageLog for AwsStore {
                 .map(|p| TransactWriteItem::builder().put(p).build())
                 .map_err(|_| build(WHAT))
         };
-        let items = vec![
+        let mut items = vec![
             put(item, Some("attribute_not_exists(pk)"))?,
             put(listing, None)?,
         ];
+        // Same transaction: no chunk is written unless the message is new.
+        for (i, part) in chunks.iter().enumerate() {
+            let mut chunk = key(message_pk(&message.org, &message.id), chunk_sk(i));
+            chunk.insert(RAW.to_owned(), AttributeValue::B(Blob::new(part.to_vec())));
+            items.push(put(chunk, None)?);
+        }
         match self.transact(WHAT, items).await? {
             None => Ok(Inserted::New),
             Some(_) => match self.get_message(&message.org, &message.id).await? {
@@ -91,7 +164,7 @@ impl MessageLog for AwsStore {
     async fn get_message(&self, org: &str, id: &str) -> StoreResult<Option<StoredMessage>> {
         const WHAT: &str = "get_message";
         match self.get(WHAT, message_pk(org, id), MESSAGE_SK).await? {
-            Some(item) => decode(WHAT, item).map(Some),
+            Some(item) => self.decode_message(WHAT, item).await.map(Some),
             None => Ok(None),
         }
     }
@@ -116,8 +189,7 @@ impl MessageLog for AwsStore {
             .collect();
         let mut by_id: HashMap<String, StoredMessage> = HashMap::new();
         for item in self.batch_get(WHAT, keys).await? {
-            let mut m = decode(WHAT, item)?;
-            m.raw = Vec::new();
+            let (m, _, _) = decode_head(WHAT, item)?;
             by_id.insert(m.id.clone(), m);
         }
         Ok(ids
@@ -127,10 +199,16 @@ impl MessageLog for AwsStore {
             .collect())
     }
 
+    /// The patient ID's parked-messages item (a string set the commits keep).
+    async fn pending_messages(&self, org: &str, patient_id: &str) -> StoreResult<Vec<String>> {
+        self.parked(org, patient_id).await
+    }
+
     /// One conditional Update: accepted, no errors, no steps, `replays` + 1.
     async fn reset_message(&self, org: &str, id: &str) -> StoreResult<()> {
         const WHAT: &str = "reset_message";
         self.count();
+        self.count_writes(1);
         let result = self
             .dynamo
             .update_item()

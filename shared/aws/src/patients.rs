@@ -8,8 +8,8 @@ use tendon_core::ports::{Commit, CommitOutcome, PatientStore, StoreError, StoreR
 
 use crate::config::Reason;
 use crate::items::{
-    MESSAGE_SK, PATIENT_SK, event_pk, from_item, key, message_pk, patient_list_pk, patient_pk, s,
-    string_attr, to_item, to_value,
+    MESSAGE_SK, PARKED_IDS, PARKED_SK, PATIENT_SK, event_pk, from_item, key, message_pk,
+    patient_list_pk, patient_pk, s, string_attr, to_item, to_value,
 };
 use crate::{AwsStore, build, next_seq};
 
@@ -27,11 +27,12 @@ fn put(
 impl AwsStore {
     /// The transaction of a commit: the message guard first, then the records
     /// (with the listing items of new patients), then `events`.
+    /// Returns the items, the end of the records and the start of the events.
     fn commit_items(
         &self,
         commit: &Commit,
         events: &[&DomainEvent],
-    ) -> StoreResult<(Vec<TransactWriteItem>, usize)> {
+    ) -> StoreResult<(Vec<TransactWriteItem>, usize, usize)> {
         const WHAT: &str = "commit";
         let org = &commit.org;
         let mut set = "SET #st = :status, #er = :errors, #sd = list_append(#sd, :steps)".to_owned();
@@ -86,6 +87,22 @@ impl AwsStore {
             let p = put(&self.table, listing).build().map_err(|_| build(WHAT))?;
             items.push(TransactWriteItem::builder().put(p).build());
         }
+        for (pid, action) in [(&commit.park, "ADD"), (&commit.unpark, "DELETE")] {
+            let Some(pid) = pid else { continue };
+            let update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(patient_pk(org, pid), PARKED_SK)))
+                .update_expression(format!("{action} #ids :id"))
+                .expression_attribute_names("#ids", PARKED_IDS)
+                .expression_attribute_values(
+                    ":id",
+                    AttributeValue::Ss(vec![commit.message_id.clone()]),
+                )
+                .build()
+                .map_err(|_| build(WHAT))?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        let events_start = items.len();
         let seq = next_seq();
         for (i, e) in events.iter().enumerate() {
             let mut item = to_item(WHAT, *e, event_pk(org), e.id.clone())?;
@@ -96,7 +113,7 @@ impl AwsStore {
                 .map_err(|_| build(WHAT))?;
             items.push(TransactWriteItem::builder().put(p).build());
         }
-        Ok((items, records_end))
+        Ok((items, records_end, events_start))
     }
 }
 
@@ -142,7 +159,7 @@ impl PatientStore for AwsStore {
             .filter(|e| seen.insert(e.id.as_str()))
             .collect();
         for _ in 0..MAX_EVENT_ROUNDS {
-            let (items, records_end) = self.commit_items(commit, &events)?;
+            let (items, records_end, first_event) = self.commit_items(commit, &events)?;
             let Some(reasons) = self.transact(WHAT, items).await? else {
                 return Ok(CommitOutcome::Applied);
             };
@@ -176,7 +193,6 @@ impl PatientStore for AwsStore {
             {
                 return Ok(CommitOutcome::Conflict);
             }
-            let first_event = items_before_events(commit, records_end);
             let failed: HashSet<usize> = reasons
                 .iter()
                 .enumerate()
@@ -212,14 +228,4 @@ impl PatientStore for AwsStore {
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out.into_iter().map(|(_, e)| e).collect())
     }
-}
-
-/// Index of the first event item in a commit's transaction.
-fn items_before_events(commit: &Commit, records_end: usize) -> usize {
-    records_end
-        + commit
-            .records
-            .iter()
-            .filter(|w| w.expected_version.is_none())
-            .count()
 }

@@ -37,6 +37,8 @@ pub struct Received {
     pub item: WorkItem,
     /// The message group.
     pub group: String,
+    /// How many times SQS has delivered it, this time included.
+    pub receive_count: u32,
 }
 
 impl WorkQueue for AwsStore {
@@ -85,6 +87,7 @@ impl AwsStore {
             .max_number_of_messages(max.clamp(1, 10))
             .wait_time_seconds(wait_seconds.clamp(0, 20))
             .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
             .await
             .map_err(|e| backend(WHAT, &e))?;
@@ -94,16 +97,22 @@ impl AwsStore {
                 serde_json::from_str(m.body().unwrap_or_default()).map_err(|_| {
                     StoreError::Backend(format!("{WHAT}: a message body is not a work item"))
                 })?;
-            let group = m
-                .attributes()
-                .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId))
-                .cloned()
-                .unwrap_or_default();
+            let attr = |name: &MessageSystemAttributeName| {
+                m.attributes()
+                    .and_then(|a| a.get(name))
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            let group = attr(&MessageSystemAttributeName::MessageGroupId);
+            let receive_count = attr(&MessageSystemAttributeName::ApproximateReceiveCount)
+                .parse()
+                .unwrap_or(1);
             let receipt = m.receipt_handle.unwrap_or_default();
             got.push(Received {
                 receipt,
                 item,
                 group,
+                receive_count,
             });
         }
         Ok(got)
@@ -119,6 +128,43 @@ impl AwsStore {
             .send()
             .await
             .map_err(|e| backend("queue delete", &e))?;
+        Ok(())
+    }
+
+    /// DeleteMessageBatch, ten receipts per request. A receipt SQS could not
+    /// delete is an error (its message comes back and is handled again, which
+    /// the steps' guards make harmless).
+    pub async fn delete_many(&self, queue: QueueName, receipts: &[String]) -> StoreResult<()> {
+        const WHAT: &str = "queue delete";
+        for chunk in receipts.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(r)
+                        .build()
+                        .map_err(|_| crate::build(WHAT))
+                })
+                .collect::<StoreResult<Vec<_>>>()?;
+            self.count();
+            let out = self
+                .sqs
+                .delete_message_batch()
+                .queue_url(self.queue_url(queue))
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| backend(WHAT, &e))?;
+            if !out.failed.is_empty() {
+                return Err(StoreError::Backend(format!(
+                    "{WHAT}: {} of {} receipts were not deleted",
+                    out.failed.len(),
+                    chunk.len()
+                )));
+            }
+        }
         Ok(())
     }
 }

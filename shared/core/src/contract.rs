@@ -1,5 +1,7 @@
-//! The port contract suite: the documented semantics of [`ConfigStore`],
-//! [`MessageLog`], [`PatientStore`] and [`WorkQueue`], as executable checks.
+//! The port contract suite: the documented semantics of
+//! [`ConfigStore`](crate::ports::ConfigStore), [`MessageLog`](crate::ports::MessageLog),
+//! [`PatientStore`](crate::ports::PatientStore), [`StepStore`] and [`WorkQueue`],
+//! as executable checks.
 //!
 //! Every adapter runs the same suite, so the backends cannot drift:
 //!
@@ -22,15 +24,15 @@ use crate::model::{
     Patient, PatientRecord, Practitioner, Source, StoredMessage,
 };
 use crate::ports::{
-    Commit, CommitOutcome, ConfigStore, Inserted, MessageLog, PatientStore, QueueName, RecordWrite,
-    StoreError, WorkItem, WorkQueue,
+    Commit, CommitOutcome, Inserted, QueueName, RecordWrite, StepStore, StoreError, WorkItem,
+    WorkQueue,
 };
 use crate::{AppointmentStatus, ErrorCode, FieldMap, FieldName, Gender, Issue};
 
 /// Everything an adapter of the storage ports implements.
-pub trait Stores: ConfigStore + MessageLog + PatientStore + WorkQueue {}
+pub trait Stores: StepStore + WorkQueue {}
 
-impl<S: ConfigStore + MessageLog + PatientStore + WorkQueue> Stores for S {}
+impl<S: StepStore + WorkQueue> Stores for S {}
 
 /// Runs every check, each on a store from `make`.
 pub async fn run_all<S: Stores>(make: impl Fn() -> S) {
@@ -44,6 +46,8 @@ pub async fn run_all<S: Stores>(make: impl Fn() -> S) {
     commit_conflicts(&make()).await;
     events(&make()).await;
     patients(&make()).await;
+    parked_messages(&make()).await;
+    read_step(&make()).await;
     queue_send(&make()).await;
 }
 
@@ -188,6 +192,8 @@ fn commit(
         patient_id: records.first().map(|w| w.record.patient.id.clone()),
         records,
         events,
+        park: None,
+        unpark: None,
     }
 }
 
@@ -1193,6 +1199,106 @@ pub async fn patients<S: Stores>(store: &S) {
     );
 }
 
+/// pending_messages: a commit with `park` parks the message (status
+/// `pending`) for that patient ID, oldest first and per org; a later commit
+/// with `unpark` takes it off the list.
+pub async fn parked_messages<S: Stores>(store: &S) {
+    let org_id = new_org(store, "ORG").await;
+    let other_org = new_org(store, "ORG").await;
+    let patient = unique("P");
+    let mut parked = Vec::new();
+    for (org, at) in [
+        (&org_id, "2026-11-20T17:30:00Z"),
+        (&org_id, "2026-11-20T17:31:00Z"),
+        (&other_org, "2026-11-20T17:32:00Z"),
+    ] {
+        let m = message(org, &unique("m"), at);
+        store
+            .insert_message(&m)
+            .await
+            .expect("contract: insert_message succeeds");
+        let mut c = commit(org, &m.id, "patient:parked", Vec::new(), Vec::new());
+        c.status = MessageStatus::Pending;
+        c.patient_id = Some(patient.clone());
+        c.park = Some(patient.clone());
+        assert_eq!(store.commit(&c).await, Ok(CommitOutcome::Applied));
+        parked.push(m.id);
+    }
+    assert_eq!(
+        store.pending_messages(&org_id, &patient).await,
+        Ok(parked[..2].to_vec()),
+        "contract: pending_messages lists the org's messages parked for the patient ID, oldest first"
+    );
+    assert_eq!(
+        store.pending_messages(&org_id, &unique("P")).await,
+        Ok(Vec::new()),
+        "contract: another patient ID has nothing parked"
+    );
+    let mut applied = commit(&org_id, &parked[0], "patient", Vec::new(), Vec::new());
+    applied.status = MessageStatus::Processed;
+    applied.patient_id = Some(patient.clone());
+    applied.unpark = Some(patient.clone());
+    assert_eq!(store.commit(&applied).await, Ok(CommitOutcome::Applied));
+    assert_eq!(
+        store.pending_messages(&org_id, &patient).await,
+        Ok(vec![parked[1].clone()]),
+        "contract: an unparked message leaves the list"
+    );
+    assert_eq!(
+        store.pending_messages(&other_org, &patient).await,
+        Ok(vec![parked[2].clone()]),
+        "contract: parked messages are per org"
+    );
+}
+
+/// read_step returns what get_message, org_config, load_patient and
+/// pending_messages return.
+pub async fn read_step<S: Stores>(store: &S) {
+    let org_id = new_org(store, "ORG").await;
+    let m = message(&org_id, &unique("m"), "2026-11-20T17:30:00Z");
+    store
+        .insert_message(&m)
+        .await
+        .expect("contract: insert_message succeeds");
+    let pid = unique("P");
+    let rec = patient_record(&pid, 1);
+    let mut c = commit(&org_id, &m.id, "patient", vec![new_record(rec)], Vec::new());
+    c.status = MessageStatus::Pending;
+    c.park = Some(pid.clone());
+    assert_eq!(store.commit(&c).await, Ok(CommitOutcome::Applied));
+    let input = store
+        .read_step(&org_id, &m.id, Some(&pid))
+        .await
+        .expect("contract: read_step succeeds");
+    assert_eq!(
+        input.message,
+        store.get_message(&org_id, &m.id).await.unwrap()
+    );
+    assert_eq!(input.config, store.org_config(&org_id).await.unwrap());
+    assert!(input.config.is_some(), "contract: read_step reads the org");
+    assert_eq!(
+        input.patient,
+        store.load_patient(&org_id, &pid).await.unwrap()
+    );
+    assert!(
+        input.patient.is_some(),
+        "contract: read_step reads the patient"
+    );
+    assert_eq!(
+        input.pending,
+        vec![m.id.clone()],
+        "contract: read_step lists the parked messages"
+    );
+    let none = store
+        .read_step(&org_id, &unique("m"), None)
+        .await
+        .expect("contract: read_step of unknown things succeeds");
+    assert_eq!(
+        (none.message, none.patient, none.pending.len()),
+        (None, None, 0)
+    );
+}
+
 // ---- WorkQueue ----
 
 /// send accepts work on both queues, and a repeated dedupe ID is not an error.
@@ -1203,6 +1309,7 @@ pub async fn queue_send<S: Stores>(store: &S) {
         let item = WorkItem {
             org: org_id.clone(),
             message_id: unique("m"),
+            patient_id: Some("P555".to_owned()),
         };
         let group = format!("{org_id}#P555");
         store

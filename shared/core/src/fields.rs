@@ -95,6 +95,9 @@ pub enum ErrorCode {
     AccountMismatch,
     ControlIdReused,
     UnsupportedMessageType,
+    /// An extension of §7: processing kept failing on an infrastructure error
+    /// until the queue moved the message to its dead-letter queue.
+    DeadLetter,
 }
 
 impl ErrorCode {
@@ -108,6 +111,7 @@ impl ErrorCode {
             ErrorCode::AccountMismatch => "account_mismatch",
             ErrorCode::ControlIdReused => "control_id_reused",
             ErrorCode::UnsupportedMessageType => "unsupported_message_type",
+            ErrorCode::DeadLetter => "dead_letter",
         }
     }
 
@@ -122,6 +126,7 @@ impl ErrorCode {
             ErrorCode::AccountMismatch => 204,
             ErrorCode::ControlIdReused => 205,
             ErrorCode::UnsupportedMessageType => 200,
+            ErrorCode::DeadLetter => 207,
         }
     }
 

@@ -9,8 +9,8 @@ use crate::inspect::{ack_bytes, inspect};
 use crate::mapping::{MappedMessage, extract};
 use crate::model::{MessageStatus, OrgConfig, PatientRecord, StoredMessage};
 use crate::ports::{
-    Clock, Commit, CommitOutcome, ConfigStore, MessageLog, PatientStore, QueueName, StoreError,
-    StoreResult, WorkItem, WorkQueue,
+    Clock, Commit, CommitOutcome, ConfigStore, MessageLog, PatientStore, QueueName, StepStore,
+    StoreError, StoreResult, WorkItem, WorkQueue,
 };
 use crate::rules::{self, Context, Decision};
 use crate::validation::validate;
@@ -212,6 +212,7 @@ where
         let item = WorkItem {
             org: org.clone(),
             message_id: message.id.clone(),
+            patient_id: message.patient_id.clone(),
         };
         queue
             .send(
@@ -242,13 +243,112 @@ pub enum StepOutcome {
     Done,
 }
 
-/// Loads a patient, following merge aliases.
-async fn load_resolved<P: PatientStore>(
+/// The two processing steps, one per queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Patient,
+    Episode,
+}
+
+impl Step {
+    fn of(queue: QueueName) -> Step {
+        match queue {
+            QueueName::Patients => Step::Patient,
+            QueueName::Episodes => Step::Episode,
+        }
+    }
+
+    /// The guard a commit of this step carries (`Commit::step`).
+    fn name(self) -> &'static str {
+        match self {
+            Step::Patient => PATIENT_STEP,
+            Step::Episode => EPISODE_STEP,
+        }
+    }
+}
+
+/// Whether a stored message still has processing to do: accepted (in flight),
+/// pending (parked until its patient exists), or failed only because the queue
+/// gave up on it (so a DLQ redrive resumes it).
+fn is_open(message: &StoredMessage) -> bool {
+    match message.status {
+        MessageStatus::Accepted | MessageStatus::Pending => true,
+        MessageStatus::Failed => {
+            !message.errors.is_empty()
+                && message
+                    .errors
+                    .iter()
+                    .all(|e| e.code == ErrorCode::DeadLetter)
+        }
+        _ => false,
+    }
+}
+
+struct Loaded {
+    message: StoredMessage,
+    config: OrgConfig,
+    fields: MappedMessage,
+    /// The patient ID the step is about: for the patient step, the message's as
+    /// re-read now; for the episode step, the one the patient step resolved.
+    patient_id: Option<String>,
+    /// That patient's record, after following merge aliases.
+    patient: Option<PatientRecord>,
+    /// The messages parked for that patient ID.
+    pending: Vec<String>,
+}
+
+/// Reads the stored message, the org's current configuration and the patient
+/// (one `read_step`, plus a read only when the queued hint is out of date or a
+/// merge alias must be followed). `None`: nothing to do (gone, closed, or this
+/// step already done).
+async fn load<S: StepStore>(store: &S, item: &WorkItem, step: Step) -> StoreResult<Option<Loaded>> {
+    let org = item.org.as_str();
+    let input = store
+        .read_step(org, &item.message_id, item.patient_id.as_deref())
+        .await?;
+    let Some(message) = input.message else {
+        tracing::warn!(org = %org, message_id = %item.message_id, "queued message not found; dropped");
+        return Ok(None);
+    };
+    if !is_open(&message) || message.steps_done.iter().any(|s| s == step.name()) {
+        return Ok(None);
+    }
+    let Some(config) = input.config else {
+        return Err(StoreError::NotFound(format!("org {org}")));
+    };
+    let fields = match Message::parse(&message.raw) {
+        Ok(parsed) => extract(&parsed, &config.map_context()),
+        Err(_) => MappedMessage::default(),
+    };
+    let patient_id = match step {
+        Step::Patient => fields.patient_id.clone(),
+        Step::Episode => message.patient_id.clone(),
+    };
+    let (record, pending) = match &patient_id {
+        Some(id) if item.patient_id.as_ref() == Some(id) => (input.patient, input.pending),
+        Some(id) => (
+            store.load_patient(org, id).await?,
+            store.pending_messages(org, id).await?,
+        ),
+        None => (None, Vec::new()),
+    };
+    let patient = follow_aliases(store, org, record).await?;
+    Ok(Some(Loaded {
+        message,
+        config,
+        fields,
+        patient_id,
+        patient,
+        pending,
+    }))
+}
+
+/// Follows merge aliases (a bounded chain) to the surviving record.
+async fn follow_aliases<P: PatientStore>(
     store: &P,
     org: &str,
-    id: &str,
+    mut rec: Option<PatientRecord>,
 ) -> StoreResult<Option<PatientRecord>> {
-    let mut rec = store.load_patient(org, id).await?;
     for _ in 0..4 {
         match rec.as_ref().and_then(|r| r.patient.merged_into.clone()) {
             Some(next) => rec = store.load_patient(org, &next).await?,
@@ -258,130 +358,167 @@ async fn load_resolved<P: PatientStore>(
     Ok(rec)
 }
 
-struct Loaded {
-    message: StoredMessage,
-    config: OrgConfig,
-    fields: MappedMessage,
-}
-
-/// Loads the stored message and re-reads it with the org's current configuration.
-/// `None`: nothing to do (gone, already done, or not in an open state).
-async fn load<C: ConfigStore, L: MessageLog>(
-    cfg: &C,
-    log: &L,
-    item: &WorkItem,
-    step: &str,
-) -> StoreResult<Option<Loaded>> {
-    let Some(message) = log.get_message(&item.org, &item.message_id).await? else {
-        tracing::warn!(org = %item.org, message_id = %item.message_id, "queued message not found; dropped");
-        return Ok(None);
-    };
-    if message.status != MessageStatus::Accepted || message.steps_done.iter().any(|s| s == step) {
-        return Ok(None);
-    }
-    let Some(config) = cfg.org_config(&item.org).await? else {
-        return Err(StoreError::NotFound(format!("org {}", item.org)));
-    };
-    let ctx = config.map_context();
-    let fields = match Message::parse(&message.raw) {
-        Ok(parsed) => extract(&parsed, &ctx),
-        Err(_) => MappedMessage::default(),
-    };
-    Ok(Some(Loaded {
-        message,
-        config,
-        fields,
-    }))
-}
-
-fn commit_of(
+/// The patient step's decision: re-check the required data with the current
+/// configuration (replay re-reads the message), then apply the rules.
+async fn decide_patient<P: PatientStore>(
+    store: &P,
     loaded: &Loaded,
-    step: &str,
-    decision: &Decision,
-    patient_id: Option<String>,
-) -> Commit {
+    ctx: &Context<'_>,
+) -> StoreResult<Decision> {
+    let m = &loaded.fields;
+    let recheck = validate(m, &loaded.config.org.field_map, Some(&loaded.config.org.id));
+    if recheck
+        .iter()
+        .any(|e| e.code.ack_code() != tendon_hl7::AckCode::Accept)
+    {
+        return Ok(Decision {
+            status: status_for(&recheck),
+            errors: recheck,
+            writes: Vec::new(),
+            events: Vec::new(),
+            then_episode_step: false,
+        });
+    }
+    let prior = match m.prior_patient_id.as_deref() {
+        Some(prior) => store.load_patient(&ctx.config.org.id, prior).await?,
+        None => None,
+    };
+    Ok(rules::patient_step(
+        ctx,
+        m,
+        loaded.patient.as_ref(),
+        prior.as_ref(),
+    ))
+}
+
+/// The commit of a decision. A parked message commits under its own guard
+/// (`patient:parked`), so when its patient appears it can still run the
+/// patient step once.
+fn commit_of(loaded: &Loaded, step: Step, decision: &Decision) -> Commit {
+    let parked = decision.status == MessageStatus::Pending;
+    let resolved = match step {
+        Step::Patient => decision
+            .writes
+            .first()
+            .map(|w| w.record.patient.id.clone())
+            .or_else(|| loaded.patient_id.clone()),
+        Step::Episode => loaded
+            .patient
+            .as_ref()
+            .map(|r| r.patient.id.clone())
+            .or_else(|| loaded.patient_id.clone()),
+    };
+    let was_parked = loaded.pending.contains(&loaded.message.id);
     Commit {
         org: loaded.config.org.id.clone(),
         message_id: loaded.message.id.clone(),
-        step: step.to_owned(),
+        step: if parked {
+            format!("{}:parked", step.name())
+        } else {
+            step.name().to_owned()
+        },
         status: decision.status,
         errors: decision.errors.clone(),
-        patient_id,
+        patient_id: resolved,
         records: decision.writes.clone(),
         events: decision.events.clone(),
+        park: parked.then(|| loaded.patient_id.clone()).flatten(),
+        unpark: (!parked && was_parked)
+            .then(|| loaded.patient_id.clone())
+            .flatten(),
     }
 }
 
 /// The patient function's handler for one queue record.
-pub async fn patient_step<C, L, P, Q, K>(
-    cfg: &C,
-    log: &L,
-    store: &P,
+pub async fn patient_step<S, Q, K>(
+    store: &S,
     queue: &Q,
     clock: &K,
     item: &WorkItem,
 ) -> StoreResult<StepOutcome>
 where
-    C: ConfigStore,
-    L: MessageLog,
-    P: PatientStore,
+    S: StepStore,
     Q: WorkQueue,
     K: Clock,
 {
+    run_step(store, queue, clock, QueueName::Patients, item).await
+}
+
+/// The episode function's handler for one queue record.
+pub async fn episode_step<S, Q, K>(
+    store: &S,
+    queue: &Q,
+    clock: &K,
+    item: &WorkItem,
+) -> StoreResult<StepOutcome>
+where
+    S: StepStore,
+    Q: WorkQueue,
+    K: Clock,
+{
+    run_step(store, queue, clock, QueueName::Episodes, item).await
+}
+
+/// The handler of a queue: the patient step for `patients`, the episode step
+/// for `episodes`. Every consumer (Lambda, local worker, AWS poller) calls this.
+///
+/// Read, decide (`rules`), commit atomically with a per-step guard; on a
+/// version conflict, read and decide again. After the commit: queue the episode
+/// step, and re-queue the messages that were parked for a patient this step
+/// created. Both are repeated by a redelivery, so a crash between the commit
+/// and the sends loses nothing.
+pub async fn run_step<S, Q, K>(
+    store: &S,
+    queue: &Q,
+    clock: &K,
+    name: QueueName,
+    item: &WorkItem,
+) -> StoreResult<StepOutcome>
+where
+    S: StepStore,
+    Q: WorkQueue,
+    K: Clock,
+{
+    let step = Step::of(name);
     for _ in 0..MAX_ATTEMPTS {
-        let Some(loaded) = load(cfg, log, item, PATIENT_STEP).await? else {
-            return resume_after_patient_step(log, queue, item).await;
+        let Some(loaded) = load(store, item, step).await? else {
+            if step == Step::Patient {
+                resume_after_patient_step(store, queue, item).await?;
+            }
+            return Ok(StepOutcome::Done);
         };
-        let m = &loaded.fields;
-        // Replay re-reads the message with the current configuration, so the
-        // required-data checks run again too.
-        let recheck = validate(m, &loaded.config.org.field_map, Some(&loaded.config.org.id));
         let ctx = Context {
             config: &loaded.config,
             message_id: &loaded.message.id,
             now: rfc3339(clock.now()),
         };
-        let decision = if recheck
-            .iter()
-            .any(|e| e.code.ack_code() != tendon_hl7::AckCode::Accept)
-        {
-            Decision {
-                status: status_for(&recheck),
-                errors: recheck,
-                writes: Vec::new(),
-                events: Vec::new(),
-                then_episode_step: false,
-            }
-        } else {
-            let pid = m.patient_id.as_deref().unwrap_or_default();
-            let current = load_resolved(store, &item.org, pid).await?;
-            let prior = match m.prior_patient_id.as_deref() {
-                Some(prior) => store.load_patient(&item.org, prior).await?,
-                None => None,
-            };
-            rules::patient_step(&ctx, m, current.as_ref(), prior.as_ref())
+        let decision = match step {
+            Step::Patient => decide_patient(store, &loaded, &ctx).await?,
+            Step::Episode => rules::episode_step(&ctx, &loaded.fields, loaded.patient.as_ref()),
         };
-        let resolved_id = decision
-            .writes
-            .first()
-            .map(|w| w.record.patient.id.clone())
-            .or_else(|| m.patient_id.clone());
-        match store
-            .commit(&commit_of(&loaded, PATIENT_STEP, &decision, resolved_id))
-            .await?
-        {
+        let commit = commit_of(&loaded, step, &decision);
+        match store.commit(&commit).await? {
             CommitOutcome::Conflict => continue,
             CommitOutcome::Applied | CommitOutcome::AlreadyApplied => {
-                tracing::info!(org = %item.org, message_id = %item.message_id, status = decision.status.as_str(), "patient step");
+                tracing::info!(org = %item.org, message_id = %item.message_id, step = step.name(), status = decision.status.as_str(), "step done");
                 if decision.then_episode_step {
-                    send_to_episodes(queue, &loaded.message, item).await?;
+                    send_to_episodes(queue, &loaded.message, commit.patient_id.as_deref()).await?;
+                }
+                let created = decision.writes.iter().any(|w| {
+                    w.expected_version.is_none()
+                        && Some(&w.record.patient.id) == loaded.patient_id.as_ref()
+                });
+                if created && let Some(pid) = &loaded.patient_id {
+                    requeue_parked(queue, &item.org, pid, &loaded.pending, &loaded.message.id)
+                        .await?;
                 }
                 return Ok(StepOutcome::Done);
             }
         }
     }
     Err(StoreError::Backend(format!(
-        "patient step for message {} kept conflicting",
+        "{} step for message {} kept conflicting",
+        step.name(),
         item.message_id
     )))
 }
@@ -389,73 +526,74 @@ where
 async fn send_to_episodes<Q: WorkQueue>(
     queue: &Q,
     message: &StoredMessage,
-    item: &WorkItem,
+    patient_id: Option<&str>,
 ) -> StoreResult<()> {
-    let group = group(&item.org, message.patient_id.as_deref(), &message.id);
+    let group = group(&message.org, message.patient_id.as_deref(), &message.id);
     // Per replay, so a replayed message's episode step is not taken for a duplicate.
     let dedupe = format!("{}:episode:{}", message.id, message.replays);
-    queue.send(QueueName::Episodes, &group, &dedupe, item).await
+    let item = WorkItem {
+        org: message.org.clone(),
+        message_id: message.id.clone(),
+        patient_id: patient_id.map(str::to_owned),
+    };
+    queue
+        .send(QueueName::Episodes, &group, &dedupe, &item)
+        .await
 }
 
-/// A redelivered record whose patient step is already committed: make sure the
-/// episode step was queued (the first delivery may have died before queueing it).
-async fn resume_after_patient_step<L: MessageLog, Q: WorkQueue>(
-    log: &L,
+/// Puts the messages parked for a patient that now exists back on the patients
+/// queue, behind the message that created it (same group).
+async fn requeue_parked<Q: WorkQueue>(
+    queue: &Q,
+    org: &str,
+    patient_id: &str,
+    parked: &[String],
+    created_by: &str,
+) -> StoreResult<()> {
+    for id in parked.iter().filter(|id| *id != created_by) {
+        let item = WorkItem {
+            org: org.to_owned(),
+            message_id: id.clone(),
+            patient_id: Some(patient_id.to_owned()),
+        };
+        let dedupe = format!("{id}:unpark:{created_by}");
+        queue
+            .send(
+                QueueName::Patients,
+                &group(org, Some(patient_id), id),
+                &dedupe,
+                &item,
+            )
+            .await?;
+        tracing::info!(org = %org, message_id = %id, "parked message re-queued");
+    }
+    Ok(())
+}
+
+/// A redelivered record whose patient step is already committed: redo what
+/// follows the commit (the first delivery may have died before it): queue the
+/// episode step, and re-queue messages parked for the patient it created.
+async fn resume_after_patient_step<S: StepStore, Q: WorkQueue>(
+    store: &S,
     queue: &Q,
     item: &WorkItem,
-) -> StoreResult<StepOutcome> {
-    if let Some(m) = log.get_message(&item.org, &item.message_id).await?
-        && m.status == MessageStatus::Accepted
-        && m.steps_done.iter().any(|s| s == PATIENT_STEP)
-        && !m.steps_done.iter().any(|s| s == EPISODE_STEP)
-    {
-        send_to_episodes(queue, &m, item).await?;
+) -> StoreResult<()> {
+    let Some(m) = store.get_message(&item.org, &item.message_id).await? else {
+        return Ok(());
+    };
+    if !m.steps_done.iter().any(|s| s == PATIENT_STEP) {
+        return Ok(());
     }
-    Ok(StepOutcome::Done)
-}
-
-/// The episode function's handler for one queue record.
-pub async fn episode_step<C, L, P, K>(
-    cfg: &C,
-    log: &L,
-    store: &P,
-    clock: &K,
-    item: &WorkItem,
-) -> StoreResult<StepOutcome>
-where
-    C: ConfigStore,
-    L: MessageLog,
-    P: PatientStore,
-    K: Clock,
-{
-    for _ in 0..MAX_ATTEMPTS {
-        let Some(loaded) = load(cfg, log, item, EPISODE_STEP).await? else {
-            return Ok(StepOutcome::Done);
-        };
-        let pid = loaded.message.patient_id.clone().unwrap_or_default();
-        let current = load_resolved(store, &item.org, &pid).await?;
-        let ctx = Context {
-            config: &loaded.config,
-            message_id: &loaded.message.id,
-            now: rfc3339(clock.now()),
-        };
-        let decision = rules::episode_step(&ctx, &loaded.fields, current.as_ref());
-        let resolved_id = current.map(|r| r.patient.id);
-        match store
-            .commit(&commit_of(&loaded, EPISODE_STEP, &decision, resolved_id))
-            .await?
-        {
-            CommitOutcome::Conflict => continue,
-            CommitOutcome::Applied | CommitOutcome::AlreadyApplied => {
-                tracing::info!(org = %item.org, message_id = %item.message_id, status = decision.status.as_str(), "episode step");
-                return Ok(StepOutcome::Done);
-            }
+    if is_open(&m) && !m.steps_done.iter().any(|s| s == EPISODE_STEP) {
+        send_to_episodes(queue, &m, m.patient_id.as_deref()).await?;
+    }
+    if let Some(pid) = m.patient_id.as_deref() {
+        let parked = store.pending_messages(&item.org, pid).await?;
+        if !parked.is_empty() && store.load_patient(&item.org, pid).await?.is_some() {
+            requeue_parked(queue, &item.org, pid, &parked, &m.id).await?;
         }
     }
-    Err(StoreError::Backend(format!(
-        "episode step for message {} kept conflicting",
-        item.message_id
-    )))
+    Ok(())
 }
 
 /// `messages replay`: puts stored messages back through the same steps with the
@@ -471,6 +609,7 @@ where
         let item = WorkItem {
             org: m.org.clone(),
             message_id: m.id.clone(),
+            patient_id: m.patient_id.clone(),
         };
         // Per replay, so the queue does not swallow it as a duplicate delivery.
         let dedupe = format!("{}:replay:{}", m.id, m.replays + 1);
@@ -482,32 +621,14 @@ where
     Ok(messages.len())
 }
 
-/// The handler of a queue: the patient step for `patients`, the episode step
-/// for `episodes`. Every consumer (Lambda, local worker, AWS poller) calls this.
-pub async fn run_step<S, Q, K>(
-    store: &S,
-    queue: &Q,
-    clock: &K,
-    name: QueueName,
-    item: &WorkItem,
-) -> StoreResult<StepOutcome>
-where
-    S: ConfigStore + MessageLog + PatientStore,
-    Q: WorkQueue,
-    K: Clock,
-{
-    match name {
-        QueueName::Patients => patient_step(store, store, store, queue, clock, item).await,
-        QueueName::Episodes => episode_step(store, store, store, clock, item).await,
-    }
-}
-
 /// One record of a queue batch: its ID (SQS message ID or local receipt), its
-/// message group, and the pointer it carries.
+/// message group, how many times it has been received (this time included),
+/// and the pointer it carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BatchRecord {
     pub id: String,
     pub group: String,
+    pub receive_count: u32,
     pub item: WorkItem,
 }
 
@@ -515,11 +636,10 @@ pub struct BatchRecord {
 /// that must be retried: each record whose handling failed, and every later record
 /// of the same message group, so a group never runs out of order. Business
 /// failures are not errors (they are recorded outcomes), so only infrastructure
-/// errors land here. Both the Lambda consumers (`ReportBatchItemFailures`) and the
-/// local workers use this.
+/// errors land here.
 pub async fn run_batch<F, Fut>(records: &[BatchRecord], mut handle: F) -> Vec<String>
 where
-    F: FnMut(WorkItem) -> Fut,
+    F: FnMut(BatchRecord) -> Fut,
     Fut: std::future::Future<Output = StoreResult<StepOutcome>>,
 {
     let mut failed_groups = std::collections::HashSet::new();
@@ -529,13 +649,92 @@ where
             retry.push(record.id.clone());
             continue;
         }
-        if let Err(e) = handle(record.item.clone()).await {
+        if let Err(e) = handle(record.clone()).await {
             tracing::warn!(message_id = %record.item.message_id, error = %e, "step failed; the record will be retried");
             failed_groups.insert(record.group.clone());
             retry.push(record.id.clone());
         }
     }
     retry
+}
+
+/// A queue's batch through [`run_step`], in order ([`run_batch`]). A record
+/// that fails on its last receive (`max_receive_count`) is about to move to the
+/// dead-letter queue: its message is marked `failed` with `dead_letter`, so
+/// `tendon messages list --status failed` shows it and `messages replay` (or a
+/// DLQ redrive) resumes it. Both the Lambda consumers and the local workers use
+/// this; returns the IDs of the records to retry.
+pub async fn run_queue_batch<S, Q, K>(
+    store: &S,
+    queue: &Q,
+    clock: &K,
+    name: QueueName,
+    records: &[BatchRecord],
+    max_receive_count: u32,
+) -> Vec<String>
+where
+    S: StepStore,
+    Q: WorkQueue,
+    K: Clock,
+{
+    run_batch(records, |record| async move {
+        let result = run_step(store, queue, clock, name, &record.item).await;
+        if let Err(e) = &result
+            && record.receive_count >= max_receive_count
+        {
+            mark_dead_letter(store, name, &record, e).await;
+        }
+        result
+    })
+    .await
+}
+
+/// Records on the message that its step went to the dead-letter queue (best
+/// effort: the backend may be what is failing).
+async fn mark_dead_letter<S: StepStore>(
+    store: &S,
+    name: QueueName,
+    record: &BatchRecord,
+    error: &StoreError,
+) {
+    let item = &record.item;
+    let step = Step::of(name);
+    let still_open = match store.get_message(&item.org, &item.message_id).await {
+        Ok(Some(m)) => is_open(&m) && !m.steps_done.iter().any(|s| s == step.name()),
+        _ => false,
+    };
+    if !still_open {
+        return;
+    }
+    let commit = Commit {
+        org: item.org.clone(),
+        message_id: item.message_id.clone(),
+        step: format!("dead_letter:{}", step.name()),
+        status: MessageStatus::Failed,
+        errors: vec![Issue::new(
+            ErrorCode::DeadLetter,
+            None,
+            format!(
+                "the {} step failed {} times (last: {error}); the message is in the {} dead-letter queue. Fix the cause, then run `tendon messages replay`",
+                step.name(),
+                record.receive_count,
+                name.as_str()
+            ),
+        )],
+        patient_id: None,
+        records: Vec::new(),
+        events: Vec::new(),
+        park: None,
+        unpark: None,
+    };
+    match store.commit(&commit).await {
+        Ok(_) => {
+            tracing::error!(org = %item.org, message_id = %item.message_id, step = step.name(), "message dead-lettered")
+        }
+        Err(e) => {
+            tracing::error!(org = %item.org, message_id = %item.message_id, error = %e, "could not mark a dead-lettered message")
+        }
+    }
 }
 
 #[cfg(test)]
@@ -546,9 +745,11 @@ mod tests {
         BatchRecord {
             id: id.into(),
             group: group.into(),
+            receive_count: 1,
             item: WorkItem {
                 org: "O".into(),
                 message_id: id.into(),
+                patient_id: None,
             },
         }
     }
@@ -563,9 +764,9 @@ mod tests {
             rec("a3", "A"),
         ];
         let mut seen = Vec::new();
-        let retry = block_on(run_batch(&records, |item| {
-            seen.push(item.message_id.clone());
-            let fail = item.message_id == "a2";
+        let retry = block_on(run_batch(&records, |record| {
+            seen.push(record.item.message_id.clone());
+            let fail = record.item.message_id == "a2";
             async move {
                 if fail {
                     Err(StoreError::Backend("down".into()))

@@ -105,6 +105,15 @@ pub trait MessageLog: Send + Sync {
     /// Sets a message back to `accepted` with no steps done and counts the replay
     /// (`replays` + 1), for replay.
     fn reset_message(&self, org: &str, id: &str) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The IDs of the messages parked for a patient ID that does not exist yet
+    /// (ADTs with status `pending`, see [`Commit::park`]), oldest first. A
+    /// backend may also list parked messages that a replay has put back in
+    /// flight; re-applying one of those is harmless.
+    fn pending_messages(
+        &self,
+        org: &str,
+        patient_id: &str,
+    ) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
 }
 
 /// One patient record to write, if it still has the version it was read at
@@ -128,6 +137,11 @@ pub struct Commit {
     pub patient_id: Option<String>,
     pub records: Vec<RecordWrite>,
     pub events: Vec<DomainEvent>,
+    /// Park the message for this patient ID (its status is `pending`): the
+    /// commit that later creates the patient finds it in `pending_messages`.
+    pub park: Option<String>,
+    /// The message leaves this patient ID's parked messages.
+    pub unpark: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,6 +167,47 @@ pub trait PatientStore: Send + Sync {
     fn list_events(&self, org: &str) -> impl Future<Output = StoreResult<Vec<DomainEvent>>> + Send;
 }
 
+/// What a processing step reads before it decides.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StepInput {
+    pub message: Option<StoredMessage>,
+    pub config: Option<OrgConfig>,
+    /// The record stored under the patient ID asked for (a merge alias is not followed).
+    pub patient: Option<PatientRecord>,
+    /// `pending_messages` of that patient ID.
+    pub pending: Vec<String>,
+}
+
+/// The store a processing step runs on. `read_step` is the step's first read;
+/// a backend where each read is a network round trip fetches it all at once
+/// (the AWS backend: one BatchGetItem).
+pub trait StepStore: ConfigStore + MessageLog + PatientStore {
+    fn read_step(
+        &self,
+        org: &str,
+        message_id: &str,
+        patient_id: Option<&str>,
+    ) -> impl Future<Output = StoreResult<StepInput>> + Send {
+        async move {
+            let message = self.get_message(org, message_id).await?;
+            let config = self.org_config(org).await?;
+            let (patient, pending) = match patient_id {
+                Some(id) => (
+                    self.load_patient(org, id).await?,
+                    self.pending_messages(org, id).await?,
+                ),
+                None => (None, Vec::new()),
+            };
+            Ok(StepInput {
+                message,
+                config,
+                patient,
+                pending,
+            })
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum QueueName {
@@ -176,6 +231,11 @@ impl QueueName {
 pub struct WorkItem {
     pub org: String,
     pub message_id: String,
+    /// The message's patient ID as ingest read it: a hint that lets a step read
+    /// the message and the patient together. The step checks it against the
+    /// message as re-read with the current configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient_id: Option<String>,
 }
 
 /// FIFO queues with message groups (one patient's messages stay in order).

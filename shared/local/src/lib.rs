@@ -8,7 +8,7 @@
 //! use tendon_local::SqliteStore;
 //!
 //! let store = SqliteStore::open(std::path::Path::new("tendon.db"))?;
-//! let item = WorkItem { org: "ACME01".into(), message_id: "m1".into() };
+//! let item = WorkItem { org: "ACME01".into(), message_id: "m1".into(), patient_id: None };
 //! store.send(QueueName::Patients, "ACME01#P555", "m1", &item).await?;
 //! for got in store.receive(QueueName::Patients, 10, Duration::from_secs(30), tendon_local::now_ms()).await? {
 //!     // ... handle got.item, then:

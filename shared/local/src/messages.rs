@@ -114,6 +114,21 @@ impl MessageLog for SqliteStore {
         .await
     }
 
+    /// The parked messages are exactly the `pending` ones (a partial index).
+    async fn pending_messages(&self, org: &str, patient_id: &str) -> StoreResult<Vec<String>> {
+        let (org, patient_id) = (org.to_owned(), patient_id.to_owned());
+        self.read_now("pending_messages", move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id FROM messages WHERE org = ?1 AND patient_id = ?2 AND status = 'pending' ORDER BY received_at, rowid",
+            )?;
+            let ids = stmt
+                .query_map([&org, &patient_id], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(ids)
+        })
+        .await
+    }
+
     async fn reset_message(&self, org: &str, id: &str) -> StoreResult<()> {
         let (org, id) = (org.to_owned(), id.to_owned());
         self.run("reset_message", move |conn| {

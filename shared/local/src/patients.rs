@@ -2,9 +2,12 @@
 //! and [`Commit`]s applied in one transaction.
 use rusqlite::{OptionalExtension, params};
 use tendon_core::model::{DomainEvent, Patient, PatientRecord};
-use tendon_core::ports::{Commit, CommitOutcome, PatientStore, StoreError, StoreResult};
+use tendon_core::ports::{Commit, CommitOutcome, PatientStore, StepStore, StoreError, StoreResult};
 
 use crate::{Fail, SqliteStore, messages, sql_int, write_tx};
+
+/// Reads are local and cheap: the default `read_step`, one read after another.
+impl StepStore for SqliteStore {}
 
 impl PatientStore for SqliteStore {
     async fn load_patient(&self, org: &str, id: &str) -> StoreResult<Option<PatientRecord>> {
@@ -64,6 +67,8 @@ impl PatientStore for SqliteStore {
                 serde_json::to_string(e).map_err(|e| Fail::Json(e).into_store_error("commit"))?,
             ));
         }
+        // `park`/`unpark` need no writes here: the parked messages are the
+        // `pending` ones, and the status is written below.
         let c = Commit {
             records: Vec::new(),
             events: Vec::new(),

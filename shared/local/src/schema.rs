@@ -103,6 +103,10 @@ CREATE TABLE dead_letters (
 ) STRICT;
 CREATE INDEX dead_letters_queue ON dead_letters (queue, id);
 "#,
+    // 1 → 2: parked ADTs are found by patient when the patient is created.
+    r#"
+CREATE INDEX messages_pending ON messages (org, patient_id, received_at) WHERE status = 'pending';
+"#,
 ];
 
 /// Applies the migrations the database has not had, each in its own write

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tendon_core::pipeline::{BatchRecord, run_batch, run_step};
+use tendon_core::pipeline::{BatchRecord, run_queue_batch};
 use tendon_core::ports::{QueueName, StoreResult, SystemClock, WorkItem, WorkQueue};
 
 use crate::SqliteStore;
@@ -79,12 +79,18 @@ pub async fn process_batch_at(
         .map(|r| BatchRecord {
             id: r.receipt.clone(),
             group: r.group.clone(),
+            receive_count: r.receive_count,
             item: r.item.clone(),
         })
         .collect();
-    let retry = run_batch(&records, |item| async move {
-        run_step(store, queue, &SystemClock, name, &item).await
-    })
+    let retry = run_queue_batch(
+        store,
+        queue,
+        &SystemClock,
+        name,
+        &records,
+        store.max_receive_count(),
+    )
     .await;
     // Records to retry stay in flight and come back after the visibility
     // timeout, as with SQS; the rest are done.

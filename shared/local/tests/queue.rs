@@ -18,6 +18,7 @@ fn item(id: &str) -> WorkItem {
     WorkItem {
         org: "ACME01".to_owned(),
         message_id: id.to_owned(),
+        patient_id: None,
     }
 }
 

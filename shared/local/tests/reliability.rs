@@ -121,6 +121,7 @@ async fn a_message_delivered_three_times_gives_the_state_of_one() {
     let item = tendon_core::ports::WorkItem {
         org: "ACME01".into(),
         message_id: msg.id.clone(),
+        patient_id: msg.patient_id.clone(),
     };
     for n in 0..3 {
         thrice
@@ -223,16 +224,9 @@ async fn a_worker_that_dies_after_its_writes_leaves_no_duplicate_and_no_loss() {
         .await
         .unwrap();
     assert_eq!(batch.len(), 1);
-    patient_step(
-        q.store(),
-        q.store(),
-        q.store(),
-        q.store(),
-        &SystemClock,
-        &batch[0].item,
-    )
-    .await
-    .unwrap();
+    patient_step(q.store(), q.store(), &SystemClock, &batch[0].item)
+        .await
+        .unwrap();
     // Nothing more happens until the visibility timeout expires...
     assert_eq!(
         process_batch_at(&q, QueueName::Patients, t0 + 1_000)
@@ -347,6 +341,7 @@ async fn a_poison_message_lands_in_the_dlq_and_can_be_redriven() {
     let item = tendon_core::ports::WorkItem {
         org: "GHOST1".into(),
         message_id: "poison-1".into(),
+        patient_id: None,
     };
     q.send(QueueName::Patients, "GHOST1#P555", "poison-1", &item)
         .await
@@ -367,6 +362,20 @@ async fn a_poison_message_lands_in_the_dlq_and_can_be_redriven() {
     );
     let dead = q.store().dead_letters(QueueName::Patients).await.unwrap();
     assert_eq!(dead, vec![(item.clone(), max)]);
+    // ... and `messages list` shows it: failed, with the dead_letter code.
+    let listed = q
+        .store()
+        .list_messages("GHOST1", Some(MessageStatus::Failed))
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.len(),
+        1,
+        "the dead-lettered message is listed as failed"
+    );
+    assert_eq!(listed[0].errors.len(), 1);
+    assert_eq!(listed[0].errors[0].code, tendon_core::ErrorCode::DeadLetter);
+    assert!(listed[0].errors[0].message.contains("dead-letter queue"));
 
     // The operator fixes the cause and redrives: the message is processed once.
     let org = Org {
@@ -418,4 +427,114 @@ async fn a_poison_message_lands_in_the_dlq_and_can_be_redriven() {
             .unwrap()
             .is_empty()
     );
+}
+
+/// A queue whose sends all fail: the process dies right after a step's commit.
+struct DeadQueue;
+
+impl WorkQueue for DeadQueue {
+    async fn send(
+        &self,
+        _: QueueName,
+        _: &str,
+        _: &str,
+        _: &tendon_core::ports::WorkItem,
+    ) -> tendon_core::ports::StoreResult<()> {
+        Err(tendon_core::ports::StoreError::Backend(
+            "the process died".into(),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn a_parked_adt_is_applied_once_its_patient_exists_even_across_a_crash() {
+    let q = setup().await;
+    // An A08 for P555 before any IE: parked as pending, not failed.
+    let a08 = "MSH|^~\\&|EMRGATE|ACME01|TENDON|TENDON|20261120100000-0800||ADT^A08^ADT_A01|MSG-A08-1|P|2.5.1\r\
+               EVN|A08|20261120100000\r\
+               PID|1||P555^^^ACME^MR||Rivera^Ana^M||19850312|F|||||^NET^Internet^ana.new@example.com\r\
+               PV1|1|O\r";
+    assert!(post(&q, KEY, a08).await.contains("MSA|AA|MSG-A08-1"));
+    drain(&q).await.unwrap();
+    let pending = q
+        .store()
+        .list_messages("ACME01", Some(MessageStatus::Pending))
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        q.store().pending_messages("ACME01", "P555").await.unwrap(),
+        [pending[0].id.clone()]
+    );
+
+    // The IE creates P555, and the worker dies after the commit, before it
+    // queues anything (the episode step, the parked A08).
+    post(&q, KEY, WORKED).await;
+    let t0 = now_ms();
+    let batch = q
+        .store()
+        .receive(QueueName::Patients, 10, VISIBILITY, t0)
+        .await
+        .unwrap();
+    assert_eq!(batch.len(), 1);
+    assert!(
+        patient_step(q.store(), &DeadQueue, &SystemClock, &batch[0].item)
+            .await
+            .is_err()
+    );
+    assert!(
+        q.store()
+            .load_patient("ACME01", "P555")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // Redelivered after the visibility timeout: the rest happens, once.
+    let later = t0 + VISIBILITY.as_millis() as i64 + 1;
+    while process_batch_at(&q, QueueName::Patients, later)
+        .await
+        .unwrap()
+        + process_batch_at(&q, QueueName::Episodes, later)
+            .await
+            .unwrap()
+        > 0
+    {}
+    drain(&q).await.unwrap();
+    let statuses: Vec<_> = q
+        .store()
+        .list_messages("ACME01", None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| (m.control_id.clone().unwrap(), m.status))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("MSG-A08-1".to_owned(), MessageStatus::Processed),
+            ("MSG00042".to_owned(), MessageStatus::Processed)
+        ]
+    );
+    let rec = q
+        .store()
+        .load_patient("ACME01", "P555")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        rec.patient.email.as_deref(),
+        Some("ana.new@example.com"),
+        "the A08 (newer by MSH-7 than the SIU) applies"
+    );
+    assert_eq!(rec.episodes.len(), 2);
+    assert!(
+        q.store()
+            .pending_messages("ACME01", "P555")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let (_, events) = state(&q).await;
+    assert_eq!(events.len(), 4, "{events:?}");
 }
