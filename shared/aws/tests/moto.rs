@@ -504,3 +504,112 @@ async fn a_one_mebibyte_message_is_stored_and_processed() {
             .is_some()
     );
 }
+
+/// A record failing on its last receive (`maxReceiveCount`, 5 by default) is
+/// marked `failed` with `dead_letter` before SQS moves it to the DLQ; after the
+/// cause is fixed, a redriven delivery processes it.
+#[tokio::test]
+async fn a_record_failing_on_its_last_receive_is_marked_dead_letter() {
+    let f = deployed("dlq").await;
+    // A stored message of an org whose configuration is missing: every attempt
+    // fails with an infrastructure error (NotFound org), never an outcome.
+    let body = WORKED.replace("|ACME01|", "|GHOST1|");
+    let stored = tendon_core::model::StoredMessage {
+        org: "GHOST1".into(),
+        id: "poison-1".into(),
+        control_id: Some("MSG00042".into()),
+        message_type: Some("SIU^S12".into()),
+        status: MessageStatus::Accepted,
+        errors: Vec::new(),
+        received_at: "2026-11-20T17:30:00Z".into(),
+        body_hash: "x".into(),
+        patient_id: Some("P555".into()),
+        steps_done: Vec::new(),
+        replays: 0,
+        raw: body.into_bytes(),
+    };
+    f.esm.insert_message(&stored).await.expect("insert");
+    let event = |receive_count: u32| {
+        let mut m = SqsMessage::default();
+        m.message_id = Some(format!("sqs-{receive_count}"));
+        m.body = Some(r#"{"org":"GHOST1","message_id":"poison-1","patient_id":"P555"}"#.into());
+        m.attributes
+            .insert("MessageGroupId".into(), "GHOST1#P555".into());
+        m.attributes
+            .insert("ApproximateReceiveCount".into(), receive_count.to_string());
+        let mut e = SqsEvent::default();
+        e.records = vec![m];
+        e
+    };
+    let status = || async {
+        f.esm
+            .get_message("GHOST1", "poison-1")
+            .await
+            .expect("get")
+            .expect("stored")
+    };
+    for n in 1..5 {
+        let r = handle_sqs_batch(&f.patient, QueueName::Patients, event(n)).await;
+        assert_eq!(r.batch_item_failures.len(), 1, "receive {n} is retried");
+        assert_eq!(status().await.status, MessageStatus::Accepted);
+    }
+    let r = handle_sqs_batch(&f.patient, QueueName::Patients, event(5)).await;
+    assert_eq!(
+        r.batch_item_failures.len(),
+        1,
+        "left for SQS to dead-letter"
+    );
+    let failed = f
+        .esm
+        .list_messages("GHOST1", Some(MessageStatus::Failed))
+        .await
+        .expect("list");
+    assert_eq!(failed.len(), 1, "messages list --status failed shows it");
+    assert_eq!(failed[0].errors[0].code, tendon_core::ErrorCode::DeadLetter);
+
+    // Fixed (the org is configured), then redriven from the DLQ: processed once.
+    let org = Org {
+        id: "GHOST1".into(),
+        name: "Ghost".into(),
+        timezone: "America/Los_Angeles".into(),
+        ie_types: vec!["Initial Eval".into()],
+        field_map: Default::default(),
+    };
+    f.esm
+        .create_org(&org, &key_hash("tdn_ghost"))
+        .await
+        .expect("org");
+    f.esm
+        .put_location(
+            "GHOST1",
+            &Location {
+                id: "12".into(),
+                name: "Salem".into(),
+                timezone: None,
+            },
+        )
+        .await
+        .expect("location");
+    let p = Practitioner {
+        id: "445566".into(),
+        first_name: "C".into(),
+        last_name: "O".into(),
+        npi: None,
+        email: None,
+    };
+    f.esm
+        .put_practitioner("GHOST1", &p)
+        .await
+        .expect("practitioner");
+    let r = handle_sqs_batch(&f.patient, QueueName::Patients, event(1)).await;
+    assert!(r.batch_item_failures.is_empty(), "{r:?}");
+    drain(&f).await;
+    assert_eq!(status().await.status, MessageStatus::Processed);
+    assert!(
+        f.esm
+            .load_patient("GHOST1", "P555")
+            .await
+            .expect("load")
+            .is_some()
+    );
+}
