@@ -16,6 +16,7 @@ pub mod pipeline;
 pub mod ports;
 pub mod rules;
 pub mod validation;
+pub mod workflow;
 
 pub use fields::{AppointmentStatus, CaseStatus, ErrorCode, FieldName, Gender, Issue, MessageType};
 pub use inspect::{Report, inspect};

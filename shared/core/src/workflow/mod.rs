@@ -1,0 +1,12 @@
+//! Workflows (the second seed): definitions, the content catalogue, schedule
+//! maths and rendering. Enrolment turns a domain event into scheduled steps;
+//! dispatch sends the due ones. All pure; storage and sending are ports.
+pub mod catalogue;
+pub mod model;
+pub mod render;
+pub mod schedule;
+
+pub use model::{
+    Direction, Exit, PatientGroup, Repeat, Schedule, SourceFilter, StepDef, Task, TaskKind,
+    Trigger, Unit, Workflow, WorkflowStatus,
+};
