@@ -103,6 +103,7 @@ mod tests {
             },
             locations: Vec::new(),
             practitioners: Vec::new(),
+            workflows: Vec::new(),
         }
     }
 

@@ -309,6 +309,7 @@ impl AwsStore {
             org,
             locations,
             practitioners,
+            workflows: Vec::new(),
         };
         self.caches.remember_config(&token, &config);
         Ok(Some((token, config)))

@@ -129,6 +129,8 @@ pub fn patient_record(id: &str, version: u64) -> PatientRecord {
             demographics_at: Some("2026-11-20T17:30:00Z".to_owned()),
             created_at: "2026-11-20T17:30:01Z".to_owned(),
             merged_into: None,
+            unsubscribed: false,
+            text_opt_out: false,
         },
         episodes: vec![
             Episode {
@@ -194,6 +196,7 @@ fn commit(
         events,
         park: None,
         unpark: None,
+        scheduled: Vec::new(),
     }
 }
 

@@ -60,6 +60,9 @@ pub struct OrgConfig {
     pub org: Org,
     pub locations: Vec<Location>,
     pub practitioners: Vec<Practitioner>,
+    /// The org's workflows (active and inactive), sorted by ID.
+    #[serde(default)]
+    pub workflows: Vec<crate::workflow::Workflow>,
 }
 
 impl OrgConfig {
@@ -116,6 +119,13 @@ pub struct Patient {
     /// Set on a prior patient ID after an A40 merge: messages for it reach this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_into: Option<String>,
+    /// The patient followed an email's unsubscribe link (or the address
+    /// bounced or complained): no workflow email goes to them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unsubscribed: bool,
+    /// The patient opted out of texts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub text_opt_out: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

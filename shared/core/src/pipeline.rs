@@ -14,6 +14,8 @@ use crate::ports::{
 };
 use crate::rules::{self, Context, Decision};
 use crate::validation::validate;
+use crate::workflow::enrol::enrol;
+use crate::workflow::steps::ScheduledStep;
 use crate::{ErrorCode, Issue};
 
 /// The default limit on a posted message (CONTRACT §4).
@@ -394,7 +396,7 @@ async fn decide_patient<P: PatientStore>(
 /// The commit of a decision. A parked message commits under its own guard
 /// (`patient:parked`), so when its patient appears it can still run the
 /// patient step once.
-fn commit_of(loaded: &Loaded, step: Step, decision: &Decision) -> Commit {
+fn commit_of(loaded: &Loaded, step: Step, decision: &Decision, now: Timestamp) -> Commit {
     let parked = decision.status == MessageStatus::Pending;
     let resolved = match step {
         Step::Patient => decision
@@ -426,7 +428,34 @@ fn commit_of(loaded: &Loaded, step: Step, decision: &Decision) -> Commit {
         unpark: (!parked && was_parked)
             .then(|| loaded.patient_id.clone())
             .flatten(),
+        scheduled: enrolments(loaded, decision, now),
     }
+}
+
+/// The workflow steps the decision's events schedule, each computed on the
+/// patient as the commit leaves it.
+fn enrolments(loaded: &Loaded, decision: &Decision, now: Timestamp) -> Vec<ScheduledStep> {
+    let config = &loaded.config;
+    if config.workflows.is_empty() {
+        return Vec::new();
+    }
+    let mut out: Vec<ScheduledStep> = Vec::new();
+    for event in &decision.events {
+        let record = decision
+            .writes
+            .iter()
+            .map(|w| &w.record)
+            .chain(loaded.patient.as_ref())
+            .find(|r| r.patient.id == event.patient_id);
+        if let Some(record) = record {
+            for step in enrol(config, &config.workflows, record, event, now) {
+                if !out.iter().any(|s| s.id == step.id) {
+                    out.push(step);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The patient function's handler for one queue record.
@@ -487,16 +516,17 @@ where
             }
             return Ok(StepOutcome::Done);
         };
+        let now = clock.now();
         let ctx = Context {
             config: &loaded.config,
             message_id: &loaded.message.id,
-            now: rfc3339(clock.now()),
+            now: rfc3339(now),
         };
         let decision = match step {
             Step::Patient => decide_patient(store, &loaded, &ctx).await?,
             Step::Episode => rules::episode_step(&ctx, &loaded.fields, loaded.patient.as_ref()),
         };
-        let commit = commit_of(&loaded, step, &decision);
+        let commit = commit_of(&loaded, step, &decision, now);
         match store.commit(&commit).await? {
             CommitOutcome::Conflict => continue,
             CommitOutcome::Applied | CommitOutcome::AlreadyApplied => {
@@ -726,6 +756,7 @@ async fn mark_dead_letter<S: StepStore>(
         events: Vec::new(),
         park: None,
         unpark: None,
+        scheduled: Vec::new(),
     };
     match store.commit(&commit).await {
         Ok(_) => {

@@ -11,6 +11,8 @@ use crate::model::{
     DomainEvent, Location, MessageStatus, Org, OrgConfig, Patient, PatientRecord, Practitioner,
     StoredMessage,
 };
+use crate::workflow::Workflow;
+use crate::workflow::steps::{Delivery, DeliveryStatus, ScheduledStep};
 
 /// An infrastructure failure or a refused write. Business failures are never
 /// errors: they are recorded outcomes on the message.
@@ -78,10 +80,10 @@ pub trait ConfigStore: Send + Sync {
 // Returned once per insert and consumed at once: boxing would only add an allocation.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Inserted {
+pub enum Inserted<T = StoredMessage> {
     New,
-    /// A message with the same identity was stored before; here it is.
-    Existing(StoredMessage),
+    /// A record with the same identity was stored before; here it is.
+    Existing(T),
 }
 
 /// Received messages, stored before they are acknowledged.
@@ -142,6 +144,9 @@ pub struct Commit {
     pub park: Option<String>,
     /// The message leaves this patient ID's parked messages.
     pub unpark: Option<String>,
+    /// Workflow steps the events schedule (enrolment); a step whose ID exists
+    /// is not written again.
+    pub scheduled: Vec<ScheduledStep>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -247,4 +252,88 @@ pub trait WorkQueue: Send + Sync {
         dedupe_id: &str,
         item: &WorkItem,
     ) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+/// Workflows, the steps enrolment scheduled, and the deliveries dispatch made.
+pub trait WorkflowStore: Send + Sync {
+    /// Stores a workflow of an existing org (`NotFound` otherwise) under its
+    /// ID: version 1 if new, else the stored version + 1. Returns it as stored.
+    fn put_workflow(
+        &self,
+        org: &str,
+        workflow: &Workflow,
+    ) -> impl Future<Output = StoreResult<Workflow>> + Send;
+    /// Sets a stored workflow's status (`NotFound` if there is none); its
+    /// version stays. Returns it as stored.
+    fn set_workflow_status(
+        &self,
+        org: &str,
+        id: &str,
+        status: crate::workflow::WorkflowStatus,
+    ) -> impl Future<Output = StoreResult<Workflow>> + Send;
+    /// Takes up to `limit` steps, of any org, that are `scheduled`, due at
+    /// `at` or before, and not claimed beyond `at`; each is claimed until
+    /// `until`. Two concurrent callers never get the same step.
+    fn claim_due(
+        &self,
+        at: jiff::Timestamp,
+        until: jiff::Timestamp,
+        limit: usize,
+    ) -> impl Future<Output = StoreResult<Vec<ScheduledStep>>> + Send;
+    /// Writes a claimed step's new state (its claim released) and, if given,
+    /// the next occurrence of a repeating step (unless it exists).
+    fn finish_step(
+        &self,
+        step: &ScheduledStep,
+        next: Option<&ScheduledStep>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Records a delivery unless one with its ID exists (then returns that one).
+    fn begin_delivery(
+        &self,
+        delivery: &Delivery,
+    ) -> impl Future<Output = StoreResult<Inserted<Delivery>>> + Send;
+    /// Records how a delivery's send went.
+    fn complete_delivery(
+        &self,
+        delivery: &Delivery,
+        status: DeliveryStatus,
+        provider_id: Option<&str>,
+        at: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The org's deliveries (the outbox), oldest first.
+    fn list_deliveries(&self, org: &str)
+    -> impl Future<Output = StoreResult<Vec<Delivery>>> + Send;
+    /// The org's scheduled steps (all statuses), optionally of one patient,
+    /// by due time.
+    fn list_steps(
+        &self,
+        org: &str,
+        patient_id: Option<&str>,
+    ) -> impl Future<Output = StoreResult<Vec<ScheduledStep>>> + Send;
+    /// How many surveys and exercises assigned to the patient are not complete.
+    fn open_assignments(
+        &self,
+        org: &str,
+        patient_id: &str,
+    ) -> impl Future<Output = StoreResult<usize>> + Send;
+}
+
+/// Why a send failed.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum SendError {
+    /// Over the provider's send rate: try again later.
+    #[error("throttled")]
+    Throttled,
+    /// The provider refused this message for good (a bad address, a suppressed one).
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// The provider could not be reached or failed: try again later.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Sends a delivery: an email (SES) or a text (SNS); the outbox locally.
+/// Returns the provider's message ID.
+pub trait Mailer: Send + Sync {
+    fn send(&self, delivery: &Delivery) -> impl Future<Output = Result<String, SendError>> + Send;
 }

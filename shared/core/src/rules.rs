@@ -242,6 +242,8 @@ pub fn patient_step(
                 demographics_at: None,
                 created_at: ctx.now.clone(),
                 merged_into: None,
+                unsubscribed: false,
+                text_opt_out: false,
             };
             apply_demographics(&mut patient, m, at);
             let default = Episode {
@@ -493,6 +495,7 @@ mod tests {
                     email: None,
                 })
                 .to_vec(),
+            workflows: Vec::new(),
         }
     }
 

@@ -168,6 +168,7 @@ impl ConfigStore for SqliteStore {
                 org: serde_json::from_str(&json)?,
                 locations: children(&tx, "locations", &org)?,
                 practitioners: children(&tx, "practitioners", &org)?,
+                workflows: Vec::new(),
             };
             tx.finish()?;
             Ok(Some(config))

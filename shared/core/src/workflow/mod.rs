@@ -2,9 +2,12 @@
 //! maths and rendering. Enrolment turns a domain event into scheduled steps;
 //! dispatch sends the due ones. All pure; storage and sending are ports.
 pub mod catalogue;
+pub mod dispatch;
+pub mod enrol;
 pub mod model;
 pub mod render;
 pub mod schedule;
+pub mod steps;
 
 pub use model::{
     Direction, Exit, PatientGroup, Repeat, Schedule, SourceFilter, StepDef, Task, TaskKind,
