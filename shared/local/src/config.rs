@@ -168,7 +168,7 @@ impl ConfigStore for SqliteStore {
                 org: serde_json::from_str(&json)?,
                 locations: children(&tx, "locations", &org)?,
                 practitioners: children(&tx, "practitioners", &org)?,
-                workflows: Vec::new(),
+                workflows: crate::workflows::load_workflows(&tx, &org)?,
             };
             tx.finish()?;
             Ok(Some(config))

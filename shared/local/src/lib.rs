@@ -52,8 +52,10 @@ mod patients;
 mod queue;
 mod schema;
 pub mod worker;
+mod workflows;
 
 pub use queue::{DEDUPE_WINDOW, Received};
+pub use workflows::LocalOutbox;
 
 /// How many receives a queue message gets before it moves to the dead letters.
 pub const DEFAULT_MAX_RECEIVE_COUNT: u32 = 5;

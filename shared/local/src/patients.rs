@@ -103,6 +103,9 @@ impl PatientStore for SqliteStore {
                     insert.execute(params![c.org, id, json])?;
                 }
             }
+            for step in &c.scheduled {
+                crate::workflows::insert_step(&tx, step)?;
+            }
             message.status = c.status;
             message.errors = c.errors;
             if let Some(patient_id) = c.patient_id {

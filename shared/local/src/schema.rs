@@ -107,6 +107,42 @@ CREATE INDEX dead_letters_queue ON dead_letters (queue, id);
     r#"
 CREATE INDEX messages_pending ON messages (org, patient_id, received_at) WHERE status = 'pending';
 "#,
+    // 2 → 3: workflows, their scheduled steps and the deliveries (outbox).
+    r#"
+CREATE TABLE workflows (
+    org  TEXT NOT NULL,
+    id   TEXT NOT NULL,
+    json TEXT NOT NULL,
+    PRIMARY KEY (org, id)
+) STRICT;
+CREATE TABLE scheduled_steps (
+    id            TEXT PRIMARY KEY,
+    org           TEXT NOT NULL,
+    patient_id    TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    due_at        INTEGER NOT NULL,
+    claimed_until INTEGER,
+    json          TEXT NOT NULL
+) STRICT;
+-- Dispatch reads only this index: its size follows the due steps, not all steps.
+CREATE INDEX scheduled_steps_due ON scheduled_steps (due_at) WHERE status = 'scheduled';
+CREATE INDEX scheduled_steps_patient ON scheduled_steps (org, patient_id, due_at);
+CREATE TABLE deliveries (
+    org          TEXT NOT NULL,
+    id           TEXT NOT NULL,
+    patient_id   TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    completed_at INTEGER,
+    json         TEXT NOT NULL,
+    PRIMARY KEY (org, id)
+) STRICT;
+CREATE INDEX deliveries_patient ON deliveries (org, patient_id);
+CREATE TABLE settings (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT;
+"#,
 ];
 
 /// Applies the migrations the database has not had, each in its own write

@@ -1,0 +1,355 @@
+//! [`WorkflowStore`] on SQLite: workflows, scheduled steps (claimed through a
+//! partial index of the due ones) and deliveries; and [`LocalOutbox`], the
+//! embedded mode's [`Mailer`], whose outbox is the deliveries table.
+use jiff::Timestamp;
+use rusqlite::{Connection, OptionalExtension, params};
+use tendon_core::ports::{Inserted, Mailer, SendError, StoreError, StoreResult, WorkflowStore};
+use tendon_core::workflow::steps::{Delivery, DeliveryStatus, ScheduledStep};
+use tendon_core::workflow::{Workflow, WorkflowStatus};
+
+use crate::{Fail, SqliteStore, write_tx};
+
+fn ms(rfc3339: &str) -> Result<i64, Fail> {
+    rfc3339
+        .parse::<Timestamp>()
+        .map(|t| t.as_millisecond())
+        .map_err(|_| Fail::Store(StoreError::Backend("a stored time is not RFC 3339".into())))
+}
+
+fn json<T: serde::Serialize>(what: &'static str, v: &T) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(|e| Fail::Json(e).into_store_error(what))
+}
+
+/// Inserts a scheduled step unless its ID exists.
+pub(crate) fn insert_step(conn: &Connection, step: &ScheduledStep) -> Result<(), Fail> {
+    conn.prepare_cached(
+        "INSERT INTO scheduled_steps (id, org, patient_id, status, due_at, claimed_until, json)
+         VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6) ON CONFLICT (id) DO NOTHING",
+    )?
+    .execute(params![
+        step.id,
+        step.org,
+        step.patient_id,
+        step.status.as_str(),
+        ms(&step.due_at)?,
+        serde_json::to_string(step)?
+    ])?;
+    Ok(())
+}
+
+pub(crate) fn load_workflows(conn: &Connection, org: &str) -> Result<Vec<Workflow>, Fail> {
+    let mut stmt = conn.prepare_cached("SELECT json FROM workflows WHERE org = ?1 ORDER BY id")?;
+    let mut out = Vec::new();
+    for json in stmt.query_map([org], |r| r.get::<_, String>(0))? {
+        out.push(serde_json::from_str(&json?)?);
+    }
+    Ok(out)
+}
+
+fn org_exists(conn: &Connection, org: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM orgs WHERE id = ?1")?
+        .exists([org])
+}
+
+impl SqliteStore {
+    /// The secret that signs unsubscribe links: made on first use, kept in the database.
+    pub async fn unsubscribe_secret(&self) -> StoreResult<String> {
+        self.run("unsubscribe_secret", |conn| {
+            let tx = write_tx(conn)?;
+            let found: Option<String> = tx
+                .prepare_cached("SELECT value FROM settings WHERE name = 'unsubscribe_secret'")?
+                .query_row([], |r| r.get(0))
+                .optional()?;
+            let secret = match found {
+                Some(s) => s,
+                None => {
+                    let s = tendon_core::pipeline::new_ingest_key()
+                        .map_err(|e| Fail::Store(StoreError::Backend(e)))?;
+                    tx.prepare_cached(
+                        "INSERT INTO settings (name, value) VALUES ('unsubscribe_secret', ?1)",
+                    )?
+                    .execute([&s])?;
+                    s
+                }
+            };
+            tx.commit()?;
+            Ok(secret)
+        })
+        .await
+    }
+
+    /// Marks a patient unsubscribed from workflow email.
+    pub async fn unsubscribe(&self, org: &str, patient_id: &str) -> StoreResult<bool> {
+        let (org, id) = (org.to_owned(), patient_id.to_owned());
+        self.run("unsubscribe", move |conn| {
+            let tx = write_tx(conn)?;
+            let row: Option<String> = tx
+                .prepare_cached("SELECT json FROM patients WHERE org = ?1 AND id = ?2")?
+                .query_row([&org, &id], |r| r.get(0))
+                .optional()?;
+            let Some(json) = row else {
+                return Ok(false);
+            };
+            let mut rec: tendon_core::model::PatientRecord = serde_json::from_str(&json)?;
+            if !rec.patient.unsubscribed {
+                rec.patient.unsubscribed = true;
+                rec.version += 1;
+                tx.prepare_cached("UPDATE patients SET version = version + 1, json = ?3 WHERE org = ?1 AND id = ?2")?
+                    .execute(params![org, id, serde_json::to_string(&rec)?])?;
+            }
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Marks an assigned survey or exercise complete (by delivery ID).
+    pub async fn complete_assignment(&self, org: &str, delivery_id: &str) -> StoreResult<bool> {
+        let (org, id) = (org.to_owned(), delivery_id.to_owned());
+        self.run("complete_assignment", move |conn| {
+            let n = conn
+                .prepare_cached("UPDATE deliveries SET completed_at = ?3 WHERE org = ?1 AND id = ?2 AND completed_at IS NULL")?
+                .execute(params![org, id, crate::now_ms()])?;
+            Ok(n == 1)
+        })
+        .await
+    }
+}
+
+impl WorkflowStore for SqliteStore {
+    async fn put_workflow(&self, org: &str, workflow: &Workflow) -> StoreResult<Workflow> {
+        let (org, mut wf) = (org.to_owned(), workflow.clone());
+        self.run("put_workflow", move |conn| {
+            let tx = write_tx(conn)?;
+            if !org_exists(&tx, &org)? {
+                return Err(Fail::Store(StoreError::NotFound(format!("org {org}"))));
+            }
+            let prev: Option<String> = tx
+                .prepare_cached("SELECT json FROM workflows WHERE org = ?1 AND id = ?2")?
+                .query_row([&org, &wf.id], |r| r.get(0))
+                .optional()?;
+            wf.version = match prev {
+                Some(p) => serde_json::from_str::<Workflow>(&p)?.version + 1,
+                None => 1,
+            };
+            tx.prepare_cached("INSERT INTO workflows (org, id, json) VALUES (?1, ?2, ?3) ON CONFLICT (org, id) DO UPDATE SET json = excluded.json")?
+                .execute(params![org, wf.id, serde_json::to_string(&wf)?])?;
+            tx.commit()?;
+            Ok(wf)
+        })
+        .await
+    }
+
+    async fn set_workflow_status(
+        &self,
+        org: &str,
+        id: &str,
+        status: WorkflowStatus,
+    ) -> StoreResult<Workflow> {
+        let (org, id) = (org.to_owned(), id.to_owned());
+        self.run("set_workflow_status", move |conn| {
+            let tx = write_tx(conn)?;
+            let prev: Option<String> = tx
+                .prepare_cached("SELECT json FROM workflows WHERE org = ?1 AND id = ?2")?
+                .query_row([&org, &id], |r| r.get(0))
+                .optional()?;
+            let Some(prev) = prev else {
+                return Err(Fail::Store(StoreError::NotFound(format!("workflow {id}"))));
+            };
+            let mut wf: Workflow = serde_json::from_str(&prev)?;
+            wf.status = status;
+            tx.prepare_cached("UPDATE workflows SET json = ?3 WHERE org = ?1 AND id = ?2")?
+                .execute(params![org, id, serde_json::to_string(&wf)?])?;
+            tx.commit()?;
+            Ok(wf)
+        })
+        .await
+    }
+
+    /// The oldest due steps from the partial index, claimed in one write
+    /// transaction (the single writer makes it atomic).
+    async fn claim_due(
+        &self,
+        at: Timestamp,
+        until: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<ScheduledStep>> {
+        let (at_ms, until_ms) = (at.as_millisecond(), until.as_millisecond());
+        let until_s = until.to_string();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run("claim_due", move |conn| {
+            let tx = write_tx(conn)?;
+            let rows: Vec<(String, String)> = {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT id, json FROM scheduled_steps
+                     WHERE status = 'scheduled' AND due_at <= ?1 AND (claimed_until IS NULL OR claimed_until <= ?1)
+                     ORDER BY due_at LIMIT ?2",
+                )?;
+                stmt.query_map(params![at_ms, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?
+            };
+            let mut out = Vec::with_capacity(rows.len());
+            for (id, json) in rows {
+                let mut step: ScheduledStep = serde_json::from_str(&json)?;
+                step.claimed_until = Some(until_s.clone());
+                tx.prepare_cached("UPDATE scheduled_steps SET claimed_until = ?2, json = ?3 WHERE id = ?1")?
+                    .execute(params![id, until_ms, serde_json::to_string(&step)?])?;
+                out.push(step);
+            }
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn finish_step(
+        &self,
+        step: &ScheduledStep,
+        next: Option<&ScheduledStep>,
+    ) -> StoreResult<()> {
+        let mut step = step.clone();
+        step.claimed_until = None;
+        let next = next.cloned();
+        let json_step = json("finish_step", &step)?;
+        self.run("finish_step", move |conn| {
+            let tx = write_tx(conn)?;
+            tx.prepare_cached(
+                "UPDATE scheduled_steps SET status = ?2, due_at = ?3, claimed_until = NULL, json = ?4 WHERE id = ?1",
+            )?
+            .execute(params![step.id, step.status.as_str(), ms(&step.due_at)?, json_step])?;
+            if let Some(next) = &next {
+                insert_step(&tx, next)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn begin_delivery(&self, delivery: &Delivery) -> StoreResult<Inserted<Delivery>> {
+        let d = delivery.clone();
+        let body = json("begin_delivery", &d)?;
+        self.run("begin_delivery", move |conn| {
+            let tx = write_tx(conn)?;
+            let added = tx
+                .prepare_cached(
+                    "INSERT INTO deliveries (org, id, patient_id, kind, status, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (org, id) DO NOTHING",
+                )?
+                .execute(params![d.org, d.id, d.patient_id, d.kind.as_str(), "sending", body])?;
+            let out = if added == 1 {
+                Inserted::New
+            } else {
+                let json: String = tx
+                    .prepare_cached("SELECT json FROM deliveries WHERE org = ?1 AND id = ?2")?
+                    .query_row([&d.org, &d.id], |r| r.get(0))?;
+                Inserted::Existing(serde_json::from_str(&json)?)
+            };
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn complete_delivery(
+        &self,
+        delivery: &Delivery,
+        status: DeliveryStatus,
+        provider_id: Option<&str>,
+        at: &str,
+    ) -> StoreResult<()> {
+        let mut d = delivery.clone();
+        d.status = status;
+        d.provider_id = provider_id.map(str::to_owned);
+        if status == DeliveryStatus::Sent {
+            d.sent_at = Some(at.to_owned());
+        }
+        let body = json("complete_delivery", &d)?;
+        let status = match status {
+            DeliveryStatus::Sending => "sending",
+            DeliveryStatus::Sent => "sent",
+            DeliveryStatus::Failed => "failed",
+        };
+        self.run("complete_delivery", move |conn| {
+            conn.prepare_cached(
+                "UPDATE deliveries SET status = ?3, json = ?4 WHERE org = ?1 AND id = ?2",
+            )?
+            .execute(params![d.org, d.id, status, body])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_deliveries(&self, org: &str) -> StoreResult<Vec<Delivery>> {
+        let org = org.to_owned();
+        self.read("list_deliveries", move |conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT json FROM deliveries WHERE org = ?1 ORDER BY rowid")?;
+            let mut out = Vec::new();
+            for json in stmt.query_map([&org], |r| r.get::<_, String>(0))? {
+                out.push(serde_json::from_str(&json?)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn list_steps(
+        &self,
+        org: &str,
+        patient_id: Option<&str>,
+    ) -> StoreResult<Vec<ScheduledStep>> {
+        let (org, patient) = (org.to_owned(), patient_id.map(str::to_owned));
+        self.read("list_steps", move |conn| {
+            let mut out = Vec::new();
+            let mut push = |json: rusqlite::Result<String>| -> Result<(), Fail> {
+                out.push(serde_json::from_str::<ScheduledStep>(&json?)?);
+                Ok(())
+            };
+            match &patient {
+                Some(p) => {
+                    let mut stmt = conn.prepare_cached("SELECT json FROM scheduled_steps WHERE org = ?1 AND patient_id = ?2 ORDER BY due_at, id")?;
+                    for json in stmt.query_map(params![org, p], |r| r.get(0))? {
+                        push(json)?;
+                    }
+                }
+                None => {
+                    let mut stmt = conn.prepare_cached("SELECT json FROM scheduled_steps WHERE org = ?1 ORDER BY due_at, id")?;
+                    for json in stmt.query_map([&org], |r| r.get(0))? {
+                        push(json)?;
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn open_assignments(&self, org: &str, patient_id: &str) -> StoreResult<usize> {
+        let (org, patient) = (org.to_owned(), patient_id.to_owned());
+        self.read_now("open_assignments", move |conn| {
+            let n: i64 = conn
+                .prepare_cached(
+                    "SELECT count(*) FROM deliveries WHERE org = ?1 AND patient_id = ?2
+                     AND kind IN ('survey', 'exercise') AND status = 'sent' AND completed_at IS NULL",
+                )?
+                .query_row(params![org, patient], |r| r.get(0))?;
+            Ok(usize::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+}
+
+/// The embedded mode's sender: nothing leaves the machine; the deliveries
+/// table is the outbox (`tendon outbox list`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LocalOutbox;
+
+impl Mailer for LocalOutbox {
+    async fn send(&self, delivery: &Delivery) -> Result<String, SendError> {
+        Ok(format!(
+            "local-{}",
+            &delivery.id[..16.min(delivery.id.len())]
+        ))
+    }
+}

@@ -1,0 +1,225 @@
+//! Workflows on the local backend, through the real handlers: enrolment in the
+//! event's commit, dispatch passes at chosen instants, the outbox.
+use jiff::Timestamp;
+use tendon_core::model::{Location, Org, Practitioner};
+use tendon_core::pipeline::{DEFAULT_MAX_BODY, ingest, key_hash};
+use tendon_core::ports::{ConfigStore, SystemClock, WorkflowStore};
+use tendon_core::workflow::Workflow;
+use tendon_core::workflow::dispatch::{Dispatcher, PassReport};
+use tendon_local::worker::{LocalQueue, drain};
+use tendon_local::{LocalOutbox, SqliteStore};
+
+const WORKED: &str = include_str!("../../../examples/worked-example.hl7");
+const KEY: &str = "tdn_test_key_acme";
+
+async fn setup() -> LocalQueue {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let org = Org {
+        id: "ACME01".into(),
+        name: "Acme PT".into(),
+        timezone: "America/Los_Angeles".into(),
+        ie_types: vec!["Initial Eval".into()],
+        field_map: Default::default(),
+    };
+    store.create_org(&org, &key_hash(KEY)).await.unwrap();
+    let loc = Location {
+        id: "12".into(),
+        name: "Salem Clinic".into(),
+        timezone: None,
+    };
+    store.put_location("ACME01", &loc).await.unwrap();
+    let p = Practitioner {
+        id: "445566".into(),
+        first_name: "Chidi".into(),
+        last_name: "Okafor".into(),
+        npi: None,
+        email: None,
+    };
+    store.put_practitioner("ACME01", &p).await.unwrap();
+    LocalQueue::new(store)
+}
+
+async fn post(q: &LocalQueue, body: &str) {
+    let auth = format!("Bearer {KEY}");
+    let reply = ingest(
+        q.store(),
+        q.store(),
+        q,
+        &SystemClock,
+        Some(&auth),
+        body.as_bytes(),
+        DEFAULT_MAX_BODY,
+    )
+    .await
+    .unwrap();
+    assert!(String::from_utf8_lossy(&reply.body).contains("MSA|AA"));
+    drain(q).await.unwrap();
+}
+
+async fn pass(q: &LocalQueue, at: &str) -> PassReport {
+    let d = Dispatcher {
+        store: q.store(),
+        mailer: &LocalOutbox,
+        public_url: "https://tendon.example",
+        unsubscribe_secret: "s3cret",
+    };
+    d.pass(at.parse::<Timestamp>().unwrap()).await.unwrap()
+}
+
+fn workflow(json: &str) -> Workflow {
+    Workflow::from_json(json).unwrap()
+}
+
+#[tokio::test]
+async fn the_contract_example_workflow_sends_once_escaped_and_on_time() {
+    let q = setup().await;
+    q.store()
+        .put_workflow(
+            "ACME01",
+            &workflow(
+                r#"{"title": "Welcome email", "status": "active", "patient_group": {"source": "any"},
+                    "trigger": {"event": "initial_evaluation_scheduled"},
+                    "steps": [
+                      {"schedule": {"direction": "after", "amount": 0, "unit": "hours"},
+                       "task": {"kind": "email", "subject": "Welcome, {{ patient.first_name }}", "body": "Hi {{ patient.first_name }}, see you on {{ appointment.start_local }}."}},
+                      {"schedule": {"direction": "before", "amount": 1, "unit": "days"},
+                       "task": {"kind": "email", "subject": "Tomorrow at {{ clinic.location }}", "body": "Reminder for {{ patient.first_name }}."}}
+                    ]}"#,
+            ),
+        )
+        .await
+        .unwrap();
+    // A name with markup and a header-injection attempt.
+    let hostile = WORKED.replace(
+        "Rivera^Ana^M",
+        "Rivera^<b>Ana</b>\\X0D0A\\Bcc: evil@example.com^M",
+    );
+    post(&q, &hostile).await;
+    let steps = q.store().list_steps("ACME01", Some("P555")).await.unwrap();
+    assert_eq!(steps.len(), 2, "{steps:#?}");
+
+    // The IE is 2026-12-01 10:00 -08:00; the reminder is due 2026-11-30 10:00 -08:00.
+    let now = Timestamp::now().to_string();
+    let first = pass(&q, &now).await;
+    assert_eq!(
+        first,
+        PassReport {
+            sent: 1,
+            skipped: 0,
+            failed: 0
+        }
+    );
+    assert_eq!(
+        pass(&q, &now).await,
+        PassReport::default(),
+        "a second pass sends nothing"
+    );
+    assert_eq!(
+        pass(&q, "2026-11-30T17:59:59Z").await,
+        PassReport::default(),
+        "not yet due"
+    );
+    assert_eq!(pass(&q, "2026-11-30T18:00:00Z").await.sent, 1);
+
+    let outbox = q.store().list_deliveries("ACME01").await.unwrap();
+    assert_eq!(outbox.len(), 2);
+    let welcome = &outbox[0];
+    let subject = welcome.subject.as_deref().unwrap();
+    assert!(
+        !subject.contains('\r') && !subject.contains('\n'),
+        "{subject:?}"
+    );
+    let html = welcome.html.as_deref().unwrap();
+    assert!(html.contains("Hi &lt;b&gt;Ana&lt;&#x2f;b&gt;"), "{html}");
+    assert!(!html.contains("<b>"), "{html}");
+    assert!(
+        subject.starts_with("Welcome, <b>Ana</b> Bcc:"),
+        "{subject:?}"
+    );
+    assert!(
+        welcome.body.contains("Tuesday, December 1 at 10:00 AM"),
+        "{}",
+        welcome.body
+    );
+    assert!(html.contains("/unsubscribe/ACME01/P555/"), "{html}");
+    assert_eq!(
+        outbox[1].subject.as_deref(),
+        Some("Tomorrow at Salem Clinic")
+    );
+}
+
+#[tokio::test]
+async fn a_canceled_appointment_skips_and_a_rescheduled_one_moves_its_reminder() {
+    let q = setup().await;
+    q.store()
+        .put_workflow(
+            "ACME01",
+            &workflow(
+                r#"{"title": "Reminder", "status": "active",
+                    "trigger": {"event": "appointment_scheduled"},
+                    "steps": [{"schedule": {"direction": "before", "amount": 1, "unit": "days"},
+                               "task": {"kind": "email", "subject": "Tomorrow", "body": "See you."}}]}"#,
+            ),
+        )
+        .await
+        .unwrap();
+    post(&q, WORKED).await;
+    // S13: moved two days later (2026-12-03 10:00 -08:00).
+    let moved = WORKED
+        .replace("SIU^S12^SIU_S12|MSG00042", "SIU^S13^SIU_S12|MSG00043")
+        .replace("20261120093000-0800", "20261120094000-0800")
+        .replace("202612011000", "202612031000");
+    post(&q, &moved).await;
+    // At the old reminder time nothing goes out: the appointment moved.
+    assert_eq!(pass(&q, "2026-11-30T18:00:00Z").await.sent, 0);
+    assert_eq!(
+        pass(&q, "2026-12-02T18:00:00Z").await.sent,
+        1,
+        "sent 1 day before the new time"
+    );
+    assert_eq!(q.store().list_deliveries("ACME01").await.unwrap().len(), 1);
+
+    // A second appointment, canceled before its reminder: skipped.
+    let second = WORKED
+        .replace("MSG00042", "MSG00050")
+        .replace("A9001", "A9002")
+        .replace("202612011000", "202612081000");
+    post(&q, &second).await;
+    let cancel = second
+        .replace("SIU^S12^SIU_S12|MSG00050", "SIU^S15^SIU_S12|MSG00051")
+        .replace("20261120093000-0800", "20261120095000-0800");
+    post(&q, &cancel).await;
+    let r = pass(&q, "2026-12-07T18:00:00Z").await;
+    assert_eq!((r.sent, r.skipped), (0, 1));
+    assert_eq!(q.store().list_deliveries("ACME01").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn inactive_workflows_and_unmatched_groups_schedule_nothing() {
+    let q = setup().await;
+    for json in [
+        r#"{"title": "Off", "status": "inactive", "trigger": {"event": "patient_created"},
+            "steps": [{"schedule": {"direction": "after", "amount": 0, "unit": "hours"},
+                       "task": {"kind": "email", "subject": "x", "body": "y"}}]}"#,
+        r#"{"title": "Men over 70", "status": "active", "patient_group": {"gender": "male", "min_age": 70},
+            "trigger": {"event": "patient_created"},
+            "steps": [{"schedule": {"direction": "after", "amount": 0, "unit": "hours"},
+                       "task": {"kind": "email", "subject": "x", "body": "y"}}]}"#,
+        r#"{"title": "Shoulders", "status": "active", "patient_group": {"body_regions": ["shoulder"], "locations": ["12"]},
+            "trigger": {"event": "initial_evaluation_scheduled"},
+            "steps": [{"schedule": {"direction": "after", "amount": 0, "unit": "hours"},
+                       "task": {"kind": "survey", "content": "mips:auto"}}]}"#,
+    ] {
+        q.store()
+            .put_workflow("ACME01", &workflow(json))
+            .await
+            .unwrap();
+    }
+    post(&q, WORKED).await;
+    let steps = q.store().list_steps("ACME01", None).await.unwrap();
+    assert_eq!(steps.len(), 1, "only the shoulder survey: {steps:#?}");
+    assert_eq!(steps[0].workflow_id, "shoulders");
+    assert_eq!(pass(&q, &Timestamp::now().to_string()).await.sent, 1);
+    let outbox = q.store().list_deliveries("ACME01").await.unwrap();
+    assert_eq!(outbox[0].content_id.as_deref(), Some("quickdash"));
+}
