@@ -1325,3 +1325,388 @@ pub async fn queue_send<S: Stores>(store: &S) {
             .expect("contract: a repeated send with the same dedupe ID is not an error");
     }
 }
+
+// ---- WorkflowStore ----
+
+/// Runs the workflow checks, each on a store from `make`. (An adapter joins
+/// here once it implements [`WorkflowStore`](crate::ports::WorkflowStore).)
+pub async fn run_workflows<S: Stores + crate::ports::WorkflowStore>(make: impl Fn() -> S) {
+    workflow_definitions(&make()).await;
+    scheduled_steps(&make()).await;
+    deliveries(&make()).await;
+}
+
+pub fn workflow_def(title: &str) -> crate::workflow::Workflow {
+    crate::workflow::Workflow::from_json(&format!(
+        r#"{{"title": "{title}", "status": "active", "trigger": {{"event": "patient_created"}},
+            "steps": [{{"schedule": {{"direction": "after", "amount": 0, "unit": "hours"}},
+                        "task": {{"kind": "email", "subject": "Hi", "body": "Hello {{{{ patient.first_name }}}}"}}}}]}}"#
+    ))
+    .expect("contract: the fixture workflow is valid")
+}
+
+pub fn scheduled_step(
+    org: &str,
+    patient: &str,
+    n: u32,
+    due_at: &str,
+) -> crate::workflow::steps::ScheduledStep {
+    let wf = workflow_def("Fixture");
+    crate::workflow::steps::ScheduledStep {
+        id: unique("step"),
+        org: org.to_owned(),
+        workflow_id: wf.id.clone(),
+        workflow_version: 1,
+        step: 0,
+        occurrence: n,
+        patient_id: patient.to_owned(),
+        case_id: None,
+        appointment_id: None,
+        event_id: unique("event"),
+        fired_at: "2026-11-20T17:30:00Z".to_owned(),
+        anchor: None,
+        due_at: due_at.to_owned(),
+        zone: "America/New_York".to_owned(),
+        schedule: wf.steps[0].schedule.clone(),
+        task: wf.steps[0].task.clone(),
+        status: crate::workflow::steps::StepStatus::Scheduled,
+        attempts: 0,
+        note: None,
+        claimed_until: None,
+    }
+}
+
+fn ts(s: &str) -> jiff::Timestamp {
+    s.parse().expect("contract: a fixture instant")
+}
+
+/// put_workflow versions per ID; set_workflow_status keeps the version;
+/// org_config carries the org's workflows.
+pub async fn workflow_definitions<S: Stores + crate::ports::WorkflowStore>(store: &S) {
+    use crate::workflow::WorkflowStatus;
+    let org_id = new_org(store, "ORG").await;
+    let wf = workflow_def("Welcome");
+    let first = store
+        .put_workflow(&org_id, &wf)
+        .await
+        .expect("contract: put_workflow succeeds");
+    assert_eq!(first.version, 1, "contract: a new workflow is version 1");
+    let second = store
+        .put_workflow(&org_id, &wf)
+        .await
+        .expect("contract: put_workflow succeeds");
+    assert_eq!(
+        second.version, 2,
+        "contract: a re-import is the next version"
+    );
+    let off = store
+        .set_workflow_status(&org_id, &wf.id, WorkflowStatus::Inactive)
+        .await
+        .expect("contract: set_workflow_status succeeds");
+    assert_eq!((off.status, off.version), (WorkflowStatus::Inactive, 2));
+    let other = workflow_def("Another");
+    store
+        .put_workflow(&org_id, &other)
+        .await
+        .expect("contract: put_workflow succeeds");
+    let config = store
+        .org_config(&org_id)
+        .await
+        .unwrap()
+        .expect("contract: the org exists");
+    let ids: Vec<_> = config
+        .workflows
+        .iter()
+        .map(|w| (w.id.as_str(), w.status))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("another", WorkflowStatus::Active),
+            ("welcome", WorkflowStatus::Inactive)
+        ],
+        "contract: org_config lists the workflows by ID"
+    );
+    assert!(matches!(
+        store.put_workflow(&unique("ORG"), &wf).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store
+            .set_workflow_status(&org_id, "nope", WorkflowStatus::Active)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+/// Steps written by a commit exist once; claim_due hands each due step to one
+/// caller until its claim expires; finish_step records the outcome and the next
+/// occurrence.
+pub async fn scheduled_steps<S: Stores + crate::ports::WorkflowStore>(store: &S) {
+    use crate::workflow::steps::StepStatus;
+    let org_id = new_org(store, "ORG").await;
+    let patient = unique("P");
+    let m = message(&org_id, &unique("m"), "2026-11-20T17:30:00Z");
+    store.insert_message(&m).await.unwrap();
+    let steps = vec![
+        scheduled_step(&org_id, &patient, 0, "2026-11-20T15:00:00Z"),
+        scheduled_step(&org_id, &patient, 0, "2026-11-20T16:00:00Z"),
+        scheduled_step(&org_id, &patient, 0, "2026-11-20T19:00:00Z"),
+    ];
+    let mut c = commit(&org_id, &m.id, "patient", Vec::new(), Vec::new());
+    c.scheduled = steps.clone();
+    assert_eq!(store.commit(&c).await, Ok(CommitOutcome::Applied));
+    assert_eq!(store.commit(&c).await, Ok(CommitOutcome::AlreadyApplied));
+    let listed = store.list_steps(&org_id, Some(&patient)).await.unwrap();
+    assert_eq!(
+        listed, steps,
+        "contract: a commit writes its steps once, listed by due time"
+    );
+
+    let at = ts("2026-11-20T17:30:00Z");
+    let until = ts("2026-11-20T17:35:00Z");
+    let (a, b) = futures_join(
+        store.claim_due(at, until, 10),
+        store.claim_due(at, until, 10),
+    )
+    .await;
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let mut ids: Vec<_> = a
+        .iter()
+        .chain(&b)
+        .filter(|s| s.org == org_id)
+        .map(|s| s.id.clone())
+        .collect();
+    ids.sort();
+    let mut due: Vec<_> = steps[..2].iter().map(|s| s.id.clone()).collect();
+    due.sort();
+    assert_eq!(
+        ids, due,
+        "contract: concurrent claims take each due step exactly once"
+    );
+    let claimed: Vec<_> = a.into_iter().chain(b).filter(|s| s.org == org_id).collect();
+    assert!(
+        claimed
+            .iter()
+            .all(|s| s.claimed_until.as_deref() == Some("2026-11-20T17:35:00Z"))
+    );
+    assert!(
+        store
+            .claim_due(at, until, 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|s| s.org != org_id),
+        "contract: a claimed step is not claimed again before its claim expires"
+    );
+    let later = ts("2026-11-20T17:36:00Z");
+    let again = store
+        .claim_due(later, ts("2026-11-20T17:41:00Z"), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.iter().filter(|s| s.org == org_id).count(),
+        2,
+        "contract: an expired claim can be taken again"
+    );
+
+    let mut sent = claimed
+        .iter()
+        .find(|s| s.id == steps[0].id)
+        .unwrap()
+        .clone();
+    sent.status = StepStatus::Sent;
+    let next = scheduled_step(&org_id, &patient, 1, "2026-11-27T15:00:00Z");
+    store
+        .finish_step(&sent, Some(&next))
+        .await
+        .expect("contract: finish_step succeeds");
+    let mut moved = claimed
+        .iter()
+        .find(|s| s.id == steps[1].id)
+        .unwrap()
+        .clone();
+    moved.due_at = "2026-11-21T16:00:00Z".to_owned();
+    store.finish_step(&moved, None).await.unwrap();
+    let listed = store.list_steps(&org_id, Some(&patient)).await.unwrap();
+    let status: Vec<_> = listed
+        .iter()
+        .map(|s| {
+            (
+                s.id.as_str(),
+                s.status,
+                s.due_at.as_str(),
+                s.claimed_until.is_none(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        status,
+        [
+            (
+                steps[0].id.as_str(),
+                StepStatus::Sent,
+                "2026-11-20T15:00:00Z",
+                true
+            ),
+            (
+                steps[2].id.as_str(),
+                StepStatus::Scheduled,
+                "2026-11-20T19:00:00Z",
+                true
+            ),
+            (
+                moved.id.as_str(),
+                StepStatus::Scheduled,
+                "2026-11-21T16:00:00Z",
+                true
+            ),
+            (
+                next.id.as_str(),
+                StepStatus::Scheduled,
+                "2026-11-27T15:00:00Z",
+                true
+            ),
+        ],
+        "contract: finish_step writes the state, releases the claim and adds the next occurrence"
+    );
+    let at_moved = ts("2026-11-21T16:00:00Z");
+    let due_now: Vec<_> = store
+        .claim_due(at_moved, ts("2026-11-21T16:05:00Z"), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.org == org_id)
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(
+        due_now.len(),
+        2,
+        "contract: a step moved by finish_step is due at its new time: {due_now:?}"
+    );
+    assert!(due_now.contains(&moved.id) && due_now.contains(&steps[2].id));
+    assert!(
+        store
+            .list_steps(&unique("ORG"), None)
+            .await
+            .unwrap()
+            .is_empty(),
+        "contract: steps are per org"
+    );
+}
+
+/// begin_delivery records once; complete_delivery records the outcome; the
+/// outbox lists them oldest first; open_assignments counts sent surveys and
+/// exercises.
+pub async fn deliveries<S: Stores + crate::ports::WorkflowStore>(store: &S) {
+    use crate::workflow::TaskKind;
+    use crate::workflow::steps::{Channel, Delivery, DeliveryStatus};
+    let org_id = new_org(store, "ORG").await;
+    let patient = unique("P");
+    let d = |id: &str, kind: TaskKind| Delivery {
+        id: id.to_owned(),
+        org: org_id.clone(),
+        channel: Channel::Email,
+        to: "ana.rivera@example.com".to_owned(),
+        subject: Some("Hi".to_owned()),
+        body: "Hello".to_owned(),
+        html: Some("<p>Hello</p>".to_owned()),
+        content_id: None,
+        kind,
+        workflow_id: "welcome".to_owned(),
+        step: 0,
+        patient_id: patient.clone(),
+        step_id: unique("step"),
+        status: DeliveryStatus::Sending,
+        provider_id: None,
+        created_at: "2026-11-20T17:30:00Z".to_owned(),
+        sent_at: None,
+    };
+    let (first, survey) = (
+        d(&unique("d"), TaskKind::Email),
+        d(&unique("d"), TaskKind::Survey),
+    );
+    assert_eq!(store.begin_delivery(&first).await, Ok(Inserted::New));
+    assert_eq!(
+        store.begin_delivery(&first).await,
+        Ok(Inserted::Existing(first.clone())),
+        "contract: a delivery is recorded once"
+    );
+    assert_eq!(store.begin_delivery(&survey).await, Ok(Inserted::New));
+    assert_eq!(
+        store.open_assignments(&org_id, &patient).await,
+        Ok(0),
+        "contract: not sent, not open"
+    );
+    store
+        .complete_delivery(
+            &first,
+            DeliveryStatus::Sent,
+            Some("ses-1"),
+            "2026-11-20T17:30:01Z",
+        )
+        .await
+        .unwrap();
+    store
+        .complete_delivery(
+            &survey,
+            DeliveryStatus::Sent,
+            Some("ses-2"),
+            "2026-11-20T17:30:02Z",
+        )
+        .await
+        .unwrap();
+    let outbox = store.list_deliveries(&org_id).await.unwrap();
+    assert_eq!(outbox.len(), 2);
+    assert_eq!(
+        outbox[0].id, first.id,
+        "contract: the outbox is oldest first"
+    );
+    assert_eq!(outbox[0].status, DeliveryStatus::Sent);
+    assert_eq!(outbox[0].provider_id.as_deref(), Some("ses-1"));
+    assert_eq!(outbox[0].sent_at.as_deref(), Some("2026-11-20T17:30:01Z"));
+    assert_eq!(
+        store.open_assignments(&org_id, &patient).await,
+        Ok(1),
+        "contract: a sent survey is an open assignment"
+    );
+    assert!(
+        store
+            .list_deliveries(&unique("ORG"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Both futures, polled together (no runtime dependency in the core).
+async fn futures_join<A: std::future::Future, B: std::future::Future>(
+    a: A,
+    b: B,
+) -> (A::Output, B::Output) {
+    let mut a = std::pin::pin!(a);
+    let mut b = std::pin::pin!(b);
+    let (mut ra, mut rb) = (None, None);
+    std::future::poll_fn(|cx| {
+        if ra.is_none()
+            && let std::task::Poll::Ready(v) = a.as_mut().poll(cx)
+        {
+            ra = Some(v);
+        }
+        if rb.is_none()
+            && let std::task::Poll::Ready(v) = b.as_mut().poll(cx)
+        {
+            rb = Some(v);
+        }
+        if ra.is_some() && rb.is_some() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    (
+        ra.expect("polled to completion"),
+        rb.expect("polled to completion"),
+    )
+}

@@ -140,3 +140,11 @@ async fn create_org_with_a_key_of_another_org_creates_nothing() {
         Err(tendon_core::ports::StoreError::NotFound(_))
     ));
 }
+
+#[tokio::test]
+async fn in_memory_store_meets_the_workflow_contract() {
+    tendon_core::contract::run_workflows(|| {
+        SqliteStore::open_in_memory().expect("in-memory store")
+    })
+    .await;
+}
