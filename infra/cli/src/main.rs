@@ -16,6 +16,7 @@ mod backend;
 mod hl7;
 mod output;
 mod serve;
+mod workflow;
 
 #[derive(Parser)]
 #[command(
@@ -46,6 +47,9 @@ enum Command {
     Serve {
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: SocketAddr,
+        /// Base URL of the public endpoints, for unsubscribe links (default: the listening address).
+        #[arg(long, env = "TENDON_PUBLIC_URL")]
+        public_url: Option<String>,
     },
     /// The AWS backend's resources.
     #[command(subcommand)]
@@ -71,6 +75,27 @@ enum Command {
     /// Stored HL7 messages: list and replay.
     #[command(subcommand)]
     Messages(admin::MessagesCommand),
+    /// Workflows: import, list, activate, deactivate, install the defaults.
+    #[command(subcommand)]
+    Workflow(workflow::WorkflowCommand),
+    /// Run one dispatcher pass, as EventBridge's minute schedule does.
+    Dispatch {
+        /// The pass's instant (the EventBridge event's `time`), RFC 3339.
+        #[arg(long)]
+        at: String,
+        /// Base URL of this deployment's public endpoints (unsubscribe links).
+        #[arg(
+            long,
+            env = "TENDON_PUBLIC_URL",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        public_url: String,
+        #[command(flatten)]
+        out: admin::JsonFlag,
+    },
+    /// Messages sent to patients.
+    #[command(subcommand)]
+    Outbox(workflow::OutboxCommand),
 }
 
 /// The opened backend: the embedded store with its local queues, or AWS.
@@ -112,12 +137,12 @@ async fn run(cli: Cli) -> Result<(), String> {
             on_backend!(opened().await?, |b| hl7::run(cmd, Some(b.store())).await)
         }
         Command::Hl7(cmd) => hl7::run(cmd, None::<&SqliteStore>).await,
-        Command::Serve { addr } => {
+        Command::Serve { addr, public_url } => {
             init_logs(true);
             match opened().await? {
-                Opened::Local(q) => serve::serve(q, addr).await,
+                Opened::Local(q) => serve::serve(q, addr, public_url).await,
                 // As the ingest function runs (see AwsStore::with_ingest_cache).
-                Opened::Aws(a) => serve::serve(a.with_ingest_cache(), addr).await,
+                Opened::Aws(a) => serve::serve(a.with_ingest_cache(), addr, public_url).await,
             }
         }
         Command::Aws(aws::AwsCommand::Bootstrap { prefix, yes, out }) => {
@@ -138,8 +163,43 @@ async fn run(cli: Cli) -> Result<(), String> {
             on_backend!(opened().await?, |b| admin::patient(b.store(), cmd).await)
         }
         Command::Messages(cmd) => on_backend!(opened().await?, |b| admin::messages(b, cmd).await),
+        Command::Workflow(cmd) => match opened().await? {
+            Opened::Local(q) => workflow::run(q.store(), cmd).await,
+            Opened::Aws(_) => Err(NOT_YET_ON_AWS.to_owned()),
+        },
+        Command::Outbox(cmd) => match opened().await? {
+            Opened::Local(q) => workflow::outbox(q.store(), cmd).await,
+            Opened::Aws(_) => Err(NOT_YET_ON_AWS.to_owned()),
+        },
+        Command::Dispatch {
+            at,
+            public_url,
+            out,
+        } => match opened().await? {
+            Opened::Local(q) => {
+                let secret = q
+                    .store()
+                    .unsubscribe_secret()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                workflow::dispatch(
+                    q.store(),
+                    &tendon_local::LocalOutbox,
+                    &public_url,
+                    &secret,
+                    &at,
+                    out.json,
+                )
+                .await
+            }
+            Opened::Aws(_) => Err(NOT_YET_ON_AWS.to_owned()),
+        },
     }
 }
+
+/// Workflow storage and sending on the AWS backend land with the SES/SNS adapters.
+const NOT_YET_ON_AWS: &str =
+    "workflow commands are not available on the aws backend yet; use --backend local";
 
 /// JSON logs on stderr (IDs only, never patient data). `RUST_LOG` filters them;
 /// commands other than `serve` log only warnings unless asked.

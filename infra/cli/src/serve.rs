@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -14,18 +14,27 @@ use tendon_core::ports::SystemClock;
 
 use crate::backend::Backend;
 
-pub async fn serve<B: Backend>(backend: B, addr: SocketAddr) -> Result<(), String> {
+pub async fn serve<B: Backend>(
+    backend: B,
+    addr: SocketAddr,
+    public_url: Option<String>,
+) -> Result<(), String> {
     backend.spawn_workers();
     let app = Router::new()
         .route("/hl7", post(hl7::<B>))
         .route("/health", get(|| async { "ok\n" }))
-        .with_state(backend)
+        .route(
+            "/unsubscribe/{org}/{patient}/{token}",
+            get(unsubscribe::<B>).post(unsubscribe::<B>),
+        )
+        .with_state(backend.clone())
         // Our own limit answers 413 with a reason; this one only stops abuse.
         .layer(DefaultBodyLimit::max(DEFAULT_MAX_BODY * 8));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
+    backend.spawn_dispatcher(public_url.unwrap_or_else(|| format!("http://{local}")));
     // The first line on stdout says where to post; scripts and tests read it.
     println!("tendon serve listening on http://{local}");
     tracing::info!(addr = %local, "listening");
@@ -70,6 +79,40 @@ async fn hl7<B: Backend>(State(backend): State<B>, headers: HeaderMap, body: Byt
                 StatusCode::SERVICE_UNAVAILABLE,
                 [(header::CONTENT_TYPE, "application/json")],
                 r#"{"error":"unavailable","message":"storage is unavailable; retry"}"#,
+            )
+                .into_response()
+        }
+    }
+}
+
+/// An email's unsubscribe link (GET from a browser, POST from a mail client's
+/// one-click unsubscribe). The answer never says whether the patient exists.
+async fn unsubscribe<B: Backend>(
+    State(backend): State<B>,
+    Path((org, patient, token)): Path<(String, String, String)>,
+) -> Response {
+    match backend.unsubscribe(&org, &patient, &token).await {
+        Ok(true) => {
+            tracing::info!(org = %org, patient_id = %patient, "unsubscribed");
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                "<!doctype html><p>You are unsubscribed from these emails.</p>\n",
+            )
+                .into_response()
+        }
+        Ok(false) => (
+            StatusCode::NOT_FOUND,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            "<!doctype html><p>This unsubscribe link is not valid.</p>\n",
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "unsubscribe failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                "<!doctype html><p>Please try again later.</p>\n",
             )
                 .into_response()
         }

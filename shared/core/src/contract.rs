@@ -1337,7 +1337,7 @@ pub async fn run_workflows<S: Stores + crate::ports::WorkflowStore>(make: impl F
 }
 
 pub fn workflow_def(title: &str) -> crate::workflow::Workflow {
-    crate::workflow::Workflow::from_json(&format!(
+    crate::workflow::Workflow::parse(&format!(
         r#"{{"title": "{title}", "status": "active", "trigger": {{"event": "patient_created"}},
             "steps": [{{"schedule": {{"direction": "after", "amount": 0, "unit": "hours"}},
                         "task": {{"kind": "email", "subject": "Hi", "body": "Hello {{{{ patient.first_name }}}}"}}}}]}}"#

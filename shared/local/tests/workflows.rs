@@ -67,7 +67,7 @@ async fn pass(q: &LocalQueue, at: &str) -> PassReport {
 }
 
 fn workflow(json: &str) -> Workflow {
-    Workflow::from_json(json).unwrap()
+    Workflow::parse(json).unwrap()
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 //! maths and rendering. Enrolment turns a domain event into scheduled steps;
 //! dispatch sends the due ones. All pure; storage and sending are ports.
 pub mod catalogue;
+pub mod defaults;
 pub mod dispatch;
 pub mod enrol;
 pub mod model;

@@ -239,9 +239,14 @@ pub fn slug(title: &str) -> String {
 impl Workflow {
     /// Parses a definition (JSON, or YAML when it does not start with `{`) and
     /// checks it; the error says which part is wrong.
-    pub fn from_json(text: &str) -> Result<Workflow, String> {
-        let mut wf: Workflow =
-            serde_json::from_str(text).map_err(|e| format!("not a valid workflow: {e}"))?;
+    pub fn parse(text: &str) -> Result<Workflow, String> {
+        let trimmed = text.trim_start_matches('\u{feff}').trim_start();
+        let mut wf: Workflow = if trimmed.starts_with('{') {
+            serde_json::from_str(trimmed).map_err(|e| format!("not a valid workflow: {e}"))?
+        } else {
+            serde_saphyr::from_str(trimmed)
+                .map_err(|e| format!("not a valid workflow (YAML): {e}"))?
+        };
         wf.normalize();
         wf.validate()?;
         Ok(wf)

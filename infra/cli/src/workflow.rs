@@ -1,0 +1,218 @@
+//! Workflow commands (CONTRACT §5): import, list, activate and deactivate,
+//! install the default workflows, show scheduled steps; one dispatcher pass;
+//! the outbox.
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use serde_json::{Value, json};
+use tendon_core::ports::{ConfigStore, Mailer, PatientStore, StoreError, WorkflowStore};
+use tendon_core::workflow::dispatch::Dispatcher;
+use tendon_core::workflow::{Workflow, WorkflowStatus, defaults};
+
+use crate::admin::JsonFlag;
+use crate::output::print;
+
+#[derive(Subcommand)]
+pub enum WorkflowCommand {
+    /// Import a workflow definition (JSON or YAML); re-importing an ID makes a new version.
+    Import {
+        #[arg(long)]
+        org: String,
+        file: PathBuf,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// List the org's workflows.
+    List {
+        #[arg(long)]
+        org: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Switch a workflow on: triggers from now on enrol patients (no back-fill).
+    Activate {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        id: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Switch a workflow off: nothing new is scheduled, and its pending steps are skipped.
+    Deactivate {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        id: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Install the default global workflows (engagement and outcomes, with and
+    /// without an EMR integration).
+    InstallDefaults {
+        #[arg(long)]
+        org: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// The scheduled steps of an org or of one patient, by due time.
+    Steps {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        patient: Option<String>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum OutboxCommand {
+    /// Messages sent (or being sent) to patients, oldest first.
+    List {
+        #[arg(long)]
+        org: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}
+
+fn err(e: StoreError) -> String {
+    e.to_string()
+}
+
+/// The `workflow list` view of a workflow (CONTRACT §5 keys, plus `version`).
+pub fn workflow_json(w: &Workflow) -> Value {
+    json!({
+        "id": w.id,
+        "title": w.title,
+        "status": w.status.as_str(),
+        "version": w.version,
+        "patient_group": w.patient_group,
+        "trigger": w.trigger,
+        "steps": w.steps,
+    })
+}
+
+async fn require_org<S: ConfigStore>(store: &S, org: &str) -> Result<Vec<Workflow>, String> {
+    match store.org_config(org).await.map_err(err)? {
+        Some(cfg) => Ok(cfg.workflows),
+        None => Err(format!(
+            "no org {org:?}; create it with `tendon org create --id {org} --name NAME`"
+        )),
+    }
+}
+
+pub async fn run<S: ConfigStore + WorkflowStore>(
+    store: &S,
+    cmd: WorkflowCommand,
+) -> Result<(), String> {
+    match cmd {
+        WorkflowCommand::Import { org, file, out } => {
+            require_org(store, &org).await?;
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let wf = Workflow::parse(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+            let stored = store.put_workflow(&org, &wf).await.map_err(err)?;
+            print(
+                out.json,
+                &json!({"id": stored.id, "title": stored.title, "status": stored.status.as_str(), "version": stored.version}),
+            )
+        }
+        WorkflowCommand::List { org, out } => {
+            let all = require_org(store, &org).await?;
+            print(out.json, &all.iter().map(workflow_json).collect::<Vec<_>>())
+        }
+        WorkflowCommand::Activate { org, id, out } => {
+            set_status(store, &org, &id, WorkflowStatus::Active, out.json).await
+        }
+        WorkflowCommand::Deactivate { org, id, out } => {
+            set_status(store, &org, &id, WorkflowStatus::Inactive, out.json).await
+        }
+        WorkflowCommand::InstallDefaults { org, out } => {
+            require_org(store, &org).await?;
+            let mut installed = Vec::new();
+            for wf in defaults::all() {
+                let stored = store.put_workflow(&org, &wf).await.map_err(err)?;
+                installed.push(json!({"id": stored.id, "title": stored.title, "status": stored.status.as_str(), "version": stored.version}));
+            }
+            print(out.json, &installed)
+        }
+        WorkflowCommand::Steps { org, patient, out } => {
+            require_org(store, &org).await?;
+            let steps = store
+                .list_steps(&org, patient.as_deref())
+                .await
+                .map_err(err)?;
+            let view: Vec<Value> = steps
+                .iter()
+                .map(|s| {
+                    json!({
+                        "id": s.id, "workflow_id": s.workflow_id, "step": s.step, "occurrence": s.occurrence,
+                        "patient_id": s.patient_id, "appointment_id": s.appointment_id, "kind": s.task.kind.as_str(),
+                        "due_at": s.due_at, "status": s.status.as_str(), "note": s.note,
+                    })
+                })
+                .collect();
+            print(out.json, &view)
+        }
+    }
+}
+
+async fn set_status<S: WorkflowStore>(
+    store: &S,
+    org: &str,
+    id: &str,
+    status: WorkflowStatus,
+    json: bool,
+) -> Result<(), String> {
+    match store.set_workflow_status(org, id, status).await {
+        Ok(wf) => print(json, &workflow_json(&wf)),
+        Err(StoreError::NotFound(_)) => Err(format!(
+            "no workflow {id:?} in org {org:?}; see `tendon workflow list --org {org}`"
+        )),
+        Err(e) => Err(err(e)),
+    }
+}
+
+pub async fn outbox<S: WorkflowStore>(store: &S, cmd: OutboxCommand) -> Result<(), String> {
+    let OutboxCommand::List { org, out } = cmd;
+    let all = store.list_deliveries(&org).await.map_err(err)?;
+    let view: Vec<Value> = all
+        .iter()
+        .map(|d| {
+            json!({
+                "channel": d.channel.as_str(), "to": d.to, "subject": d.subject, "body": d.body,
+                "workflow_id": d.workflow_id, "step": d.step, "patient_id": d.patient_id,
+                "sent_at": d.sent_at, "status": d.status, "content_id": d.content_id,
+            })
+        })
+        .collect();
+    print(out.json, &view)
+}
+
+/// `tendon dispatch --at`: one pass, as an EventBridge event with that `time` would run it.
+pub async fn dispatch<S, M>(
+    store: &S,
+    mailer: &M,
+    public_url: &str,
+    secret: &str,
+    at: &str,
+    json_out: bool,
+) -> Result<(), String>
+where
+    S: ConfigStore + WorkflowStore + PatientStore,
+    M: Mailer,
+{
+    let at: jiff::Timestamp = at.parse().map_err(|_| {
+        format!("--at {at:?} is not an RFC 3339 instant (e.g. 2026-12-01T09:00:00Z)")
+    })?;
+    let d = Dispatcher {
+        store,
+        mailer,
+        public_url,
+        unsubscribe_secret: secret,
+    };
+    let report = d.pass(at).await.map_err(err)?;
+    print(json_out, &report)
+}
