@@ -223,3 +223,131 @@ async fn inactive_workflows_and_unmatched_groups_schedule_nothing() {
     let outbox = q.store().list_deliveries("ACME01").await.unwrap();
     assert_eq!(outbox[0].content_id.as_deref(), Some("quickdash"));
 }
+
+/// A provider that counts what it was asked to send, and can fail after
+/// "sending" (the process dies between the send and its record).
+#[derive(Default)]
+struct CountingMailer {
+    sent: std::sync::Mutex<Vec<String>>,
+    die_after_send: std::sync::atomic::AtomicBool,
+}
+
+impl tendon_core::ports::Mailer for CountingMailer {
+    async fn send(
+        &self,
+        delivery: &tendon_core::workflow::steps::Delivery,
+    ) -> Result<String, tendon_core::ports::SendError> {
+        self.sent.lock().unwrap().push(delivery.id.clone());
+        if self
+            .die_after_send
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(tendon_core::ports::SendError::Unavailable(
+                "process died".into(),
+            ));
+        }
+        Ok("provider-1".into())
+    }
+}
+
+async fn pass_with(q: &LocalQueue, mailer: &CountingMailer, at: &str) -> PassReport {
+    let d = Dispatcher {
+        store: q.store(),
+        mailer,
+        public_url: "https://tendon.example",
+        unsubscribe_secret: "s3cret",
+    };
+    d.pass(at.parse::<Timestamp>().unwrap()).await.unwrap()
+}
+
+const WELCOME: &str = r#"{"title": "Welcome", "status": "active", "trigger": {"event": "patient_created"},
+    "steps": [{"schedule": {"direction": "after", "amount": 0, "unit": "hours"},
+               "task": {"kind": "email", "subject": "Hi", "body": "Hello {{ patient.first_name }}"}}]}"#;
+
+#[tokio::test]
+async fn crashes_around_the_send_cost_at_most_one_duplicate_and_lose_nothing() {
+    let q = setup().await;
+    q.store()
+        .put_workflow("ACME01", &workflow(WELCOME))
+        .await
+        .unwrap();
+    post(&q, WORKED).await;
+    let mailer = CountingMailer::default();
+    let t0 = Timestamp::now();
+
+    // 1. A dispatcher claims the step and dies before sending: nothing is sent,
+    //    and the step is taken again once the claim expires.
+    let claimed = q
+        .store()
+        .claim_due(t0, t0 + jiff::SignedDuration::from_mins(5), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(
+        pass_with(&q, &mailer, &t0.to_string()).await,
+        PassReport::default()
+    );
+    let t1 = (t0 + jiff::SignedDuration::from_mins(6)).to_string();
+
+    // 2. The next dispatcher sends, then dies before recording the send.
+    mailer
+        .die_after_send
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(pass_with(&q, &mailer, &t1).await.sent, 0);
+    assert_eq!(mailer.sent.lock().unwrap().len(), 1);
+
+    // 3. After the retry backoff it is sent again: one duplicate for that crash.
+    let t2 = (t0 + jiff::SignedDuration::from_mins(9)).to_string();
+    assert_eq!(pass_with(&q, &mailer, &t2).await.sent, 1);
+    let sent = mailer.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2, "at most one duplicate per crash");
+    assert_eq!(sent[0], sent[1], "the same delivery");
+    // ...and never again.
+    let t3 = (t0 + jiff::SignedDuration::from_hours(2)).to_string();
+    assert_eq!(pass_with(&q, &mailer, &t3).await, PassReport::default());
+    assert_eq!(mailer.sent.lock().unwrap().len(), 2);
+    let outbox = q.store().list_deliveries("ACME01").await.unwrap();
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(
+        outbox[0].status,
+        tendon_core::workflow::steps::DeliveryStatus::Sent
+    );
+}
+
+#[tokio::test]
+async fn concurrent_passes_never_send_a_step_twice() {
+    let q = setup().await;
+    q.store()
+        .put_workflow("ACME01", &workflow(WELCOME))
+        .await
+        .unwrap();
+    for n in 0..40 {
+        let body = WORKED
+            .replace("MSG00042", &format!("MSG2{n:04}"))
+            .replace("P555", &format!("P{}", 2000 + n))
+            .replace("A9001", &format!("A{}", 20000 + n));
+        post(&q, &body).await;
+    }
+    let mailer = CountingMailer::default();
+    let now = Timestamp::now().to_string();
+    let (a, b) = tokio::join!(pass_with(&q, &mailer, &now), pass_with(&q, &mailer, &now));
+    assert_eq!(a.sent + b.sent, 40, "{a:?} {b:?}");
+    let mut sent = mailer.sent.lock().unwrap().clone();
+    sent.sort();
+    sent.dedup();
+    assert_eq!(sent.len(), 40, "no delivery sent twice");
+    assert_eq!(mailer.sent.lock().unwrap().len(), 40);
+}
+
+#[test]
+fn a_yaml_definition_reads_like_the_json_one() {
+    let yaml = "title: Welcome\nstatus: active\ntrigger:\n  event: patient_created\nsteps:\n  - schedule: {direction: after, amount: 0, unit: hours}\n    task: {kind: email, subject: Hi, body: \"Hello {{ patient.first_name }}\"}\n";
+    assert_eq!(workflow(yaml), workflow(WELCOME));
+    let bad = Workflow::parse(
+        "title: X\nstatus: active\ntrigger: {event: patient_created}\nsteps:\n  - schedule: {direction: before, amount: 1, unit: days}\n    task: {kind: email, subject: a, body: b}\n",
+    );
+    assert!(
+        bad.unwrap_err().contains("before"),
+        "a 'before' step needs an appointment trigger"
+    );
+}
