@@ -55,6 +55,16 @@ pub enum WorkflowCommand {
         #[command(flatten)]
         out: JsonFlag,
     },
+    /// A patient's workflow timeline: what was sent, what is scheduled, and
+    /// the repeats to come, on the clinic's clock. Sends nothing.
+    Simulate {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        patient: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
     /// The scheduled steps of an org or of one patient, by due time.
     Steps {
         #[arg(long)]
@@ -103,7 +113,7 @@ async fn require_org<S: ConfigStore>(store: &S, org: &str) -> Result<Vec<Workflo
     }
 }
 
-pub async fn run<S: ConfigStore + WorkflowStore>(
+pub async fn run<S: ConfigStore + WorkflowStore + PatientStore>(
     store: &S,
     cmd: WorkflowCommand,
 ) -> Result<(), String> {
@@ -137,6 +147,19 @@ pub async fn run<S: ConfigStore + WorkflowStore>(
                 installed.push(json!({"id": stored.id, "title": stored.title, "status": stored.status.as_str(), "version": stored.version}));
             }
             print(out.json, &installed)
+        }
+        WorkflowCommand::Simulate { org, patient, out } => {
+            let Some(config) = store.org_config(&org).await.map_err(err)? else {
+                return Err(format!("no org {org:?}"));
+            };
+            let Some(record) = store.load_patient(&org, &patient).await.map_err(err)? else {
+                return Err(format!("no patient {patient:?} in org {org:?}"));
+            };
+            let steps = store.list_steps(&org, Some(&patient)).await.map_err(err)?;
+            print(
+                out.json,
+                &tendon_core::workflow::simulate::timeline(&steps, &config, &record),
+            )
         }
         WorkflowCommand::Steps { org, patient, out } => {
             require_org(store, &org).await?;

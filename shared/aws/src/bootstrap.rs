@@ -1,7 +1,14 @@
 //! `tendon aws bootstrap`: the resources of template.yaml (the table with its
-//! `due` GSI, the two FIFO queues with their FIFO DLQs), created directly
-//! through the APIs, for moto, a sandbox account or a first deploy check.
-//! Idempotent: existing resources with the same settings are kept.
+//! `due` GSI, the two FIFO queues with their FIFO DLQs) and the mail setup
+//! (an SES verified domain identity for the sender and an SES configuration
+//! set), created directly through the APIs, for moto, a sandbox account or a
+//! first deploy check. Idempotent: existing resources with the same settings
+//! are kept.
+//!
+//! The sender is `no-reply@<prefix>.example.com`, its domain verified as an
+//! SES identity: on moto that is all a send needs; on a real account the
+//! domain cannot be verified, so set `TENDON_SES_SENDER` to an identity of
+//! your own there.
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -11,6 +18,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
+use crate::mail::{ENV_SES_CONFIGURATION_SET, ENV_SES_SENDER};
 use crate::{ENV_EPISODES_QUEUE_URL, ENV_PATIENTS_QUEUE_URL, ENV_TABLE};
 
 /// Environment variable with the patients DLQ URL.
@@ -34,6 +42,10 @@ pub struct BootstrapEnv {
     pub episodes_queue_url: String,
     pub patients_dlq_url: String,
     pub episodes_dlq_url: String,
+    /// The `From` of workflow email (an SES verified identity's address).
+    pub ses_sender: String,
+    /// The SES configuration set workflow email is sent with.
+    pub ses_configuration_set: String,
 }
 
 impl BootstrapEnv {
@@ -45,6 +57,11 @@ impl BootstrapEnv {
             (ENV_EPISODES_QUEUE_URL, self.episodes_queue_url.clone()),
             (ENV_PATIENTS_DLQ_URL, self.patients_dlq_url.clone()),
             (ENV_EPISODES_DLQ_URL, self.episodes_dlq_url.clone()),
+            (ENV_SES_SENDER, self.ses_sender.clone()),
+            (
+                ENV_SES_CONFIGURATION_SET,
+                self.ses_configuration_set.clone(),
+            ),
         ])
     }
 }
@@ -58,7 +75,8 @@ pub async fn bootstrap(prefix: &str) -> Result<BootstrapEnv, String> {
 
 /// Creates `<prefix>-table`, `<prefix>-patients.fifo`, `<prefix>-episodes.fifo`
 /// and their DLQs `<prefix>-patients-dlq.fifo`, `<prefix>-episodes-dlq.fifo`,
-/// and waits for the table to be active. `prefix` follows the template's
+/// the SES identity `<prefix>.example.com` and the SES configuration set
+/// `<prefix>-mail`, and waits for the table to be active. `prefix` follows the template's
 /// `Prefix` parameter: lower-case letters, digits and hyphens, starting with a
 /// letter, at most 32 characters.
 pub async fn bootstrap_with(
@@ -83,6 +101,7 @@ pub async fn bootstrap_with(
         create_queue_pair(&sqs, prefix, "patients").await?;
     let (episodes_queue_url, episodes_dlq_url) =
         create_queue_pair(&sqs, prefix, "episodes").await?;
+    let (ses_sender, ses_configuration_set) = create_mail(sdk, prefix).await?;
     wait_for_table(&dynamo, &table).await?;
     Ok(BootstrapEnv {
         table,
@@ -90,7 +109,52 @@ pub async fn bootstrap_with(
         episodes_queue_url,
         patients_dlq_url,
         episodes_dlq_url,
+        ses_sender,
+        ses_configuration_set,
     })
+}
+
+/// The sender's domain as an SES identity and the configuration set; returns
+/// (sender, configuration set name).
+async fn create_mail(
+    sdk: &aws_config::SdkConfig,
+    prefix: &str,
+) -> Result<(String, String), String> {
+    let ses = aws_sdk_ses::Client::new(sdk);
+    let domain = format!("{prefix}.example.com");
+    ses.verify_domain_identity()
+        .domain(&domain)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot create the SES identity {domain}: {}",
+                aws_sdk_ses::error::DisplayErrorContext(&e)
+            )
+        })?;
+    let name = format!("{prefix}-mail");
+    let set = aws_sdk_ses::types::ConfigurationSet::builder()
+        .name(&name)
+        .build()
+        .map_err(|e| format!("create configuration set: {e}"))?;
+    match ses
+        .create_configuration_set()
+        .configuration_set(set)
+        .send()
+        .await
+    {
+        Ok(_) => {}
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_configuration_set_already_exists_exception()) => {}
+        Err(e) => {
+            return Err(format!(
+                "cannot create the SES configuration set {name}: {}",
+                aws_sdk_ses::error::DisplayErrorContext(&e)
+            ));
+        }
+    }
+    Ok((format!("no-reply@{domain}"), name))
 }
 
 fn key_element(name: &str, key_type: KeyType) -> Result<KeySchemaElement, String> {

@@ -1,14 +1,16 @@
-//! [`ConfigStore`]: orgs, ingest keys (hashes), locations and practitioners,
-//! all under `ORG#<org>` except the keys (`KEY#<hash>`).
+//! [`ConfigStore`]: orgs, ingest keys (hashes), locations, practitioners and
+//! (read here, written in `workflows`) workflows, all under `ORG#<org>`
+//! except the keys (`KEY#<hash>`).
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem, Update};
 use serde::Serialize;
 use tendon_core::model::{Location, Org, OrgConfig, Practitioner};
 use tendon_core::ports::{ConfigStore, StoreError, StoreResult};
+use tendon_core::workflow::Workflow;
 
 use crate::items::{
-    CONFIG_TOKEN, Item, KEY_SK, LOC_PREFIX, ORG_SK, PRAC_PREFIX, from_item, key, key_pk, org_pk, s,
-    string_attr, to_item,
+    CONFIG_TOKEN, Item, KEY_SK, LOC_PREFIX, ORG_SK, PRAC_PREFIX, WORKFLOW_PREFIX, from_item, key,
+    key_pk, org_pk, s, string_attr, to_item,
 };
 use crate::{AwsStore, backend, build, next_seq};
 
@@ -63,7 +65,11 @@ fn new_config_token() -> String {
 }
 
 /// The org must exist, and its configuration token changes with this write.
-fn org_changed(store: &AwsStore, what: &str, org: &str) -> StoreResult<TransactWriteItem> {
+pub(crate) fn org_changed(
+    store: &AwsStore,
+    what: &str,
+    org: &str,
+) -> StoreResult<TransactWriteItem> {
     let update = Update::builder()
         .table_name(&store.table)
         .set_key(Some(key(org_pk(org), ORG_SK)))
@@ -83,7 +89,12 @@ fn org_item(what: &str, org: &Org) -> StoreResult<Item> {
     Ok(item)
 }
 
-fn put(store: &AwsStore, what: &str, item: Item, condition: Option<&str>) -> StoreResult<Put> {
+pub(crate) fn put(
+    store: &AwsStore,
+    what: &str,
+    item: Item,
+    condition: Option<&str>,
+) -> StoreResult<Put> {
     Put::builder()
         .table_name(&store.table)
         .set_item(Some(item))
@@ -124,7 +135,7 @@ impl AwsStore {
 
     /// [`AwsStore::transact`] where only condition failures are expected:
     /// `Ok(Some(failed))` flags the items whose condition was false.
-    async fn transact_conditions(
+    pub(crate) async fn transact_conditions(
         &self,
         what: &str,
         items: Vec<TransactWriteItem>,
@@ -286,6 +297,7 @@ impl AwsStore {
         let mut found = None;
         let mut locations: Vec<Location> = Vec::new();
         let mut practitioners: Vec<Practitioner> = Vec::new();
+        let mut workflows: Vec<Workflow> = Vec::new();
         let mut token = String::new();
         for item in self.query_all(WHAT, org_pk(org)).await? {
             let sk = string_attr(&item, "sk").unwrap_or_default().to_owned();
@@ -298,6 +310,8 @@ impl AwsStore {
                 locations.push(from_item(WHAT, item)?);
             } else if sk.starts_with(PRAC_PREFIX) {
                 practitioners.push(from_item(WHAT, item)?);
+            } else if sk.starts_with(WORKFLOW_PREFIX) {
+                workflows.push(crate::workflows::decode_workflow(WHAT, item)?);
             }
         }
         let Some(org) = found else {
@@ -305,11 +319,12 @@ impl AwsStore {
         };
         locations.sort_by(|a, b| a.id.cmp(&b.id));
         practitioners.sort_by(|a, b| a.id.cmp(&b.id));
+        workflows.sort_by(|a, b| a.id.cmp(&b.id));
         let config = OrgConfig {
             org,
             locations,
             practitioners,
-            workflows: Vec::new(),
+            workflows,
         };
         self.caches.remember_config(&token, &config);
         Ok(Some((token, config)))

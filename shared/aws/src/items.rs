@@ -56,6 +56,26 @@ pub(crate) fn event_pk(org: &str) -> String {
     format!("ORG#{org}#EVT")
 }
 
+/// Sort-key prefix of a workflow, in the org partition (`org_config` reads it).
+pub(crate) const WORKFLOW_PREFIX: &str = "WF#";
+/// Sort-key prefix of a scheduled step, in its patient's partition.
+pub(crate) const STEP_PREFIX: &str = "STEP#";
+/// Sort-key prefix of an assignment marker (a sent survey or exercise), in
+/// the patient's partition.
+pub(crate) const ASSIGNMENT_PREFIX: &str = "ASG#";
+/// The `due` GSI and its key attributes (set only on scheduled steps).
+pub(crate) const DUE_INDEX: &str = "due";
+pub(crate) const DUE_PK: &str = "due_pk";
+pub(crate) const DUE_AT: &str = "due_at";
+
+pub(crate) fn delivery_pk(org: &str, id: &str) -> String {
+    format!("ORG#{org}#DLV#{id}")
+}
+pub(crate) const DELIVERY_SK: &str = "DLV";
+pub(crate) fn delivery_list_pk(org: &str) -> String {
+    format!("ORG#{org}#DLVS")
+}
+
 pub(crate) fn key(pk: String, sk: impl Into<String>) -> Item {
     HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
 }
@@ -104,17 +124,36 @@ impl AwsStore {
 
     /// Every item of a partition, in `sk` order (strongly consistent, all pages).
     pub(crate) async fn query_all(&self, what: &str, pk: String) -> StoreResult<Vec<Item>> {
+        self.query_prefix(what, pk, "").await
+    }
+
+    /// The items of a partition whose `sk` starts with `prefix` (all of them
+    /// if it is empty), in `sk` order (strongly consistent, all pages).
+    pub(crate) async fn query_prefix(
+        &self,
+        what: &str,
+        pk: String,
+        prefix: &str,
+    ) -> StoreResult<Vec<Item>> {
         let mut out = Vec::new();
         let mut start = None;
         loop {
             self.count();
-            let page = self
+            let mut query = self
                 .dynamo
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("#pk = :pk")
                 .expression_attribute_names("#pk", PK)
-                .expression_attribute_values(":pk", s(pk.clone()))
+                .expression_attribute_values(":pk", s(pk.clone()));
+            query = if prefix.is_empty() {
+                query.key_condition_expression("#pk = :pk")
+            } else {
+                query
+                    .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                    .expression_attribute_names("#sk", SK)
+                    .expression_attribute_values(":prefix", s(prefix))
+            };
+            let page = query
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()

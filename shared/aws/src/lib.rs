@@ -20,9 +20,12 @@
 //!
 //! One [`AwsStore`] implements [`ConfigStore`](tendon_core::ports::ConfigStore),
 //! [`MessageLog`](tendon_core::ports::MessageLog),
-//! [`PatientStore`](tendon_core::ports::PatientStore) and
+//! [`PatientStore`](tendon_core::ports::PatientStore),
+//! [`WorkflowStore`](tendon_core::ports::WorkflowStore) and
 //! [`WorkQueue`](tendon_core::ports::WorkQueue) with the semantics their docs
-//! give (the `tendon_core::contract` suite checks them on moto).
+//! give (the `tendon_core::contract` suites check them on moto).
+//! [`AwsMailer`] implements [`Mailer`](tendon_core::ports::Mailer): email
+//! through SES (`SendRawEmail`, MIME built here), texts through SNS.
 //!
 //! # Item layout
 //!
@@ -41,6 +44,16 @@
 //! | patient | `ORG#<org>#PAT#<id>` | `REC` | [`PatientRecord`](tendon_core::model::PatientRecord), `version` a Number |
 //! | patient listing | `ORG#<org>#PATS` | `<id>` | attribute `id` only; written by the commit that creates the record |
 //! | event | `ORG#<org>#EVT` | `<event id>` | [`DomainEvent`](tendon_core::model::DomainEvent) plus `seq` |
+//! | workflow | `ORG#<org>` | `WF#<id>` | [`Workflow`](tendon_core::workflow::Workflow); in the org partition, so `org_config` reads it in its one Query |
+//! | scheduled step | `ORG#<org>#PAT#<patient>` | `STEP#<id>` | [`ScheduledStep`](tendon_core::workflow::steps::ScheduledStep), its `due_at` stored as `step_due_at`; while `scheduled` also `due_pk` and `due_at` (the `due` GSI) and, while claimed, `claim_ms` |
+//! | assignment marker | `ORG#<org>#PAT#<patient>` | `ASG#<delivery id>` | a sent survey or exercise: `delivery_id`, `kind`, `sent_at`, `content_id`; `completed_at` once done |
+//! | delivery | `ORG#<org>#DLV#<id>` | `DLV` | [`Delivery`](tendon_core::workflow::steps::Delivery) (the outbox) |
+//! | delivery listing | `ORG#<org>#DLVS` | `<created>#<seq>#<id>` | attribute `id` only; written with the delivery in one transaction |
+//!
+//! The `due` GSI (`due_pk` hash, `due_at` range, sparse) holds only
+//! scheduled steps: `due_pk` is `DUE#<n>`, `n` a hash of the step ID modulo 4,
+//! and `due_at` is `<13-digit Unix ms>#<step id>`, the instant from which the
+//! step can be claimed (its due time, or its claim's end while claimed).
 //!
 //! - The message item is addressed directly by (org, id): `get_message` is one
 //!   GetItem and the commit guard an Update on it. Its listing item holds only
@@ -61,7 +74,29 @@
 //!   the message guard → `AlreadyApplied` (or `NotFound` if the message does
 //!   not exist); a record → `Conflict`; only events → those events exist
 //!   already (the first write stays), so the transaction is sent again without
-//!   them. The step guard makes a commit's events exactly-once.
+//!   them. The step guard makes a commit's events exactly-once. The steps a
+//!   commit schedules (`Commit::scheduled`) are Puts in the same transaction
+//!   (`attribute_not_exists(pk)`), and a step that exists is dropped and the
+//!   transaction resent, as events are.
+//! - Every workflow write is one transaction with a fresh `config_token` on
+//!   the org item, so the steps' token-checked configuration cache never
+//!   serves stale workflows.
+//! - `claim_due` Queries each `due` shard for `due_at < <at + 1 ms>` (at once;
+//!   only steps claimable at `at` are read), then claims oldest first with a
+//!   conditional UpdateItem per step (`status = scheduled`, still claimable by
+//!   the item's own `due_at` and `claim_ms`; the index is eventually
+//!   consistent, the item is the truth) that sets `claimed_until` and moves
+//!   `due_at` to the claim's end. A failed condition means another claimer
+//!   has it. `finish_step` Puts the step without its claim, with the index
+//!   attributes only if it is still scheduled (at its possibly new due time),
+//!   and the next occurrence (`attribute_not_exists`) in the same transaction.
+//!   A claim of `n` due steps costs 4 Queries and `n` UpdateItems.
+//! - `begin_delivery` writes the delivery (`attribute_not_exists`) and its
+//!   listing item in one transaction; `complete_delivery` updates it and, for
+//!   a sent survey or exercise, writes its assignment marker in the same
+//!   transaction, so `open_assignments` is one Query (`ASG#`, COUNT of those
+//!   without `completed_at`). `list_steps` of a patient is one Query; of an
+//!   org, the patient listing and that Query per patient.
 //! - Org IDs are assumed to contain no `#` (they are EMR account IDs).
 //! - An item is at most 400 KB: a raw message (or a patient record) larger than
 //!   that is refused by DynamoDB as a `Backend` error.
@@ -81,13 +116,16 @@ mod config;
 pub mod consumer;
 mod items;
 pub mod lambda;
+mod mail;
 mod messages;
 mod patients;
 mod queue;
 mod steps;
+mod workflows;
 
 pub use bootstrap::{BootstrapEnv, bootstrap, bootstrap_with};
 pub use cache::INGEST_TTL;
+pub use mail::{AwsMailer, ENV_SES_CONFIGURATION_SET, ENV_SES_SENDER};
 pub use queue::{Received, queue_safe_id};
 
 /// Environment variable naming the table.

@@ -1,10 +1,12 @@
 //! [`PatientStore`]: patient records with optimistic versions, the event log,
-//! and [`Commit`]s applied in one `TransactWriteItems`.
+//! and [`Commit`]s (with the workflow steps they schedule) applied in one
+//! `TransactWriteItems`.
 use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use tendon_core::model::{DomainEvent, Patient, PatientRecord};
 use tendon_core::ports::{Commit, CommitOutcome, PatientStore, StoreError, StoreResult};
+use tendon_core::workflow::steps::ScheduledStep;
 
 use crate::config::Reason;
 use crate::items::{
@@ -13,8 +15,8 @@ use crate::items::{
 };
 use crate::{AwsStore, build, next_seq};
 
-/// How many times a commit is sent again after events that exist already were
-/// dropped from it (each round drops at least one).
+/// How many times a commit is sent again after events or scheduled steps that
+/// exist already were dropped from it (each round drops at least one).
 const MAX_EVENT_ROUNDS: usize = 8;
 
 fn put(
@@ -26,12 +28,14 @@ fn put(
 
 impl AwsStore {
     /// The transaction of a commit: the message guard first, then the records
-    /// (with the listing items of new patients), then `events`.
-    /// Returns the items, the end of the records and the start of the events.
+    /// (with the listing items of new patients), then `events`, then `steps`.
+    /// Returns the items, the end of the records and the start of the events
+    /// (the steps follow them).
     fn commit_items(
         &self,
         commit: &Commit,
         events: &[&DomainEvent],
+        steps: &[&ScheduledStep],
     ) -> StoreResult<(Vec<TransactWriteItem>, usize, usize)> {
         const WHAT: &str = "commit";
         let org = &commit.org;
@@ -113,6 +117,13 @@ impl AwsStore {
                 .map_err(|_| build(WHAT))?;
             items.push(TransactWriteItem::builder().put(p).build());
         }
+        for step in steps {
+            let p = put(&self.table, crate::workflows::step_item(WHAT, step)?)
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(|_| build(WHAT))?;
+            items.push(TransactWriteItem::builder().put(p).build());
+        }
         Ok((items, records_end, events_start))
     }
 }
@@ -158,8 +169,15 @@ impl PatientStore for AwsStore {
             .iter()
             .filter(|e| seen.insert(e.id.as_str()))
             .collect();
+        // The same for scheduled steps (their IDs derive from event IDs).
+        let mut seen = HashSet::new();
+        let mut steps: Vec<&ScheduledStep> = commit
+            .scheduled
+            .iter()
+            .filter(|s| seen.insert(s.id.as_str()))
+            .collect();
         for _ in 0..MAX_EVENT_ROUNDS {
-            let (items, records_end, first_event) = self.commit_items(commit, &events)?;
+            let (items, records_end, first_event) = self.commit_items(commit, &events, &steps)?;
             let Some(reasons) = self.transact(WHAT, items).await? else {
                 return Ok(CommitOutcome::Applied);
             };
@@ -204,12 +222,20 @@ impl PatientStore for AwsStore {
                 // Only listing items failed, which carry no condition: a race.
                 return Ok(CommitOutcome::Conflict);
             }
-            // Events recorded before (the first write stays), or racing writes of them.
+            // Events and steps recorded before (the first write stays), or
+            // racing writes of them.
+            let event_count = events.len();
             events = events
                 .into_iter()
                 .enumerate()
                 .filter(|(i, _)| !failed.contains(i))
                 .map(|(_, e)| e)
+                .collect();
+            steps = steps
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| !failed.contains(&(event_count + i)))
+                .map(|(_, s)| s)
                 .collect();
         }
         Err(StoreError::Backend(format!(

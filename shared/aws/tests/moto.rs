@@ -37,6 +37,27 @@ async fn bootstrap_creates_the_template_resources() {
     assert_eq!(vars["TENDON_TABLE"], env.table);
     assert_eq!(vars["TENDON_PATIENTS_QUEUE_URL"], env.patients_queue_url);
     assert_eq!(vars["TENDON_EPISODES_QUEUE_URL"], env.episodes_queue_url);
+    assert_eq!(
+        vars["TENDON_SES_SENDER"],
+        format!("no-reply@{prefix}.example.com")
+    );
+    assert_eq!(
+        vars["TENDON_SES_CONFIGURATION_SET"],
+        format!("{prefix}-mail")
+    );
+    let ses = aws_sdk_ses::Client::new(&sdk);
+    let identities = ses.list_identities().send().await.expect("list_identities");
+    assert!(
+        identities
+            .identities()
+            .contains(&format!("{prefix}.example.com")),
+        "the sender's domain is an SES identity"
+    );
+    ses.describe_configuration_set()
+        .configuration_set_name(&env.ses_configuration_set)
+        .send()
+        .await
+        .expect("the configuration set exists");
 
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
     let table = dynamo
@@ -612,4 +633,474 @@ async fn a_record_failing_on_its_last_receive_is_marked_dead_letter() {
             .expect("load")
             .is_some()
     );
+}
+
+// ---- Workflows: the store, the due index, the mailer ----
+
+use tendon_aws::AwsMailer;
+use tendon_core::contract::{scheduled_step, unique, workflow_def};
+use tendon_core::ports::{
+    Commit, CommitOutcome, Mailer, RecordWrite, SendError, StepStore, WorkflowStore,
+};
+use tendon_core::workflow::TaskKind;
+use tendon_core::workflow::steps::{Channel, Delivery, DeliveryStatus, ScheduledStep, StepStatus};
+
+#[tokio::test]
+async fn aws_store_meets_the_workflow_contract() {
+    let (store, _) = common::fresh_store("wfcontract").await;
+    let started = std::time::Instant::now();
+    tendon_core::contract::run_workflows(|| store.clone()).await;
+    eprintln!(
+        "workflow contract on moto: {} requests, {:.1} s",
+        store.request_count(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// An org with a stored message to commit against; returns the message ID.
+async fn org_with_message(store: &AwsStore, org: &str) -> String {
+    store
+        .create_org(&tendon_core::contract::org(org), &unique("hash"))
+        .await
+        .expect("create_org");
+    let m = tendon_core::contract::message(org, &unique("m"), "2026-11-20T17:30:00Z");
+    store.insert_message(&m).await.expect("insert_message");
+    m.id
+}
+
+fn commit_of(org: &str, message_id: &str, scheduled: Vec<ScheduledStep>) -> Commit {
+    Commit {
+        org: org.to_owned(),
+        message_id: message_id.to_owned(),
+        step: "patient".to_owned(),
+        status: MessageStatus::Accepted,
+        errors: Vec::new(),
+        patient_id: None,
+        records: Vec::new(),
+        events: Vec::new(),
+        park: None,
+        unpark: None,
+        scheduled,
+    }
+}
+
+/// Every item of the due index (all shards), as (due_pk, due_at).
+async fn due_index(store: &AwsStore) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    loop {
+        let page = store
+            .dynamo
+            .scan()
+            .table_name(&store.table)
+            .index_name("due")
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("scan the due index");
+        for item in page.items() {
+            let get = |n: &str| item[n].as_s().expect("a string key").clone();
+            out.push((get("due_pk"), get("due_at")));
+        }
+        match page.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => return out,
+        }
+    }
+}
+
+/// The claim Queries the due index only for what it can take: 50 steps due
+/// tomorrow and 5 due now cost 4 shard Queries (returning the 5) and 5
+/// conditional updates; a claimed step leaves the claimable part of the index,
+/// and a finished one leaves the index.
+#[tokio::test]
+async fn a_claim_reads_only_the_due_part_of_the_index() {
+    let (store, _) = common::fresh_store("due").await;
+    let org = unique("ORG");
+    let message_id = org_with_message(&store, &org).await;
+    let patient = unique("P");
+    let mut steps: Vec<ScheduledStep> = (0..50)
+        .map(|_| scheduled_step(&org, &patient, 0, "2026-11-21T17:30:00Z"))
+        .collect();
+    let due: Vec<ScheduledStep> = (0..5)
+        .map(|i| scheduled_step(&org, &patient, 0, &format!("2026-11-20T17:2{i}:00Z")))
+        .collect();
+    steps.extend(due.clone());
+    assert_eq!(
+        store
+            .commit(&commit_of(&org, &message_id, steps.clone()))
+            .await,
+        Ok(CommitOutcome::Applied)
+    );
+    assert_eq!(
+        due_index(&store).await.len(),
+        55,
+        "every scheduled step is in the index"
+    );
+
+    let at: jiff::Timestamp = "2026-11-20T17:30:00Z".parse().unwrap();
+    let until: jiff::Timestamp = "2026-11-20T17:35:00Z".parse().unwrap();
+    // What the claim's Queries see: the index below `at`, nothing else.
+    let before = format!("{:013}", at.as_millisecond() + 1);
+    let mut seen = 0;
+    for shard in 0..4 {
+        let page = store
+            .dynamo
+            .query()
+            .table_name(&store.table)
+            .index_name("due")
+            .key_condition_expression("due_pk = :s AND due_at < :b")
+            .expression_attribute_values(
+                ":s",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("DUE#{shard}")),
+            )
+            .expression_attribute_values(
+                ":b",
+                aws_sdk_dynamodb::types::AttributeValue::S(before.clone()),
+            )
+            .send()
+            .await
+            .expect("query the due index");
+        seen += page.count;
+    }
+    assert_eq!(seen, 5, "the due part of the index holds the 5 due steps");
+
+    let requests = store.request_count();
+    let writes = store.item_write_count();
+    let started = std::time::Instant::now();
+    let claimed = store.claim_due(at, until, 100).await.expect("claim_due");
+    let (claim_requests, claim_writes) = (
+        store.request_count() - requests,
+        store.item_write_count() - writes,
+    );
+    eprintln!(
+        "claim of 5 due among 55 scheduled: {claim_requests} requests (4 shard Queries + 5 UpdateItems), \
+         {claim_writes} item writes, {} ms",
+        started.elapsed().as_millis()
+    );
+    let mut got: Vec<&str> = claimed.iter().map(|s| s.id.as_str()).collect();
+    got.sort();
+    let mut want: Vec<&str> = due.iter().map(|s| s.id.as_str()).collect();
+    want.sort();
+    assert_eq!(got, want, "exactly the due steps");
+    assert_eq!(
+        claimed
+            .iter()
+            .map(|s| s.due_at.as_str())
+            .collect::<Vec<_>>(),
+        due.iter().map(|s| s.due_at.as_str()).collect::<Vec<_>>(),
+        "oldest first, with their own due times"
+    );
+    assert_eq!(claim_requests, 4 + 5);
+    assert_eq!(claim_writes, 5);
+
+    // Claimed: the index moves them to the claim's end, so a second pass
+    // reads nothing (4 empty Queries).
+    let requests = store.request_count();
+    assert!(store.claim_due(at, until, 100).await.unwrap().is_empty());
+    assert_eq!(store.request_count() - requests, 4);
+
+    // Finished: sent leaves the index; moved stays, at its new time.
+    let mut sent = claimed[0].clone();
+    sent.status = StepStatus::Sent;
+    store.finish_step(&sent, None).await.expect("finish_step");
+    let mut later = claimed[1].clone();
+    later.due_at = "2026-11-22T09:00:00Z".to_owned();
+    store.finish_step(&later, None).await.expect("finish_step");
+    let index = due_index(&store).await;
+    assert_eq!(index.len(), 54);
+    assert!(
+        !index
+            .iter()
+            .any(|(_, k)| k.ends_with(&format!("#{}", sent.id)))
+    );
+    let moved_key = format!(
+        "{:013}#{}",
+        "2026-11-22T09:00:00Z"
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+            .as_millisecond(),
+        later.id
+    );
+    assert!(index.iter().any(|(_, k)| *k == moved_key), "{moved_key}");
+    let listed = store.list_steps(&org, Some(&patient)).await.unwrap();
+    assert_eq!(listed.len(), 55);
+    assert!(
+        listed
+            .iter()
+            .all(|s| s.claimed_until.is_none() || s.status == StepStatus::Scheduled)
+    );
+    assert_eq!(
+        store.list_steps(&org, None).await.unwrap(),
+        Vec::<ScheduledStep>::new(),
+        "the org listing goes through the patient listing (this patient has no record)"
+    );
+}
+
+/// Workflow writes change the org's configuration token, so a warm step's
+/// cached configuration (read_step) carries them at once.
+#[tokio::test]
+async fn workflow_changes_reach_the_steps_configuration_at_once() {
+    let (store, _) = common::fresh_store("wfcache").await;
+    let org = unique("ORG");
+    let message_id = org_with_message(&store, &org).await;
+    let read = || async {
+        store
+            .read_step(&org, &message_id, None)
+            .await
+            .expect("read_step")
+            .config
+            .expect("the org exists")
+            .workflows
+            .iter()
+            .map(|w| (w.id.clone(), w.version, w.status))
+            .collect::<Vec<_>>()
+    };
+    assert!(read().await.is_empty());
+    store
+        .put_workflow(&org, &workflow_def("Welcome"))
+        .await
+        .expect("put_workflow");
+    use tendon_core::workflow::WorkflowStatus::{Active, Inactive};
+    assert_eq!(read().await, [("welcome".to_owned(), 1, Active)]);
+    store
+        .set_workflow_status(&org, "welcome", Inactive)
+        .await
+        .expect("set_workflow_status");
+    assert_eq!(read().await, [("welcome".to_owned(), 1, Inactive)]);
+    store
+        .put_workflow(&org, &workflow_def("Welcome"))
+        .await
+        .expect("put_workflow");
+    assert_eq!(read().await, [("welcome".to_owned(), 2, Active)]);
+}
+
+/// `GET {moto}/moto-api/data.json`: moto's state (sent SES messages, SMS).
+fn moto_state() -> serde_json::Value {
+    use std::io::{Read, Write};
+    let endpoint = &common::moto().endpoint;
+    let host = endpoint.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(host).expect("moto accepts connections");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /moto-api/data.json HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("moto answers");
+    let text = String::from_utf8(response).expect("UTF-8");
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(
+        head.starts_with("HTTP/1.") && head.contains(" 200 "),
+        "{head}"
+    );
+    serde_json::from_str(body).expect("data.json is JSON")
+}
+
+fn email_delivery(to: &str, subject: &str) -> Delivery {
+    let id = unique("dlv").replace('-', "");
+    Delivery {
+        id: id.clone(),
+        org: "ACME01".to_owned(),
+        channel: Channel::Email,
+        to: to.to_owned(),
+        subject: Some(subject.to_owned()),
+        body: format!(
+            "Hello Ana = friend, ref {id}\n\nUnsubscribe: https://tendon.example/unsubscribe/ACME01/P1/tok{id}\n"
+        ),
+        html: Some(format!("<p>Hello Ana, ref {id}</p>")),
+        content_id: None,
+        kind: TaskKind::Email,
+        workflow_id: "welcome".to_owned(),
+        step: 0,
+        patient_id: "P1".to_owned(),
+        step_id: unique("step"),
+        status: DeliveryStatus::Sending,
+        provider_id: None,
+        created_at: "2026-11-20T17:30:00Z".to_owned(),
+        sent_at: None,
+    }
+}
+
+#[tokio::test]
+async fn the_aws_mailer_sends_safe_multipart_email_and_texts_on_moto() {
+    let (_, env) = common::fresh_store("mail").await;
+    let sdk = common::sdk_config().await;
+    let mailer = AwsMailer::from_config(&sdk, &env);
+
+    let email = email_delivery("ana.rivera@example.com", "Hi\r\nBcc: evil@example.com");
+    let provider_id = mailer.send(&email).await.expect("SES accepts the email");
+    let state = moto_state();
+    let sent = state["ses"]["RawMessage"]
+        .as_array()
+        .expect("moto lists SES raw messages")
+        .iter()
+        .find(|m| m["id"] == provider_id.as_str())
+        .expect("the sent message is in moto")
+        .clone();
+    assert_eq!(sent["source"], env.ses_sender.as_str());
+    // (moto adds the To header's addresses to the Destinations given.)
+    let destinations = sent["destinations"].as_array().expect("destinations");
+    assert!(
+        !destinations.is_empty() && destinations.iter().all(|d| d == "ana.rivera@example.com"),
+        "{destinations:?}"
+    );
+    let raw = sent["raw_data"].as_str().expect("raw data");
+    let (head, _) = raw.split_once("\r\n\r\n").expect("headers, then the body");
+    let headers: Vec<&str> = head.split("\r\n").collect();
+    let subjects: Vec<&&str> = headers
+        .iter()
+        .filter(|h| h.starts_with("Subject:"))
+        .collect();
+    assert_eq!(
+        subjects,
+        [&"Subject: Hi  Bcc: evil@example.com"],
+        "{headers:?}"
+    );
+    assert!(
+        !headers
+            .iter()
+            .any(|h| h.to_ascii_lowercase().starts_with("bcc")),
+        "no injected header: {headers:?}"
+    );
+    assert!(
+        headers.contains(
+            &format!(
+                "List-Unsubscribe: <https://tendon.example/unsubscribe/ACME01/P1/tok{}>",
+                email.id
+            )
+            .as_str()
+        ),
+        "{headers:?}"
+    );
+    assert!(
+        headers
+            .iter()
+            .any(|h| h.starts_with("Content-Type: multipart/alternative; boundary=")),
+        "{headers:?}"
+    );
+    assert!(raw.contains("Content-Type: text/plain; charset=UTF-8"));
+    assert!(raw.contains("Content-Type: text/html; charset=UTF-8"));
+    assert!(raw.contains(&format!("Hello Ana =3D friend, ref {}", email.id)));
+    assert!(raw.contains(&format!("<p>Hello Ana, ref {}</p>", email.id)));
+
+    // A non-ASCII subject is an encoded word; moto parses the message.
+    let accented = email_delivery("ana.rivera@example.com", "Bienvenida, Ana — ¡ánimo!");
+    let id = mailer.send(&accented).await.expect("sent");
+    let state = moto_state();
+    let raw = state["ses"]["RawMessage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == id.as_str())
+        .expect("sent")["raw_data"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(raw.contains("\r\nSubject: =?UTF-8?B?"), "{raw}");
+
+    // Refused before sending: an address that would add a header.
+    let hostile = email_delivery("ana@example.com\r\nBcc: evil@example.com", "Hi");
+    assert_eq!(
+        mailer.send(&hostile).await,
+        Err(SendError::Rejected("invalid_address".into()))
+    );
+    // SES refuses an unverified sender: Rejected with SES's code only.
+    let stranger = AwsMailer::from_config(
+        &sdk,
+        &tendon_aws::BootstrapEnv {
+            ses_sender: "someone@unverified.example.org".into(),
+            ..env.clone()
+        },
+    );
+    assert_eq!(
+        stranger.send(&email).await,
+        Err(SendError::Rejected("MessageRejected".into()))
+    );
+
+    // A text: SNS Publish to the E.164 number.
+    let mut text = email_delivery("+15035550101", "");
+    text.channel = Channel::Text;
+    text.kind = TaskKind::Text;
+    text.subject = None;
+    text.html = None;
+    text.body = format!("Your visit is tomorrow at 10:00 ({})", text.id);
+    let sms_id = mailer.send(&text).await.expect("SNS accepts the text");
+    let state = moto_state();
+    let sms = state["sns"]["SMS"]
+        .as_array()
+        .expect("moto lists published SMS")
+        .iter()
+        .find(|m| m["message_id"] == sms_id.as_str())
+        .expect("the text is in moto")
+        .clone();
+    assert_eq!(sms["phone_number"], "+15035550101");
+    assert_eq!(sms["message"], text.body.as_str());
+    text.to = "503-555-0101".into();
+    assert_eq!(
+        mailer.send(&text).await,
+        Err(SendError::Rejected("invalid_number".into()))
+    );
+}
+
+/// A dispatch pass on the AWS store and mailer: due steps claimed, sent
+/// through SES, recorded in the outbox, finished; a second pass finds nothing.
+#[tokio::test]
+async fn a_dispatch_pass_sends_due_steps_through_ses() {
+    let (store, env) = common::fresh_store("dispatch").await;
+    let sdk = common::sdk_config().await;
+    let mailer = AwsMailer::from_config(&sdk, &env);
+    let org = unique("ORG");
+    let message_id = org_with_message(&store, &org).await;
+    store
+        .put_workflow(&org, &workflow_def("Fixture"))
+        .await
+        .expect("put_workflow");
+    let patient = unique("P");
+    let mut record = tendon_core::contract::patient_record(&patient, 1);
+    record.patient.id = patient.clone();
+    let steps: Vec<ScheduledStep> = (0..3)
+        .map(|i| scheduled_step(&org, &patient, 0, &format!("2026-11-20T17:0{i}:00Z")))
+        .collect();
+    let mut commit = commit_of(&org, &message_id, steps.clone());
+    commit.patient_id = Some(patient.clone());
+    commit.records = vec![RecordWrite {
+        record,
+        expected_version: None,
+    }];
+    assert_eq!(store.commit(&commit).await, Ok(CommitOutcome::Applied));
+
+    let dispatcher = tendon_core::workflow::dispatch::Dispatcher {
+        store: &store,
+        mailer: &mailer,
+        public_url: "https://tendon.example",
+        unsubscribe_secret: "secret",
+    };
+    let at: jiff::Timestamp = "2026-11-20T17:30:00Z".parse().unwrap();
+    let (requests, writes) = (store.request_count(), store.item_write_count());
+    let started = std::time::Instant::now();
+    let report = dispatcher.pass(at).await.expect("pass");
+    eprintln!(
+        "dispatch pass sending 3 emails: {} DynamoDB requests, {} item writes, {} ms",
+        store.request_count() - requests,
+        store.item_write_count() - writes,
+        started.elapsed().as_millis()
+    );
+    assert_eq!((report.sent, report.skipped, report.failed), (3, 0, 0));
+    let outbox = store.list_deliveries(&org).await.unwrap();
+    assert_eq!(outbox.len(), 3);
+    assert!(
+        outbox
+            .iter()
+            .all(|d| d.status == DeliveryStatus::Sent && d.provider_id.is_some())
+    );
+    let listed = store.list_steps(&org, None).await.unwrap();
+    assert_eq!(listed.len(), 3, "the org listing finds the patient's steps");
+    assert!(listed.iter().all(|s| s.status == StepStatus::Sent));
+    let again = dispatcher.pass(at).await.expect("pass");
+    assert_eq!((again.sent, again.skipped, again.failed), (0, 0, 0));
+    assert_eq!(store.open_assignments(&org, &patient).await, Ok(0));
 }

@@ -8,6 +8,7 @@ pub mod enrol;
 pub mod model;
 pub mod render;
 pub mod schedule;
+pub mod simulate;
 pub mod steps;
 
 pub use model::{

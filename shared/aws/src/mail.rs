@@ -1,0 +1,527 @@
+//! [`AwsMailer`]: the [`Mailer`] port on SES v1 (email, `SendRawEmail`) and
+//! SNS (texts, `Publish` to an E.164 number).
+//!
+//! An email is built here as MIME: `multipart/alternative` with the text and
+//! (if any) the HTML body, both quoted-printable UTF-8, and a
+//! `List-Unsubscribe: <url>` header with the URL that ends the text body
+//! (after `Unsubscribe: `, as dispatch renders it). Header values never carry
+//! a CR or LF: the subject's control characters become spaces, a subject that
+//! is not plain ASCII is RFC 2047-encoded (UTF-8, B), and an address with
+//! anything but printable ASCII (or with `<>,;:"()[]\`) is refused before
+//! anything is sent.
+//!
+//! Errors map to [`SendError`]: throttling (`Throttling`,
+//! `MaxSendingRateExceeded`, SNS `Throttled`) → `Throttled`; a rejected
+//! message or an invalid parameter → `Rejected(code)`; anything else →
+//! `Unavailable(code)`. Errors and logs carry the provider's error code only,
+//! never the address or the body.
+use std::fmt::Write as _;
+
+use aws_sdk_ses::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ses::primitives::Blob;
+use aws_sdk_ses::types::RawMessage;
+use aws_sdk_sns::types::MessageAttributeValue;
+use tendon_core::ports::{Mailer, SendError};
+use tendon_core::workflow::steps::{Channel, Delivery};
+
+use crate::BootstrapEnv;
+
+/// Environment variable with the sender (`addr@domain` or `Name <addr@domain>`,
+/// ASCII), an SES verified identity.
+pub const ENV_SES_SENDER: &str = "TENDON_SES_SENDER";
+/// Environment variable with the SES configuration set every email is sent with.
+pub const ENV_SES_CONFIGURATION_SET: &str = "TENDON_SES_CONFIGURATION_SET";
+
+/// The longest subject kept, in UTF-8 bytes: encoded, it still fits one
+/// header line (998 characters).
+const MAX_SUBJECT_BYTES: usize = 500;
+/// Bytes of subject per RFC 2047 encoded word (60 base64 characters, so a
+/// word is at most 72 characters).
+const WORD_BYTES: usize = 45;
+
+/// Sends deliveries through SES and SNS. Cloning is cheap.
+#[derive(Clone, Debug)]
+pub struct AwsMailer {
+    pub ses: aws_sdk_ses::Client,
+    pub sns: aws_sdk_sns::Client,
+    /// The `From` of every email.
+    pub sender: String,
+    pub configuration_set: Option<String>,
+}
+
+impl AwsMailer {
+    pub fn new(
+        ses: aws_sdk_ses::Client,
+        sns: aws_sdk_sns::Client,
+        sender: impl Into<String>,
+        configuration_set: Option<String>,
+    ) -> AwsMailer {
+        AwsMailer {
+            ses,
+            sns,
+            sender: sender.into(),
+            configuration_set: configuration_set.filter(|c| !c.trim().is_empty()),
+        }
+    }
+
+    /// Clients from an SDK config, with the sender and configuration set `env` names.
+    pub fn from_config(sdk: &aws_config::SdkConfig, env: &BootstrapEnv) -> AwsMailer {
+        AwsMailer::new(
+            aws_sdk_ses::Client::new(sdk),
+            aws_sdk_sns::Client::new(sdk),
+            env.ses_sender.clone(),
+            Some(env.ses_configuration_set.clone()),
+        )
+    }
+
+    /// The AWS settings from the environment (aws-config's default chain),
+    /// the sender from `TENDON_SES_SENDER` (required) and the configuration
+    /// set from `TENDON_SES_CONFIGURATION_SET` (optional).
+    pub async fn from_env() -> Result<AwsMailer, String> {
+        let sender = std::env::var(ENV_SES_SENDER)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| format!("the environment variable {ENV_SES_SENDER} is not set"))?;
+        if !valid_sender(&sender) {
+            return Err(format!(
+                "{ENV_SES_SENDER} must be printable ASCII: addr@domain or Name <addr@domain>"
+            ));
+        }
+        let configuration_set = std::env::var(ENV_SES_CONFIGURATION_SET).ok();
+        let sdk = aws_config::load_from_env().await;
+        Ok(AwsMailer::new(
+            aws_sdk_ses::Client::new(&sdk),
+            aws_sdk_sns::Client::new(&sdk),
+            sender.trim(),
+            configuration_set,
+        ))
+    }
+
+    async fn send_email(&self, delivery: &Delivery) -> Result<String, SendError> {
+        if !valid_sender(&self.sender) {
+            return Err(SendError::Unavailable("invalid_sender".into()));
+        }
+        if !plain_address(&delivery.to) {
+            return Err(SendError::Rejected("invalid_address".into()));
+        }
+        let mime = build_mime(&self.sender, delivery, jiff::Timestamp::now());
+        let raw = RawMessage::builder()
+            .data(Blob::new(mime.into_bytes()))
+            .build()
+            .map_err(|_| SendError::Unavailable("construction_failure".into()))?;
+        let sent = self
+            .ses
+            .send_raw_email()
+            .source(&self.sender)
+            .destinations(&delivery.to)
+            .raw_message(raw)
+            .set_configuration_set_name(self.configuration_set.clone())
+            .send()
+            .await
+            .map_err(|e| send_error(&e))?;
+        Ok(sent.message_id)
+    }
+
+    async fn send_text(&self, delivery: &Delivery) -> Result<String, SendError> {
+        if !e164(&delivery.to) {
+            return Err(SendError::Rejected("invalid_number".into()));
+        }
+        let transactional = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value("Transactional")
+            .build()
+            .map_err(|_| SendError::Unavailable("construction_failure".into()))?;
+        let sent = self
+            .sns
+            .publish()
+            .phone_number(&delivery.to)
+            .message(&delivery.body)
+            .message_attributes("AWS.SNS.SMS.SMSType", transactional)
+            .send()
+            .await
+            .map_err(|e| send_error(&e))?;
+        Ok(sent.message_id.unwrap_or_default())
+    }
+}
+
+impl Mailer for AwsMailer {
+    async fn send(&self, delivery: &Delivery) -> Result<String, SendError> {
+        let sent = match delivery.channel {
+            Channel::Email => self.send_email(delivery).await,
+            Channel::Text => self.send_text(delivery).await,
+        };
+        if let Err(e) = &sent {
+            // The delivery ID and the error code only: never the address or body.
+            tracing::warn!(delivery_id = %delivery.id, channel = delivery.channel.as_str(), error = %e, "send failed");
+        }
+        sent
+    }
+}
+
+/// An SDK error as a [`SendError`], by its code (never its message).
+fn send_error<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> SendError {
+    match err {
+        SdkError::ServiceError(s) => classify(s.err().code().unwrap_or("unknown")),
+        SdkError::TimeoutError(_) => SendError::Unavailable("timeout".into()),
+        SdkError::DispatchFailure(_) => SendError::Unavailable("dispatch_failure".into()),
+        SdkError::ResponseError(_) => SendError::Unavailable("response_error".into()),
+        SdkError::ConstructionFailure(_) => SendError::Unavailable("construction_failure".into()),
+        _ => SendError::Unavailable("unknown".into()),
+    }
+}
+
+/// SES's and SNS's error codes.
+fn classify(code: &str) -> SendError {
+    match code {
+        "Throttling"
+        | "ThrottlingException"
+        | "MaxSendingRateExceeded"
+        | "Throttled"
+        | "ThrottledException"
+        | "TooManyRequestsException" => SendError::Throttled,
+        "MessageRejected"
+        | "InvalidParameterValue"
+        | "InvalidParameter"
+        | "InvalidParameterException" => SendError::Rejected(code.to_owned()),
+        _ => SendError::Unavailable(code.to_owned()),
+    }
+}
+
+/// A bare address: printable ASCII without the characters that would make
+/// it a list, a display name or a comment, with one `@` inside.
+fn plain_address(a: &str) -> bool {
+    let bytes = a.as_bytes();
+    (3..=254).contains(&a.len())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_graphic() && !b"<>,;:\"()[]\\".contains(b))
+        && a.bytes().filter(|b| *b == b'@').count() == 1
+        && !a.starts_with('@')
+        && !a.ends_with('@')
+}
+
+/// The configured sender: printable ASCII (spaces allowed), nothing that
+/// could end the header.
+fn valid_sender(sender: &str) -> bool {
+    let sender = sender.trim();
+    !sender.is_empty()
+        && sender.contains('@')
+        && sender.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
+}
+
+/// `+` and 7 to 15 digits, the first not 0.
+fn e164(n: &str) -> bool {
+    let Some(digits) = n.strip_prefix('+') else {
+        return false;
+    };
+    (7..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0')
+}
+
+/// The unsubscribe URL at the end of a text body (`Unsubscribe: <url>`), if
+/// it is a plain http(s) URL.
+fn unsubscribe_url(text: &str) -> Option<&str> {
+    let at = text.rfind("Unsubscribe: ")?;
+    let url = text[at + "Unsubscribe: ".len()..].lines().next()?.trim();
+    let ok = (url.starts_with("https://") || url.starts_with("http://"))
+        && url
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b"<>\"".contains(&b));
+    ok.then_some(url)
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn base64(input: &[u8]) -> String {
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The subject as a header value on one line: control characters (CR and LF
+/// among them) become spaces, at most [`MAX_SUBJECT_BYTES`] are kept, and
+/// anything but plain ASCII is RFC 2047-encoded in words of whole characters.
+fn encode_subject(subject: &str) -> String {
+    let mut clean = String::with_capacity(subject.len());
+    for c in subject.chars() {
+        let c = if c.is_control() { ' ' } else { c };
+        if clean.len() + c.len_utf8() > MAX_SUBJECT_BYTES {
+            break;
+        }
+        clean.push(c);
+    }
+    let clean = clean.trim();
+    if clean.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) && !clean.contains("=?") {
+        return clean.to_owned();
+    }
+    let mut words = Vec::new();
+    let mut word = String::new();
+    for c in clean.chars() {
+        if word.len() + c.len_utf8() > WORD_BYTES {
+            words.push(std::mem::take(&mut word));
+        }
+        word.push(c);
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+        .iter()
+        .map(|w| format!("=?UTF-8?B?{}?=", base64(w.as_bytes())))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Quoted-printable (RFC 2045) with CRLF line ends and lines of at most 76
+/// characters. Its output never contains `=_`, which starts the boundary.
+fn quoted_printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push_str("\r\n");
+        }
+        let line = line.strip_suffix('\r').unwrap_or(line).as_bytes();
+        let mut col = 0;
+        for (j, &b) in line.iter().enumerate() {
+            let last = j + 1 == line.len();
+            let literal = match b {
+                b'=' => false,
+                b' ' | b'\t' => !last,
+                33..=126 => true,
+                _ => false,
+            };
+            let width = if literal { 1 } else { 3 };
+            if col + width > 75 {
+                out.push_str("=\r\n");
+                col = 0;
+            }
+            if literal {
+                out.push(b as char);
+            } else {
+                let _ = write!(out, "={b:02X}");
+            }
+            col += width;
+        }
+    }
+    out
+}
+
+fn part(out: &mut String, boundary: &str, content_type: &str, body: &str) {
+    let _ = write!(
+        out,
+        "--{boundary}\r\nContent-Type: {content_type}; charset=UTF-8\r\n\
+         Content-Transfer-Encoding: quoted-printable\r\n\r\n{}\r\n",
+        quoted_printable(body)
+    );
+}
+
+/// The raw email of a delivery (the address is checked by the caller).
+fn build_mime(sender: &str, delivery: &Delivery, date: jiff::Timestamp) -> String {
+    let mut out = String::new();
+    let _ = write!(out, "From: {}\r\nTo: {}\r\n", sender.trim(), delivery.to);
+    if let Some(subject) = &delivery.subject {
+        let _ = write!(out, "Subject: {}\r\n", encode_subject(subject));
+    }
+    if let Ok(date) = jiff::fmt::rfc2822::to_string(&date.to_zoned(jiff::tz::TimeZone::UTC)) {
+        let _ = write!(out, "Date: {date}\r\n");
+    }
+    out.push_str("MIME-Version: 1.0\r\n");
+    if let Some(url) = unsubscribe_url(&delivery.body) {
+        let _ = write!(out, "List-Unsubscribe: <{url}>\r\n");
+    }
+    let tag: String = delivery
+        .id
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(24)
+        .collect();
+    let boundary = format!("=_tendon_{tag}");
+    match &delivery.html {
+        Some(html) => {
+            let _ = write!(
+                out,
+                "Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n"
+            );
+            part(&mut out, &boundary, "text/plain", &delivery.body);
+            part(&mut out, &boundary, "text/html", html);
+            let _ = write!(out, "--{boundary}--\r\n");
+        }
+        None => {
+            let _ = write!(
+                out,
+                "Content-Type: text/plain; charset=UTF-8\r\n\
+                 Content-Transfer-Encoding: quoted-printable\r\n\r\n{}\r\n",
+                quoted_printable(&delivery.body)
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tendon_core::workflow::TaskKind;
+    use tendon_core::workflow::steps::DeliveryStatus;
+
+    fn delivery(subject: &str, body: &str, html: Option<&str>) -> Delivery {
+        Delivery {
+            id: "0123456789abcdef0123456789abcdef".into(),
+            org: "ACME01".into(),
+            channel: Channel::Email,
+            to: "ana@example.com".into(),
+            subject: Some(subject.into()),
+            body: body.into(),
+            html: html.map(str::to_owned),
+            content_id: None,
+            kind: TaskKind::Email,
+            workflow_id: "welcome".into(),
+            step: 0,
+            patient_id: "P1".into(),
+            step_id: "s1".into(),
+            status: DeliveryStatus::Sending,
+            provider_id: None,
+            created_at: "2026-11-20T17:30:00Z".into(),
+            sent_at: None,
+        }
+    }
+
+    fn headers(mime: &str) -> Vec<&str> {
+        mime.split("\r\n\r\n")
+            .next()
+            .unwrap_or_default()
+            .split("\r\n")
+            .collect()
+    }
+
+    #[test]
+    fn base64_matches_the_rfc_vectors() {
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(plain.as_bytes()), encoded);
+        }
+    }
+
+    #[test]
+    fn a_hostile_subject_stays_one_header() {
+        let d = delivery("Hi\r\nBcc: evil@example.com", "Hello\n", None);
+        let mime = build_mime(
+            "Clinic <no-reply@example.com>",
+            &d,
+            jiff::Timestamp::UNIX_EPOCH,
+        );
+        let hs = headers(&mime);
+        assert!(hs.contains(&"Subject: Hi  Bcc: evil@example.com"), "{hs:?}");
+        assert!(!hs.iter().any(|h| h.starts_with("Bcc")), "{hs:?}");
+    }
+
+    #[test]
+    fn non_ascii_subjects_are_encoded_words_on_one_line() {
+        let subject = "Ihre Übungen für diese Woche — bitte öffnen ✅".repeat(20);
+        let encoded = encode_subject(&subject);
+        assert!(encoded.len() < 990, "{}", encoded.len());
+        assert!(!encoded.contains(['\r', '\n']));
+        for word in encoded.split(' ') {
+            assert!(word.starts_with("=?UTF-8?B?") && word.ends_with("?="));
+            assert!(word.len() <= 75, "{word}");
+        }
+        assert_eq!(encode_subject("Plain ASCII"), "Plain ASCII");
+        assert!(encode_subject("=?UTF-8?B?SGk=?=").starts_with("=?UTF-8?B?PT9"));
+    }
+
+    #[test]
+    fn quoted_printable_escapes_and_wraps() {
+        let qp = quoted_printable("a=b café \nline\r\n".repeat(10).as_str());
+        assert!(qp.contains("a=3Db caf=C3=A9=20\r\nline\r\n"), "{qp}");
+        assert!(qp.split("\r\n").all(|l| l.len() <= 76));
+        let long = quoted_printable(&"x".repeat(200));
+        assert!(long.split("\r\n").all(|l| l.len() <= 76));
+        assert_eq!(long.replace("=\r\n", ""), "x".repeat(200));
+        assert!(!qp.contains("=_") && !long.contains("=_"));
+    }
+
+    #[test]
+    fn a_multipart_email_has_both_parts_and_the_unsubscribe_header() {
+        let d = delivery(
+            "Welcome",
+            "Hi Ana\n\nUnsubscribe: https://t.example/unsubscribe/ACME01/P1/abc\n",
+            Some("<p>Hi Ana</p>"),
+        );
+        let mime = build_mime("no-reply@example.com", &d, jiff::Timestamp::UNIX_EPOCH);
+        let hs = headers(&mime);
+        assert!(hs.contains(&"List-Unsubscribe: <https://t.example/unsubscribe/ACME01/P1/abc>"));
+        assert!(
+            hs.contains(&"Date: Thu, 1 Jan 1970 00:00:00 +0000"),
+            "{hs:?}"
+        );
+        assert!(mime.contains("Content-Type: text/plain; charset=UTF-8"));
+        assert!(mime.contains("Content-Type: text/html; charset=UTF-8"));
+        assert!(mime.ends_with("--=_tendon_0123456789abcdef01234567--\r\n"));
+        assert!(mime.contains("<p>Hi Ana</p>"));
+    }
+
+    #[test]
+    fn addresses_and_numbers_are_checked() {
+        assert!(plain_address("ana.rivera+pt@example.com"));
+        for bad in [
+            "ana@example.com\r\nBcc: x@y.z",
+            "Ana <ana@example.com>",
+            "a@b.c, d@e.f",
+            "@example.com",
+            "no-at-sign",
+            "ana@exámple.com",
+        ] {
+            assert!(!plain_address(bad), "{bad}");
+        }
+        assert!(e164("+15035550100"));
+        for bad in [
+            "5035550100",
+            "+0123456789",
+            "+1 503 555",
+            "+1503555010012345",
+        ] {
+            assert!(!e164(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn errors_map_by_code() {
+        assert_eq!(classify("Throttling"), SendError::Throttled);
+        assert_eq!(classify("MaxSendingRateExceeded"), SendError::Throttled);
+        assert_eq!(classify("Throttled"), SendError::Throttled);
+        assert_eq!(
+            classify("MessageRejected"),
+            SendError::Rejected("MessageRejected".into())
+        );
+        assert_eq!(
+            classify("InvalidParameter"),
+            SendError::Rejected("InvalidParameter".into())
+        );
+        assert_eq!(
+            classify("InternalFailure"),
+            SendError::Unavailable("InternalFailure".into())
+        );
+    }
+}

@@ -1,0 +1,107 @@
+//! `tendon workflow simulate`: a patient's workflow timeline, from the steps
+//! enrolment scheduled, with the repeats a step would make, on the clinic's
+//! clock. Nothing is sent or stored.
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use serde::Serialize;
+
+use super::dispatch::build_delivery;
+use super::enrol::next_occurrence;
+use super::steps::{ScheduledStep, StepStatus};
+use crate::model::{OrgConfig, PatientRecord};
+
+/// Projected repeats shown per repeating step (beyond the scheduled one).
+pub const PROJECTED_REPEATS: u32 = 3;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TimelineEntry {
+    /// When, on the clinic's clock (RFC 3339 with offset).
+    pub at: String,
+    pub workflow_id: String,
+    pub title: String,
+    pub step: usize,
+    pub occurrence: u32,
+    pub kind: &'static str,
+    /// `scheduled`, `sent`, `skipped`, `failed`, or `projected` (a repeat not
+    /// scheduled yet; it is scheduled when the one before it is sent).
+    pub status: &'static str,
+    pub note: Option<String>,
+    /// The subject (or text) as it would render now.
+    pub preview: Option<String>,
+}
+
+fn entry(
+    step: &ScheduledStep,
+    config: &OrgConfig,
+    record: &PatientRecord,
+    status: &'static str,
+) -> TimelineEntry {
+    let zone = TimeZone::get(&step.zone).unwrap_or(TimeZone::UTC);
+    let at = step
+        .due_at
+        .parse::<Timestamp>()
+        .map(|t| {
+            t.to_zoned(zone)
+                .strftime("%Y-%m-%dT%H:%M:%S%:z")
+                .to_string()
+        })
+        .unwrap_or_else(|_| step.due_at.clone());
+    let title = config
+        .workflows
+        .iter()
+        .find(|w| w.id == step.workflow_id)
+        .map(|w| w.title.clone())
+        .unwrap_or_default();
+    let preview = build_delivery(
+        step,
+        config,
+        record,
+        "https://example.invalid/unsubscribe",
+        Timestamp::UNIX_EPOCH,
+    )
+    .ok()
+    .map(|d| d.subject.unwrap_or(d.body));
+    TimelineEntry {
+        at,
+        workflow_id: step.workflow_id.clone(),
+        title,
+        step: step.step,
+        occurrence: step.occurrence,
+        kind: step.task.kind.as_str(),
+        status,
+        note: step.note.clone(),
+        preview,
+    }
+}
+
+/// The timeline of `steps` (one patient's), oldest first.
+pub fn timeline(
+    steps: &[ScheduledStep],
+    config: &OrgConfig,
+    record: &PatientRecord,
+) -> Vec<TimelineEntry> {
+    let mut out = Vec::new();
+    for step in steps {
+        out.push((
+            step.due_at.parse::<Timestamp>().ok(),
+            entry(step, config, record, step.status.as_str()),
+        ));
+        if step.status == StepStatus::Scheduled {
+            let mut next = next_occurrence(step);
+            for _ in 0..PROJECTED_REPEATS {
+                let Some(n) = next else { break };
+                out.push((
+                    n.due_at.parse().ok(),
+                    entry(&n, config, record, "projected"),
+                ));
+                next = next_occurrence(&n);
+            }
+        }
+    }
+    out.sort_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then(a.1.workflow_id.cmp(&b.1.workflow_id))
+            .then(a.1.step.cmp(&b.1.step))
+    });
+    out.into_iter().map(|(_, e)| e).collect()
+}
