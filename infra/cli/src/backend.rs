@@ -2,21 +2,36 @@
 //! both: the embedded SQLite store with its queues, or DynamoDB and SQS.
 use std::future::Future;
 
-use tendon_aws::AwsStore;
+use tendon_aws::{AwsMailer, AwsStore};
 use tendon_core::model::StoredMessage;
 use tendon_core::pipeline;
 use tendon_core::ports::{
-    ConfigStore, MessageLog, PatientStore, QueueName, StoreResult, WorkQueue,
+    ConfigStore, Mailer, MessageLog, PatientStore, QueueName, StoreResult, WorkQueue, WorkflowStore,
 };
-use tendon_local::SqliteStore;
+use tendon_core::workflow::dispatch::{Dispatcher, PassReport, unsubscribe_token_ok};
 use tendon_local::worker::{self, LocalQueue};
+use tendon_local::{LocalOutbox, SqliteStore};
 
 pub trait Backend: Clone + Send + Sync + 'static {
-    type Store: ConfigStore + MessageLog + PatientStore;
+    type Store: ConfigStore + MessageLog + PatientStore + WorkflowStore;
     type Queue: WorkQueue;
+    type Mailer: Mailer + Send + Sync + 'static;
 
     fn store(&self) -> &Self::Store;
     fn queue(&self) -> &Self::Queue;
+
+    /// The sender: the outbox table locally; SES and SNS on AWS.
+    fn mailer(&self) -> impl Future<Output = Result<Self::Mailer, String>> + Send;
+
+    /// The secret unsubscribe links are signed with (kept in the store).
+    fn unsubscribe_secret(&self) -> impl Future<Output = StoreResult<String>> + Send;
+
+    /// Marks a patient unsubscribed; false if there is no such patient.
+    fn mark_unsubscribed(
+        &self,
+        org: &str,
+        patient_id: &str,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
 
     /// Processes queued work until the queues are empty.
     fn drain(&self) -> impl Future<Output = StoreResult<()>> + Send;
@@ -24,9 +39,56 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// Starts the queue consumers of `tendon serve`.
     fn spawn_workers(&self);
 
+    fn replay(
+        &self,
+        messages: &[StoredMessage],
+    ) -> impl Future<Output = StoreResult<usize>> + Send {
+        pipeline::replay(self.store(), self.queue(), messages)
+    }
+
+    /// One dispatcher pass at `at`.
+    fn dispatch(
+        &self,
+        public_url: &str,
+        at: jiff::Timestamp,
+    ) -> impl Future<Output = Result<PassReport, String>> + Send {
+        async move {
+            let mailer = self.mailer().await?;
+            let secret = self.unsubscribe_secret().await.map_err(|e| e.to_string())?;
+            let d = Dispatcher {
+                store: self.store(),
+                mailer: &mailer,
+                public_url,
+                unsubscribe_secret: &secret,
+            };
+            d.pass(at).await.map_err(|e| e.to_string())
+        }
+    }
+
     /// Starts `tendon serve`'s dispatcher: one pass a minute, on the minute,
     /// as EventBridge Scheduler's `rate(1 minute)` runs the dispatch function.
-    fn spawn_dispatcher(&self, public_url: String);
+    fn spawn_dispatcher(&self, public_url: String) {
+        let backend = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match backend.dispatch(&public_url, jiff::Timestamp::now()).await {
+                    Ok(r) if r != PassReport::default() => {
+                        tracing::info!(
+                            sent = r.sent,
+                            skipped = r.skipped,
+                            failed = r.failed,
+                            "dispatch pass"
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "dispatch pass failed; the next tick retries")
+                    }
+                }
+                tokio::time::sleep(until_next_minute(jiff::Timestamp::now())).await;
+            }
+        });
+    }
 
     /// Follows an unsubscribe link: true if the link is valid (the patient is
     /// then unsubscribed).
@@ -35,19 +97,27 @@ pub trait Backend: Clone + Send + Sync + 'static {
         org: &str,
         patient_id: &str,
         token: &str,
-    ) -> impl Future<Output = StoreResult<bool>> + Send;
-
-    fn replay(
-        &self,
-        messages: &[StoredMessage],
-    ) -> impl Future<Output = StoreResult<usize>> + Send {
-        pipeline::replay(self.store(), self.queue(), messages)
+    ) -> impl Future<Output = StoreResult<bool>> + Send {
+        async move {
+            let secret = self.unsubscribe_secret().await?;
+            if !unsubscribe_token_ok(&secret, org, patient_id, token) {
+                return Ok(false);
+            }
+            self.mark_unsubscribed(org, patient_id).await
+        }
     }
+}
+
+/// The time to the next whole minute (the tick is on the minute, like EventBridge's).
+fn until_next_minute(now: jiff::Timestamp) -> std::time::Duration {
+    let ms = now.as_millisecond().rem_euclid(60_000);
+    std::time::Duration::from_millis(u64::try_from(60_000 - ms).unwrap_or(60_000))
 }
 
 impl Backend for LocalQueue {
     type Store = SqliteStore;
     type Queue = LocalQueue;
+    type Mailer = LocalOutbox;
 
     fn store(&self) -> &SqliteStore {
         LocalQueue::store(self)
@@ -67,63 +137,23 @@ impl Backend for LocalQueue {
         }
     }
 
-    fn spawn_dispatcher(&self, public_url: String) {
-        let queue = self.clone();
-        tokio::spawn(async move {
-            loop {
-                let now = jiff::Timestamp::now();
-                if let Err(e) = dispatch_once(queue.store(), &public_url, now).await {
-                    tracing::error!(error = %e, "dispatch pass failed; the next tick retries");
-                }
-                tokio::time::sleep(until_next_minute(jiff::Timestamp::now())).await;
-            }
-        });
+    async fn mailer(&self) -> Result<LocalOutbox, String> {
+        Ok(LocalOutbox)
     }
 
-    async fn unsubscribe(&self, org: &str, patient_id: &str, token: &str) -> StoreResult<bool> {
-        let store = LocalQueue::store(self);
-        let secret = store.unsubscribe_secret().await?;
-        if !tendon_core::workflow::dispatch::unsubscribe_token_ok(&secret, org, patient_id, token) {
-            return Ok(false);
-        }
-        store.unsubscribe(org, patient_id).await
+    async fn unsubscribe_secret(&self) -> StoreResult<String> {
+        LocalQueue::store(self).unsubscribe_secret().await
     }
-}
 
-/// One dispatcher pass on the embedded store at `now`.
-async fn dispatch_once(
-    store: &SqliteStore,
-    public_url: &str,
-    now: jiff::Timestamp,
-) -> StoreResult<()> {
-    let secret = store.unsubscribe_secret().await?;
-    let d = tendon_core::workflow::dispatch::Dispatcher {
-        store,
-        mailer: &tendon_local::LocalOutbox,
-        public_url,
-        unsubscribe_secret: &secret,
-    };
-    let report = d.pass(now).await?;
-    if report != Default::default() {
-        tracing::info!(
-            sent = report.sent,
-            skipped = report.skipped,
-            failed = report.failed,
-            "dispatch pass"
-        );
+    async fn mark_unsubscribed(&self, org: &str, patient_id: &str) -> StoreResult<bool> {
+        LocalQueue::store(self).unsubscribe(org, patient_id).await
     }
-    Ok(())
-}
-
-/// The time to the next whole minute (the tick is on the minute, like EventBridge's).
-fn until_next_minute(now: jiff::Timestamp) -> std::time::Duration {
-    let ms = now.as_millisecond().rem_euclid(60_000);
-    std::time::Duration::from_millis(u64::try_from(60_000 - ms).unwrap_or(60_000))
 }
 
 impl Backend for AwsStore {
     type Store = AwsStore;
     type Queue = AwsStore;
+    type Mailer = AwsMailer;
 
     fn store(&self) -> &AwsStore {
         self
@@ -143,11 +173,15 @@ impl Backend for AwsStore {
         }
     }
 
-    fn spawn_dispatcher(&self, _public_url: String) {
-        tracing::warn!("the dispatcher is not available on the aws backend yet");
+    async fn mailer(&self) -> Result<AwsMailer, String> {
+        AwsMailer::from_env().await
     }
 
-    async fn unsubscribe(&self, _org: &str, _patient_id: &str, _token: &str) -> StoreResult<bool> {
-        Ok(false)
+    async fn unsubscribe_secret(&self) -> StoreResult<String> {
+        AwsStore::unsubscribe_secret(self).await
+    }
+
+    async fn mark_unsubscribed(&self, org: &str, patient_id: &str) -> StoreResult<bool> {
+        AwsStore::unsubscribe(self, org, patient_id).await
     }
 }

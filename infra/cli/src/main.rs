@@ -163,43 +163,25 @@ async fn run(cli: Cli) -> Result<(), String> {
             on_backend!(opened().await?, |b| admin::patient(b.store(), cmd).await)
         }
         Command::Messages(cmd) => on_backend!(opened().await?, |b| admin::messages(b, cmd).await),
-        Command::Workflow(cmd) => match opened().await? {
-            Opened::Local(q) => workflow::run(q.store(), cmd).await,
-            Opened::Aws(_) => Err(NOT_YET_ON_AWS.to_owned()),
-        },
-        Command::Outbox(cmd) => match opened().await? {
-            Opened::Local(q) => workflow::outbox(q.store(), cmd).await,
-            Opened::Aws(_) => Err(NOT_YET_ON_AWS.to_owned()),
-        },
+        Command::Workflow(cmd) => {
+            on_backend!(opened().await?, |b| workflow::run(b.store(), cmd).await)
+        }
+        Command::Outbox(cmd) => {
+            on_backend!(opened().await?, |b| workflow::outbox(b.store(), cmd).await)
+        }
         Command::Dispatch {
             at,
             public_url,
             out,
-        } => match opened().await? {
-            Opened::Local(q) => {
-                let secret = q
-                    .store()
-                    .unsubscribe_secret()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                workflow::dispatch(
-                    q.store(),
-                    &tendon_local::LocalOutbox,
-                    &public_url,
-                    &secret,
-                    &at,
-                    out.json,
-                )
-                .await
-            }
-            Opened::Aws(_) => Err(NOT_YET_ON_AWS.to_owned()),
-        },
+        } => {
+            let at: jiff::Timestamp = at.parse().map_err(|_| {
+                format!("--at {at:?} is not an RFC 3339 instant (e.g. 2026-12-01T09:00:00Z)")
+            })?;
+            let report = on_backend!(opened().await?, |b| b.dispatch(&public_url, at).await)?;
+            output::print(out.json, &report)
+        }
     }
 }
-
-/// Workflow storage and sending on the AWS backend land with the SES/SNS adapters.
-const NOT_YET_ON_AWS: &str =
-    "workflow commands are not available on the aws backend yet; use --backend local";
 
 /// JSON logs on stderr (IDs only, never patient data). `RUST_LOG` filters them;
 /// commands other than `serve` log only warnings unless asked.

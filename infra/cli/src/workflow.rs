@@ -5,8 +5,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 use serde_json::{Value, json};
-use tendon_core::ports::{ConfigStore, Mailer, PatientStore, StoreError, WorkflowStore};
-use tendon_core::workflow::dispatch::Dispatcher;
+use tendon_core::ports::{ConfigStore, PatientStore, StoreError, WorkflowStore};
 use tendon_core::workflow::{Workflow, WorkflowStatus, defaults};
 
 use crate::admin::JsonFlag;
@@ -212,30 +211,4 @@ pub async fn outbox<S: WorkflowStore>(store: &S, cmd: OutboxCommand) -> Result<(
         })
         .collect();
     print(out.json, &view)
-}
-
-/// `tendon dispatch --at`: one pass, as an EventBridge event with that `time` would run it.
-pub async fn dispatch<S, M>(
-    store: &S,
-    mailer: &M,
-    public_url: &str,
-    secret: &str,
-    at: &str,
-    json_out: bool,
-) -> Result<(), String>
-where
-    S: ConfigStore + WorkflowStore + PatientStore,
-    M: Mailer,
-{
-    let at: jiff::Timestamp = at.parse().map_err(|_| {
-        format!("--at {at:?} is not an RFC 3339 instant (e.g. 2026-12-01T09:00:00Z)")
-    })?;
-    let d = Dispatcher {
-        store,
-        mailer,
-        public_url,
-        unsubscribe_secret: secret,
-    };
-    let report = d.pass(at).await.map_err(err)?;
-    print(json_out, &report)
 }

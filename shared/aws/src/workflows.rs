@@ -808,3 +808,95 @@ mod tests {
         assert_eq!(used.len(), SHARDS as usize);
     }
 }
+
+/// The settings item holding the unsubscribe secret (made on first use).
+const SETTINGS_PK: &str = "SETTINGS";
+const UNSUBSCRIBE_SECRET_SK: &str = "UNSUBSCRIBE_SECRET";
+
+impl AwsStore {
+    /// The secret that signs unsubscribe links: made on first use (a
+    /// conditional Put, so concurrent first uses agree), then read.
+    pub async fn unsubscribe_secret(&self) -> StoreResult<String> {
+        const WHAT: &str = "unsubscribe_secret";
+        let read = |item: Option<Item>| {
+            item.and_then(|i| crate::items::string_attr(&i, "value").map(str::to_owned))
+        };
+        if let Some(secret) = read(
+            self.get(WHAT, SETTINGS_PK.to_owned(), UNSUBSCRIBE_SECRET_SK)
+                .await?,
+        ) {
+            return Ok(secret);
+        }
+        let fresh = tendon_core::pipeline::new_ingest_key().map_err(StoreError::Backend)?;
+        let mut item = key(SETTINGS_PK.to_owned(), UNSUBSCRIBE_SECRET_SK);
+        item.insert("value".to_owned(), s(fresh));
+        self.count();
+        self.count_writes(1);
+        let put = self
+            .dynamo
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        if let Err(e) = put
+            && !e
+                .as_service_error()
+                .is_some_and(|e| e.is_conditional_check_failed_exception())
+        {
+            return Err(backend(WHAT, &e));
+        }
+        read(
+            self.get(WHAT, SETTINGS_PK.to_owned(), UNSUBSCRIBE_SECRET_SK)
+                .await?,
+        )
+        .ok_or_else(|| StoreError::Backend(format!("{WHAT}: the secret was not stored")))
+    }
+
+    /// Marks a patient unsubscribed from workflow email: a versioned rewrite of
+    /// the record (retried on a concurrent change). `false` if there is no such patient.
+    pub async fn unsubscribe(&self, org: &str, patient_id: &str) -> StoreResult<bool> {
+        use tendon_core::ports::PatientStore;
+        const WHAT: &str = "unsubscribe";
+        for _ in 0..8 {
+            let Some(mut record) = self.load_patient(org, patient_id).await? else {
+                return Ok(false);
+            };
+            if record.patient.unsubscribed {
+                return Ok(true);
+            }
+            let expected = record.version;
+            record.patient.unsubscribed = true;
+            record.version += 1;
+            let item = crate::items::to_item(
+                WHAT,
+                &record,
+                patient_pk(org, patient_id),
+                crate::items::PATIENT_SK,
+            )?;
+            self.count();
+            self.count_writes(1);
+            let put = self
+                .dynamo
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("#v = :expected")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":expected", AttributeValue::N(expected.to_string()))
+                .send()
+                .await;
+            match put {
+                Ok(_) => return Ok(true),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(backend(WHAT, &e)),
+            }
+        }
+        Err(StoreError::Backend(format!(
+            "{WHAT}: the record kept changing"
+        )))
+    }
+}
