@@ -786,29 +786,6 @@ impl WorkflowStore for AwsStore {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn due_keys_sort_by_instant_then_id() {
-        let a = due_key(1_700_000_000_000, "b");
-        let b = due_key(1_700_000_000_001, "a");
-        assert!(a < b);
-        assert_eq!(a.len(), 13 + 1 + 1);
-        assert!(due_key(-5, "x") < a, "before 1970 clamps to the start");
-        // Every key of an instant sorts before the next millisecond's bound.
-        assert!(due_key(1_700_000_000_000, "\u{10ffff}") < ms_key(1_700_000_000_001));
-    }
-
-    #[test]
-    fn shards_are_stable_and_spread() {
-        assert_eq!(shard("step-1"), shard("step-1"));
-        let used: HashSet<String> = (0..100).map(|i| shard(&format!("s{i}"))).collect();
-        assert_eq!(used.len(), SHARDS as usize);
-    }
-}
-
 /// The settings item holding the unsubscribe secret (made on first use).
 const SETTINGS_PK: &str = "SETTINGS";
 const UNSUBSCRIBE_SECRET_SK: &str = "UNSUBSCRIBE_SECRET";
@@ -898,5 +875,28 @@ impl AwsStore {
         Err(StoreError::Backend(format!(
             "{WHAT}: the record kept changing"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_keys_sort_by_instant_then_id() {
+        let a = due_key(1_700_000_000_000, "b");
+        let b = due_key(1_700_000_000_001, "a");
+        assert!(a < b);
+        assert_eq!(a.len(), 13 + 1 + 1);
+        assert!(due_key(-5, "x") < a, "before 1970 clamps to the start");
+        // Every key of an instant sorts before the next millisecond's bound.
+        assert!(due_key(1_700_000_000_000, "\u{10ffff}") < ms_key(1_700_000_000_001));
+    }
+
+    #[test]
+    fn shards_are_stable_and_spread() {
+        assert_eq!(shard("step-1"), shard("step-1"));
+        let used: HashSet<String> = (0..100).map(|i| shard(&format!("s{i}"))).collect();
+        assert_eq!(used.len(), SHARDS as usize);
     }
 }
