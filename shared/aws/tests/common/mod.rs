@@ -1,9 +1,12 @@
 //! The moto harness: one `moto_server` per test binary, on a free port of
 //! 127.0.0.1, and AWS clients pointed at it.
 //!
-//! moto_server is `target/venv/bin/moto_server` (installed by `infra/test`
-//! from infra/requirements-test.txt) unless `TENDON_MOTO_SERVER` names
-//! another. A missing server FAILS the tests: they do not skip.
+//! moto is `infra/moto_serial.py` run by `target/venv/bin/python` (moto is
+//! installed there by `infra/test` from infra/requirements-test.txt): moto's
+//! own server with its DynamoDB backend serialised, because moto's
+//! transactions are not thread-safe (the script says more). `TENDON_MOTO_SERVER`
+//! may name another `moto_server`. A missing server FAILS the tests: they do
+//! not skip.
 //!
 //! The server runs under a small `sh` watchdog that reads our stdin: when this
 //! process ends (even by a panic or a kill), the pipe closes and the watchdog
@@ -50,10 +53,14 @@ fn repo_root() -> PathBuf {
         .expect("the repository root exists")
 }
 
-fn moto_server_path() -> PathBuf {
+/// The program and arguments that start moto (before `-H host -p port`).
+fn moto_command() -> Vec<PathBuf> {
     match std::env::var_os("TENDON_MOTO_SERVER") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => repo_root().join("target/venv/bin/moto_server"),
+        Some(p) if !p.is_empty() => vec![PathBuf::from(p)],
+        _ => vec![
+            repo_root().join("target/venv/bin/python"),
+            repo_root().join("infra/moto_serial.py"),
+        ],
     }
 }
 
@@ -79,10 +86,11 @@ fn answers(port: u16) -> bool {
 }
 
 fn start() -> Moto {
-    let server = moto_server_path();
+    let command = moto_command();
+    let server = &command[0];
     assert!(
         server.is_file(),
-        "moto_server not found at {}.\n  The shared/aws tests need it: run infra/test once (it installs \
+        "{} not found.\n  The moto tests need it: run infra/test once (it installs \
          infra/requirements-test.txt into target/venv), or\n      python3 -m venv target/venv && \
          target/venv/bin/pip install -r infra/requirements-test.txt\n  or point TENDON_MOTO_SERVER at a moto_server.",
         server.display()
@@ -90,9 +98,10 @@ fn start() -> Moto {
     let log = std::env::temp_dir().join(format!("tendon-moto-{}.log", std::process::id()));
     let log_file = std::fs::File::create(&log).expect("a moto log file");
     let port = free_port();
-    // $0: moto_server, $1: port. moto's stdin is /dev/null; `read` waits on ours.
+    // $1: port, then the command. moto's stdin is /dev/null; `read` waits on ours.
     let watchdog = r#"
-"$0" -H 127.0.0.1 -p "$1" </dev/null &
+port=$1; shift
+"$@" -H 127.0.0.1 -p "$port" </dev/null &
 pid=$!
 trap 'kill "$pid" 2>/dev/null' EXIT INT TERM HUP
 read -r _ || true
@@ -100,8 +109,9 @@ read -r _ || true
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(watchdog)
-        .arg(&server)
+        .arg("moto-watchdog")
         .arg(port.to_string())
+        .args(&command)
         .stdin(Stdio::piped())
         .stdout(log_file.try_clone().expect("log file"))
         .stderr(log_file)
@@ -112,13 +122,13 @@ read -r _ || true
     while !answers(port) {
         if let Ok(Some(status)) = child.try_wait() {
             panic!(
-                "moto_server exited ({status}) before answering; its log:\n{}",
+                "moto exited ({status}) before answering; its log:\n{}",
                 std::fs::read_to_string(&log).unwrap_or_default()
             );
         }
         assert!(
             Instant::now() < deadline,
-            "moto_server did not answer on port {port} within {} s; its log:\n{}",
+            "moto did not answer on port {port} within {} s; its log:\n{}",
             READY_DEADLINE.as_secs(),
             std::fs::read_to_string(&log).unwrap_or_default()
         );
