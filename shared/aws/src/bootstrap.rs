@@ -324,3 +324,67 @@ async fn create_queue_pair(
     .await?;
     Ok((url, dlq_url))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names and settings that bootstrap, the CLI and the functions use
+    /// must be the ones template.yaml deploys.
+    #[test]
+    fn template_yaml_agrees_with_the_code() {
+        let template = include_str!("../../../template.yaml");
+        let in_template: std::collections::BTreeSet<&str> = template
+            .lines()
+            .filter_map(|l| l.trim().split_once(':').map(|(k, _)| k))
+            .filter(|k| k.starts_with("TENDON_"))
+            .collect();
+        let env = BootstrapEnv {
+            table: String::new(),
+            patients_queue_url: String::new(),
+            episodes_queue_url: String::new(),
+            patients_dlq_url: String::new(),
+            episodes_dlq_url: String::new(),
+            ses_sender: String::new(),
+            ses_configuration_set: String::new(),
+        };
+        let mut known: std::collections::BTreeSet<&str> = env.vars().into_keys().collect();
+        known.extend([
+            crate::lambda::ENV_MAX_RECEIVE_COUNT,
+            crate::lambda::ENV_PUBLIC_URL,
+        ]);
+        for name in &in_template {
+            assert!(
+                known.contains(name),
+                "template.yaml sets {name}, which no code reads"
+            );
+        }
+        for name in [
+            ENV_TABLE,
+            ENV_PATIENTS_QUEUE_URL,
+            ENV_EPISODES_QUEUE_URL,
+            ENV_SES_SENDER,
+            ENV_SES_CONFIGURATION_SET,
+            crate::lambda::ENV_MAX_RECEIVE_COUNT,
+            crate::lambda::ENV_PUBLIC_URL,
+        ] {
+            assert!(
+                in_template.contains(name),
+                "template.yaml never sets {name}"
+            );
+        }
+        let settings = [
+            format!("VisibilityTimeout: {VISIBILITY_TIMEOUT}"),
+            format!("maxReceiveCount: {MAX_RECEIVE_COUNT}"),
+            format!("TENDON_MAX_RECEIVE_COUNT: \"{MAX_RECEIVE_COUNT}\""),
+            format!("MessageRetentionPeriod: {QUEUE_RETENTION}"),
+            format!("MessageRetentionPeriod: {DLQ_RETENTION}"),
+        ];
+        for setting in settings {
+            assert!(
+                template.contains(&setting),
+                "template.yaml lacks `{setting}`"
+            );
+        }
+    }
+}

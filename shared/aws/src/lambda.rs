@@ -111,6 +111,46 @@ pub async fn run_queue_function(queue: QueueName) -> Result<(), lambda_runtime::
     .await
 }
 
+/// Environment variable with the public base URL (unsubscribe links).
+pub const ENV_PUBLIC_URL: &str = "TENDON_PUBLIC_URL";
+
+/// The instant a scheduled event stands for: its `time` (RFC 3339), else now.
+pub fn event_time(event: &serde_json::Value) -> jiff::Timestamp {
+    event
+        .get("time")
+        .and_then(|t| t.as_str())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(jiff::Timestamp::now)
+}
+
+/// The `main` of the dispatch function: the store, the mailer and the
+/// unsubscribe secret once per container, then a pass per event.
+pub async fn run_dispatch_function() -> Result<(), lambda_runtime::Error> {
+    crate::init_lambda_logs();
+    let store = AwsStore::from_env().await?;
+    let mailer = crate::AwsMailer::from_env().await?;
+    let public_url = std::env::var(ENV_PUBLIC_URL)
+        .map_err(|_| format!("the environment variable {ENV_PUBLIC_URL} is not set"))?;
+    let secret = store.unsubscribe_secret().await?;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
+            let at = event_time(&event.payload);
+            let dispatcher = tendon_core::workflow::dispatch::Dispatcher {
+                store: &store,
+                mailer: &mailer,
+                public_url: &public_url,
+                unsubscribe_secret: &secret,
+            };
+            async move {
+                let report = Box::pin(dispatcher.pass(at)).await?;
+                tracing::info!(sent = report.sent, skipped = report.skipped, failed = report.failed, at = %at, "dispatch pass");
+                Ok::<_, lambda_runtime::Error>(report)
+            }
+        },
+    ))
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +164,18 @@ mod tests {
         m.attributes
             .insert("ApproximateReceiveCount".into(), "3".into());
         m
+    }
+
+    #[test]
+    fn a_scheduled_event_stands_for_its_time() {
+        let e =
+            serde_json::json!({"time": "2026-12-01T09:00:00Z", "detail-type": "Scheduled Event"});
+        assert_eq!(
+            event_time(&e),
+            "2026-12-01T09:00:00Z".parse::<jiff::Timestamp>().unwrap()
+        );
+        let before = jiff::Timestamp::now();
+        assert!(event_time(&serde_json::json!({})) >= before, "no time: now");
     }
 
     #[test]
