@@ -118,6 +118,7 @@ mod items;
 pub mod lambda;
 mod mail;
 mod messages;
+pub mod pace;
 mod patients;
 mod queue;
 mod steps;

@@ -10,12 +10,17 @@
 //! anything but printable ASCII (or with `<>,;:"()[]\`) is refused before
 //! anything is sent.
 //!
+//! Emails are paced to the account's SES `MaxSendRate` (read once with
+//! `GetSendQuota`, or `TENDON_SES_MAX_SEND_RATE`), and a throttled email is
+//! retried here a few times with backoff before the core defers its step.
+//!
 //! Errors map to [`SendError`]: throttling (`Throttling`,
 //! `MaxSendingRateExceeded`, SNS `Throttled`) → `Throttled`; a rejected
 //! message or an invalid parameter → `Rejected(code)`; anything else →
 //! `Unavailable(code)`. Errors and logs carry the provider's error code only,
 //! never the address or the body.
 use std::fmt::Write as _;
+use std::sync::{Arc, OnceLock};
 
 use aws_sdk_ses::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ses::primitives::Blob;
@@ -25,6 +30,7 @@ use tendon_core::ports::{Mailer, SendError};
 use tendon_core::workflow::steps::{Channel, Delivery};
 
 use crate::BootstrapEnv;
+use crate::pace::{FALLBACK_SEND_RATE, SendPacer, rate_from_env};
 
 /// Environment variable with the sender (`addr@domain` or `Name <addr@domain>`,
 /// ASCII), an SES verified identity.
@@ -38,6 +44,8 @@ const MAX_SUBJECT_BYTES: usize = 500;
 /// Bytes of subject per RFC 2047 encoded word (60 base64 characters, so a
 /// word is at most 72 characters).
 const WORD_BYTES: usize = 45;
+/// Retries of a throttled email inside one send, before the core's backoff.
+const THROTTLE_RETRIES: u32 = 3;
 
 /// Sends deliveries through SES and SNS. Cloning is cheap.
 #[derive(Clone, Debug)]
@@ -47,6 +55,10 @@ pub struct AwsMailer {
     /// The `From` of every email.
     pub sender: String,
     pub configuration_set: Option<String>,
+    /// Emails per second; `None` reads SES's `MaxSendRate` on the first email.
+    pub max_send_rate: Option<f64>,
+    /// The pacer, made on the first email and shared by clones.
+    pace: Arc<OnceLock<SendPacer>>,
 }
 
 impl AwsMailer {
@@ -61,7 +73,39 @@ impl AwsMailer {
             sns,
             sender: sender.into(),
             configuration_set: configuration_set.filter(|c| !c.trim().is_empty()),
+            max_send_rate: None,
+            pace: Arc::default(),
         }
+    }
+
+    /// Sends at most `rate` emails per second instead of SES's `MaxSendRate`.
+    pub fn with_max_send_rate(mut self, rate: f64) -> AwsMailer {
+        self.max_send_rate = Some(rate);
+        self.pace = Arc::default();
+        self
+    }
+
+    /// The emails per second this mailer keeps to.
+    pub async fn send_rate(&self) -> f64 {
+        self.pacer().await.rate()
+    }
+
+    async fn pacer(&self) -> &SendPacer {
+        if let Some(pacer) = self.pace.get() {
+            return pacer;
+        }
+        let rate = match self.max_send_rate {
+            Some(rate) => rate,
+            None => match self.ses.get_send_quota().send().await {
+                Ok(quota) if quota.max_send_rate > 0.0 => quota.max_send_rate,
+                Ok(_) => FALLBACK_SEND_RATE,
+                Err(e) => {
+                    tracing::warn!(error = %send_error(&e), rate = FALLBACK_SEND_RATE, "SES send quota unknown");
+                    FALLBACK_SEND_RATE
+                }
+            },
+        };
+        self.pace.get_or_init(|| SendPacer::per_second(rate))
     }
 
     /// Clients from an SDK config, with the sender and configuration set `env` names.
@@ -76,7 +120,8 @@ impl AwsMailer {
 
     /// The AWS settings from the environment (aws-config's default chain),
     /// the sender from `TENDON_SES_SENDER` (required) and the configuration
-    /// set from `TENDON_SES_CONFIGURATION_SET` (optional).
+    /// set from `TENDON_SES_CONFIGURATION_SET` (optional), and the rate from
+    /// `TENDON_SES_MAX_SEND_RATE` (optional; SES's quota otherwise).
     pub async fn from_env() -> Result<AwsMailer, String> {
         let sender = std::env::var(ENV_SES_SENDER)
             .ok()
@@ -88,13 +133,18 @@ impl AwsMailer {
             ));
         }
         let configuration_set = std::env::var(ENV_SES_CONFIGURATION_SET).ok();
+        let rate = rate_from_env()?;
         let sdk = aws_config::load_from_env().await;
-        Ok(AwsMailer::new(
+        let mailer = AwsMailer::new(
             aws_sdk_ses::Client::new(&sdk),
             aws_sdk_sns::Client::new(&sdk),
             sender.trim(),
             configuration_set,
-        ))
+        );
+        Ok(match rate {
+            Some(rate) => mailer.with_max_send_rate(rate),
+            None => mailer,
+        })
     }
 
     async fn send_email(&self, delivery: &Delivery) -> Result<String, SendError> {
@@ -109,17 +159,28 @@ impl AwsMailer {
             .data(Blob::new(mime.into_bytes()))
             .build()
             .map_err(|_| SendError::Unavailable("construction_failure".into()))?;
-        let sent = self
-            .ses
-            .send_raw_email()
-            .source(&self.sender)
-            .destinations(&delivery.to)
-            .raw_message(raw)
-            .set_configuration_set_name(self.configuration_set.clone())
-            .send()
-            .await
-            .map_err(|e| send_error(&e))?;
-        Ok(sent.message_id)
+        let pacer = self.pacer().await;
+        let mut retries = 0;
+        loop {
+            pacer.wait_turn().await;
+            let sent = self
+                .ses
+                .send_raw_email()
+                .source(&self.sender)
+                .destinations(&delivery.to)
+                .raw_message(raw.clone())
+                .set_configuration_set_name(self.configuration_set.clone())
+                .send()
+                .await
+                .map_err(|e| send_error(&e));
+            match sent {
+                Err(SendError::Throttled) if retries < THROTTLE_RETRIES => {
+                    retries += 1;
+                    tokio::time::sleep(pacer.throttle_backoff(retries)).await;
+                }
+                sent => return sent.map(|s| s.message_id),
+            }
+        }
     }
 
     async fn send_text(&self, delivery: &Delivery) -> Result<String, SendError> {

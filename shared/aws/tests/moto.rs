@@ -930,6 +930,12 @@ async fn the_aws_mailer_sends_safe_multipart_email_and_texts_on_moto() {
     let (_, env) = common::fresh_store("mail").await;
     let sdk = common::sdk_config().await;
     let mailer = AwsMailer::from_config(&sdk, &env);
+    // The pace comes from SES's GetSendQuota (moto's MaxSendRate is 1/s).
+    assert_eq!(mailer.send_rate().await, 1.0);
+    assert_eq!(
+        mailer.clone().with_max_send_rate(14.0).send_rate().await,
+        14.0
+    );
 
     let email = email_delivery("ana.rivera@example.com", "Hi\r\nBcc: evil@example.com");
     let provider_id = mailer.send(&email).await.expect("SES accepts the email");
