@@ -96,6 +96,9 @@ enum Command {
     /// Messages sent to patients.
     #[command(subcommand)]
     Outbox(workflow::OutboxCommand),
+    /// Surveys and exercises assigned to patients.
+    #[command(subcommand)]
+    Assignment(workflow::AssignmentCommand),
 }
 
 /// The opened backend: the embedded store with its local queues, or AWS.
@@ -168,6 +171,10 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Outbox(cmd) => {
             on_backend!(opened().await?, |b| workflow::outbox(b.store(), cmd).await)
+        }
+        Command::Assignment(cmd) => {
+            on_backend!(opened().await?, |b| workflow::assignment(b.store(), cmd)
+                .await)
         }
         Command::Dispatch {
             at,

@@ -28,6 +28,17 @@ pub enum WorkflowCommand {
         #[command(flatten)]
         out: JsonFlag,
     },
+    /// A workflow as the seed's "View Workflow" shows it (title, patient
+    /// group, trigger, each step's schedule and content), with each step's
+    /// counts: scheduled, sent, skipped, failed.
+    Show {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        id: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
     /// Switch a workflow on: triggers from now on enrol patients (no back-fill).
     Activate {
         #[arg(long)]
@@ -70,6 +81,21 @@ pub enum WorkflowCommand {
         org: String,
         #[arg(long)]
         patient: Option<String>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AssignmentCommand {
+    /// Mark the survey or exercise a delivery assigned as completed by the
+    /// patient (ends "until assignments_complete" repeats once none is open).
+    Complete {
+        #[arg(long)]
+        org: String,
+        /// The delivery's ID (`tendon outbox list --json`, key `id`).
+        #[arg(long)]
+        delivery: String,
         #[command(flatten)]
         out: JsonFlag,
     },
@@ -132,6 +158,18 @@ pub async fn run<S: ConfigStore + WorkflowStore + PatientStore>(
             let all = require_org(store, &org).await?;
             print(out.json, &all.iter().map(workflow_json).collect::<Vec<_>>())
         }
+        WorkflowCommand::Show { org, id, out } => {
+            let all = require_org(store, &org).await?;
+            let Some(wf) = all.iter().find(|w| w.id == id) else {
+                return Err(format!(
+                    "no workflow {id:?} in org {org:?}; see `tendon workflow list --org {org}`"
+                ));
+            };
+            let steps = store.list_steps(&org, None).await.map_err(err)?;
+            let mut view = workflow_json(wf);
+            view["step_counts"] = json!(step_counts(wf, &steps));
+            print(out.json, &view)
+        }
         WorkflowCommand::Activate { org, id, out } => {
             set_status(store, &org, &id, WorkflowStatus::Active, out.json).await
         }
@@ -181,6 +219,29 @@ pub async fn run<S: ConfigStore + WorkflowStore + PatientStore>(
     }
 }
 
+/// Per step of `wf`: how many of its scheduled sends (any version) are
+/// waiting, sent, skipped and failed.
+fn step_counts(wf: &Workflow, steps: &[tendon_core::workflow::steps::ScheduledStep]) -> Vec<Value> {
+    use tendon_core::workflow::steps::StepStatus;
+    (0..wf.steps.len())
+        .map(|i| {
+            let count = |status: StepStatus| {
+                steps
+                    .iter()
+                    .filter(|s| s.workflow_id == wf.id && s.step == i && s.status == status)
+                    .count()
+            };
+            json!({
+                "step": i,
+                "scheduled": count(StepStatus::Scheduled),
+                "sent": count(StepStatus::Sent),
+                "skipped": count(StepStatus::Skipped),
+                "failed": count(StepStatus::Failed),
+            })
+        })
+        .collect()
+}
+
 async fn set_status<S: WorkflowStore>(
     store: &S,
     org: &str,
@@ -197,6 +258,24 @@ async fn set_status<S: WorkflowStore>(
     }
 }
 
+pub async fn assignment<S: WorkflowStore>(store: &S, cmd: AssignmentCommand) -> Result<(), String> {
+    let AssignmentCommand::Complete { org, delivery, out } = cmd;
+    if !store
+        .complete_assignment(&org, &delivery)
+        .await
+        .map_err(err)?
+    {
+        return Err(format!(
+            "no open assignment {delivery:?} in org {org:?}: the delivery must be a sent survey or \
+             exercise that is not complete yet (see `tendon outbox list --org {org}`)"
+        ));
+    }
+    print(
+        out.json,
+        &json!({"org": org, "delivery": delivery, "completed": true}),
+    )
+}
+
 pub async fn outbox<S: WorkflowStore>(store: &S, cmd: OutboxCommand) -> Result<(), String> {
     let OutboxCommand::List { org, out } = cmd;
     let all = store.list_deliveries(&org).await.map_err(err)?;
@@ -204,6 +283,7 @@ pub async fn outbox<S: WorkflowStore>(store: &S, cmd: OutboxCommand) -> Result<(
         .iter()
         .map(|d| {
             json!({
+                "id": d.id,
                 "channel": d.channel.as_str(), "to": d.to, "subject": d.subject, "body": d.body,
                 "workflow_id": d.workflow_id, "step": d.step, "patient_id": d.patient_id,
                 "sent_at": d.sent_at, "status": d.status, "content_id": d.content_id,

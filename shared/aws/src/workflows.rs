@@ -324,11 +324,13 @@ impl AwsStore {
             .map(|i| decode_step(what, i))
             .collect()
     }
+}
 
+impl WorkflowStore for AwsStore {
     /// Marks an assigned survey or exercise complete (by delivery ID): a
     /// GetItem of the delivery and an Update of its marker. `false` if there
     /// is no such open assignment.
-    pub async fn complete_assignment(&self, org: &str, delivery_id: &str) -> StoreResult<bool> {
+    async fn complete_assignment(&self, org: &str, delivery_id: &str) -> StoreResult<bool> {
         const WHAT: &str = "complete_assignment";
         let Some(item) = self
             .get(WHAT, delivery_pk(org, delivery_id), DELIVERY_SK)
@@ -367,9 +369,7 @@ impl AwsStore {
             Err(e) => Err(backend(WHAT, &e)),
         }
     }
-}
 
-impl WorkflowStore for AwsStore {
     /// A GetItem of the current version, then one transaction: the workflow
     /// (conditional on that version) and a fresh configuration token on the
     /// org item (which must exist). A racing import is retried.

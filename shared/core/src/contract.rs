@@ -1670,6 +1670,25 @@ pub async fn deliveries<S: Stores + crate::ports::WorkflowStore>(store: &S) {
         Ok(1),
         "contract: a sent survey is an open assignment"
     );
+    assert_eq!(
+        store.complete_assignment(&org_id, &first.id).await,
+        Ok(false),
+        "contract: an email assigns nothing"
+    );
+    assert_eq!(
+        store.complete_assignment(&org_id, &survey.id).await,
+        Ok(true)
+    );
+    assert_eq!(
+        store.complete_assignment(&org_id, &survey.id).await,
+        Ok(false),
+        "contract: completing twice changes nothing"
+    );
+    assert_eq!(
+        store.open_assignments(&org_id, &patient).await,
+        Ok(0),
+        "contract: a completed survey is not open"
+    );
     assert!(
         store
             .list_deliveries(&unique("ORG"))

@@ -316,6 +316,14 @@ pub trait WorkflowStore: Send + Sync {
         org: &str,
         patient_id: &str,
     ) -> impl Future<Output = StoreResult<usize>> + Send;
+    /// Marks the survey or exercise a delivery assigned complete (the patient
+    /// finished it); it no longer counts in [`open_assignments`](Self::open_assignments).
+    /// `false` if the delivery is not an open assignment.
+    fn complete_assignment(
+        &self,
+        org: &str,
+        delivery_id: &str,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
 }
 
 /// Why a send failed.

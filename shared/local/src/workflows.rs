@@ -102,21 +102,21 @@ impl SqliteStore {
         })
         .await
     }
+}
 
+impl WorkflowStore for SqliteStore {
     /// Marks an assigned survey or exercise complete (by delivery ID).
-    pub async fn complete_assignment(&self, org: &str, delivery_id: &str) -> StoreResult<bool> {
+    async fn complete_assignment(&self, org: &str, delivery_id: &str) -> StoreResult<bool> {
         let (org, id) = (org.to_owned(), delivery_id.to_owned());
         self.run("complete_assignment", move |conn| {
             let n = conn
-                .prepare_cached("UPDATE deliveries SET completed_at = ?3 WHERE org = ?1 AND id = ?2 AND completed_at IS NULL")?
+                .prepare_cached("UPDATE deliveries SET completed_at = ?3 WHERE org = ?1 AND id = ?2 AND kind IN ('survey', 'exercise') AND status = 'sent' AND completed_at IS NULL")?
                 .execute(params![org, id, crate::now_ms()])?;
             Ok(n == 1)
         })
         .await
     }
-}
 
-impl WorkflowStore for SqliteStore {
     async fn put_workflow(&self, org: &str, workflow: &Workflow) -> StoreResult<Workflow> {
         let (org, mut wf) = (org.to_owned(), workflow.clone());
         self.run("put_workflow", move |conn| {

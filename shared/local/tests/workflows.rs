@@ -9,8 +9,44 @@ use tendon_core::workflow::dispatch::{Dispatcher, PassReport};
 use tendon_local::worker::{LocalQueue, drain};
 use tendon_local::{LocalOutbox, SqliteStore};
 
-const WORKED: &str = include_str!("../../../examples/worked-example.hl7");
+const WORKED_EXAMPLE: &str = include_str!("../../../examples/worked-example.hl7");
 const KEY: &str = "tdn_test_key_acme";
+/// How far ahead of today the tests' IE is: the schedule depends on the real
+/// clock (a step already past at enrolment is skipped), so no date is fixed.
+const IE_IN_DAYS: i32 = 10;
+
+/// The day of the IE, `offset` days moved, in Los Angeles (the org's zone).
+fn ie_day(offset: i32) -> jiff::civil::Date {
+    let today = Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::get("America/Los_Angeles").unwrap())
+        .date();
+    today
+        .checked_add(jiff::Span::new().days(IE_IN_DAYS + offset))
+        .unwrap()
+}
+
+/// 10:00 (the IE's time of day) Los Angeles time, `offset` days from the IE
+/// day, as an RFC 3339 instant; `seconds` are added.
+fn ie_day_at_ten(offset: i32, seconds: i64) -> String {
+    ie_day(offset)
+        .at(10, 0, 0, 0)
+        .in_tz("America/Los_Angeles")
+        .unwrap()
+        .timestamp()
+        .checked_add(jiff::SignedDuration::from_secs(seconds))
+        .unwrap()
+        .to_string()
+}
+
+/// An HL7 start (`YYYYMMDDHHMM`) at 10:00, `offset` days from the IE day.
+fn hl7_start(offset: i32) -> String {
+    ie_day(offset).strftime("%Y%m%d1000").to_string()
+}
+
+/// The worked example with its IE [`IE_IN_DAYS`] days from today.
+fn worked() -> String {
+    WORKED_EXAMPLE.replace("202612011000", &hl7_start(0))
+}
 
 async fn setup() -> LocalQueue {
     let store = SqliteStore::open_in_memory().unwrap();
@@ -90,7 +126,7 @@ async fn the_contract_example_workflow_sends_once_escaped_and_on_time() {
         .await
         .unwrap();
     // A name with markup and a header-injection attempt.
-    let hostile = WORKED.replace(
+    let hostile = worked().replace(
         "Rivera^Ana^M",
         "Rivera^<b>Ana</b>\\X0D0A\\Bcc: evil@example.com^M",
     );
@@ -98,7 +134,7 @@ async fn the_contract_example_workflow_sends_once_escaped_and_on_time() {
     let steps = q.store().list_steps("ACME01", Some("P555")).await.unwrap();
     assert_eq!(steps.len(), 2, "{steps:#?}");
 
-    // The IE is 2026-12-01 10:00 -08:00; the reminder is due 2026-11-30 10:00 -08:00.
+    // The IE is at 10:00 Los Angeles time; the reminder is due a day before.
     let now = Timestamp::now().to_string();
     let first = pass(&q, &now).await;
     assert_eq!(
@@ -115,11 +151,11 @@ async fn the_contract_example_workflow_sends_once_escaped_and_on_time() {
         "a second pass sends nothing"
     );
     assert_eq!(
-        pass(&q, "2026-11-30T17:59:59Z").await,
+        pass(&q, &ie_day_at_ten(-1, -1)).await,
         PassReport::default(),
         "not yet due"
     );
-    assert_eq!(pass(&q, "2026-11-30T18:00:00Z").await.sent, 1);
+    assert_eq!(pass(&q, &ie_day_at_ten(-1, 0)).await.sent, 1);
 
     let outbox = q.store().list_deliveries("ACME01").await.unwrap();
     assert_eq!(outbox.len(), 2);
@@ -136,9 +172,10 @@ async fn the_contract_example_workflow_sends_once_escaped_and_on_time() {
         subject.starts_with("Welcome, <b>Ana</b> Bcc:"),
         "{subject:?}"
     );
+    let local_start = ie_day(0).strftime("%A, %B %-d at 10:00 AM").to_string();
     assert!(
-        welcome.body.contains("Tuesday, December 1 at 10:00 AM"),
-        "{}",
+        welcome.body.contains(&local_start),
+        "{local_start:?} in {}",
         welcome.body
     );
     assert!(html.contains("/unsubscribe/ACME01/P555/"), "{html}");
@@ -163,33 +200,33 @@ async fn a_canceled_appointment_skips_and_a_rescheduled_one_moves_its_reminder()
         )
         .await
         .unwrap();
-    post(&q, WORKED).await;
-    // S13: moved two days later (2026-12-03 10:00 -08:00).
-    let moved = WORKED
+    post(&q, &worked()).await;
+    // S13: moved two days later.
+    let moved = worked()
         .replace("SIU^S12^SIU_S12|MSG00042", "SIU^S13^SIU_S12|MSG00043")
         .replace("20261120093000-0800", "20261120094000-0800")
-        .replace("202612011000", "202612031000");
+        .replace(&hl7_start(0), &hl7_start(2));
     post(&q, &moved).await;
     // At the old reminder time nothing goes out: the appointment moved.
-    assert_eq!(pass(&q, "2026-11-30T18:00:00Z").await.sent, 0);
+    assert_eq!(pass(&q, &ie_day_at_ten(-1, 0)).await.sent, 0);
     assert_eq!(
-        pass(&q, "2026-12-02T18:00:00Z").await.sent,
+        pass(&q, &ie_day_at_ten(1, 0)).await.sent,
         1,
         "sent 1 day before the new time"
     );
     assert_eq!(q.store().list_deliveries("ACME01").await.unwrap().len(), 1);
 
     // A second appointment, canceled before its reminder: skipped.
-    let second = WORKED
+    let second = worked()
         .replace("MSG00042", "MSG00050")
         .replace("A9001", "A9002")
-        .replace("202612011000", "202612081000");
+        .replace(&hl7_start(0), &hl7_start(7));
     post(&q, &second).await;
     let cancel = second
         .replace("SIU^S12^SIU_S12|MSG00050", "SIU^S15^SIU_S12|MSG00051")
         .replace("20261120093000-0800", "20261120095000-0800");
     post(&q, &cancel).await;
-    let r = pass(&q, "2026-12-07T18:00:00Z").await;
+    let r = pass(&q, &ie_day_at_ten(6, 0)).await;
     assert_eq!((r.sent, r.skipped), (0, 1));
     assert_eq!(q.store().list_deliveries("ACME01").await.unwrap().len(), 1);
 }
@@ -215,7 +252,7 @@ async fn inactive_workflows_and_unmatched_groups_schedule_nothing() {
             .await
             .unwrap();
     }
-    post(&q, WORKED).await;
+    post(&q, &worked()).await;
     let steps = q.store().list_steps("ACME01", None).await.unwrap();
     assert_eq!(steps.len(), 1, "only the shoulder survey: {steps:#?}");
     assert_eq!(steps[0].workflow_id, "shoulders");
@@ -271,7 +308,7 @@ async fn crashes_around_the_send_cost_at_most_one_duplicate_and_lose_nothing() {
         .put_workflow("ACME01", &workflow(WELCOME))
         .await
         .unwrap();
-    post(&q, WORKED).await;
+    post(&q, &worked()).await;
     let mailer = CountingMailer::default();
     let t0 = Timestamp::now();
 
@@ -322,7 +359,7 @@ async fn concurrent_passes_never_send_a_step_twice() {
         .await
         .unwrap();
     for n in 0..40 {
-        let body = WORKED
+        let body = worked()
             .replace("MSG00042", &format!("MSG2{n:04}"))
             .replace("P555", &format!("P{}", 2000 + n))
             .replace("A9001", &format!("A{}", 20000 + n));
