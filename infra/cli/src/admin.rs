@@ -4,6 +4,7 @@ use serde_json::{Value, json};
 use tendon_core::model::{Location, MessageStatus, Org, PatientRecord, Practitioner};
 use tendon_core::pipeline::{key_hash, new_ingest_key};
 use tendon_core::ports::{ConfigStore, MessageLog, PatientStore, StoreError};
+use tendon_core::workflow::steps::Channel;
 
 use crate::backend::Backend;
 use crate::output::print;
@@ -104,6 +105,31 @@ pub enum PatientCommand {
         org: String,
         #[arg(long)]
         id: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Stop workflow messages to a patient on one channel (email: as the
+    /// unsubscribe link does; text: as an SMS STOP reply). Prints the patient.
+    OptOut {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        id: String,
+        /// email or text.
+        #[arg(long, value_parser = ["email", "text"])]
+        channel: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Resume workflow messages to a patient on one channel. Prints the patient.
+    OptIn {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        id: String,
+        /// email or text.
+        #[arg(long, value_parser = ["email", "text"])]
+        channel: String,
         #[command(flatten)]
         out: JsonFlag,
     },
@@ -261,6 +287,33 @@ pub async fn ie_type(store: &impl ConfigStore, cmd: IeTypeCommand) -> Result<(),
     print(out.json, &org_json(&o))
 }
 
+async fn set_opt_out<B: crate::backend::Backend>(
+    backend: &B,
+    org: &str,
+    id: &str,
+    channel: &str,
+    opted_out: bool,
+    json: bool,
+) -> Result<(), String> {
+    let channel = Channel::parse(channel)
+        .ok_or_else(|| format!("--channel must be email or text, not {channel:?}"))?;
+    require_org(backend.store(), org).await?;
+    if !backend
+        .set_opt_out(org, id, channel, opted_out)
+        .await
+        .map_err(err)?
+    {
+        return Err(format!("org {org:?} has no patient {id:?}"));
+    }
+    let rec = backend
+        .store()
+        .load_patient(org, id)
+        .await
+        .map_err(err)?
+        .ok_or_else(|| format!("org {org:?} has no patient {id:?}"))?;
+    print(json, &patient_json(&rec))
+}
+
 fn patient_json(rec: &PatientRecord) -> Value {
     let p = &rec.patient;
     json!({
@@ -272,6 +325,9 @@ fn patient_json(rec: &PatientRecord) -> Value {
         "gender": p.gender,
         "email": p.email,
         "mobile": p.mobile,
+        // Workflow reachability: email unsubscribed, texts opted out.
+        "unsubscribed": p.unsubscribed,
+        "text_opt_out": p.text_opt_out,
         "episodes": rec.episodes.iter().map(|e| json!({
             "name": e.name,
             "default": e.default,
@@ -290,10 +346,11 @@ fn patient_json(rec: &PatientRecord) -> Value {
     })
 }
 
-pub async fn patient<S: ConfigStore + PatientStore>(
-    store: &S,
+pub async fn patient<B: crate::backend::Backend>(
+    backend: &B,
     cmd: PatientCommand,
 ) -> Result<(), String> {
+    let store = backend.store();
     match cmd {
         PatientCommand::List { org, out } => {
             require_org(store, &org).await?;
@@ -315,6 +372,18 @@ pub async fn patient<S: ConfigStore + PatientStore>(
             let rec = rec.ok_or_else(|| format!("org {org:?} has no patient {id:?}"))?;
             print(out.json, &patient_json(&rec))
         }
+        PatientCommand::OptOut {
+            org,
+            id,
+            channel,
+            out,
+        } => set_opt_out(backend, &org, &id, &channel, true, out.json).await,
+        PatientCommand::OptIn {
+            org,
+            id,
+            channel,
+            out,
+        } => set_opt_out(backend, &org, &id, &channel, false, out.json).await,
     }
 }
 

@@ -9,6 +9,7 @@ use tendon_core::ports::{
     ConfigStore, Mailer, MessageLog, PatientStore, QueueName, StoreResult, WorkQueue, WorkflowStore,
 };
 use tendon_core::workflow::dispatch::{Dispatcher, PassReport, unsubscribe_token_ok};
+use tendon_core::workflow::steps::Channel;
 use tendon_local::worker::{self, LocalQueue};
 use tendon_local::{LocalOutbox, SqliteStore};
 
@@ -26,11 +27,14 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// The secret unsubscribe links are signed with (kept in the store).
     fn unsubscribe_secret(&self) -> impl Future<Output = StoreResult<String>> + Send;
 
-    /// Marks a patient unsubscribed; false if there is no such patient.
-    fn mark_unsubscribed(
+    /// Opts a patient out of (or back into) workflow messages on a channel;
+    /// false if there is no such patient.
+    fn set_opt_out(
         &self,
         org: &str,
         patient_id: &str,
+        channel: Channel,
+        opted_out: bool,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
 
     /// Processes queued work until the queues are empty.
@@ -103,7 +107,8 @@ pub trait Backend: Clone + Send + Sync + 'static {
             if !unsubscribe_token_ok(&secret, org, patient_id, token) {
                 return Ok(false);
             }
-            self.mark_unsubscribed(org, patient_id).await
+            self.set_opt_out(org, patient_id, Channel::Email, true)
+                .await
         }
     }
 }
@@ -145,8 +150,16 @@ impl Backend for LocalQueue {
         LocalQueue::store(self).unsubscribe_secret().await
     }
 
-    async fn mark_unsubscribed(&self, org: &str, patient_id: &str) -> StoreResult<bool> {
-        LocalQueue::store(self).unsubscribe(org, patient_id).await
+    async fn set_opt_out(
+        &self,
+        org: &str,
+        patient_id: &str,
+        channel: Channel,
+        opted_out: bool,
+    ) -> StoreResult<bool> {
+        LocalQueue::store(self)
+            .set_opt_out(org, patient_id, channel, opted_out)
+            .await
     }
 }
 
@@ -181,7 +194,13 @@ impl Backend for AwsStore {
         AwsStore::unsubscribe_secret(self).await
     }
 
-    async fn mark_unsubscribed(&self, org: &str, patient_id: &str) -> StoreResult<bool> {
-        AwsStore::unsubscribe(self, org, patient_id).await
+    async fn set_opt_out(
+        &self,
+        org: &str,
+        patient_id: &str,
+        channel: Channel,
+        opted_out: bool,
+    ) -> StoreResult<bool> {
+        AwsStore::set_opt_out(self, org, patient_id, channel, opted_out).await
     }
 }

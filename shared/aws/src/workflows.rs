@@ -27,7 +27,7 @@ use aws_sdk_dynamodb::types::{
 };
 use jiff::Timestamp;
 use tendon_core::ports::{Inserted, StoreError, StoreResult, WorkflowStore};
-use tendon_core::workflow::steps::{Delivery, DeliveryStatus, ScheduledStep, StepStatus};
+use tendon_core::workflow::steps::{Channel, Delivery, DeliveryStatus, ScheduledStep, StepStatus};
 use tendon_core::workflow::{TaskKind, Workflow, WorkflowStatus};
 
 use crate::config::{org_changed, put};
@@ -831,20 +831,32 @@ impl AwsStore {
         .ok_or_else(|| StoreError::Backend(format!("{WHAT}: the secret was not stored")))
     }
 
-    /// Marks a patient unsubscribed from workflow email: a versioned rewrite of
-    /// the record (retried on a concurrent change). `false` if there is no such patient.
+    /// Marks a patient unsubscribed from workflow email.
     pub async fn unsubscribe(&self, org: &str, patient_id: &str) -> StoreResult<bool> {
+        self.set_opt_out(org, patient_id, Channel::Email, true)
+            .await
+    }
+
+    /// Opts a patient out of (or back into) workflow messages on `channel`: a
+    /// versioned rewrite of the record (retried on a concurrent change).
+    /// `false` if there is no such patient.
+    pub async fn set_opt_out(
+        &self,
+        org: &str,
+        patient_id: &str,
+        channel: Channel,
+        opted_out: bool,
+    ) -> StoreResult<bool> {
         use tendon_core::ports::PatientStore;
-        const WHAT: &str = "unsubscribe";
+        const WHAT: &str = "set_opt_out";
         for _ in 0..8 {
             let Some(mut record) = self.load_patient(org, patient_id).await? else {
                 return Ok(false);
             };
-            if record.patient.unsubscribed {
+            if !channel.set_opt_out(&mut record.patient, opted_out) {
                 return Ok(true);
             }
             let expected = record.version;
-            record.patient.unsubscribed = true;
             record.version += 1;
             let item = crate::items::to_item(
                 WHAT,

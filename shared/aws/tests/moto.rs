@@ -1110,3 +1110,50 @@ async fn a_dispatch_pass_sends_due_steps_through_ses() {
     assert_eq!((again.sent, again.skipped, again.failed), (0, 0, 0));
     assert_eq!(store.open_assignments(&org, &patient).await, Ok(0));
 }
+
+/// Opting out (the unsubscribe link, a text STOP) rewrites the patient record
+/// under its version; an unknown patient is `false`; opting in undoes it.
+#[tokio::test]
+async fn opt_outs_are_recorded_on_the_patient() {
+    use tendon_core::workflow::steps::Channel;
+    let (store, _) = common::fresh_store("optout").await;
+    let org = unique("ORG");
+    let message_id = org_with_message(&store, &org).await;
+    let patient = unique("P");
+    let mut record = tendon_core::contract::patient_record(&patient, 1);
+    record.patient.id = patient.clone();
+    let mut commit = commit_of(&org, &message_id, Vec::new());
+    commit.patient_id = Some(patient.clone());
+    commit.records = vec![RecordWrite {
+        record,
+        expected_version: None,
+    }];
+    assert_eq!(store.commit(&commit).await, Ok(CommitOutcome::Applied));
+
+    assert_eq!(store.unsubscribe(&org, &patient).await, Ok(true));
+    assert_eq!(
+        store.set_opt_out(&org, &patient, Channel::Text, true).await,
+        Ok(true)
+    );
+    assert_eq!(store.unsubscribe(&org, &unique("P")).await, Ok(false));
+    let stored = store.load_patient(&org, &patient).await.unwrap().unwrap();
+    assert!(stored.patient.unsubscribed && stored.patient.text_opt_out);
+    assert_eq!(stored.version, 3, "two changes, two versions");
+    assert_eq!(store.unsubscribe(&org, &patient).await, Ok(true));
+    assert_eq!(
+        store
+            .load_patient(&org, &patient)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        3,
+        "no change, no write"
+    );
+    store
+        .set_opt_out(&org, &patient, Channel::Email, false)
+        .await
+        .unwrap();
+    let stored = store.load_patient(&org, &patient).await.unwrap().unwrap();
+    assert!(!stored.patient.unsubscribed && stored.patient.text_opt_out);
+}

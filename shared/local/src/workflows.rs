@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 use tendon_core::ports::{Inserted, Mailer, SendError, StoreError, StoreResult, WorkflowStore};
-use tendon_core::workflow::steps::{Delivery, DeliveryStatus, ScheduledStep};
+use tendon_core::workflow::steps::{Channel, Delivery, DeliveryStatus, ScheduledStep};
 use tendon_core::workflow::{Workflow, WorkflowStatus};
 
 use crate::{Fail, SqliteStore, write_tx};
@@ -80,8 +80,21 @@ impl SqliteStore {
 
     /// Marks a patient unsubscribed from workflow email.
     pub async fn unsubscribe(&self, org: &str, patient_id: &str) -> StoreResult<bool> {
+        self.set_opt_out(org, patient_id, Channel::Email, true)
+            .await
+    }
+
+    /// Opts a patient out of (or back into) workflow messages on `channel`;
+    /// `false` if there is no such patient.
+    pub async fn set_opt_out(
+        &self,
+        org: &str,
+        patient_id: &str,
+        channel: Channel,
+        opted_out: bool,
+    ) -> StoreResult<bool> {
         let (org, id) = (org.to_owned(), patient_id.to_owned());
-        self.run("unsubscribe", move |conn| {
+        self.run("set_opt_out", move |conn| {
             let tx = write_tx(conn)?;
             let row: Option<String> = tx
                 .prepare_cached("SELECT json FROM patients WHERE org = ?1 AND id = ?2")?
@@ -91,8 +104,7 @@ impl SqliteStore {
                 return Ok(false);
             };
             let mut rec: tendon_core::model::PatientRecord = serde_json::from_str(&json)?;
-            if !rec.patient.unsubscribed {
-                rec.patient.unsubscribed = true;
+            if channel.set_opt_out(&mut rec.patient, opted_out) {
                 rec.version += 1;
                 tx.prepare_cached("UPDATE patients SET version = version + 1, json = ?3 WHERE org = ?1 AND id = ?2")?
                     .execute(params![org, id, serde_json::to_string(&rec)?])?;

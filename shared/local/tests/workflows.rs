@@ -3,9 +3,10 @@
 use jiff::Timestamp;
 use tendon_core::model::{Location, Org, Practitioner};
 use tendon_core::pipeline::{DEFAULT_MAX_BODY, ingest, key_hash};
-use tendon_core::ports::{ConfigStore, SystemClock, WorkflowStore};
+use tendon_core::ports::{ConfigStore, PatientStore, SystemClock, WorkflowStore};
 use tendon_core::workflow::Workflow;
 use tendon_core::workflow::dispatch::{Dispatcher, PassReport};
+use tendon_core::workflow::steps::Channel;
 use tendon_local::worker::{LocalQueue, drain};
 use tendon_local::{LocalOutbox, SqliteStore};
 
@@ -387,4 +388,62 @@ fn a_yaml_definition_reads_like_the_json_one() {
         bad.unwrap_err().contains("before"),
         "a 'before' step needs an appointment trigger"
     );
+}
+
+#[tokio::test]
+async fn opted_out_channels_are_skipped_and_the_other_channel_still_sends() {
+    let q = setup().await;
+    q.store()
+        .put_workflow(
+            "ACME01",
+            &workflow(
+                r#"{"title": "Both", "status": "active", "trigger": {"event": "patient_created"},
+                    "steps": [
+                      {"schedule": {"direction": "after", "amount": 1, "unit": "days"},
+                       "task": {"kind": "text", "body": "Hi {{ patient.first_name }}"}},
+                      {"schedule": {"direction": "after", "amount": 1, "unit": "days"},
+                       "task": {"kind": "email", "subject": "Hi", "body": "Hello."}}
+                    ]}"#,
+            ),
+        )
+        .await
+        .unwrap();
+    post(&q, &worked()).await;
+    assert!(
+        q.store()
+            .set_opt_out("ACME01", "P555", Channel::Text, true)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !q.store()
+            .set_opt_out("ACME01", "P404", Channel::Text, true)
+            .await
+            .unwrap(),
+        "no such patient"
+    );
+    // Two days on, at 10:00 Los Angeles time: inside the text window.
+    let r = pass(&q, &ie_day_at_ten(-8, 0)).await;
+    assert_eq!((r.sent, r.skipped), (1, 1));
+    let steps = q.store().list_steps("ACME01", Some("P555")).await.unwrap();
+    let text = steps
+        .iter()
+        .find(|s| s.task.kind.as_str() == "text")
+        .unwrap();
+    assert_eq!(text.note.as_deref(), Some("text_opt_out"));
+    let outbox = q.store().list_deliveries("ACME01").await.unwrap();
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(outbox[0].channel, Channel::Email);
+    // Opting back in is recorded on the patient.
+    q.store()
+        .set_opt_out("ACME01", "P555", Channel::Text, false)
+        .await
+        .unwrap();
+    let rec = q
+        .store()
+        .load_patient("ACME01", "P555")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!rec.patient.text_opt_out && !rec.patient.unsubscribed);
 }

@@ -106,6 +106,26 @@ impl Channel {
             Channel::Text => "text",
         }
     }
+
+    pub fn parse(s: &str) -> Option<Channel> {
+        match s {
+            "email" => Some(Channel::Email),
+            "text" => Some(Channel::Text),
+            _ => None,
+        }
+    }
+
+    /// Sets whether `patient` has opted out of workflow messages on this
+    /// channel (email: unsubscribed; text: STOP); true if that changed it.
+    pub fn set_opt_out(self, patient: &mut crate::model::Patient, opted_out: bool) -> bool {
+        let flag = match self {
+            Channel::Email => &mut patient.unsubscribed,
+            Channel::Text => &mut patient.text_opt_out,
+        };
+        let changed = *flag != opted_out;
+        *flag = opted_out;
+        changed
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
