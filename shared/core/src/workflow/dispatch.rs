@@ -6,6 +6,8 @@
 //! the send's identity) before the provider is called, so a crash between the
 //! send and its record repeats that one send at most once, and a crash before
 //! the send loses nothing (the claim expires and the step is taken again).
+use std::collections::HashMap;
+
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
@@ -329,13 +331,22 @@ where
         let until = at
             .checked_add(CLAIM_LEASE)
             .map_err(|_| StoreError::Backend("dispatch: time out of range".into()))?;
+        // Each org's configuration (its workflows' status) is read once per
+        // pass: a pass takes seconds, and a step of a workflow switched off
+        // meanwhile is skipped by the next pass's reading at the latest.
+        let mut configs: HashMap<String, Option<OrgConfig>> = HashMap::new();
         loop {
             let claimed = self.store.claim_due(at, until, CLAIM_BATCH).await?;
             if claimed.is_empty() {
                 return Ok(report);
             }
             for step in claimed {
-                match self.handle(step, at).await? {
+                if !configs.contains_key(&step.org) {
+                    let config = self.store.org_config(&step.org).await?;
+                    configs.insert(step.org.clone(), config);
+                }
+                let config = configs.get(&step.org).and_then(Option::as_ref);
+                match self.handle(step, config, at).await? {
                     Some(StepStatus::Sent) => report.sent += 1,
                     Some(StepStatus::Skipped) => report.skipped += 1,
                     Some(StepStatus::Failed) => report.failed += 1,
@@ -349,9 +360,9 @@ where
     async fn handle(
         &self,
         mut step: ScheduledStep,
+        config: Option<&OrgConfig>,
         at: Timestamp,
     ) -> StoreResult<Option<StepStatus>> {
-        let config = self.store.org_config(&step.org).await?;
         let Some(config) = config else {
             step.status = StepStatus::Skipped;
             step.note = Some("org_missing".into());
@@ -366,7 +377,7 @@ where
             .store
             .open_assignments(&step.org, &step.patient_id)
             .await?;
-        match verdict(&step, &config, record.as_ref(), open > 0, at) {
+        match verdict(&step, config, record.as_ref(), open > 0, at) {
             Verdict::Skip(reason) => {
                 step.status = StepStatus::Skipped;
                 step.note = Some(reason.into());
@@ -381,7 +392,7 @@ where
             }
             Verdict::Send => {
                 let record = record.expect("verdict Send has a record");
-                self.send(step, &config, &record, at).await
+                self.send(step, config, &record, at).await
             }
         }
     }
