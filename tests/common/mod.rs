@@ -107,6 +107,8 @@ impl Tendon {
                 ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
                 ("AWS_REGION".into(), "us-east-1".into()),
                 ("TENDON_BACKEND".into(), "aws".into()),
+                // moto's SES quota is 1 email/s, which the mailer would pace to.
+                ("TENDON_SES_MAX_SEND_RATE".into(), "50".into()),
             ];
             let out = t.ok(&["aws", "bootstrap", "--prefix", &moto::unique_prefix(name)]);
             let vars = out["env"]
@@ -126,6 +128,11 @@ impl Tendon {
 
     pub fn aws(name: &str) -> Tendon {
         Tendon::new(Backend::Aws, name)
+    }
+
+    /// Local: the SQLite file (the deliveries table is the outbox).
+    pub fn db(&self) -> &std::path::Path {
+        &self.db
     }
 
     fn log_path(&self) -> PathBuf {
@@ -222,41 +229,29 @@ impl Tendon {
         }
     }
 
-    /// POSTs `body` to /hl7 with an optional bearer key: (HTTP status, body).
-    pub fn post(&self, key: Option<&str>, body: &[u8]) -> (u16, String) {
-        let addr = self
-            .server
+    /// The running server's address (`127.0.0.1:PORT`).
+    pub fn addr(&self) -> String {
+        self.server
             .lock()
             .unwrap()
             .as_ref()
             .expect("serve() first")
             .addr
-            .clone();
-        let mut s = TcpStream::connect(&addr).expect("the server accepts connections");
-        s.set_read_timeout(Some(HTTP_TIMEOUT)).unwrap();
+            .clone()
+    }
+
+    /// POSTs `body` to /hl7 with an optional bearer key: (HTTP status, body).
+    pub fn post(&self, key: Option<&str>, body: &[u8]) -> (u16, String) {
         let auth = key
             .map(|k| format!("Authorization: Bearer {k}\r\n"))
             .unwrap_or_default();
-        write!(
-            s,
-            "POST /hl7 HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        )
-        .unwrap();
-        s.write_all(body).unwrap();
-        let mut resp = Vec::new();
-        s.read_to_end(&mut resp).unwrap();
-        let text = String::from_utf8_lossy(&resp).into_owned();
-        let status = text
-            .split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        (status, body)
+        self.request("POST", "/hl7", &auth, body)
+    }
+
+    /// One HTTP/1.1 exchange with the server: `method path`, extra header
+    /// lines (each ending in CRLF) and a body; (HTTP status, body).
+    pub fn request(&self, method: &str, path: &str, headers: &str, body: &[u8]) -> (u16, String) {
+        http(&self.addr(), method, path, headers, body)
     }
 
     /// `messages list --org ORG`, oldest first.
@@ -291,7 +286,17 @@ impl Tendon {
                 self.deadline().as_secs(),
                 outcomes(&msgs)
             );
-            std::thread::yield_now();
+            self.pause();
+        }
+    }
+
+    /// Between two polls: none locally; on AWS a moment, because every poll
+    /// is a process querying moto, which is one busy Python process that the
+    /// workers need too.
+    pub fn pause(&self) {
+        match self.backend {
+            Backend::Local => std::thread::yield_now(),
+            Backend::Aws => std::thread::sleep(Duration::from_millis(100)),
         }
     }
 
@@ -465,6 +470,207 @@ impl Clinic<'_> {
             .as_u64()
             .unwrap_or_else(|| panic!("replay prints {{\"replayed\":N}}: {out}"))
     }
+}
+
+// ---------------------------------------------------------------------------
+// Running scenarios.
+
+/// One end-to-end scenario: it gets a deployment and an org of its own name,
+/// and asserts the final state it leaves.
+pub type Scenario = fn(&Tendon, &str);
+
+/// `(name, scenario)` for each scenario function.
+#[macro_export]
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {
+        &[$((stringify!($name), $name as $crate::common::Scenario)),*]
+    };
+}
+
+/// Which deployment each scenario runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deployments {
+    /// One deployment and server for all (scenarios that touch only their org).
+    Shared,
+    /// A deployment and server each: for scenarios that drive something
+    /// global, such as `tendon dispatch --at`, which passes over every org.
+    PerScenario,
+}
+
+/// Scenarios running at once (each is mostly waiting on the binary and the
+/// workers); `TENDON_SCENARIO_THREADS` overrides it.
+pub const PARALLEL: usize = 4;
+
+/// Runs the `scenarios` whose name contains `TENDON_SCENARIO` (all when it is
+/// unset), `TENDON_SCENARIO_THREADS` at a time, each with the org `ORGnn`
+/// (its index), and fails with every failure at the end.
+pub fn run_scenarios(
+    backend: Backend,
+    name: &str,
+    scenarios: &[(&str, Scenario)],
+    deployments: Deployments,
+) {
+    let filter = std::env::var("TENDON_SCENARIO").unwrap_or_default();
+    let threads = std::env::var("TENDON_SCENARIO_THREADS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(PARALLEL);
+    let chosen: Vec<(usize, &(&str, Scenario))> = scenarios
+        .iter()
+        .enumerate()
+        .filter(|(_, (name, _))| name.contains(filter.as_str()))
+        .collect();
+    let started = Instant::now();
+    let shared = (deployments == Deployments::Shared).then(|| {
+        let mut t = Tendon::new(backend, name);
+        t.serve();
+        eprintln!("{backend:?}: server up in {:.1?}", started.elapsed());
+        t
+    });
+    let next = AtomicU64::new(0);
+    let failures = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for worker in 0..threads {
+            let (shared, chosen, next, failures) = (&shared, &chosen, &next, &failures);
+            std::thread::Builder::new()
+                .name(format!("{backend:?}-{worker}"))
+                .spawn_scoped(s, move || {
+                    while let Some((i, (scenario_name, scenario))) =
+                        usize::try_from(next.fetch_add(1, Ordering::Relaxed))
+                            .ok()
+                            .and_then(|n| chosen.get(n))
+                    {
+                        let org = format!("ORG{i:02}");
+                        let began = Instant::now();
+                        let deployment = format!("{name}{i}");
+                        let result =
+                            run_one(backend, &deployment, shared.as_ref(), *scenario, &org);
+                        let line = match result {
+                            Ok(()) => format!("ok in {:.1?}", began.elapsed()),
+                            Err(why) => {
+                                let line = format!("FAILED in {:.1?}", began.elapsed());
+                                let failure = format!("{scenario_name} ({org}): {why}");
+                                failures.lock().unwrap().push(failure);
+                                line
+                            }
+                        };
+                        eprintln!("{backend:?} {scenario_name} ({org}): {line}");
+                    }
+                })
+                .expect("a scenario thread");
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    if let Some(t) = &shared
+        && !failures.is_empty()
+    {
+        eprintln!("{backend:?}:{}", server_problems(t));
+    }
+    let (n, failed) = (chosen.len(), failures.len());
+    eprintln!(
+        "{backend:?}: {failed} of {n} scenarios failed, in {:.1?}",
+        started.elapsed()
+    );
+    if failed > 0 {
+        let all = failures.join("\n\n");
+        panic!("{failed} of {n} scenarios failed on the {backend:?} backend:\n\n{all}");
+    }
+}
+
+/// Runs one scenario on `shared`, or on a deployment of its own named
+/// `deployment`; a panic is the failure, with the server's problems when
+/// the deployment was its own.
+fn run_one(
+    backend: Backend,
+    deployment: &str,
+    shared: Option<&Tendon>,
+    scenario: Scenario,
+    org: &str,
+) -> Result<(), String> {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    let own = match shared {
+        Some(_) => None,
+        None => Some(
+            catch_unwind(|| {
+                let started = Instant::now();
+                let mut t = Tendon::new(backend, deployment);
+                t.serve();
+                eprintln!(
+                    "{backend:?} {deployment}: server up in {:.1?}",
+                    started.elapsed()
+                );
+                t
+            })
+            .map_err(|panic| format!("no deployment: {}", panic_message(&*panic)))?,
+        ),
+    };
+    let t = shared.or(own.as_ref()).expect("a deployment");
+    catch_unwind(AssertUnwindSafe(|| scenario(t, org))).map_err(|panic| {
+        let why = panic_message(&*panic);
+        match own {
+            Some(_) => format!("{why}{}", server_problems(t)),
+            None => why,
+        }
+    })
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_default()
+}
+
+/// The last warnings and errors of a deployment's server log.
+fn server_problems(t: &Tendon) -> String {
+    let log = t.server_log();
+    let problems: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        .collect();
+    format!(
+        "\nthe server logged {} warnings and errors; the last ones:\n{}",
+        problems.len(),
+        problems[problems.len().saturating_sub(20)..].join("\n")
+    )
+}
+
+/// One HTTP/1.1 exchange with `addr` (`host:port`): `method path`, extra
+/// header lines (each ending in CRLF) and a body; (HTTP status, body).
+pub fn http(addr: &str, method: &str, path: &str, headers: &str, body: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("the server accepts connections");
+    s.set_read_timeout(Some(HTTP_TIMEOUT)).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// moto's whole state (`/moto-api/data.json`): what went out through SES
+/// (`ses.RawMessage`) and SNS (`sns.SMS`), among the rest.
+pub fn moto_state() -> Json {
+    let addr = moto::moto().endpoint.trim_start_matches("http://");
+    let (status, body) = http(addr, "GET", "/moto-api/data.json", "", b"");
+    assert_eq!(status, 200, "moto-api/data.json: {body}");
+    serde_json::from_str(&body).expect("data.json is JSON")
 }
 
 // ---------------------------------------------------------------------------
