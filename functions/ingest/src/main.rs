@@ -6,7 +6,8 @@
 use lambda_http::{Body, Error, Request, Response, service_fn};
 use tendon_aws::AwsStore;
 use tendon_core::pipeline::{DEFAULT_MAX_BODY, ingest};
-use tendon_core::ports::SystemClock;
+use tendon_core::ports::{SystemClock, WorkflowStore};
+use tendon_core::workflow::steps::Channel;
 
 fn html(status: u16, text: &str) -> Result<Response<Body>, Error> {
     Ok(Response::builder()
@@ -32,7 +33,9 @@ async fn unsubscribe(store: &AwsStore, path: &str) -> Result<Response<Body>, Err
         if !tendon_core::workflow::dispatch::unsubscribe_token_ok(&secret, &org, &patient, token) {
             return Ok(false);
         }
-        store.unsubscribe(&org, &patient).await
+        store
+            .set_opt_out(&org, &patient, Channel::Email, true)
+            .await
     };
     match outcome.await {
         Ok(true) => {

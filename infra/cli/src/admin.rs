@@ -3,7 +3,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use tendon_core::model::{Location, MessageStatus, Org, PatientRecord, Practitioner};
 use tendon_core::pipeline::{key_hash, new_ingest_key};
-use tendon_core::ports::{ConfigStore, MessageLog, PatientStore, StoreError};
+use tendon_core::ports::{ConfigStore, MessageLog, PatientStore, StoreError, WorkflowStore};
 use tendon_core::workflow::steps::Channel;
 
 use crate::backend::Backend;
@@ -287,8 +287,8 @@ pub async fn ie_type(store: &impl ConfigStore, cmd: IeTypeCommand) -> Result<(),
     print(out.json, &org_json(&o))
 }
 
-async fn set_opt_out<B: crate::backend::Backend>(
-    backend: &B,
+async fn set_opt_out<S: ConfigStore + PatientStore + WorkflowStore>(
+    store: &S,
     org: &str,
     id: &str,
     channel: &str,
@@ -297,16 +297,15 @@ async fn set_opt_out<B: crate::backend::Backend>(
 ) -> Result<(), String> {
     let channel = Channel::parse(channel)
         .ok_or_else(|| format!("--channel must be email or text, not {channel:?}"))?;
-    require_org(backend.store(), org).await?;
-    if !backend
+    require_org(store, org).await?;
+    if !store
         .set_opt_out(org, id, channel, opted_out)
         .await
         .map_err(err)?
     {
         return Err(format!("org {org:?} has no patient {id:?}"));
     }
-    let rec = backend
-        .store()
+    let rec = store
         .load_patient(org, id)
         .await
         .map_err(err)?
@@ -346,11 +345,10 @@ fn patient_json(rec: &PatientRecord) -> Value {
     })
 }
 
-pub async fn patient<B: crate::backend::Backend>(
-    backend: &B,
+pub async fn patient<S: ConfigStore + PatientStore + WorkflowStore>(
+    store: &S,
     cmd: PatientCommand,
 ) -> Result<(), String> {
-    let store = backend.store();
     match cmd {
         PatientCommand::List { org, out } => {
             require_org(store, &org).await?;
@@ -377,13 +375,13 @@ pub async fn patient<B: crate::backend::Backend>(
             id,
             channel,
             out,
-        } => set_opt_out(backend, &org, &id, &channel, true, out.json).await,
+        } => set_opt_out(store, &org, &id, &channel, true, out.json).await,
         PatientCommand::OptIn {
             org,
             id,
             channel,
             out,
-        } => set_opt_out(backend, &org, &id, &channel, false, out.json).await,
+        } => set_opt_out(store, &org, &id, &channel, false, out.json).await,
     }
 }
 

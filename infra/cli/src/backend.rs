@@ -27,16 +27,6 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// The secret unsubscribe links are signed with (kept in the store).
     fn unsubscribe_secret(&self) -> impl Future<Output = StoreResult<String>> + Send;
 
-    /// Opts a patient out of (or back into) workflow messages on a channel;
-    /// false if there is no such patient.
-    fn set_opt_out(
-        &self,
-        org: &str,
-        patient_id: &str,
-        channel: Channel,
-        opted_out: bool,
-    ) -> impl Future<Output = StoreResult<bool>> + Send;
-
     /// Processes queued work until the queues are empty.
     fn drain(&self) -> impl Future<Output = StoreResult<()>> + Send;
 
@@ -107,7 +97,8 @@ pub trait Backend: Clone + Send + Sync + 'static {
             if !unsubscribe_token_ok(&secret, org, patient_id, token) {
                 return Ok(false);
             }
-            self.set_opt_out(org, patient_id, Channel::Email, true)
+            self.store()
+                .set_opt_out(org, patient_id, Channel::Email, true)
                 .await
         }
     }
@@ -149,18 +140,6 @@ impl Backend for LocalQueue {
     async fn unsubscribe_secret(&self) -> StoreResult<String> {
         LocalQueue::store(self).unsubscribe_secret().await
     }
-
-    async fn set_opt_out(
-        &self,
-        org: &str,
-        patient_id: &str,
-        channel: Channel,
-        opted_out: bool,
-    ) -> StoreResult<bool> {
-        LocalQueue::store(self)
-            .set_opt_out(org, patient_id, channel, opted_out)
-            .await
-    }
 }
 
 impl Backend for AwsStore {
@@ -192,15 +171,5 @@ impl Backend for AwsStore {
 
     async fn unsubscribe_secret(&self) -> StoreResult<String> {
         AwsStore::unsubscribe_secret(self).await
-    }
-
-    async fn set_opt_out(
-        &self,
-        org: &str,
-        patient_id: &str,
-        channel: Channel,
-        opted_out: bool,
-    ) -> StoreResult<bool> {
-        AwsStore::set_opt_out(self, org, patient_id, channel, opted_out).await
     }
 }

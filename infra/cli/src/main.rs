@@ -163,7 +163,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             on_backend!(opened().await?, |b| admin::ie_type(b.store(), cmd).await)
         }
         Command::Patient(cmd) => {
-            on_backend!(opened().await?, |b| admin::patient(b, cmd).await)
+            on_backend!(opened().await?, |b| admin::patient(b.store(), cmd).await)
         }
         Command::Messages(cmd) => on_backend!(opened().await?, |b| admin::messages(b, cmd).await),
         Command::Workflow(cmd) => {

@@ -327,6 +327,58 @@ impl AwsStore {
 }
 
 impl WorkflowStore for AwsStore {
+    /// Opts a patient out of (or back into) workflow messages on `channel`: a
+    /// versioned rewrite of the record (retried on a concurrent change).
+    /// `false` if there is no such patient.
+    async fn set_opt_out(
+        &self,
+        org: &str,
+        patient_id: &str,
+        channel: Channel,
+        opted_out: bool,
+    ) -> StoreResult<bool> {
+        use tendon_core::ports::PatientStore;
+        const WHAT: &str = "set_opt_out";
+        for _ in 0..8 {
+            let Some(mut record) = self.load_patient(org, patient_id).await? else {
+                return Ok(false);
+            };
+            if !channel.set_opt_out(&mut record.patient, opted_out) {
+                return Ok(true);
+            }
+            let expected = record.version;
+            record.version += 1;
+            let item = crate::items::to_item(
+                WHAT,
+                &record,
+                patient_pk(org, patient_id),
+                crate::items::PATIENT_SK,
+            )?;
+            self.count();
+            self.count_writes(1);
+            let put = self
+                .dynamo
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("#v = :expected")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":expected", AttributeValue::N(expected.to_string()))
+                .send()
+                .await;
+            match put {
+                Ok(_) => return Ok(true),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(backend(WHAT, &e)),
+            }
+        }
+        Err(StoreError::Backend(format!(
+            "{WHAT}: the record kept changing"
+        )))
+    }
+
     /// Marks an assigned survey or exercise complete (by delivery ID): a
     /// GetItem of the delivery and an Update of its marker. `false` if there
     /// is no such open assignment.
@@ -829,64 +881,6 @@ impl AwsStore {
                 .await?,
         )
         .ok_or_else(|| StoreError::Backend(format!("{WHAT}: the secret was not stored")))
-    }
-
-    /// Marks a patient unsubscribed from workflow email.
-    pub async fn unsubscribe(&self, org: &str, patient_id: &str) -> StoreResult<bool> {
-        self.set_opt_out(org, patient_id, Channel::Email, true)
-            .await
-    }
-
-    /// Opts a patient out of (or back into) workflow messages on `channel`: a
-    /// versioned rewrite of the record (retried on a concurrent change).
-    /// `false` if there is no such patient.
-    pub async fn set_opt_out(
-        &self,
-        org: &str,
-        patient_id: &str,
-        channel: Channel,
-        opted_out: bool,
-    ) -> StoreResult<bool> {
-        use tendon_core::ports::PatientStore;
-        const WHAT: &str = "set_opt_out";
-        for _ in 0..8 {
-            let Some(mut record) = self.load_patient(org, patient_id).await? else {
-                return Ok(false);
-            };
-            if !channel.set_opt_out(&mut record.patient, opted_out) {
-                return Ok(true);
-            }
-            let expected = record.version;
-            record.version += 1;
-            let item = crate::items::to_item(
-                WHAT,
-                &record,
-                patient_pk(org, patient_id),
-                crate::items::PATIENT_SK,
-            )?;
-            self.count();
-            self.count_writes(1);
-            let put = self
-                .dynamo
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("#v = :expected")
-                .expression_attribute_names("#v", "version")
-                .expression_attribute_values(":expected", AttributeValue::N(expected.to_string()))
-                .send()
-                .await;
-            match put {
-                Ok(_) => return Ok(true),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
-                Err(e) => return Err(backend(WHAT, &e)),
-            }
-        }
-        Err(StoreError::Backend(format!(
-            "{WHAT}: the record kept changing"
-        )))
     }
 }
 

@@ -1130,16 +1130,31 @@ async fn opt_outs_are_recorded_on_the_patient() {
     }];
     assert_eq!(store.commit(&commit).await, Ok(CommitOutcome::Applied));
 
-    assert_eq!(store.unsubscribe(&org, &patient).await, Ok(true));
+    assert_eq!(
+        store
+            .set_opt_out(&org, &patient, Channel::Email, true)
+            .await,
+        Ok(true)
+    );
     assert_eq!(
         store.set_opt_out(&org, &patient, Channel::Text, true).await,
         Ok(true)
     );
-    assert_eq!(store.unsubscribe(&org, &unique("P")).await, Ok(false));
+    assert_eq!(
+        store
+            .set_opt_out(&org, &unique("P"), Channel::Email, true)
+            .await,
+        Ok(false)
+    );
     let stored = store.load_patient(&org, &patient).await.unwrap().unwrap();
     assert!(stored.patient.unsubscribed && stored.patient.text_opt_out);
     assert_eq!(stored.version, 3, "two changes, two versions");
-    assert_eq!(store.unsubscribe(&org, &patient).await, Ok(true));
+    assert_eq!(
+        store
+            .set_opt_out(&org, &patient, Channel::Email, true)
+            .await,
+        Ok(true)
+    );
     assert_eq!(
         store
             .load_patient(&org, &patient)

@@ -324,6 +324,17 @@ pub trait WorkflowStore: Send + Sync {
         org: &str,
         delivery_id: &str,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Opts a patient out of (or back into) workflow messages on `channel`
+    /// (email: the unsubscribe link; text: an SMS STOP), by
+    /// [`Channel::set_opt_out`](crate::workflow::steps::Channel::set_opt_out)
+    /// on the stored record. `false` if there is no such patient.
+    fn set_opt_out(
+        &self,
+        org: &str,
+        patient_id: &str,
+        channel: crate::workflow::steps::Channel,
+        opted_out: bool,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
 }
 
 /// Why a send failed.

@@ -77,16 +77,12 @@ impl SqliteStore {
         })
         .await
     }
+}
 
-    /// Marks a patient unsubscribed from workflow email.
-    pub async fn unsubscribe(&self, org: &str, patient_id: &str) -> StoreResult<bool> {
-        self.set_opt_out(org, patient_id, Channel::Email, true)
-            .await
-    }
-
+impl WorkflowStore for SqliteStore {
     /// Opts a patient out of (or back into) workflow messages on `channel`;
     /// `false` if there is no such patient.
-    pub async fn set_opt_out(
+    async fn set_opt_out(
         &self,
         org: &str,
         patient_id: &str,
@@ -114,9 +110,7 @@ impl SqliteStore {
         })
         .await
     }
-}
 
-impl WorkflowStore for SqliteStore {
     /// Marks an assigned survey or exercise complete (by delivery ID).
     async fn complete_assignment(&self, org: &str, delivery_id: &str) -> StoreResult<bool> {
         let (org, id) = (org.to_owned(), delivery_id.to_owned());
