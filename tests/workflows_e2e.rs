@@ -39,6 +39,9 @@ const SCENARIOS: &[(&str, Scenario)] = crate::scenarios![
     a_repeat_counts_on_from_the_first_send_up_to_max,
     import_says_which_part_of_a_definition_is_wrong,
     completing_the_assigned_survey_ends_a_repeat,
+    a_reminder_moves_with_an_appointment_moved_earlier,
+    a_canceled_then_rebooked_appointment_is_reminded_once,
+    a_late_pass_and_the_next_one_send_each_step_once,
 ];
 
 #[test]
@@ -898,9 +901,9 @@ fn every_trigger_unit_and_task_kind_delivers_once_when_due(t: &Tendon, org: &str
     }
 }
 
-/// An S15 before a `before` reminder is due: at its time the reminder is
-/// skipped `appointment_canceled` and nothing is sent; another appointment's
-/// reminder is unaffected.
+/// An S15 before a `before` reminder is due: the cancel skips the reminder
+/// `appointment_canceled` at once, and nothing is sent at its time; another
+/// appointment's reminder is unaffected.
 fn a_canceled_appointment_skips_its_reminder(t: &Tendon, org: &str) {
     let c = t.clinic(org);
     import_reminder(t, org, 2, "days");
@@ -933,8 +936,6 @@ fn a_canceled_appointment_skips_its_reminder(t: &Tendon, org: &str) {
             .unwrap()["status"],
         "canceled"
     );
-
-    assert_eq!(dispatch(t, shift(a1, -2, "days")), [0, 1, 0]);
     assert_steps(
         t,
         org,
@@ -943,6 +944,8 @@ fn a_canceled_appointment_skips_its_reminder(t: &Tendon, org: &str) {
             "reminder P1 A2 email scheduled",
         ],
     );
+
+    assert_eq!(dispatch(t, shift(a1, -2, "days")), [0, 0, 0]);
     assert!(
         outbox(t, org).is_empty(),
         "nothing sent for a canceled appointment"
@@ -956,9 +959,9 @@ fn a_canceled_appointment_skips_its_reminder(t: &Tendon, org: &str) {
     assert_one_reminder(t, org, a2);
 }
 
-/// An S13 with a new start moves the reminder: a pass at the old due time
-/// sends nothing (the step is then due at the new time), a pass a second
-/// before the new time nothing, and a pass at it sends once, with the new start.
+/// An S13 with a new start moves the reminder at once: a pass at the old due
+/// time sends nothing, a pass a second before the new time nothing, and a
+/// pass at it sends once, with the new start.
 fn a_rescheduled_appointment_moves_its_reminder(t: &Tendon, org: &str) {
     let c = t.clinic(org);
     import_reminder(t, org, 1, "days");
@@ -970,17 +973,17 @@ fn a_rescheduled_appointment_moves_its_reminder(t: &Tendon, org: &str) {
         &c,
         &[booking(&c, "M2", "P1", "A1", new).at(1).trigger("S13")],
     );
-
-    assert_eq!(
-        dispatch(t, shift(old, -1, "days")),
-        [0, 0, 0],
-        "the old time"
-    );
     let moved = assert_steps(t, org, &["reminder P1 A1 email scheduled"]);
     assert_eq!(
         ts(&moved[0]["due_at"]),
         shift(new, -1, "days"),
         "moved with the appointment"
+    );
+
+    assert_eq!(
+        dispatch(t, shift(old, -1, "days")),
+        [0, 0, 0],
+        "the old time"
     );
     assert!(outbox(t, org).is_empty());
     assert_eq!(dispatch(t, secs(shift(new, -1, "days"), -1)), [0, 0, 0]);
@@ -1987,4 +1990,95 @@ fn completing_the_assigned_survey_ends_a_repeat(t: &Tendon, org: &str) {
     assert_eq!(dispatch(t, shift(nudge_due, 3, "weeks")), [0, 0, 0]);
     assert_eq!(outbox(t, org).len(), 3);
     assert_eq!(show("complete"), [[0, 0, 1, 0, 0], [1, 0, 2, 1, 0]]);
+}
+
+/// An S13 moving the appointment EARLIER moves its reminder earlier too:
+/// the reminder is sent a day before the new start, once (the move's commit
+/// re-times it; a step re-timed only when claimed at its old due time would
+/// be claimed after the new start and lost).
+fn a_reminder_moves_with_an_appointment_moved_earlier(t: &Tendon, org: &str) {
+    let c = t.clinic(org);
+    import_reminder(t, org, 1, "days");
+    let (old, new) = (local(20, 10, 0), local(10, 10, 0));
+    let moved = booking(&c, "M2", "P1", "A1", new).at(1).trigger("S13");
+    send_all(&c, &[booking(&c, "M1", "P1", "A1", old), moved]);
+    assert_eq!(
+        dispatch(t, shift(new, -1, "days")),
+        [1, 0, 0],
+        "a day before the new start"
+    );
+    assert_eq!(
+        dispatch(t, shift(old, -1, "days")),
+        [0, 0, 0],
+        "the old time"
+    );
+    assert_steps(t, org, &["reminder P1 A1 email sent"]);
+    assert_one_reminder(t, org, new);
+}
+
+/// Canceled (S15), then booked again (S14 `Booked`) at another time before
+/// the reminder was due: one reminder, a day before the new start (the
+/// cancel skips the first booking's step; the re-booking schedules one).
+fn a_canceled_then_rebooked_appointment_is_reminded_once(t: &Tendon, org: &str) {
+    let c = t.clinic(org);
+    import_reminder(t, org, 1, "days");
+    let (first, again) = (local(20, 10, 0), local(22, 10, 0));
+    send_all(
+        &c,
+        &[
+            booking(&c, "M1", "P1", "A1", first),
+            booking(&c, "M2", "P1", "A1", first).at(1).trigger("S15"),
+            booking(&c, "M3", "P1", "A1", again)
+                .at(2)
+                .trigger("S14")
+                .status("Booked"),
+        ],
+    );
+    let _ = dispatch(t, shift(first, -1, "days"));
+    let _ = dispatch(t, shift(again, -1, "days"));
+    assert_one_reminder(t, org, again);
+    if t.backend == Backend::Aws {
+        assert_eq!(
+            ses_raw_to(&moto_state(), &email_of(org, "P1")).len(),
+            1,
+            "one email through SES"
+        );
+    }
+}
+
+/// A pass that runs late (EventBridge retries an invocation, or a pass with
+/// a backlog runs for minutes) and the pass of 6 minutes later, at once:
+/// each step is still sent once: a claim is leased by the real time, not
+/// the pass's `at` (leased from `at`, the late pass's claims would have
+/// expired as it took them, and the next pass would send them again).
+fn a_late_pass_and_the_next_one_send_each_step_once(t: &Tendon, org: &str) {
+    const PATIENTS: usize = 30;
+    let c = t.clinic(org);
+    import_reminder(t, org, 1, "days");
+    let start = local(20, 10, 0);
+    let ids = book_patients(&c, PATIENTS, start);
+    let due = shift(start, -1, "days");
+    // The late pass (as of T) starts, slowly; once it is sending, the pass
+    // of T + 6 minutes starts.
+    let late = spawn_dispatch(t, due, "2");
+    eventually(t, "the late pass sending", || {
+        (!outbox(t, org).is_empty()).then_some(())
+    });
+    let next = spawn_dispatch(t, secs(due, 360), "50");
+    let sent = report_of(late)[0] + report_of(next)[0];
+    assert_eq!(sent, PATIENTS as u64, "the two passes sent each step once");
+    assert_eq!(outbox(t, org).len(), PATIENTS);
+    // Locally the outbox table is the mailer (one row per delivery key): SES
+    // shows a double send for sure.
+    if t.backend == Backend::Aws {
+        let state = moto_state();
+        let twice: Vec<&String> = ids
+            .iter()
+            .filter(|p| ses_raw_to(&state, &email_of(org, p)).len() != 1)
+            .collect();
+        assert!(
+            twice.is_empty(),
+            "SES did not take exactly one email for {twice:?}"
+        );
+    }
 }

@@ -47,8 +47,8 @@ const ROUNDS: usize = 21;
 /// The claim query of `SqliteStore::claim_due` (shared/local/src/workflows.rs),
 /// copied for `EXPLAIN QUERY PLAN`.
 const CLAIM_SQL: &str = "SELECT id, json FROM scheduled_steps
-     WHERE status = 'scheduled' AND due_at <= ?1 AND (claimed_until IS NULL OR claimed_until <= ?1)
-     ORDER BY due_at LIMIT ?2";
+     WHERE status = 'scheduled' AND due_at <= ?1 AND (claimed_until IS NULL OR claimed_until <= ?2)
+     ORDER BY due_at LIMIT ?3";
 
 fn at() -> Timestamp {
     AT.parse().expect("AT is an instant")
@@ -173,6 +173,7 @@ fn database(rt: &tokio::runtime::Runtime, total: usize) -> PathBuf {
                 park: None,
                 unpark: None,
                 scheduled: due_steps(),
+                step_updates: Vec::new(),
             };
             assert_eq!(store.commit(&commit).await, Ok(CommitOutcome::Applied));
         });
@@ -342,6 +343,7 @@ impl Bed {
             mailer: &LocalOutbox,
             public_url: "https://tendon.example",
             unsubscribe_secret: &self.secret,
+            clock: &tendon_core::ports::SystemClock,
         };
         let started = Instant::now();
         let report = rt.block_on(d.pass(black_box(at()))).expect("dispatch pass");

@@ -54,6 +54,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
                 mailer: &mailer,
                 public_url,
                 unsubscribe_secret: &secret,
+                clock: &tendon_core::ports::SystemClock,
             };
             d.pass(at).await.map_err(|e| e.to_string())
         }

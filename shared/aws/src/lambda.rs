@@ -140,6 +140,7 @@ pub async fn run_dispatch_function() -> Result<(), lambda_runtime::Error> {
                 mailer: &mailer,
                 public_url: &public_url,
                 unsubscribe_secret: &secret,
+                clock: &tendon_core::ports::SystemClock,
             };
             async move {
                 let report = Box::pin(dispatcher.pass(at)).await?;

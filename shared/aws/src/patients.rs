@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use tendon_core::model::{DomainEvent, Patient, PatientRecord};
 use tendon_core::ports::{Commit, CommitOutcome, PatientStore, StoreError, StoreResult};
-use tendon_core::workflow::steps::ScheduledStep;
+use tendon_core::workflow::steps::{ScheduledStep, StepStatus};
 
 use crate::config::Reason;
 use crate::items::{
@@ -72,6 +72,30 @@ impl AwsStore {
                     .condition_expression("#v = :expected")
                     .expression_attribute_names("#v", "version")
                     .expression_attribute_values(":expected", AttributeValue::N(v.to_string())),
+            };
+            items.push(
+                TransactWriteItem::builder()
+                    .put(p.build().map_err(|_| build(WHAT))?)
+                    .build(),
+            );
+        }
+        // Step updates count with the records: one no longer as read is a conflict.
+        for update in &commit.step_updates {
+            let p = put(
+                &self.table,
+                crate::workflows::step_item(WHAT, &update.step)?,
+            )
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#cms", crate::workflows::CLAIM_MS)
+            .expression_attribute_values(":scheduled", to_value(WHAT, &StepStatus::Scheduled)?);
+            let p = match &update.read_claim {
+                None => p.condition_expression("#st = :scheduled AND attribute_not_exists(#cms)"),
+                Some(claim) => p
+                    .condition_expression("#st = :scheduled AND #cms = :claim")
+                    .expression_attribute_values(
+                        ":claim",
+                        AttributeValue::N(crate::workflows::millis(WHAT, claim)?.to_string()),
+                    ),
             };
             items.push(
                 TransactWriteItem::builder()

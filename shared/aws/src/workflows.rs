@@ -51,7 +51,7 @@ const LIST_CONCURRENCY: usize = 16;
 /// A step item's own due time (RFC 3339); `due_at` is the index's sort key.
 const STEP_DUE: &str = "step_due_at";
 /// A claimed step's claim end, Unix milliseconds.
-const CLAIM_MS: &str = "claim_ms";
+pub(crate) const CLAIM_MS: &str = "claim_ms";
 /// An assignment marker's completion time (set when the patient completes it).
 const COMPLETED_AT: &str = "completed_at";
 
@@ -76,7 +76,7 @@ pub(crate) fn due_key(ms: i64, id: &str) -> String {
     format!("{}#{id}", ms_key(ms))
 }
 
-fn millis(what: &str, rfc3339: &str) -> StoreResult<i64> {
+pub(crate) fn millis(what: &str, rfc3339: &str) -> StoreResult<i64> {
     rfc3339
         .parse::<Timestamp>()
         .map(|t| t.as_millisecond())
@@ -233,13 +233,14 @@ impl AwsStore {
         Ok((keys, next))
     }
 
-    /// Claims one step read from the index, if it is still claimable at `at`
-    /// (the item, not the index, decides). `None`: someone else has it.
+    /// Claims one step read from the index, if it is still due before
+    /// `before` and unclaimed at `now` (the item, not the index, decides).
+    /// `None`: someone else has it.
     async fn claim_one(
         &self,
         pk: &str,
         sk: &str,
-        at: Timestamp,
+        now: Timestamp,
         until: Timestamp,
         before: &str,
     ) -> StoreResult<Option<ScheduledStep>> {
@@ -254,7 +255,7 @@ impl AwsStore {
             .set_key(Some(key(pk.to_owned(), sk)))
             .update_expression("SET #cu = :until, #cms = :until_ms, #dat = :ready")
             .condition_expression(
-                "#st = :scheduled AND #dat < :before AND (attribute_not_exists(#cms) OR #cms <= :at_ms)",
+                "#st = :scheduled AND #dat < :before AND (attribute_not_exists(#cms) OR #cms <= :now_ms)",
             )
             .expression_attribute_names("#cu", "claimed_until")
             .expression_attribute_names("#cms", CLAIM_MS)
@@ -269,8 +270,8 @@ impl AwsStore {
             .expression_attribute_values(":scheduled", to_value(WHAT, &StepStatus::Scheduled)?)
             .expression_attribute_values(":before", s(before))
             .expression_attribute_values(
-                ":at_ms",
-                AttributeValue::N(at.as_millisecond().to_string()),
+                ":now_ms",
+                AttributeValue::N(now.as_millisecond().to_string()),
             )
             .return_values(ReturnValue::AllNew)
             .send()
@@ -500,13 +501,14 @@ impl WorkflowStore for AwsStore {
         )))
     }
 
-    /// A Query of each due-index shard (at once) for steps claimable at `at`,
-    /// then a conditional UpdateItem per step, oldest first, until `limit`
-    /// are claimed or the index has no more. Steps that are not due, or are
-    /// claimed beyond `at`, are not in the part of the index read.
+    /// A Query of each due-index shard (at once) for steps due at `at`, then
+    /// a conditional UpdateItem per step (unclaimed at `now`), oldest first,
+    /// until `limit` are claimed or the index has no more. Steps that are not
+    /// due, or are claimed beyond `at`, are not in the part of the index read.
     async fn claim_due(
         &self,
         at: Timestamp,
+        now: Timestamp,
         until: Timestamp,
         limit: usize,
     ) -> StoreResult<Vec<ScheduledStep>> {
@@ -560,7 +562,7 @@ impl WorkflowStore for AwsStore {
             let claims = join_all(
                 picked
                     .iter()
-                    .map(|(_, pk, sk)| self.claim_one(pk, sk, at, until, &before))
+                    .map(|(_, pk, sk)| self.claim_one(pk, sk, now, until, &before))
                     .collect(),
             )
             .await;

@@ -681,6 +681,7 @@ fn commit_of(org: &str, message_id: &str, scheduled: Vec<ScheduledStep>) -> Comm
         park: None,
         unpark: None,
         scheduled,
+        step_updates: Vec::new(),
     }
 }
 
@@ -768,7 +769,10 @@ async fn a_claim_reads_only_the_due_part_of_the_index() {
     let requests = store.request_count();
     let writes = store.item_write_count();
     let started = std::time::Instant::now();
-    let claimed = store.claim_due(at, until, 100).await.expect("claim_due");
+    let claimed = store
+        .claim_due(at, at, until, 100)
+        .await
+        .expect("claim_due");
     let (claim_requests, claim_writes) = (
         store.request_count() - requests,
         store.item_write_count() - writes,
@@ -797,7 +801,13 @@ async fn a_claim_reads_only_the_due_part_of_the_index() {
     // Claimed: the index moves them to the claim's end, so a second pass
     // reads nothing (4 empty Queries).
     let requests = store.request_count();
-    assert!(store.claim_due(at, until, 100).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_due(at, at, until, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(store.request_count() - requests, 4);
 
     // Finished: sent leaves the index; moved stays, at its new time.
@@ -1079,13 +1089,14 @@ async fn a_dispatch_pass_sends_due_steps_through_ses() {
     }];
     assert_eq!(store.commit(&commit).await, Ok(CommitOutcome::Applied));
 
+    let at: jiff::Timestamp = "2026-11-20T17:30:00Z".parse().unwrap();
     let dispatcher = tendon_core::workflow::dispatch::Dispatcher {
         store: &store,
         mailer: &mailer,
         public_url: "https://tendon.example",
         unsubscribe_secret: "secret",
+        clock: &tendon_core::ports::FixedClock(at),
     };
-    let at: jiff::Timestamp = "2026-11-20T17:30:00Z".parse().unwrap();
     let (requests, writes) = (store.request_count(), store.item_write_count());
     let started = std::time::Instant::now();
     let report = dispatcher.pass(at).await.expect("pass");

@@ -197,6 +197,7 @@ fn commit(
         park: None,
         unpark: None,
         scheduled: Vec::new(),
+        step_updates: Vec::new(),
     }
 }
 
@@ -1333,6 +1334,7 @@ pub async fn queue_send<S: Stores>(store: &S) {
 pub async fn run_workflows<S: Stores + crate::ports::WorkflowStore>(make: impl Fn() -> S) {
     workflow_definitions(&make()).await;
     scheduled_steps(&make()).await;
+    step_updates(&make()).await;
     deliveries(&make()).await;
 }
 
@@ -1466,8 +1468,8 @@ pub async fn scheduled_steps<S: Stores + crate::ports::WorkflowStore>(store: &S)
     let at = ts("2026-11-20T17:30:00Z");
     let until = ts("2026-11-20T17:35:00Z");
     let (a, b) = futures_join(
-        store.claim_due(at, until, 10),
-        store.claim_due(at, until, 10),
+        store.claim_due(at, at, until, 10),
+        store.claim_due(at, at, until, 10),
     )
     .await;
     let (a, b) = (a.unwrap(), b.unwrap());
@@ -1492,16 +1494,25 @@ pub async fn scheduled_steps<S: Stores + crate::ports::WorkflowStore>(store: &S)
     );
     assert!(
         store
-            .claim_due(at, until, 10)
+            .claim_due(at, at, until, 10)
             .await
             .unwrap()
             .iter()
             .all(|s| s.org != org_id),
         "contract: a claimed step is not claimed again before its claim expires"
     );
+    assert!(
+        store
+            .claim_due(ts("2026-11-20T18:30:00Z"), at, until, 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|s| s.org != org_id),
+        "contract: a pass for a later instant does not take a claim that has not expired by the real time"
+    );
     let later = ts("2026-11-20T17:36:00Z");
     let again = store
-        .claim_due(later, ts("2026-11-20T17:41:00Z"), 10)
+        .claim_due(later, later, ts("2026-11-20T17:41:00Z"), 10)
         .await
         .unwrap();
     assert_eq!(
@@ -1572,7 +1583,7 @@ pub async fn scheduled_steps<S: Stores + crate::ports::WorkflowStore>(store: &S)
     );
     let at_moved = ts("2026-11-21T16:00:00Z");
     let due_now: Vec<_> = store
-        .claim_due(at_moved, ts("2026-11-21T16:05:00Z"), 10)
+        .claim_due(at_moved, at_moved, ts("2026-11-21T16:05:00Z"), 10)
         .await
         .unwrap()
         .into_iter()
@@ -1592,6 +1603,114 @@ pub async fn scheduled_steps<S: Stores + crate::ports::WorkflowStore>(store: &S)
             .unwrap()
             .is_empty(),
         "contract: steps are per org"
+    );
+}
+
+/// A commit's step updates apply with it while each step is as read; a step
+/// claimed or finished since makes the whole commit a conflict.
+pub async fn step_updates<S: Stores + crate::ports::WorkflowStore>(store: &S) {
+    use crate::workflow::steps::{StepStatus, StepUpdate};
+    let org_id = new_org(store, "ORG").await;
+    let patient = unique("P");
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let m = message(&org_id, &unique("m"), "2026-11-20T17:30:00Z");
+        store.insert_message(&m).await.unwrap();
+        ids.push(m.id);
+    }
+    let steps = vec![
+        scheduled_step(&org_id, &patient, 0, "2026-11-22T15:00:00Z"),
+        scheduled_step(&org_id, &patient, 0, "2026-11-23T15:00:00Z"),
+    ];
+    let mut c = commit(&org_id, &ids[0], "patient", Vec::new(), Vec::new());
+    c.scheduled = steps.clone();
+    assert_eq!(store.commit(&c).await, Ok(CommitOutcome::Applied));
+
+    let mut moved = steps[0].clone();
+    moved.due_at = "2026-11-21T15:00:00Z".to_owned();
+    moved.anchor = Some("2026-11-22T15:00:00Z".to_owned());
+    let mut skipped = steps[1].clone();
+    skipped.status = StepStatus::Skipped;
+    skipped.note = Some("appointment_canceled".to_owned());
+    let mut c = commit(&org_id, &ids[1], "episode", Vec::new(), Vec::new());
+    c.step_updates = vec![
+        StepUpdate {
+            step: moved.clone(),
+            read_claim: None,
+        },
+        StepUpdate {
+            step: skipped.clone(),
+            read_claim: None,
+        },
+    ];
+    assert_eq!(store.commit(&c).await, Ok(CommitOutcome::Applied));
+    assert_eq!(
+        store.list_steps(&org_id, Some(&patient)).await.unwrap(),
+        vec![moved.clone(), skipped.clone()],
+        "contract: a commit writes its step updates"
+    );
+    let at = ts("2026-11-21T15:00:00Z");
+    let claimed: Vec<_> = store
+        .claim_due(at, at, ts("2026-11-21T15:05:00Z"), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.org == org_id)
+        .collect();
+    assert_eq!(
+        claimed.iter().map(|s| &s.id).collect::<Vec<_>>(),
+        [&moved.id],
+        "contract: a moved step is due at its new time, a skipped one is not due"
+    );
+
+    // Claimed since it was read: the commit conflicts and writes nothing.
+    let mut again = moved.clone();
+    again.due_at = "2026-11-21T16:00:00Z".to_owned();
+    let mut c = commit(&org_id, &ids[2], "episode", Vec::new(), Vec::new());
+    c.step_updates = vec![StepUpdate {
+        step: again.clone(),
+        read_claim: None,
+    }];
+    assert_eq!(
+        store.commit(&c).await,
+        Ok(CommitOutcome::Conflict),
+        "contract: a step claimed since it was read makes the commit conflict"
+    );
+    assert!(
+        store
+            .get_message(&org_id, &ids[2])
+            .await
+            .unwrap()
+            .unwrap()
+            .steps_done
+            .is_empty(),
+        "contract: a conflicting commit writes nothing"
+    );
+    c.step_updates[0].read_claim = claimed[0].claimed_until.clone();
+    assert_eq!(
+        store.commit(&c).await,
+        Ok(CommitOutcome::Applied),
+        "contract: read with its (expired) claim, the update applies"
+    );
+    let listed = store.list_steps(&org_id, Some(&patient)).await.unwrap();
+    let now = listed.iter().find(|s| s.id == again.id).unwrap();
+    assert_eq!(
+        (now.due_at.as_str(), now.claimed_until.as_deref()),
+        ("2026-11-21T16:00:00Z", None)
+    );
+
+    // No longer scheduled: conflict.
+    let mut c = commit(&org_id, &ids[3], "episode", Vec::new(), Vec::new());
+    let mut revived = skipped.clone();
+    revived.status = StepStatus::Scheduled;
+    c.step_updates = vec![StepUpdate {
+        step: revived,
+        read_claim: None,
+    }];
+    assert_eq!(
+        store.commit(&c).await,
+        Ok(CommitOutcome::Conflict),
+        "contract: a step that is no longer scheduled makes the commit conflict"
     );
 }
 

@@ -295,6 +295,17 @@ impl EventKind {
             EventKind::EpisodeDischarged => "episode_discharged",
         }
     }
+
+    /// Whether the event moves or ends an appointment, so the workflow steps
+    /// about it must follow (see `workflow::dispatch::appointment_updates`).
+    pub fn moves_or_ends_appointment(self) -> bool {
+        matches!(
+            self,
+            EventKind::AppointmentRescheduled
+                | EventKind::AppointmentCanceled
+                | EventKind::AppointmentDeleted
+        )
+    }
 }
 
 /// One entry of the durable event log. Its `id` is derived from the message and

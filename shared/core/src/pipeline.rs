@@ -7,15 +7,16 @@ use tendon_hl7::{Header, Message};
 
 use crate::inspect::{ack_bytes, inspect};
 use crate::mapping::{MappedMessage, extract};
-use crate::model::{MessageStatus, OrgConfig, PatientRecord, StoredMessage};
+use crate::model::{DomainEvent, MessageStatus, OrgConfig, PatientRecord, StoredMessage};
 use crate::ports::{
     Clock, Commit, CommitOutcome, ConfigStore, MessageLog, PatientStore, QueueName, StepStore,
     StoreError, StoreResult, WorkItem, WorkQueue,
 };
 use crate::rules::{self, Context, Decision};
 use crate::validation::validate;
+use crate::workflow::dispatch::appointment_updates;
 use crate::workflow::enrol::enrol;
-use crate::workflow::steps::ScheduledStep;
+use crate::workflow::steps::{ScheduledStep, StepStatus};
 use crate::{ErrorCode, Issue};
 
 /// The default limit on a posted message (CONTRACT §4).
@@ -396,7 +397,13 @@ async fn decide_patient<P: PatientStore>(
 /// The commit of a decision. A parked message commits under its own guard
 /// (`patient:parked`), so when its patient appears it can still run the
 /// patient step once.
-fn commit_of(loaded: &Loaded, step: Step, decision: &Decision, now: Timestamp) -> Commit {
+fn commit_of(
+    loaded: &Loaded,
+    step: Step,
+    decision: &Decision,
+    pending: &[ScheduledStep],
+    now: Timestamp,
+) -> Commit {
     let parked = decision.status == MessageStatus::Pending;
     let resolved = match step {
         Step::Patient => decision
@@ -429,7 +436,56 @@ fn commit_of(loaded: &Loaded, step: Step, decision: &Decision, now: Timestamp) -
             .then(|| loaded.patient_id.clone())
             .flatten(),
         scheduled: enrolments(loaded, decision, now),
+        step_updates: decision
+            .writes
+            .iter()
+            .flat_map(|w| {
+                let id = &w.record.patient.id;
+                let events: Vec<DomainEvent> = decision
+                    .events
+                    .iter()
+                    .filter(|e| &e.patient_id == id)
+                    .cloned()
+                    .collect();
+                let pending: Vec<ScheduledStep> = pending
+                    .iter()
+                    .filter(|s| &s.patient_id == id)
+                    .cloned()
+                    .collect();
+                appointment_updates(&loaded.config, &w.record, &events, &pending, now)
+            })
+            .collect(),
     }
+}
+
+/// The pending workflow steps of the patients whose appointments the
+/// decision moves, cancels or deletes (read only then: most commits need none).
+async fn pending_steps<S: StepStore>(
+    store: &S,
+    loaded: &Loaded,
+    decision: &Decision,
+) -> StoreResult<Vec<ScheduledStep>> {
+    if loaded.config.workflows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut patients: Vec<&str> = decision
+        .events
+        .iter()
+        .filter(|e| e.kind.moves_or_ends_appointment())
+        .map(|e| e.patient_id.as_str())
+        .collect();
+    patients.dedup();
+    let mut out = Vec::new();
+    for pid in patients {
+        out.extend(
+            store
+                .list_steps(&loaded.config.org.id, Some(pid))
+                .await?
+                .into_iter()
+                .filter(|s| s.status == StepStatus::Scheduled),
+        );
+    }
+    Ok(out)
 }
 
 /// The workflow steps the decision's events schedule, each computed on the
@@ -526,7 +582,8 @@ where
             Step::Patient => decide_patient(store, &loaded, &ctx).await?,
             Step::Episode => rules::episode_step(&ctx, &loaded.fields, loaded.patient.as_ref()),
         };
-        let commit = commit_of(&loaded, step, &decision, now);
+        let pending = pending_steps(store, &loaded, &decision).await?;
+        let commit = commit_of(&loaded, step, &decision, &pending, now);
         match store.commit(&commit).await? {
             CommitOutcome::Conflict => continue,
             CommitOutcome::Applied | CommitOutcome::AlreadyApplied => {
@@ -757,6 +814,7 @@ async fn mark_dead_letter<S: StepStore>(
         park: None,
         unpark: None,
         scheduled: Vec::new(),
+        step_updates: Vec::new(),
     };
     match store.commit(&commit).await {
         Ok(_) => {

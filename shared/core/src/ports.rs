@@ -12,7 +12,7 @@ use crate::model::{
     StoredMessage,
 };
 use crate::workflow::Workflow;
-use crate::workflow::steps::{Delivery, DeliveryStatus, ScheduledStep};
+use crate::workflow::steps::{Delivery, DeliveryStatus, ScheduledStep, StepUpdate};
 
 /// An infrastructure failure or a refused write. Business failures are never
 /// errors: they are recorded outcomes on the message.
@@ -40,6 +40,16 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> jiff::Timestamp {
         jiff::Timestamp::now()
+    }
+}
+
+/// A clock stopped at one instant (tests, simulations).
+#[derive(Clone, Copy, Debug)]
+pub struct FixedClock(pub jiff::Timestamp);
+
+impl Clock for FixedClock {
+    fn now(&self) -> jiff::Timestamp {
+        self.0
     }
 }
 
@@ -147,6 +157,9 @@ pub struct Commit {
     /// Workflow steps the events schedule (enrolment); a step whose ID exists
     /// is not written again.
     pub scheduled: Vec<ScheduledStep>,
+    /// Pending steps the events change (an appointment moved or canceled);
+    /// one no longer as read makes the commit a [`CommitOutcome::Conflict`].
+    pub step_updates: Vec<StepUpdate>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,7 +199,7 @@ pub struct StepInput {
 /// The store a processing step runs on. `read_step` is the step's first read;
 /// a backend where each read is a network round trip fetches it all at once
 /// (the AWS backend: one BatchGetItem).
-pub trait StepStore: ConfigStore + MessageLog + PatientStore {
+pub trait StepStore: ConfigStore + MessageLog + PatientStore + WorkflowStore {
     fn read_step(
         &self,
         org: &str,
@@ -272,11 +285,13 @@ pub trait WorkflowStore: Send + Sync {
         status: crate::workflow::WorkflowStatus,
     ) -> impl Future<Output = StoreResult<Workflow>> + Send;
     /// Takes up to `limit` steps, of any org, that are `scheduled`, due at
-    /// `at` or before, and not claimed beyond `at`; each is claimed until
-    /// `until`. Two concurrent callers never get the same step.
+    /// `at` or before, and not claimed beyond `now` (the real time: a pass
+    /// may run for an `at` long past); each is claimed until `until`. Two
+    /// concurrent callers never get the same step.
     fn claim_due(
         &self,
         at: jiff::Timestamp,
+        now: jiff::Timestamp,
         until: jiff::Timestamp,
         limit: usize,
     ) -> impl Future<Output = StoreResult<Vec<ScheduledStep>>> + Send;

@@ -103,6 +103,11 @@ impl PatientStore for SqliteStore {
                     insert.execute(params![c.org, id, json])?;
                 }
             }
+            for update in &c.step_updates {
+                if !crate::workflows::update_step(&tx, update)? {
+                    return Ok(CommitOutcome::Conflict);
+                }
+            }
             for step in &c.scheduled {
                 crate::workflows::insert_step(&tx, step)?;
             }

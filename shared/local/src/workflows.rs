@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 use tendon_core::ports::{Inserted, Mailer, SendError, StoreError, StoreResult, WorkflowStore};
-use tendon_core::workflow::steps::{Channel, Delivery, DeliveryStatus, ScheduledStep};
+use tendon_core::workflow::steps::{Channel, Delivery, DeliveryStatus, ScheduledStep, StepUpdate};
 use tendon_core::workflow::{Workflow, WorkflowStatus};
 
 use crate::{Fail, SqliteStore, write_tx};
@@ -18,6 +18,26 @@ fn ms(rfc3339: &str) -> Result<i64, Fail> {
 
 fn json<T: serde::Serialize>(what: &'static str, v: &T) -> StoreResult<String> {
     serde_json::to_string(v).map_err(|e| Fail::Json(e).into_store_error(what))
+}
+
+/// Writes a commit's step update if the step is still `scheduled` with the
+/// claim it was read with; `false` if not.
+pub(crate) fn update_step(conn: &Connection, update: &StepUpdate) -> Result<bool, Fail> {
+    let step = &update.step;
+    let read_claim = update.read_claim.as_deref().map(ms).transpose()?;
+    let written = conn
+        .prepare_cached(
+            "UPDATE scheduled_steps SET status = ?2, due_at = ?3, claimed_until = NULL, json = ?4
+             WHERE id = ?1 AND status = 'scheduled' AND claimed_until IS ?5",
+        )?
+        .execute(params![
+            step.id,
+            step.status.as_str(),
+            ms(&step.due_at)?,
+            serde_json::to_string(step)?,
+            read_claim
+        ])?;
+    Ok(written == 1)
 }
 
 /// Inserts a scheduled step unless its ID exists.
@@ -177,10 +197,15 @@ impl WorkflowStore for SqliteStore {
     async fn claim_due(
         &self,
         at: Timestamp,
+        now: Timestamp,
         until: Timestamp,
         limit: usize,
     ) -> StoreResult<Vec<ScheduledStep>> {
-        let (at_ms, until_ms) = (at.as_millisecond(), until.as_millisecond());
+        let (at_ms, now_ms, until_ms) = (
+            at.as_millisecond(),
+            now.as_millisecond(),
+            until.as_millisecond(),
+        );
         let until_s = until.to_string();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run("claim_due", move |conn| {
@@ -188,10 +213,10 @@ impl WorkflowStore for SqliteStore {
             let rows: Vec<(String, String)> = {
                 let mut stmt = tx.prepare_cached(
                     "SELECT id, json FROM scheduled_steps
-                     WHERE status = 'scheduled' AND due_at <= ?1 AND (claimed_until IS NULL OR claimed_until <= ?1)
-                     ORDER BY due_at LIMIT ?2",
+                     WHERE status = 'scheduled' AND due_at <= ?1 AND (claimed_until IS NULL OR claimed_until <= ?2)
+                     ORDER BY due_at LIMIT ?3",
                 )?;
-                stmt.query_map(params![at_ms, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+                stmt.query_map(params![at_ms, now_ms, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
                     .collect::<rusqlite::Result<_>>()?
             };
             let mut out = Vec::with_capacity(rows.len());

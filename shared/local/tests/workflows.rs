@@ -3,10 +3,10 @@
 use jiff::Timestamp;
 use tendon_core::model::{Location, Org, Practitioner};
 use tendon_core::pipeline::{DEFAULT_MAX_BODY, ingest, key_hash};
-use tendon_core::ports::{ConfigStore, PatientStore, SystemClock, WorkflowStore};
+use tendon_core::ports::{ConfigStore, FixedClock, PatientStore, SystemClock, WorkflowStore};
 use tendon_core::workflow::Workflow;
 use tendon_core::workflow::dispatch::{Dispatcher, PassReport};
-use tendon_core::workflow::steps::Channel;
+use tendon_core::workflow::steps::{Channel, StepStatus};
 use tendon_local::worker::{LocalQueue, drain};
 use tendon_local::{LocalOutbox, SqliteStore};
 
@@ -99,6 +99,9 @@ async fn pass(q: &LocalQueue, at: &str) -> PassReport {
         mailer: &LocalOutbox,
         public_url: "https://tendon.example",
         unsubscribe_secret: "s3cret",
+        // The real time is the pass's: these passes stand for the minutes
+        // passing.
+        clock: &FixedClock(at.parse().unwrap()),
     };
     d.pass(at.parse::<Timestamp>().unwrap()).await.unwrap()
 }
@@ -208,6 +211,13 @@ async fn a_canceled_appointment_skips_and_a_rescheduled_one_moves_its_reminder()
         .replace("20261120093000-0800", "20261120094000-0800")
         .replace(&hl7_start(0), &hl7_start(2));
     post(&q, &moved).await;
+    // The move's commit moves the reminder.
+    let steps = q.store().list_steps("ACME01", Some("P555")).await.unwrap();
+    assert_eq!(steps.len(), 1);
+    assert_eq!(
+        steps[0].due_at.parse::<Timestamp>().unwrap(),
+        ie_day_at_ten(1, 0).parse::<Timestamp>().unwrap()
+    );
     // At the old reminder time nothing goes out: the appointment moved.
     assert_eq!(pass(&q, &ie_day_at_ten(-1, 0)).await.sent, 0);
     assert_eq!(
@@ -227,8 +237,18 @@ async fn a_canceled_appointment_skips_and_a_rescheduled_one_moves_its_reminder()
         .replace("SIU^S12^SIU_S12|MSG00050", "SIU^S15^SIU_S12|MSG00051")
         .replace("20261120093000-0800", "20261120095000-0800");
     post(&q, &cancel).await;
+    // The cancel's commit skips it at once, not at its due time.
+    let steps = q.store().list_steps("ACME01", Some("P555")).await.unwrap();
+    let canceled = steps
+        .iter()
+        .find(|s| s.appointment_id.as_deref() == Some("A9002"))
+        .unwrap();
+    assert_eq!(
+        (canceled.status, canceled.note.as_deref()),
+        (StepStatus::Skipped, Some("appointment_canceled"))
+    );
     let r = pass(&q, &ie_day_at_ten(6, 0)).await;
-    assert_eq!((r.sent, r.skipped), (0, 1));
+    assert_eq!((r.sent, r.skipped), (0, 0));
     assert_eq!(q.store().list_deliveries("ACME01").await.unwrap().len(), 1);
 }
 
@@ -294,6 +314,9 @@ async fn pass_with(q: &LocalQueue, mailer: &CountingMailer, at: &str) -> PassRep
         mailer,
         public_url: "https://tendon.example",
         unsubscribe_secret: "s3cret",
+        // The real time is the pass's: these passes stand for the minutes
+        // passing.
+        clock: &FixedClock(at.parse().unwrap()),
     };
     d.pass(at.parse::<Timestamp>().unwrap()).await.unwrap()
 }
@@ -317,7 +340,7 @@ async fn crashes_around_the_send_cost_at_most_one_duplicate_and_lose_nothing() {
     //    and the step is taken again once the claim expires.
     let claimed = q
         .store()
-        .claim_due(t0, t0 + jiff::SignedDuration::from_mins(5), 10)
+        .claim_due(t0, t0, t0 + jiff::SignedDuration::from_mins(5), 10)
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);

@@ -18,11 +18,11 @@ use super::enrol::next_occurrence;
 use super::model::{Direction, Exit, TaskKind, WorkflowStatus};
 use super::render;
 use super::schedule;
-use super::steps::{Channel, Delivery, DeliveryStatus, ScheduledStep, StepStatus};
+use super::steps::{Channel, Delivery, DeliveryStatus, ScheduledStep, StepStatus, StepUpdate};
 use crate::AppointmentStatus;
-use crate::model::{EpisodeStatus, OrgConfig, PatientRecord};
+use crate::model::{DomainEvent, EpisodeStatus, EventKind, OrgConfig, PatientRecord};
 use crate::ports::{
-    Inserted, Mailer, PatientStore, SendError, StoreError, StoreResult, WorkflowStore,
+    Clock, Inserted, Mailer, PatientStore, SendError, StoreError, StoreResult, WorkflowStore,
 };
 
 /// How long a claim holds a step: a dispatcher that dies lets it go after this.
@@ -51,11 +51,62 @@ pub enum Verdict {
     Later(Timestamp),
 }
 
+/// Brings a step about an appointment up to date with that appointment:
+/// `Err(reason)` if the appointment no longer holds it (deleted, or canceled
+/// unless the workflow is about cancellations). A `before` step of a booking
+/// trigger follows the appointment's start: its anchor and due time move
+/// with it. Dispatch runs it before sending, and the commit that moves or
+/// cancels the appointment runs it on the appointment's pending steps.
+pub fn follow_appointment(
+    step: &mut ScheduledStep,
+    trigger: EventKind,
+    record: &PatientRecord,
+) -> Result<(), &'static str> {
+    let Some(appt_id) = &step.appointment_id else {
+        return Ok(());
+    };
+    let appointment = record.appointment(appt_id);
+    match appointment.map(|a| a.status) {
+        None | Some(AppointmentStatus::Deleted) => return Err("appointment_deleted"),
+        Some(AppointmentStatus::Canceled) if trigger != EventKind::AppointmentCanceled => {
+            return Err("appointment_canceled");
+        }
+        _ => {}
+    }
+    let booking = matches!(
+        trigger,
+        EventKind::AppointmentScheduled | EventKind::InitialEvaluationScheduled
+    );
+    if step.schedule.direction != Direction::Before || !booking {
+        return Ok(());
+    }
+    let Some(start_text) = appointment.and_then(|a| a.start.clone()) else {
+        return Err("appointment_without_start");
+    };
+    let start: Timestamp = start_text
+        .parse()
+        .map_err(|_| "appointment_without_start")?;
+    let anchor = step
+        .anchor
+        .as_deref()
+        .and_then(|s| s.parse::<Timestamp>().ok());
+    if anchor != Some(start) {
+        let zone = TimeZone::get(&step.zone).unwrap_or(TimeZone::UTC);
+        let fired = step.fired_at.parse().map_err(|_| "schedule_out_of_range")?;
+        let due = schedule::due(&step.schedule, fired, Some(start), &zone, step.occurrence)
+            .ok_or("schedule_out_of_range")?;
+        step.anchor = Some(start_text);
+        step.due_at = due.to_string();
+    }
+    Ok(())
+}
+
 /// The send-time checks: the workflow is still active, the patient can be
-/// reached, the appointment still stands where the schedule counted from, the
-/// episode is open, a repeat has not met its exit, a text is in its window.
+/// reached, the appointment still stands (a moved one moves the step, see
+/// [`follow_appointment`]), the episode is open, a repeat has not met its
+/// exit, a text is in its window.
 pub fn verdict(
-    step: &ScheduledStep,
+    step: &mut ScheduledStep,
     config: &OrgConfig,
     record: Option<&PatientRecord>,
     assignments_open: bool,
@@ -83,50 +134,27 @@ pub fn verdict(
         _ => {}
     }
     let episode = step.case_id.as_deref().and_then(|c| record.case_episode(c));
-    let discharge_trigger = wf.trigger.event == crate::model::EventKind::EpisodeDischarged;
+    let discharge_trigger = wf.trigger.event == EventKind::EpisodeDischarged;
     if !discharge_trigger && episode.is_some_and(|e| e.status == EpisodeStatus::Discharged) {
         return Verdict::Skip("episode_discharged");
     }
-    let zone = TimeZone::get(&step.zone).unwrap_or(TimeZone::UTC);
-    if let Some(appt_id) = &step.appointment_id {
-        let appointment = record.appointment(appt_id);
-        let scheduled_trigger = matches!(
-            wf.trigger.event,
-            crate::model::EventKind::AppointmentScheduled
-                | crate::model::EventKind::InitialEvaluationScheduled
-        );
-        match appointment.map(|a| a.status) {
-            None | Some(AppointmentStatus::Deleted) => return Verdict::Skip("appointment_deleted"),
-            Some(AppointmentStatus::Canceled)
-                if wf.trigger.event != crate::model::EventKind::AppointmentCanceled =>
-            {
-                return Verdict::Skip("appointment_canceled");
-            }
-            _ => {}
+    if let Err(reason) = follow_appointment(step, wf.trigger.event, record) {
+        return Verdict::Skip(reason);
+    }
+    if step.schedule.direction == Direction::Before {
+        let start = step
+            .anchor
+            .as_deref()
+            .and_then(|s| s.parse::<Timestamp>().ok());
+        if start.is_some_and(|s| s <= now) {
+            return Verdict::Skip("appointment_passed");
         }
-        if step.schedule.direction == Direction::Before && scheduled_trigger {
-            let start = appointment
-                .and_then(|a| a.start.as_deref())
-                .and_then(|s| s.parse::<Timestamp>().ok());
-            let anchor = step
-                .anchor
-                .as_deref()
-                .and_then(|s| s.parse::<Timestamp>().ok());
-            let Some(start) = start else {
-                return Verdict::Skip("appointment_without_start");
-            };
-            if start <= now {
-                return Verdict::Skip("appointment_passed");
-            }
-            if anchor != Some(start) {
-                // Rescheduled: the reminder moves with the appointment.
-                let fired = step.fired_at.parse().unwrap_or(now);
-                match schedule::due(&step.schedule, fired, Some(start), &zone, step.occurrence) {
-                    Some(due) if due > now => return Verdict::Later(due),
-                    _ => {}
-                }
-            }
-        }
+    }
+    // Moved later with its appointment.
+    if let Ok(due) = step.due_at.parse::<Timestamp>()
+        && due > now
+    {
+        return Verdict::Later(due);
     }
     if step.occurrence > 0
         && let Some(repeat) = &step.schedule.repeat
@@ -151,12 +179,71 @@ pub fn verdict(
         }
     }
     if channel == Channel::Text {
+        let zone = TimeZone::get(&step.zone).unwrap_or(TimeZone::UTC);
         let window = schedule::in_text_window(now, &zone);
         if window > now {
             return Verdict::Later(window);
         }
     }
     Verdict::Send
+}
+
+/// What a commit whose events move, cancel or delete appointments does to
+/// the patient's pending steps about them (`pending`: the patient's
+/// `scheduled` steps as read): each is moved or skipped as dispatch would
+/// (see [`follow_appointment`]), now rather than at its old due time. A move
+/// to a time already past skips the step, as enrolment does. Steps a
+/// dispatcher holds are left to it.
+pub fn appointment_updates(
+    config: &OrgConfig,
+    record: &PatientRecord,
+    events: &[DomainEvent],
+    pending: &[ScheduledStep],
+    now: Timestamp,
+) -> Vec<StepUpdate> {
+    let changed: Vec<&str> = events
+        .iter()
+        .filter(|e| e.kind.moves_or_ends_appointment())
+        .filter_map(|e| e.appointment_id.as_deref())
+        .collect();
+    let mut out = Vec::new();
+    for step in pending {
+        let about_changed = step
+            .appointment_id
+            .as_deref()
+            .is_some_and(|a| changed.contains(&a));
+        let held = step
+            .claimed_until
+            .as_deref()
+            .and_then(|c| c.parse::<Timestamp>().ok())
+            .is_some_and(|c| c > now);
+        if step.status != StepStatus::Scheduled || !about_changed || held {
+            continue;
+        }
+        let Some(wf) = config.workflows.iter().find(|w| w.id == step.workflow_id) else {
+            continue;
+        };
+        let mut new = step.clone();
+        new.claimed_until = None;
+        match follow_appointment(&mut new, wf.trigger.event, record) {
+            Err(reason) => {
+                new.status = StepStatus::Skipped;
+                new.note = Some(reason.to_owned());
+            }
+            Ok(()) if new.anchor == step.anchor => continue,
+            Ok(()) => {
+                if new.due_at.parse::<Timestamp>().is_ok_and(|d| d < now) {
+                    new.status = StepStatus::Skipped;
+                    new.note = Some("past_due_at_reschedule".to_owned());
+                }
+            }
+        }
+        out.push(StepUpdate {
+            step: new,
+            read_claim: step.claimed_until.clone(),
+        });
+    }
+    out
 }
 
 pub fn channel_of(kind: TaskKind) -> Channel {
@@ -317,6 +404,9 @@ pub struct Dispatcher<'a, S, M> {
     pub public_url: &'a str,
     /// The secret unsubscribe tokens are derived with.
     pub unsubscribe_secret: &'a str,
+    /// The real time, which claims are leased by (a pass's `at` may be long
+    /// past: a retried invocation, a backlog).
+    pub clock: &'a dyn Clock,
 }
 
 impl<S, M> Dispatcher<'_, S, M>
@@ -328,15 +418,16 @@ where
     /// handles due steps until none is left.
     pub async fn pass(&self, at: Timestamp) -> StoreResult<PassReport> {
         let mut report = PassReport::default();
-        let until = at
-            .checked_add(CLAIM_LEASE)
-            .map_err(|_| StoreError::Backend("dispatch: time out of range".into()))?;
         // Each org's configuration (its workflows' status) is read once per
         // pass: a pass takes seconds, and a step of a workflow switched off
         // meanwhile is skipped by the next pass's reading at the latest.
         let mut configs: HashMap<String, Option<OrgConfig>> = HashMap::new();
         loop {
-            let claimed = self.store.claim_due(at, until, CLAIM_BATCH).await?;
+            let now = self.clock.now();
+            let until = now
+                .checked_add(CLAIM_LEASE)
+                .map_err(|_| StoreError::Backend("dispatch: time out of range".into()))?;
+            let claimed = self.store.claim_due(at, now, until, CLAIM_BATCH).await?;
             if claimed.is_empty() {
                 return Ok(report);
             }
@@ -377,7 +468,7 @@ where
             .store
             .open_assignments(&step.org, &step.patient_id)
             .await?;
-        match verdict(&step, config, record.as_ref(), open > 0, at) {
+        match verdict(&mut step, config, record.as_ref(), open > 0, at) {
             Verdict::Skip(reason) => {
                 step.status = StepStatus::Skipped;
                 step.note = Some(reason.into());
@@ -417,15 +508,23 @@ where
         };
         let delivery = match self.store.begin_delivery(&delivery).await? {
             Inserted::New => delivery,
-            // Sent already (a crash after the send was recorded, or the same
-            // send reached through another step record): do not send again.
+            // The same send reached through another step record (a booking
+            // canceled and re-made at the same time, say): that step owns it.
+            Inserted::Existing(prev) if prev.step_id != step.id => {
+                step.status = StepStatus::Skipped;
+                step.note = Some("same_send_as_another_step".into());
+                self.store.finish_step(&step, None).await?;
+                return Ok(Some(StepStatus::Skipped));
+            }
+            // This step sent it before a crash kept the step from being
+            // recorded: it is done, and not counted as sent again.
             Inserted::Existing(prev) if prev.status == DeliveryStatus::Sent => {
                 step.status = StepStatus::Sent;
                 step.note = Some("sent_before".into());
                 self.store
                     .finish_step(&step, next_occurrence(&step).as_ref())
                     .await?;
-                return Ok(Some(StepStatus::Sent));
+                return Ok(None);
             }
             // A previous attempt recorded it and may have sent it: this is
             // the at-most-one repeat a crash costs.
@@ -502,4 +601,243 @@ pub fn unsubscribe_token_ok(secret: &str, org: &str, patient_id: &str, token: &s
             .zip(token.bytes())
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Appointment, Org, Patient, Source};
+    use crate::workflow::Workflow;
+    use crate::workflow::enrol::enrol;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn config(trigger: &str) -> OrgConfig {
+        let wf = Workflow::parse(&format!(
+            r#"{{"title": "Reminder", "status": "active", "trigger": {{"event": "{trigger}"}},
+                "steps": [{{"schedule": {{"direction": "before", "amount": 1, "unit": "days"}},
+                            "task": {{"kind": "email", "subject": "Soon", "body": "Soon."}}}}]}}"#
+        ))
+        .unwrap();
+        OrgConfig {
+            org: Org {
+                id: "ORG".into(),
+                name: "Org".into(),
+                timezone: "America/Los_Angeles".into(),
+                ie_types: Vec::new(),
+                field_map: Default::default(),
+            },
+            locations: Vec::new(),
+            practitioners: Vec::new(),
+            workflows: vec![wf],
+        }
+    }
+
+    fn record(start: &str, status: AppointmentStatus) -> PatientRecord {
+        PatientRecord {
+            patient: Patient {
+                id: "P1".into(),
+                source: Source::Emr,
+                first_name: "A".into(),
+                last_name: "B".into(),
+                birth_date: None,
+                gender: None,
+                email: Some("a@example.com".into()),
+                mobile: None,
+                demographics_at: None,
+                created_at: "2026-11-01T00:00:00Z".into(),
+                merged_into: None,
+                unsubscribed: false,
+                text_opt_out: false,
+            },
+            episodes: Vec::new(),
+            appointments: vec![Appointment {
+                id: "A1".into(),
+                appointment_type: None,
+                start: Some(start.into()),
+                status,
+                case_id: None,
+                practitioner_id: None,
+                location_id: None,
+                initial_evaluation: false,
+                updated_by: None,
+            }],
+            version: 1,
+        }
+    }
+
+    fn event(kind: EventKind, id: &str) -> DomainEvent {
+        DomainEvent {
+            id: id.into(),
+            org: "ORG".into(),
+            kind,
+            patient_id: "P1".into(),
+            case_id: None,
+            appointment_id: Some("A1".into()),
+            at: "2026-11-01T00:00:00Z".into(),
+            message_id: "m".into(),
+        }
+    }
+
+    const BOOKED: &str = "2026-12-20T10:00:00-08:00";
+    const NOW: &str = "2026-12-01T12:00:00Z";
+
+    /// The reminder a booking of A1 at BOOKED schedules (due 2026-12-19 10:00 local).
+    fn reminder(cfg: &OrgConfig) -> ScheduledStep {
+        let booked = record(BOOKED, AppointmentStatus::Scheduled);
+        let e = event(EventKind::AppointmentScheduled, "e1");
+        let steps = enrol(cfg, &cfg.workflows, &booked, &e, ts(NOW));
+        assert_eq!(steps.len(), 1);
+        steps.into_iter().next().unwrap()
+    }
+
+    fn updates(
+        cfg: &OrgConfig,
+        after: &PatientRecord,
+        kind: EventKind,
+        pending: &[ScheduledStep],
+    ) -> Vec<StepUpdate> {
+        appointment_updates(cfg, after, &[event(kind, "e2")], pending, ts(NOW))
+    }
+
+    #[test]
+    fn a_move_earlier_or_later_re_times_the_reminder_from_the_new_start() {
+        let cfg = config("appointment_scheduled");
+        let step = reminder(&cfg);
+        for (start, due) in [
+            ("2026-12-10T09:30:00-08:00", "2026-12-09T17:30:00Z"),
+            ("2026-12-24T10:00:00-08:00", "2026-12-23T18:00:00Z"),
+        ] {
+            let moved = record(start, AppointmentStatus::Scheduled);
+            let out = updates(
+                &cfg,
+                &moved,
+                EventKind::AppointmentRescheduled,
+                std::slice::from_ref(&step),
+            );
+            assert_eq!(out.len(), 1, "{start}");
+            let new = &out[0].step;
+            assert_eq!(
+                (new.status, new.anchor.as_deref()),
+                (StepStatus::Scheduled, Some(start))
+            );
+            assert_eq!(ts(&new.due_at), ts(due), "{start}");
+            assert_eq!(out[0].read_claim, None);
+        }
+    }
+
+    #[test]
+    fn a_move_whose_reminder_time_has_passed_skips_it() {
+        let cfg = config("appointment_scheduled");
+        let step = reminder(&cfg);
+        let moved = record("2026-12-01T20:00:00-08:00", AppointmentStatus::Scheduled);
+        let out = updates(&cfg, &moved, EventKind::AppointmentRescheduled, &[step]);
+        assert_eq!(
+            (out[0].step.status, out[0].step.note.as_deref()),
+            (StepStatus::Skipped, Some("past_due_at_reschedule"))
+        );
+    }
+
+    #[test]
+    fn a_cancel_or_delete_skips_the_reminder_at_once() {
+        let cfg = config("appointment_scheduled");
+        let step = reminder(&cfg);
+        for (status, kind, note) in [
+            (
+                AppointmentStatus::Canceled,
+                EventKind::AppointmentCanceled,
+                "appointment_canceled",
+            ),
+            (
+                AppointmentStatus::Deleted,
+                EventKind::AppointmentDeleted,
+                "appointment_deleted",
+            ),
+        ] {
+            let after = record(BOOKED, status);
+            let out = updates(&cfg, &after, kind, std::slice::from_ref(&step));
+            assert_eq!(
+                (out[0].step.status, out[0].step.note.as_deref()),
+                (StepStatus::Skipped, Some(note))
+            );
+        }
+    }
+
+    #[test]
+    fn steps_that_stand_or_are_held_by_a_dispatcher_are_left_alone() {
+        let cfg = config("appointment_scheduled");
+        let step = reminder(&cfg);
+        // Another appointment changed; or this one "rescheduled" to the same start.
+        let same = record(BOOKED, AppointmentStatus::Scheduled);
+        let mut other = event(EventKind::AppointmentCanceled, "e3");
+        other.appointment_id = Some("A2".into());
+        assert!(
+            appointment_updates(&cfg, &same, &[other], std::slice::from_ref(&step), ts(NOW))
+                .is_empty()
+        );
+        assert!(
+            updates(
+                &cfg,
+                &same,
+                EventKind::AppointmentRescheduled,
+                std::slice::from_ref(&step)
+            )
+            .is_empty()
+        );
+        // Claimed beyond now: the dispatcher decides.
+        let mut held = step.clone();
+        held.claimed_until = Some("2026-12-01T12:04:00Z".into());
+        let canceled = record(BOOKED, AppointmentStatus::Canceled);
+        assert!(
+            updates(
+                &cfg,
+                &canceled,
+                EventKind::AppointmentCanceled,
+                &[held.clone()]
+            )
+            .is_empty()
+        );
+        // An expired claim is read as it is, so the write checks it.
+        held.claimed_until = Some("2026-12-01T11:00:00Z".into());
+        let out = updates(&cfg, &canceled, EventKind::AppointmentCanceled, &[held]);
+        assert_eq!(out[0].read_claim.as_deref(), Some("2026-12-01T11:00:00Z"));
+        assert_eq!(out[0].step.claimed_until, None);
+    }
+
+    #[test]
+    fn a_cancellation_workflow_keeps_its_steps_when_the_appointment_is_canceled() {
+        let cfg = config("appointment_canceled");
+        let canceled = record(BOOKED, AppointmentStatus::Canceled);
+        let e = event(EventKind::AppointmentCanceled, "e1");
+        let steps = enrol(&cfg, &cfg.workflows, &canceled, &e, ts(NOW));
+        assert!(updates(&cfg, &canceled, EventKind::AppointmentCanceled, &steps).is_empty());
+    }
+
+    #[test]
+    fn dispatch_follows_a_move_it_was_not_told_about() {
+        // A step a commit could not update (held by a dispatcher then) moves
+        // when claimed: later, it waits; the delivery is keyed by the new start.
+        let cfg = config("appointment_scheduled");
+        let mut step = reminder(&cfg);
+        let before_key = step.delivery_key();
+        let moved = record("2026-12-24T10:00:00-08:00", AppointmentStatus::Scheduled);
+        let at = ts(&step.due_at);
+        assert_eq!(
+            verdict(&mut step, &cfg, Some(&moved), false, at),
+            Verdict::Later(ts("2026-12-23T18:00:00Z"))
+        );
+        assert_ne!(step.delivery_key(), before_key);
+        assert_eq!(
+            verdict(
+                &mut step,
+                &cfg,
+                Some(&moved),
+                false,
+                ts("2026-12-23T18:00:00Z")
+            ),
+            Verdict::Send
+        );
+    }
 }

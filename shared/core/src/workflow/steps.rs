@@ -92,6 +92,17 @@ impl ScheduledStep {
     }
 }
 
+/// A pending step a commit changes: moved with its rescheduled appointment,
+/// or skipped with its canceled one. It is written only if the stored step is
+/// still `scheduled` with the claim it was read with (`read_claim`), so a
+/// dispatcher that took it meanwhile makes the commit conflict and decide again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepUpdate {
+    /// The new state (no claim).
+    pub step: ScheduledStep,
+    pub read_claim: Option<String>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
