@@ -891,6 +891,11 @@ fn every_trigger_unit_and_task_kind_delivers_once_when_due(t: &Tendon, org: &str
                         && unsubscribe_header[0].starts_with(&format!("<{unsubscribe}")),
                     "{r}"
                 );
+                assert_eq!(
+                    header(r, "List-Unsubscribe-Post"),
+                    ["List-Unsubscribe=One-Click"],
+                    "RFC 8058 one-click: {r}"
+                );
             }
         }
         assert_eq!(

@@ -3,7 +3,8 @@
 //!
 //! An email is built here as MIME: `multipart/alternative` with the text and
 //! (if any) the HTML body, both quoted-printable UTF-8, and a
-//! `List-Unsubscribe: <url>` header with the URL that ends the text body
+//! `List-Unsubscribe: <url>` header (with RFC 8058 `List-Unsubscribe-Post`)
+//! with the URL that ends the text body
 //! (after `Unsubscribe: `, as dispatch renders it). Header values never carry
 //! a CR or LF: the subject's control characters become spaces, a subject that
 //! is not plain ASCII is RFC 2047-encoded (UTF-8, B), and an address with
@@ -403,7 +404,12 @@ fn build_mime(sender: &str, delivery: &Delivery, date: jiff::Timestamp) -> Strin
     }
     out.push_str("MIME-Version: 1.0\r\n");
     if let Some(url) = unsubscribe_url(&delivery.body) {
-        let _ = write!(out, "List-Unsubscribe: <{url}>\r\n");
+        // RFC 8058 one-click: the mail client POSTs to the link (the route
+        // takes POST as well as GET); large mailbox providers require it.
+        let _ = write!(
+            out,
+            "List-Unsubscribe: <{url}>\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+        );
     }
     let tag: String = delivery
         .id
@@ -533,6 +539,7 @@ mod tests {
         let mime = build_mime("no-reply@example.com", &d, jiff::Timestamp::UNIX_EPOCH);
         let hs = headers(&mime);
         assert!(hs.contains(&"List-Unsubscribe: <https://t.example/unsubscribe/ACME01/P1/abc>"));
+        assert!(hs.contains(&"List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
         assert!(
             hs.contains(&"Date: Thu, 1 Jan 1970 00:00:00 +0000"),
             "{hs:?}"
