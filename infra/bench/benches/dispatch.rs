@@ -313,9 +313,10 @@ impl Bed {
             .prepare(&format!("EXPLAIN QUERY PLAN {CLAIM_SQL}"))
             .expect("explain");
         let plan: Vec<String> = stmt
-            .query_map(params![at().as_millisecond(), 100], |r| {
-                r.get::<_, String>(3)
-            })
+            .query_map(
+                params![at().as_millisecond(), at().as_millisecond(), 100],
+                |r| r.get::<_, String>(3),
+            )
             .expect("explain")
             .collect::<rusqlite::Result<_>>()
             .expect("explain");
