@@ -327,6 +327,10 @@ fn patient_json(rec: &PatientRecord) -> Value {
         // Workflow reachability: email unsubscribed, texts opted out.
         "unsubscribed": p.unsubscribed,
         "text_opt_out": p.text_opt_out,
+        // A Cliniko profile archived, deleted or merged there: why it is
+        // inactive (null while active); `merged_into` links a merge.
+        "inactive": p.inactive,
+        "merged_into": p.merged_into,
         "episodes": rec.episodes.iter().map(|e| json!({
             "name": e.name,
             "default": e.default,

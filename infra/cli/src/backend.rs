@@ -6,7 +6,8 @@ use tendon_aws::{AwsMailer, AwsStore};
 use tendon_core::model::StoredMessage;
 use tendon_core::pipeline;
 use tendon_core::ports::{
-    ConfigStore, Mailer, MessageLog, PatientStore, QueueName, StoreResult, WorkQueue, WorkflowStore,
+    ClinikoStore, ConfigStore, Mailer, MessageLog, PatientStore, QueueName, StoreResult, WorkQueue,
+    WorkflowStore,
 };
 use tendon_core::workflow::dispatch::{Dispatcher, PassReport, unsubscribe_token_ok};
 use tendon_core::workflow::steps::Channel;
@@ -14,7 +15,7 @@ use tendon_local::worker::{self, LocalQueue};
 use tendon_local::{LocalOutbox, SqliteStore};
 
 pub trait Backend: Clone + Send + Sync + 'static {
-    type Store: ConfigStore + MessageLog + PatientStore + WorkflowStore;
+    type Store: ConfigStore + MessageLog + PatientStore + WorkflowStore + ClinikoStore;
     type Queue: WorkQueue;
     type Mailer: Mailer + Send + Sync + 'static;
 

@@ -13,6 +13,7 @@ use tendon_local::worker::LocalQueue;
 mod admin;
 mod aws;
 mod backend;
+mod cliniko;
 mod hl7;
 mod output;
 mod serve;
@@ -99,6 +100,9 @@ enum Command {
     /// Surveys and exercises assigned to patients.
     #[command(subcommand)]
     Assignment(workflow::AssignmentCommand),
+    /// Cliniko: connect an org, import its patients, list the profiles that failed.
+    #[command(subcommand)]
+    Cliniko(cliniko::ClinikoCommand),
 }
 
 /// The opened backend: the embedded store with its local queues, or AWS.
@@ -166,6 +170,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             on_backend!(opened().await?, |b| admin::patient(b.store(), cmd).await)
         }
         Command::Messages(cmd) => on_backend!(opened().await?, |b| admin::messages(b, cmd).await),
+        Command::Cliniko(cmd) => {
+            on_backend!(opened().await?, |b| cliniko::run(b.store(), cmd).await)
+        }
         Command::Workflow(cmd) => {
             on_backend!(opened().await?, |b| workflow::run(b.store(), cmd).await)
         }

@@ -27,6 +27,7 @@ pub async fn serve<B: Backend>(
             "/unsubscribe/{org}/{patient}/{token}",
             get(unsubscribe::<B>).post(unsubscribe::<B>),
         )
+        .route("/cliniko/open/{token}", get(cliniko_open::<B>))
         .with_state(backend.clone())
         // Our own limit answers 413 with a reason; this one only stops abuse.
         .layer(DefaultBodyLimit::max(DEFAULT_MAX_BODY * 8));
@@ -109,6 +110,55 @@ async fn unsubscribe<B: Backend>(
             .into_response(),
         Err(e) => {
             tracing::error!(error = %e, "unsubscribe failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                "<!doctype html><p>Please try again later.</p>\n",
+            )
+                .into_response()
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct OpenQuery {
+    patient_id: Option<String>,
+}
+
+/// Cliniko's "Open in" button: sync the patient, then redirect to their
+/// profile (the template in `TENDON_PROFILE_URL`).
+async fn cliniko_open<B: Backend>(
+    State(backend): State<B>,
+    Path(token): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<OpenQuery>,
+) -> Response {
+    let template = std::env::var(tendon_aws::lambda::ENV_PROFILE_URL)
+        .unwrap_or_else(|_| tendon_core::cliniko::open::DEFAULT_PROFILE_URL.to_owned());
+    let answer = tendon_core::cliniko::open::open(
+        backend.store(),
+        crate::cliniko::client_for,
+        &token,
+        query.patient_id.as_deref(),
+        &template,
+        jiff::Timestamp::now(),
+    )
+    .await;
+    match answer {
+        Ok(answer) => {
+            let (status, location, body) = answer.http();
+            let mut response = (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                body,
+            )
+                .into_response();
+            if let Some(url) = location.and_then(|l| header::HeaderValue::from_str(l).ok()) {
+                response.headers_mut().insert(header::LOCATION, url);
+            }
+            response
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "Open in failed");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 [(header::CONTENT_TYPE, "text/html; charset=utf-8")],

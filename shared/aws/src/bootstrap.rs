@@ -352,6 +352,7 @@ mod tests {
         known.extend([
             crate::lambda::ENV_MAX_RECEIVE_COUNT,
             crate::lambda::ENV_PUBLIC_URL,
+            crate::lambda::ENV_PROFILE_URL,
         ]);
         for name in &in_template {
             assert!(
@@ -367,6 +368,7 @@ mod tests {
             ENV_SES_CONFIGURATION_SET,
             crate::lambda::ENV_MAX_RECEIVE_COUNT,
             crate::lambda::ENV_PUBLIC_URL,
+            crate::lambda::ENV_PROFILE_URL,
         ] {
             assert!(
                 in_template.contains(name),

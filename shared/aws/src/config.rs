@@ -44,11 +44,15 @@ pub(crate) fn cancellation(err: &TransactWriteItemsError) -> Option<Vec<Reason>>
     }
 }
 
-fn org_not_found(org: &str) -> StoreError {
+pub(crate) fn org_not_found(org: &str) -> StoreError {
     StoreError::NotFound(format!("org {org}"))
 }
 
-fn org_exists_check(store: &AwsStore, what: &str, org: &str) -> StoreResult<TransactWriteItem> {
+pub(crate) fn org_exists_check(
+    store: &AwsStore,
+    what: &str,
+    org: &str,
+) -> StoreResult<TransactWriteItem> {
     let check = ConditionCheck::builder()
         .table_name(&store.table)
         .set_key(Some(key(org_pk(org), ORG_SK)))

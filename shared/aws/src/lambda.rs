@@ -113,6 +113,9 @@ pub async fn run_queue_function(queue: QueueName) -> Result<(), lambda_runtime::
 
 /// Environment variable with the public base URL (unsubscribe links).
 pub const ENV_PUBLIC_URL: &str = "TENDON_PUBLIC_URL";
+/// Environment variable with the profile URL template of the "Open in"
+/// redirect (`{org}`, `{patient_id}`).
+pub const ENV_PROFILE_URL: &str = "TENDON_PROFILE_URL";
 
 /// The instant a scheduled event stands for: its `time` (RFC 3339), else now.
 pub fn event_time(event: &serde_json::Value) -> jiff::Timestamp {

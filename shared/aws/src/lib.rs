@@ -112,6 +112,7 @@ use tendon_core::ports::{QueueName, StoreError};
 
 mod bootstrap;
 mod cache;
+mod cliniko;
 mod config;
 pub mod consumer;
 mod items;

@@ -5,8 +5,10 @@ use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use tendon_core::model::{DomainEvent, Patient, PatientRecord};
-use tendon_core::ports::{Commit, CommitOutcome, PatientStore, StoreError, StoreResult};
-use tendon_core::workflow::steps::{ScheduledStep, StepStatus};
+use tendon_core::ports::{
+    Commit, CommitOutcome, PatientStore, RecordCommit, RecordWrite, StoreError, StoreResult,
+};
+use tendon_core::workflow::steps::{ScheduledStep, StepStatus, StepUpdate};
 
 use crate::config::Reason;
 use crate::items::{
@@ -26,17 +28,29 @@ fn put(
     Put::builder().table_name(table).set_item(Some(item))
 }
 
+/// What a commit writes besides the message guard.
+struct Parts<'a> {
+    org: &'a str,
+    records: &'a [RecordWrite],
+    step_updates: &'a [StepUpdate],
+    events: &'a [DomainEvent],
+    scheduled: &'a [ScheduledStep],
+    /// The message's parking changes (a message commit only).
+    park: Option<&'a str>,
+    unpark: Option<&'a str>,
+    message_id: Option<&'a str>,
+}
+
+/// Where each part of a commit's transaction starts.
+struct Layout {
+    records: std::ops::Range<usize>,
+    events_start: usize,
+}
+
 impl AwsStore {
-    /// The transaction of a commit: the message guard first, then the records
-    /// (with the listing items of new patients), then `events`, then `steps`.
-    /// Returns the items, the end of the records and the start of the events
-    /// (the steps follow them).
-    fn commit_items(
-        &self,
-        commit: &Commit,
-        events: &[&DomainEvent],
-        steps: &[&ScheduledStep],
-    ) -> StoreResult<(Vec<TransactWriteItem>, usize, usize)> {
+    /// The message guard of a commit: an Update of the message item that
+    /// fails if the message is missing or has done the step.
+    fn guard_item(&self, commit: &Commit) -> StoreResult<TransactWriteItem> {
         const WHAT: &str = "commit";
         let org = &commit.org;
         let mut set = "SET #st = :status, #er = :errors, #sd = list_append(#sd, :steps)".to_owned();
@@ -61,9 +75,24 @@ impl AwsStore {
             .update_expression(set)
             .build()
             .map_err(|_| build(WHAT))?;
-        let mut items = vec![TransactWriteItem::builder().update(update).build()];
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
 
-        for w in &commit.records {
+    /// The transaction of a commit: the guard (if any), the records and the
+    /// step updates (whose conditions make a conflict), the listing items of
+    /// new patients, the parking changes, then `events`, then `steps`.
+    fn commit_items(
+        &self,
+        guard: Option<TransactWriteItem>,
+        parts: &Parts<'_>,
+        events: &[&DomainEvent],
+        steps: &[&ScheduledStep],
+    ) -> StoreResult<(Vec<TransactWriteItem>, Layout)> {
+        const WHAT: &str = "commit";
+        let org = parts.org;
+        let mut items: Vec<TransactWriteItem> = guard.into_iter().collect();
+        let records_start = items.len();
+        for w in parts.records {
             let id = &w.record.patient.id;
             let item = to_item(WHAT, &w.record, patient_pk(org, id), PATIENT_SK)?;
             let p = match w.expected_version {
@@ -80,7 +109,7 @@ impl AwsStore {
             );
         }
         // Step updates count with the records: one no longer as read is a conflict.
-        for update in &commit.step_updates {
+        for update in parts.step_updates {
             let p = put(
                 &self.table,
                 crate::workflows::step_item(WHAT, &update.step)?,
@@ -103,8 +132,8 @@ impl AwsStore {
                     .build(),
             );
         }
-        let records_end = items.len();
-        for w in commit
+        let records = records_start..items.len();
+        for w in parts
             .records
             .iter()
             .filter(|w| w.expected_version.is_none())
@@ -115,20 +144,22 @@ impl AwsStore {
             let p = put(&self.table, listing).build().map_err(|_| build(WHAT))?;
             items.push(TransactWriteItem::builder().put(p).build());
         }
-        for (pid, action) in [(&commit.park, "ADD"), (&commit.unpark, "DELETE")] {
-            let Some(pid) = pid else { continue };
-            let update = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(patient_pk(org, pid), PARKED_SK)))
-                .update_expression(format!("{action} #ids :id"))
-                .expression_attribute_names("#ids", PARKED_IDS)
-                .expression_attribute_values(
-                    ":id",
-                    AttributeValue::Ss(vec![commit.message_id.clone()]),
-                )
-                .build()
-                .map_err(|_| build(WHAT))?;
-            items.push(TransactWriteItem::builder().update(update).build());
+        if let Some(message_id) = parts.message_id {
+            for (pid, action) in [(parts.park, "ADD"), (parts.unpark, "DELETE")] {
+                let Some(pid) = pid else { continue };
+                let update = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(patient_pk(org, pid), PARKED_SK)))
+                    .update_expression(format!("{action} #ids :id"))
+                    .expression_attribute_names("#ids", PARKED_IDS)
+                    .expression_attribute_values(
+                        ":id",
+                        AttributeValue::Ss(vec![message_id.to_owned()]),
+                    )
+                    .build()
+                    .map_err(|_| build(WHAT))?;
+                items.push(TransactWriteItem::builder().update(update).build());
+            }
         }
         let events_start = items.len();
         let seq = next_seq();
@@ -148,7 +179,114 @@ impl AwsStore {
                 .map_err(|_| build(WHAT))?;
             items.push(TransactWriteItem::builder().put(p).build());
         }
-        Ok((items, records_end, events_start))
+        Ok((
+            items,
+            Layout {
+                records,
+                events_start,
+            },
+        ))
+    }
+
+    /// Sends a commit's transaction, resending it without the events and
+    /// steps that exist already. `guard`: the message commit whose guard
+    /// leads the transaction.
+    async fn write_commit(
+        &self,
+        guard: Option<&Commit>,
+        parts: Parts<'_>,
+    ) -> StoreResult<CommitOutcome> {
+        const WHAT: &str = "commit";
+        // An event ID twice in one commit: the first stays (a transaction may
+        // not touch an item twice).
+        let mut seen = HashSet::new();
+        let mut events: Vec<&DomainEvent> = parts
+            .events
+            .iter()
+            .filter(|e| seen.insert(e.id.as_str()))
+            .collect();
+        // The same for scheduled steps (their IDs derive from event IDs), and
+        // a step also updated is written once, as the update.
+        let mut seen: HashSet<&str> = parts
+            .step_updates
+            .iter()
+            .map(|u| u.step.id.as_str())
+            .collect();
+        let mut steps: Vec<&ScheduledStep> = parts
+            .scheduled
+            .iter()
+            .filter(|s| seen.insert(s.id.as_str()))
+            .collect();
+        for _ in 0..MAX_EVENT_ROUNDS {
+            let guard_item = guard.map(|c| self.guard_item(c)).transpose()?;
+            let (items, layout) = self.commit_items(guard_item, &parts, &events, &steps)?;
+            let Some(reasons) = self.transact(WHAT, items).await? else {
+                return Ok(CommitOutcome::Applied);
+            };
+            if let Some(commit) = guard {
+                match reasons.first() {
+                    Some(Reason::Condition) => {
+                        // Done already, or no such message.
+                        let exists = self
+                            .get(
+                                WHAT,
+                                message_pk(&commit.org, &commit.message_id),
+                                MESSAGE_SK,
+                            )
+                            .await?
+                            .is_some();
+                        return if exists {
+                            Ok(CommitOutcome::AlreadyApplied)
+                        } else {
+                            Err(StoreError::NotFound(format!(
+                                "message {}",
+                                commit.message_id
+                            )))
+                        };
+                    }
+                    // Another writer on the message: reload and decide again.
+                    Some(Reason::Conflict) => return Ok(CommitOutcome::Conflict),
+                    _ => {}
+                }
+            }
+            let records_end = layout.records.end.min(reasons.len());
+            if reasons[layout.records.start.min(records_end)..records_end]
+                .iter()
+                .any(|r| *r != Reason::Fine)
+            {
+                return Ok(CommitOutcome::Conflict);
+            }
+            let first_event = layout.events_start;
+            let failed: HashSet<usize> = reasons
+                .iter()
+                .enumerate()
+                .skip(first_event)
+                .filter(|(_, r)| **r != Reason::Fine)
+                .map(|(i, _)| i - first_event)
+                .collect();
+            if failed.is_empty() {
+                // Only listing items failed, which carry no condition: a race.
+                return Ok(CommitOutcome::Conflict);
+            }
+            // Events and steps recorded before (the first write stays), or
+            // racing writes of them.
+            let event_count = events.len();
+            events = events
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| !failed.contains(i))
+                .map(|(_, e)| e)
+                .collect();
+            steps = steps
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| !failed.contains(&(event_count + i)))
+                .map(|(_, s)| s)
+                .collect();
+        }
+        Err(StoreError::Backend(format!(
+            "{WHAT}: the events kept conflicting"
+        )))
     }
 }
 
@@ -184,87 +322,31 @@ impl PatientStore for AwsStore {
     }
 
     async fn commit(&self, commit: &Commit) -> StoreResult<CommitOutcome> {
-        const WHAT: &str = "commit";
-        // An event ID twice in one commit: the first stays (a transaction may
-        // not touch an item twice).
-        let mut seen = HashSet::new();
-        let mut events: Vec<&DomainEvent> = commit
-            .events
-            .iter()
-            .filter(|e| seen.insert(e.id.as_str()))
-            .collect();
-        // The same for scheduled steps (their IDs derive from event IDs).
-        let mut seen = HashSet::new();
-        let mut steps: Vec<&ScheduledStep> = commit
-            .scheduled
-            .iter()
-            .filter(|s| seen.insert(s.id.as_str()))
-            .collect();
-        for _ in 0..MAX_EVENT_ROUNDS {
-            let (items, records_end, first_event) = self.commit_items(commit, &events, &steps)?;
-            let Some(reasons) = self.transact(WHAT, items).await? else {
-                return Ok(CommitOutcome::Applied);
-            };
-            match reasons.first() {
-                Some(Reason::Condition) => {
-                    // Done already, or no such message.
-                    let exists = self
-                        .get(
-                            WHAT,
-                            message_pk(&commit.org, &commit.message_id),
-                            MESSAGE_SK,
-                        )
-                        .await?
-                        .is_some();
-                    return if exists {
-                        Ok(CommitOutcome::AlreadyApplied)
-                    } else {
-                        Err(StoreError::NotFound(format!(
-                            "message {}",
-                            commit.message_id
-                        )))
-                    };
-                }
-                // Another writer on the message: reload and decide again.
-                Some(Reason::Conflict) => return Ok(CommitOutcome::Conflict),
-                _ => {}
-            }
-            if reasons[1..records_end.min(reasons.len())]
-                .iter()
-                .any(|r| *r != Reason::Fine)
-            {
-                return Ok(CommitOutcome::Conflict);
-            }
-            let failed: HashSet<usize> = reasons
-                .iter()
-                .enumerate()
-                .skip(first_event)
-                .filter(|(_, r)| **r != Reason::Fine)
-                .map(|(i, _)| i - first_event)
-                .collect();
-            if failed.is_empty() {
-                // Only listing items failed, which carry no condition: a race.
-                return Ok(CommitOutcome::Conflict);
-            }
-            // Events and steps recorded before (the first write stays), or
-            // racing writes of them.
-            let event_count = events.len();
-            events = events
-                .into_iter()
-                .enumerate()
-                .filter(|(i, _)| !failed.contains(i))
-                .map(|(_, e)| e)
-                .collect();
-            steps = steps
-                .into_iter()
-                .enumerate()
-                .filter(|(i, _)| !failed.contains(&(event_count + i)))
-                .map(|(_, s)| s)
-                .collect();
-        }
-        Err(StoreError::Backend(format!(
-            "{WHAT}: the events kept conflicting"
-        )))
+        let parts = Parts {
+            org: &commit.org,
+            records: &commit.records,
+            step_updates: &commit.step_updates,
+            events: &commit.events,
+            scheduled: &commit.scheduled,
+            park: commit.park.as_deref(),
+            unpark: commit.unpark.as_deref(),
+            message_id: Some(&commit.message_id),
+        };
+        self.write_commit(Some(commit), parts).await
+    }
+
+    async fn commit_records(&self, commit: &RecordCommit) -> StoreResult<CommitOutcome> {
+        let parts = Parts {
+            org: &commit.org,
+            records: &commit.records,
+            step_updates: &commit.step_updates,
+            events: &commit.events,
+            scheduled: &commit.scheduled,
+            park: None,
+            unpark: None,
+            message_id: None,
+        };
+        self.write_commit(None, parts).await
     }
 
     /// The org's event partition, sorted by the order written (`seq`).

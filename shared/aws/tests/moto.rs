@@ -657,6 +657,12 @@ async fn aws_store_meets_the_workflow_contract() {
     );
 }
 
+#[tokio::test]
+async fn aws_store_meets_the_cliniko_contract() {
+    let (store, _) = common::fresh_store("clcontract").await;
+    tendon_core::contract::run_cliniko(|| store.clone()).await;
+}
+
 /// An org with a stored message to commit against; returns the message ID.
 async fn org_with_message(store: &AwsStore, org: &str) -> String {
     store

@@ -5,6 +5,7 @@
 //! codes ([`ErrorCode`]), and [`inspect`], which ties them together the way
 //! ingest will. Everything here is pure: no I/O, no AWS, no SQLite.
 
+pub mod cliniko;
 #[cfg(feature = "contract-tests")]
 pub mod contract;
 pub mod fields;

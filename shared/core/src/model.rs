@@ -126,6 +126,10 @@ pub struct Patient {
     /// The patient opted out of texts.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub text_opt_out: bool,
+    /// Why the patient is no longer active at its source (`archived`,
+    /// `deleted`, `merged`: a Cliniko profile); no workflow step reaches them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inactive: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

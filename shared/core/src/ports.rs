@@ -162,6 +162,19 @@ pub struct Commit {
     pub step_updates: Vec<StepUpdate>,
 }
 
+/// Patient records with their events, scheduled steps and step updates,
+/// applied atomically without a message guard (the Cliniko sync): it is
+/// idempotent through the records' versions and the events' IDs, which are
+/// written once, as their steps are.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecordCommit {
+    pub org: String,
+    pub records: Vec<RecordWrite>,
+    pub events: Vec<DomainEvent>,
+    pub scheduled: Vec<ScheduledStep>,
+    pub step_updates: Vec<StepUpdate>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CommitOutcome {
     Applied,
@@ -181,6 +194,12 @@ pub trait PatientStore: Send + Sync {
     ) -> impl Future<Output = StoreResult<Option<PatientRecord>>> + Send;
     fn list_patients(&self, org: &str) -> impl Future<Output = StoreResult<Vec<Patient>>> + Send;
     fn commit(&self, commit: &Commit) -> impl Future<Output = StoreResult<CommitOutcome>> + Send;
+    /// Applies a [`RecordCommit`]: `Applied`, or `Conflict` if a record or a
+    /// step changed since it was read (nothing is written then).
+    fn commit_records(
+        &self,
+        commit: &RecordCommit,
+    ) -> impl Future<Output = StoreResult<CommitOutcome>> + Send;
     /// The org's event log, in order.
     fn list_events(&self, org: &str) -> impl Future<Output = StoreResult<Vec<DomainEvent>>> + Send;
 }
@@ -370,4 +389,52 @@ pub enum SendError {
 /// Returns the provider's message ID.
 pub trait Mailer: Send + Sync {
     fn send(&self, delivery: &Delivery) -> impl Future<Output = Result<String, SendError>> + Send;
+}
+
+/// Cliniko connections and the profiles a sync could not import.
+pub trait ClinikoStore: Send + Sync {
+    /// Stores an org's connection, replacing its previous one; `NotFound` if
+    /// the org does not exist. Its token finds it (a replaced token no longer does).
+    fn put_connection(
+        &self,
+        connection: &crate::cliniko::ClinikoConnection,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    fn connection(
+        &self,
+        org: &str,
+    ) -> impl Future<Output = StoreResult<Option<crate::cliniko::ClinikoConnection>>> + Send;
+    /// The connection whose "Open in" token this is.
+    fn connection_for_token(
+        &self,
+        token: &str,
+    ) -> impl Future<Output = StoreResult<Option<crate::cliniko::ClinikoConnection>>> + Send;
+    /// Every org's connection (for the scheduled re-sync), by org.
+    fn connections(
+        &self,
+    ) -> impl Future<Output = StoreResult<Vec<crate::cliniko::ClinikoConnection>>> + Send;
+    /// Records a finished sync: its watermark (kept if `None`) and when it ran.
+    /// `NotFound` if the org has no connection.
+    fn record_sync(
+        &self,
+        org: &str,
+        watermark: Option<&str>,
+        synced_at: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Saves (or replaces) a profile that failed to import.
+    fn put_failure(
+        &self,
+        org: &str,
+        failure: &crate::cliniko::ClinikoFailure,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Removes a saved failure (the profile imported, or left Cliniko's active list).
+    fn clear_failure(
+        &self,
+        org: &str,
+        cliniko_id: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The org's saved failures, by Cliniko ID.
+    fn failures(
+        &self,
+        org: &str,
+    ) -> impl Future<Output = StoreResult<Vec<crate::cliniko::ClinikoFailure>>> + Send;
 }

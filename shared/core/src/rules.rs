@@ -244,6 +244,7 @@ pub fn patient_step(
                 merged_into: None,
                 unsubscribed: false,
                 text_opt_out: false,
+                inactive: None,
             };
             apply_demographics(&mut patient, m, at);
             let default = Episode {

@@ -46,6 +46,7 @@ use rusqlite::{Connection, OpenFlags};
 use tendon_core::ports::{StoreError, StoreResult};
 use tokio::sync::oneshot;
 
+mod cliniko;
 mod config;
 mod messages;
 mod patients;

@@ -2,7 +2,11 @@
 //! and [`Commit`]s applied in one transaction.
 use rusqlite::{OptionalExtension, params};
 use tendon_core::model::{DomainEvent, Patient, PatientRecord};
-use tendon_core::ports::{Commit, CommitOutcome, PatientStore, StepStore, StoreError, StoreResult};
+use tendon_core::ports::{
+    Commit, CommitOutcome, PatientStore, RecordCommit, RecordWrite, StepStore, StoreError,
+    StoreResult,
+};
+use tendon_core::workflow::steps::{ScheduledStep, StepUpdate};
 
 use crate::{Fail, SqliteStore, messages, sql_int, write_tx};
 
@@ -49,67 +53,30 @@ impl PatientStore for SqliteStore {
     }
 
     async fn commit(&self, commit: &Commit) -> StoreResult<CommitOutcome> {
-        let mut records = Vec::with_capacity(commit.records.len());
-        for w in &commit.records {
-            let json = serde_json::to_string(&w.record)
-                .map_err(|e| Fail::Json(e).into_store_error("commit"))?;
-            records.push((
-                w.record.patient.id.clone(),
-                w.record.version,
-                w.expected_version,
-                json,
-            ));
-        }
-        let mut events = Vec::with_capacity(commit.events.len());
-        for e in &commit.events {
-            events.push((
-                e.id.clone(),
-                serde_json::to_string(e).map_err(|e| Fail::Json(e).into_store_error("commit"))?,
-            ));
-        }
-        // `park`/`unpark` need no writes here: the parked messages are the
-        // `pending` ones, and the status is written below.
-        let c = Commit {
-            records: Vec::new(),
-            events: Vec::new(),
-            ..commit.clone()
-        };
+        let writes = Writes::of(
+            "commit",
+            &commit.records,
+            &commit.events,
+            &commit.scheduled,
+            &commit.step_updates,
+        )?;
+        let c = commit.clone();
         self.run("commit", move |conn| {
             // Any early return drops the transaction, which rolls it back.
             let tx = write_tx(conn)?;
             let Some(mut message) = messages::load(&tx, &c.org, &c.message_id)? else {
-                return Err(Fail::Store(StoreError::NotFound(format!("message {}", c.message_id))));
+                return Err(Fail::Store(StoreError::NotFound(format!(
+                    "message {}",
+                    c.message_id
+                ))));
             };
             if message.steps_done.contains(&c.step) {
                 return Ok(CommitOutcome::AlreadyApplied);
             }
-            for (id, version, expected, json) in &records {
-                let version = sql_int(*version)?;
-                let written = match expected {
-                    None => tx
-                        .prepare_cached("INSERT INTO patients (org, id, version, json) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (org, id) DO NOTHING")?
-                        .execute(params![c.org, id, version, json])?,
-                    Some(expected) => tx
-                        .prepare_cached("UPDATE patients SET version = ?3, json = ?4 WHERE org = ?1 AND id = ?2 AND version = ?5")?
-                        .execute(params![c.org, id, version, json, sql_int(*expected)?])?,
-                };
-                if written == 0 {
-                    return Ok(CommitOutcome::Conflict);
-                }
-            }
-            {
-                let mut insert = tx.prepare_cached("INSERT INTO events (org, id, json) VALUES (?1, ?2, ?3) ON CONFLICT (org, id) DO NOTHING")?;
-                for (id, json) in &events {
-                    insert.execute(params![c.org, id, json])?;
-                }
-            }
-            for update in &c.step_updates {
-                if !crate::workflows::update_step(&tx, update)? {
-                    return Ok(CommitOutcome::Conflict);
-                }
-            }
-            for step in &c.scheduled {
-                crate::workflows::insert_step(&tx, step)?;
+            // `park`/`unpark` need no writes here: the parked messages are the
+            // `pending` ones, and the status is written below.
+            if !writes.apply(&tx, &c.org)? {
+                return Ok(CommitOutcome::Conflict);
             }
             message.status = c.status;
             message.errors = c.errors;
@@ -118,6 +85,26 @@ impl PatientStore for SqliteStore {
             }
             message.steps_done.push(c.step);
             messages::save_state(&tx, &message)?;
+            tx.commit()?;
+            Ok(CommitOutcome::Applied)
+        })
+        .await
+    }
+
+    async fn commit_records(&self, commit: &RecordCommit) -> StoreResult<CommitOutcome> {
+        let writes = Writes::of(
+            "commit_records",
+            &commit.records,
+            &commit.events,
+            &commit.scheduled,
+            &commit.step_updates,
+        )?;
+        let org = commit.org.clone();
+        self.run("commit_records", move |conn| {
+            let tx = write_tx(conn)?;
+            if !writes.apply(&tx, &org)? {
+                return Ok(CommitOutcome::Conflict);
+            }
             tx.commit()?;
             Ok(CommitOutcome::Applied)
         })
@@ -136,5 +123,81 @@ impl PatientStore for SqliteStore {
             Ok(out)
         })
         .await
+    }
+}
+
+/// The patient-side writes of a commit, serialised before the transaction.
+struct Writes {
+    /// (id, version, expected version, JSON)
+    records: Vec<(String, u64, Option<u64>, String)>,
+    /// (id, JSON)
+    events: Vec<(String, String)>,
+    scheduled: Vec<ScheduledStep>,
+    step_updates: Vec<StepUpdate>,
+}
+
+impl Writes {
+    fn of(
+        what: &'static str,
+        records: &[RecordWrite],
+        events: &[DomainEvent],
+        scheduled: &[ScheduledStep],
+        step_updates: &[StepUpdate],
+    ) -> StoreResult<Writes> {
+        fn json<T: serde::Serialize>(what: &'static str, v: &T) -> StoreResult<String> {
+            serde_json::to_string(v).map_err(|e| Fail::Json(e).into_store_error(what))
+        }
+        let mut out = Writes {
+            records: Vec::with_capacity(records.len()),
+            events: Vec::with_capacity(events.len()),
+            scheduled: scheduled.to_vec(),
+            step_updates: step_updates.to_vec(),
+        };
+        for w in records {
+            out.records.push((
+                w.record.patient.id.clone(),
+                w.record.version,
+                w.expected_version,
+                json(what, &w.record)?,
+            ));
+        }
+        for e in events {
+            out.events.push((e.id.clone(), json(what, e)?));
+        }
+        Ok(out)
+    }
+
+    /// Writes it all in `tx`; `false` (a conflict: roll back) if a record or
+    /// a step is no longer as read. Events and steps that exist are kept.
+    fn apply(&self, tx: &rusqlite::Connection, org: &str) -> Result<bool, Fail> {
+        for (id, version, expected, json) in &self.records {
+            let version = sql_int(*version)?;
+            let written = match expected {
+                None => tx
+                    .prepare_cached("INSERT INTO patients (org, id, version, json) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (org, id) DO NOTHING")?
+                    .execute(params![org, id, version, json])?,
+                Some(expected) => tx
+                    .prepare_cached("UPDATE patients SET version = ?3, json = ?4 WHERE org = ?1 AND id = ?2 AND version = ?5")?
+                    .execute(params![org, id, version, json, sql_int(*expected)?])?,
+            };
+            if written == 0 {
+                return Ok(false);
+            }
+        }
+        {
+            let mut insert = tx.prepare_cached("INSERT INTO events (org, id, json) VALUES (?1, ?2, ?3) ON CONFLICT (org, id) DO NOTHING")?;
+            for (id, json) in &self.events {
+                insert.execute(params![org, id, json])?;
+            }
+        }
+        for update in &self.step_updates {
+            if !crate::workflows::update_step(tx, update)? {
+                return Ok(false);
+            }
+        }
+        for step in &self.scheduled {
+            crate::workflows::insert_step(tx, step)?;
+        }
+        Ok(true)
     }
 }

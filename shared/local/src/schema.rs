@@ -143,6 +143,21 @@ CREATE TABLE settings (
     value TEXT NOT NULL
 ) STRICT;
 "#,
+    // 3 → 4: Cliniko connections (the "Open in" token is unique) and the
+    // profiles a sync could not import.
+    r#"
+CREATE TABLE cliniko_connections (
+    org   TEXT PRIMARY KEY NOT NULL REFERENCES orgs (id),
+    token TEXT NOT NULL UNIQUE,
+    json  TEXT NOT NULL
+) STRICT;
+CREATE TABLE cliniko_failures (
+    org        TEXT NOT NULL,
+    cliniko_id TEXT NOT NULL,
+    json       TEXT NOT NULL,
+    PRIMARY KEY (org, cliniko_id)
+) STRICT;
+"#,
 ];
 
 /// Applies the migrations the database has not had, each in its own write

@@ -148,3 +148,9 @@ async fn in_memory_store_meets_the_workflow_contract() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn in_memory_store_meets_the_cliniko_contract() {
+    tendon_core::contract::run_cliniko(|| SqliteStore::open_in_memory().expect("in-memory store"))
+        .await;
+}

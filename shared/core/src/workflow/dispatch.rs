@@ -125,6 +125,9 @@ pub fn verdict(
     if p.merged_into.is_some() {
         return Verdict::Skip("patient_merged");
     }
+    if p.inactive.is_some() {
+        return Verdict::Skip("patient_inactive");
+    }
     let channel = channel_of(step.task.kind);
     match channel {
         Channel::Email if p.email.is_none() => return Verdict::Skip("no_email"),
@@ -370,24 +373,26 @@ fn html_attr(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// Percent-encodes a URL path segment (everything but unreserved characters).
+pub fn path_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 /// Where a patient unsubscribes: `{base}/unsubscribe/{org}/{patient}/{token}`.
 pub fn unsubscribe_url(base: &str, org: &str, patient_id: &str, token: &str) -> String {
-    let seg = |s: &str| -> String {
-        s.bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect()
-    };
     format!(
         "{}/unsubscribe/{}/{}/{token}",
         base.trim_end_matches('/'),
-        seg(org),
-        seg(patient_id)
+        path_segment(org),
+        path_segment(patient_id)
     )
 }
 
@@ -651,6 +656,7 @@ mod tests {
                 merged_into: None,
                 unsubscribed: false,
                 text_opt_out: false,
+                inactive: None,
             },
             episodes: Vec::new(),
             appointments: vec![Appointment {

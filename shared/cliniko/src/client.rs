@@ -1,0 +1,510 @@
+//! The HTTP client: requests, retries, and the port's calls.
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use reqwest::header::{ACCEPT, HeaderMap, HeaderValue};
+use reqwest::{StatusCode, Url};
+use serde::Deserialize;
+use tendon_core::cliniko::ClinikoConnection;
+use tendon_core::cliniko::api::{
+    ClinikoApi, ClinikoAppointment, ClinikoAppointmentType, ClinikoCase, ClinikoError,
+    ClinikoPatient, ClinikoPractitioner, Page, PatientList,
+};
+
+use crate::config::{ClientConfig, base_url_for_shard, masked_key, shard_of};
+use crate::limiter::RateLimiter;
+use crate::wire::{self, decode_list, decode_one};
+
+/// Cliniko's largest page.
+const PER_PAGE: &str = "100";
+/// The longest single backoff, however many attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// A Cliniko client for one API key. Clones share the connection pool, the
+/// rate limiter and the request counter: make one per key and clone it.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    api_key: String,
+    shard: String,
+    base_url: String,
+    base: Url,
+    max_attempts: u32,
+    retry_base: Duration,
+    max_rate_limit_wait: Duration,
+    limiter: RateLimiter,
+    requests: AtomicU64,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("api_key", &masked_key(&self.inner.api_key))
+            .field("shard", &self.inner.shard)
+            .field("base_url", &self.inner.base_url)
+            .field("requests_made", &self.requests_made())
+            .finish()
+    }
+}
+
+impl Client {
+    /// Checks the key's shard suffix and sets up the HTTP client; sends
+    /// nothing (see [`ClinikoApi::verify`]).
+    ///
+    /// `InvalidKey` for a bad suffix; `Unavailable` if the base URL override
+    /// is not an http(s) URL or the TLS setup fails.
+    pub fn new(config: ClientConfig) -> Result<Client, ClinikoError> {
+        let shard = shard_of(&config.api_key)?;
+        let base_url = match &config.base_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => base_url_for_shard(&shard),
+        };
+        let base = Url::parse(&base_url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| {
+                ClinikoError::Unavailable("the Cliniko base URL is not an http(s) URL".into())
+            })?;
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        // A header value is visible ASCII: drop anything else rather than fail.
+        let user_agent: String = config
+            .user_agent
+            .chars()
+            .filter(|c| c.is_ascii() && !c.is_ascii_control())
+            .collect();
+        let mut builder = reqwest::Client::builder()
+            .default_headers(headers)
+            .user_agent(user_agent)
+            .timeout(config.request_timeout)
+            .connect_timeout(config.request_timeout.min(Duration::from_secs(10)));
+        if is_loopback(&base) {
+            // A fake on this machine: an HTTP(S)_PROXY from the environment
+            // must not capture it.
+            builder = builder.no_proxy();
+        }
+        let http = builder
+            .build()
+            .map_err(|_| ClinikoError::Unavailable("the HTTP client could not be set up".into()))?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                api_key: config.api_key,
+                shard,
+                base_url,
+                base,
+                max_attempts: config.max_attempts.max(1),
+                retry_base: config.retry_base,
+                max_rate_limit_wait: config.max_rate_limit_wait,
+                limiter: RateLimiter::new(config.requests_per_minute, config.rate_window),
+                requests: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// A client with the defaults for a stored connection: its key, and its
+    /// base URL override if it has one.
+    pub fn for_connection(connection: &ClinikoConnection) -> Result<Client, ClinikoError> {
+        Client::new(ClientConfig {
+            base_url: connection.base_url.clone(),
+            ..ClientConfig::new(connection.api_key.clone())
+        })
+    }
+
+    /// `https://api.{shard}.cliniko.com/v1`, or the override (no trailing `/`).
+    pub fn base_url(&self) -> &str {
+        &self.inner.base_url
+    }
+
+    /// The key's shard, such as `au2`.
+    pub fn shard(&self) -> &str {
+        &self.inner.shard
+    }
+
+    /// HTTP requests sent so far by this client and its clones, retries
+    /// included.
+    pub fn requests_made(&self) -> u64 {
+        self.inner.requests.load(Ordering::Relaxed)
+    }
+
+    /// `{base}/{segments…}?{query}`, each part percent-encoded.
+    fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Url {
+        let mut url = self.inner.base.clone();
+        url.path_segments_mut()
+            // The base was checked to be an http(s) URL, which has a path.
+            .expect("an http(s) URL has path segments")
+            .pop_if_empty()
+            .extend(segments);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        url
+    }
+
+    /// A `links.next` from an earlier page, if it points inside the base URL:
+    /// the key goes to Cliniko and nowhere else.
+    fn next_url(&self, next: &str) -> Result<Url, ClinikoError> {
+        let base = &self.inner.base;
+        Url::parse(next)
+            .ok()
+            .filter(|u| {
+                u.origin() == base.origin()
+                    && u.path()
+                        .strip_prefix(base.path().trim_end_matches('/'))
+                        .is_some_and(|rest| rest.starts_with('/'))
+            })
+            .ok_or_else(|| {
+                ClinikoError::Malformed("a `links.next` points outside the Cliniko API".into())
+            })
+    }
+
+    /// A list page: `next` as given, else the first page at `segments` with
+    /// `per_page=100` and the filters.
+    async fn list<W, T>(
+        &self,
+        segments: &[&str],
+        key: &str,
+        filters: &[String],
+        next: Option<&str>,
+    ) -> Result<Page<T>, ClinikoError>
+    where
+        W: for<'de> Deserialize<'de>,
+        T: From<W>,
+    {
+        let url = match next {
+            Some(next) => self.next_url(next)?,
+            None => {
+                let mut query = vec![("per_page", PER_PAGE)];
+                query.extend(filters.iter().map(|f| ("q[]", f.as_str())));
+                self.url(segments, &query)
+            }
+        };
+        let body = self.get(url).await?;
+        let page = decode_list::<W>(&body, key)?;
+        Ok(Page {
+            items: page.items.into_iter().map(T::from).collect(),
+            next: page.links.next,
+        })
+    }
+
+    /// GET with the rate limit and retries; the body of a 2xx.
+    async fn get(&self, url: Url) -> Result<Vec<u8>, ClinikoError> {
+        let inner = &*self.inner;
+        let path = url.path().to_owned();
+        let mut failures = 0u32;
+        let mut rate_limited = 0u32;
+        loop {
+            inner.limiter.acquire().await;
+            inner.requests.fetch_add(1, Ordering::Relaxed);
+            let attempt = failures + rate_limited + 1;
+            let sent = inner
+                .http
+                .get(url.clone())
+                .basic_auth(&inner.api_key, None::<&str>)
+                .send()
+                .await;
+            let failure = match sent {
+                Err(e) => transport_failure(&e),
+                Ok(response) => {
+                    let status = response.status();
+                    tracing::debug!(path, attempt, status = status.as_u16(), "Cliniko answered");
+                    if status.is_success() {
+                        match response.bytes().await {
+                            Ok(body) => return Ok(body.to_vec()),
+                            Err(e) => transport_failure(&e),
+                        }
+                    } else if status == StatusCode::TOO_MANY_REQUESTS {
+                        rate_limited += 1;
+                        let reset = response
+                            .headers()
+                            .get("x-ratelimit-reset")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.trim().parse::<u64>().ok());
+                        let wait = reset
+                            .and_then(until_unix)
+                            .filter(|w| !w.is_zero())
+                            // No reset, or one already past by our clock: back off.
+                            .unwrap_or_else(|| self.backoff(rate_limited));
+                        if rate_limited > inner.max_attempts || wait > inner.max_rate_limit_wait {
+                            let retry_at = reset.map_or_else(
+                                || jiff::Timestamp::now() + wait,
+                                |s| {
+                                    i64::try_from(s)
+                                        .ok()
+                                        .and_then(|s| jiff::Timestamp::from_second(s).ok())
+                                        .unwrap_or(jiff::Timestamp::MAX)
+                                },
+                            );
+                            tracing::warn!(path, attempt, "Cliniko's rate limit: giving up");
+                            return Err(ClinikoError::RateLimited {
+                                retry_at: retry_at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                            });
+                        }
+                        tracing::info!(
+                            path,
+                            attempt,
+                            wait_ms = wait.as_millis() as u64,
+                            "Cliniko's rate limit: waiting for the reset"
+                        );
+                        // Every clone holds back until the reset, not just this call.
+                        inner.limiter.pause_for(wait);
+                        continue;
+                    } else if status.is_server_error() {
+                        format!("HTTP {}", status.as_u16())
+                    } else {
+                        return Err(match status {
+                            StatusCode::UNAUTHORIZED => ClinikoError::Unauthorized,
+                            StatusCode::NOT_FOUND => ClinikoError::NotFound,
+                            other => ClinikoError::Status(other.as_u16()),
+                        });
+                    }
+                }
+            };
+            failures += 1;
+            if failures >= inner.max_attempts {
+                tracing::warn!(path, attempt, failure, "Cliniko call failed; giving up");
+                return Err(ClinikoError::Unavailable(format!(
+                    "{failure} (after {failures} attempts)"
+                )));
+            }
+            let delay = self.backoff(failures);
+            tracing::info!(
+                path,
+                attempt,
+                failure,
+                delay_ms = delay.as_millis() as u64,
+                "Cliniko call failed; retrying"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// The delay before retry `n` (from 1): `retry_base * 2^(n-1)`, capped,
+    /// then a random point in its upper half, so that clients that failed
+    /// together do not retry together.
+    fn backoff(&self, n: u32) -> Duration {
+        let full = self
+            .inner
+            .retry_base
+            .saturating_mul(1u32 << (n.saturating_sub(1)).min(16))
+            .min(MAX_BACKOFF);
+        let half = full / 2;
+        let nanos = half.as_nanos() as u64;
+        let jitter = match getrandom::u64() {
+            Ok(r) if nanos > 0 => Duration::from_nanos(r % (nanos + 1)),
+            _ => Duration::ZERO,
+        };
+        half + jitter
+    }
+}
+
+/// How long until the unix second `reset` by this machine's clock.
+fn until_unix(reset: u64) -> Option<Duration> {
+    let at = UNIX_EPOCH.checked_add(Duration::from_secs(reset))?;
+    Some(
+        at.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// A transport error's kind; reqwest's own message would quote the URL.
+fn transport_failure(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_body() || e.is_decode() {
+        "the response body broke off"
+    } else if e.is_redirect() {
+        "too many redirects"
+    } else {
+        "the request failed"
+    };
+    kind.to_owned()
+}
+
+fn is_loopback(url: &Url) -> bool {
+    let host = url.host_str().unwrap_or("");
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `updated_at:>T`, with `T` in the UTC form Cliniko documents
+/// (`2026-01-01T00:00:00Z`). Fractions are dropped, which can only widen the
+/// result; a value that does not parse is sent as given.
+fn updated_filter(updated_since: &str) -> String {
+    let since = match updated_since.trim().parse::<jiff::Timestamp>() {
+        Ok(ts) => ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        Err(_) => updated_since.trim().to_owned(),
+    };
+    format!("updated_at:>{since}")
+}
+
+fn filters(patient_id: Option<&str>, updated_since: Option<&str>) -> Vec<String> {
+    let mut filters = Vec::new();
+    if let Some(id) = patient_id {
+        filters.push(format!("patient_id:={}", id.trim()));
+    }
+    if let Some(since) = updated_since {
+        filters.push(updated_filter(since));
+    }
+    filters
+}
+
+impl ClinikoApi for Client {
+    async fn verify(&self) -> Result<(), ClinikoError> {
+        let url = self.url(&["patients"], &[("per_page", "1")]);
+        let body = self.get(url).await?;
+        // A 200 that is not Cliniko's list (a wrong base URL) fails here.
+        decode_list::<serde::de::IgnoredAny>(&body, "patients").map(|_| ())
+    }
+
+    async fn patients(
+        &self,
+        list: PatientList,
+        updated_since: Option<&str>,
+        next: Option<&str>,
+    ) -> Result<Page<ClinikoPatient>, ClinikoError> {
+        let segments: &[&str] = match list {
+            PatientList::Active => &["patients"],
+            PatientList::Archived => &["patients", "archived"],
+            PatientList::Deleted => &["patients", "deleted"],
+        };
+        self.list::<wire::WirePatient, _>(segments, "patients", &filters(None, updated_since), next)
+            .await
+    }
+
+    async fn patient(&self, id: &str) -> Result<ClinikoPatient, ClinikoError> {
+        let body = self.get(self.url(&["patients", id.trim()], &[])).await?;
+        decode_one::<wire::WirePatient>(&body).map(ClinikoPatient::from)
+    }
+
+    async fn appointments(
+        &self,
+        patient_id: Option<&str>,
+        updated_since: Option<&str>,
+        next: Option<&str>,
+    ) -> Result<Page<ClinikoAppointment>, ClinikoError> {
+        self.list::<wire::WireAppointment, _>(
+            &["individual_appointments"],
+            "individual_appointments",
+            &filters(patient_id, updated_since),
+            next,
+        )
+        .await
+    }
+
+    async fn appointment_types(
+        &self,
+        next: Option<&str>,
+    ) -> Result<Page<ClinikoAppointmentType>, ClinikoError> {
+        self.list::<wire::WireAppointmentType, _>(
+            &["appointment_types"],
+            "appointment_types",
+            &[],
+            next,
+        )
+        .await
+    }
+
+    async fn patient_cases(
+        &self,
+        patient_id: Option<&str>,
+        updated_since: Option<&str>,
+        next: Option<&str>,
+    ) -> Result<Page<ClinikoCase>, ClinikoError> {
+        self.list::<wire::WireCase, _>(
+            &["patient_cases"],
+            "patient_cases",
+            &filters(patient_id, updated_since),
+            next,
+        )
+        .await
+    }
+
+    async fn practitioners(
+        &self,
+        next: Option<&str>,
+    ) -> Result<Page<ClinikoPractitioner>, ClinikoError> {
+        self.list::<wire::WirePractitioner, _>(&["practitioners"], "practitioners", &[], next)
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_are_utc_seconds() {
+        assert_eq!(
+            updated_filter("2026-01-01T10:00:00.250+10:00"),
+            "updated_at:>2026-01-01T00:00:00Z"
+        );
+        assert_eq!(updated_filter("yesterday"), "updated_at:>yesterday");
+    }
+
+    #[test]
+    fn urls_are_encoded() {
+        let client = Client::new(ClientConfig {
+            base_url: Some("https://example.test/v1/".into()),
+            ..ClientConfig::new("k-au2")
+        })
+        .unwrap();
+        assert_eq!(client.base_url(), "https://example.test/v1");
+        let url = client.url(
+            &["patients", "1/2"],
+            &[("q[]", "updated_at:>2026-01-01T00:00:00Z")],
+        );
+        assert_eq!(
+            url.as_str(),
+            "https://example.test/v1/patients/1%2F2?q%5B%5D=updated_at%3A%3E2026-01-01T00%3A00%3A00Z"
+        );
+    }
+
+    #[test]
+    fn next_links_stay_inside_the_base() {
+        let client = Client::new(ClientConfig {
+            base_url: Some("https://example.test/v1".into()),
+            ..ClientConfig::new("k-au2")
+        })
+        .unwrap();
+        assert!(
+            client
+                .next_url("https://example.test/v1/patients?page=2")
+                .is_ok()
+        );
+        for bad in [
+            "https://evil.test/v1/patients?page=2",
+            "http://example.test/v1/patients?page=2",
+            "https://example.test/v10/patients",
+            "https://example.test/other",
+            "not a url",
+        ] {
+            assert!(client.next_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter() {
+        let client = Client::new(ClientConfig {
+            retry_base: Duration::from_millis(100),
+            ..ClientConfig::new("k")
+        })
+        .unwrap();
+        for n in 1..=4 {
+            let full = Duration::from_millis(100 * (1 << (n - 1)));
+            let d = client.backoff(n);
+            assert!(d >= full / 2 && d <= full, "{n}: {d:?}");
+        }
+        assert!(client.backoff(40) <= MAX_BACKOFF);
+    }
+}

@@ -1,0 +1,178 @@
+//! The [`ClinikoApi`] port: what the sync needs from Cliniko's REST API, in
+//! the shapes it documents. `shared/cliniko` implements it over HTTP; the
+//! sync in this module only sees these types.
+//!
+//! Cliniko IDs are 64-bit integers sent as JSON strings: they stay strings
+//! here. Times are RFC 3339 strings as Cliniko sends them; an empty string
+//! from Cliniko is `None`.
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// A Cliniko patient (the fields the sync reads).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClinikoPatient {
+    pub id: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// `YYYY-MM-DD`.
+    pub date_of_birth: Option<String>,
+    /// Cliniko's `sex` (free text such as `Male`, `Female`).
+    pub sex: Option<String>,
+    pub gender_identity: Option<String>,
+    pub email: Option<String>,
+    #[serde(default)]
+    pub phone_numbers: Vec<ClinikoPhone>,
+    /// An IANA zone, if the patient has one.
+    pub time_zone: Option<String>,
+    pub accepted_email_marketing: Option<bool>,
+    pub accepted_sms_marketing: Option<bool>,
+    pub archived_at: Option<String>,
+    pub deleted_at: Option<String>,
+    pub merged_at: Option<String>,
+    /// The ID of the patient this one was merged into, when Cliniko links it.
+    pub merged_into_id: Option<String>,
+    pub updated_at: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClinikoPhone {
+    /// `Mobile`, `Home`, `Work`, `Fax`, `Other`.
+    pub phone_type: Option<String>,
+    pub number: String,
+}
+
+/// A Cliniko individual appointment; the linked records are by ID (taken
+/// from the `links.self` URLs Cliniko sends).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClinikoAppointment {
+    pub id: String,
+    pub patient_id: Option<String>,
+    pub practitioner_id: Option<String>,
+    pub appointment_type_id: Option<String>,
+    pub patient_case_id: Option<String>,
+    pub business_id: Option<String>,
+    pub starts_at: String,
+    pub cancelled_at: Option<String>,
+    pub deleted_at: Option<String>,
+    pub archived_at: Option<String>,
+    #[serde(default)]
+    pub patient_arrived: bool,
+    #[serde(default)]
+    pub did_not_arrive: bool,
+    pub updated_at: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClinikoAppointmentType {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClinikoCase {
+    pub id: String,
+    pub patient_id: Option<String>,
+    pub name: String,
+    #[serde(default)]
+    pub closed: bool,
+    pub updated_at: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClinikoPractitioner {
+    pub id: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    #[serde(default)]
+    pub active: bool,
+}
+
+/// Which of Cliniko's patient lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PatientList {
+    /// `GET /patients`
+    Active,
+    /// `GET /patients/archived`
+    Archived,
+    /// `GET /patients/deleted`
+    Deleted,
+}
+
+/// One page of a list, and where the next one is (`links.next`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// Why a Cliniko call failed. Messages never carry patient data or the key.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum ClinikoError {
+    /// The key's shard suffix is not valid (two letters and one or two digits).
+    #[error("the API key's shard suffix is not valid: {0}")]
+    InvalidKey(String),
+    /// 401: the key is wrong or revoked.
+    #[error(
+        "Cliniko refused the API key (401): check it, or create a new one in Cliniko under My info > Manage API keys"
+    )]
+    Unauthorized,
+    /// 404.
+    #[error("not found in Cliniko (404)")]
+    NotFound,
+    /// 429 more often than the client retries it, or the reset is too far off.
+    #[error("Cliniko's rate limit was hit; try again after {retry_at}")]
+    RateLimited { retry_at: String },
+    /// 5xx or a transport failure, after retries.
+    #[error("Cliniko is unavailable: {0}")]
+    Unavailable(String),
+    /// A body that is not the documented JSON.
+    #[error("Cliniko sent a response that is not the documented JSON: {0}")]
+    Malformed(String),
+    /// Any other HTTP status.
+    #[error("Cliniko answered HTTP {0}")]
+    Status(u16),
+}
+
+/// Cliniko's REST API, for one connection (one API key).
+pub trait ClinikoApi: Send + Sync {
+    /// One cheap authenticated call that proves the key works.
+    fn verify(&self) -> impl Future<Output = Result<(), ClinikoError>> + Send;
+    /// A page of a patient list, `updated_at` after `updated_since` if given;
+    /// `next` is a previous page's `next` (else the first page).
+    fn patients(
+        &self,
+        list: PatientList,
+        updated_since: Option<&str>,
+        next: Option<&str>,
+    ) -> impl Future<Output = Result<Page<ClinikoPatient>, ClinikoError>> + Send;
+    /// One patient (archived and deleted ones included); `NotFound` if none.
+    fn patient(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<ClinikoPatient, ClinikoError>> + Send;
+    /// A page of individual appointments, of one patient if given.
+    fn appointments(
+        &self,
+        patient_id: Option<&str>,
+        updated_since: Option<&str>,
+        next: Option<&str>,
+    ) -> impl Future<Output = Result<Page<ClinikoAppointment>, ClinikoError>> + Send;
+    fn appointment_types(
+        &self,
+        next: Option<&str>,
+    ) -> impl Future<Output = Result<Page<ClinikoAppointmentType>, ClinikoError>> + Send;
+    /// A page of patient cases, of one patient if given.
+    fn patient_cases(
+        &self,
+        patient_id: Option<&str>,
+        updated_since: Option<&str>,
+        next: Option<&str>,
+    ) -> impl Future<Output = Result<Page<ClinikoCase>, ClinikoError>> + Send;
+    fn practitioners(
+        &self,
+        next: Option<&str>,
+    ) -> impl Future<Output = Result<Page<ClinikoPractitioner>, ClinikoError>> + Send;
+}

@@ -1,0 +1,146 @@
+//! [`ClinikoStore`] on SQLite: one connection per org (its token unique), and
+//! the profiles a sync could not import.
+use rusqlite::{OptionalExtension, params};
+use tendon_core::cliniko::{ClinikoConnection, ClinikoFailure};
+use tendon_core::ports::{ClinikoStore, StoreError, StoreResult};
+
+use crate::{Fail, SqliteStore, write_tx};
+
+fn json<T: serde::Serialize>(what: &'static str, v: &T) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(|e| Fail::Json(e).into_store_error(what))
+}
+
+fn decode_all<T: serde::de::DeserializeOwned>(
+    rows: impl Iterator<Item = rusqlite::Result<String>>,
+) -> Result<Vec<T>, Fail> {
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(serde_json::from_str(&row?)?);
+    }
+    Ok(out)
+}
+
+impl ClinikoStore for SqliteStore {
+    async fn put_connection(&self, connection: &ClinikoConnection) -> StoreResult<()> {
+        let body = json("put_connection", connection)?;
+        let (org, token) = (connection.org.clone(), connection.token.clone());
+        self.run("put_connection", move |conn| {
+            let tx = write_tx(conn)?;
+            let exists = tx
+                .prepare_cached("SELECT 1 FROM orgs WHERE id = ?1")?
+                .exists([&org])?;
+            if !exists {
+                return Err(Fail::Store(StoreError::NotFound(format!("org {org}"))));
+            }
+            tx.prepare_cached(
+                "INSERT INTO cliniko_connections (org, token, json) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (org) DO UPDATE SET token = excluded.token, json = excluded.json",
+            )?
+            .execute(params![org, token, body])?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn connection(&self, org: &str) -> StoreResult<Option<ClinikoConnection>> {
+        let org = org.to_owned();
+        self.read("connection", move |conn| {
+            let found: Option<String> = conn
+                .prepare_cached("SELECT json FROM cliniko_connections WHERE org = ?1")?
+                .query_row([&org], |r| r.get(0))
+                .optional()?;
+            Ok(found.map(|j| serde_json::from_str(&j)).transpose()?)
+        })
+        .await
+    }
+
+    async fn connection_for_token(&self, token: &str) -> StoreResult<Option<ClinikoConnection>> {
+        let token = token.to_owned();
+        self.read("connection_for_token", move |conn| {
+            let found: Option<String> = conn
+                .prepare_cached("SELECT json FROM cliniko_connections WHERE token = ?1")?
+                .query_row([&token], |r| r.get(0))
+                .optional()?;
+            Ok(found.map(|j| serde_json::from_str(&j)).transpose()?)
+        })
+        .await
+    }
+
+    async fn connections(&self) -> StoreResult<Vec<ClinikoConnection>> {
+        self.read("connections", move |conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT json FROM cliniko_connections ORDER BY org")?;
+            decode_all(stmt.query_map([], |r| r.get::<_, String>(0))?)
+        })
+        .await
+    }
+
+    async fn record_sync(
+        &self,
+        org: &str,
+        watermark: Option<&str>,
+        synced_at: &str,
+    ) -> StoreResult<()> {
+        let org = org.to_owned();
+        let watermark = watermark.map(str::to_owned);
+        let synced_at = synced_at.to_owned();
+        self.run("record_sync", move |conn| {
+            let tx = write_tx(conn)?;
+            let found: Option<String> = tx
+                .prepare_cached("SELECT json FROM cliniko_connections WHERE org = ?1")?
+                .query_row([&org], |r| r.get(0))
+                .optional()?;
+            let Some(found) = found else {
+                return Err(Fail::Store(StoreError::NotFound(format!(
+                    "Cliniko connection of org {org}"
+                ))));
+            };
+            let mut c: ClinikoConnection = serde_json::from_str(&found)?;
+            if watermark.is_some() {
+                c.watermark = watermark;
+            }
+            c.last_sync_at = Some(synced_at);
+            tx.prepare_cached("UPDATE cliniko_connections SET json = ?2 WHERE org = ?1")?
+                .execute(params![org, serde_json::to_string(&c)?])?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn put_failure(&self, org: &str, failure: &ClinikoFailure) -> StoreResult<()> {
+        let body = json("put_failure", failure)?;
+        let (org, id) = (org.to_owned(), failure.cliniko_id.clone());
+        self.run("put_failure", move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO cliniko_failures (org, cliniko_id, json) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (org, cliniko_id) DO UPDATE SET json = excluded.json",
+            )?
+            .execute(params![org, id, body])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn clear_failure(&self, org: &str, cliniko_id: &str) -> StoreResult<()> {
+        let (org, id) = (org.to_owned(), cliniko_id.to_owned());
+        self.run("clear_failure", move |conn| {
+            conn.prepare_cached("DELETE FROM cliniko_failures WHERE org = ?1 AND cliniko_id = ?2")?
+                .execute(params![org, id])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn failures(&self, org: &str) -> StoreResult<Vec<ClinikoFailure>> {
+        let org = org.to_owned();
+        self.read("failures", move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT json FROM cliniko_failures WHERE org = ?1 ORDER BY length(cliniko_id), cliniko_id",
+            )?;
+            decode_all(stmt.query_map([&org], |r| r.get::<_, String>(0))?)
+        })
+        .await
+    }
+}

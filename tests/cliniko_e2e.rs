@@ -1,0 +1,524 @@
+//! The Cliniko sync (docs/cliniko.md, CONTRACT §4 and §5) end to end on both
+//! backends: `tendon cliniko connect|sync|failures` and the "Open in" route
+//! of the real `tendon serve`, against a Cliniko test server
+//! (`tendon-fake-cliniko`) that speaks Cliniko's documented JSON. Each
+//! scenario has its own org and its own Cliniko server; they share one
+//! deployment.
+//!
+//! `TENDON_SCENARIO=substring` runs only the matching scenarios.
+mod common;
+
+use std::sync::OnceLock;
+
+use common::{Backend, Deployments, Scenario, Tendon, run_scenarios};
+use serde_json::{Value as Json, json};
+use tendon_core::cliniko::api::{ClinikoPatient, ClinikoPhone};
+use tendon_fake_cliniko::FakeCliniko;
+
+const SCENARIOS: &[(&str, Scenario)] = crate::scenarios![
+    a_first_sync_imports_every_page_and_saves_the_failures,
+    a_re_sync_takes_only_changes_and_cliniko_wins,
+    archived_deleted_and_merged_patients_stop_their_workflows,
+    the_open_in_button_syncs_one_patient_then_redirects,
+    connect_checks_the_key_and_never_shows_it,
+    sync_rides_out_rate_limits_and_server_errors,
+];
+
+#[test]
+fn cliniko_on_the_local_backend() {
+    run_scenarios(Backend::Local, "cl", SCENARIOS, Deployments::Shared);
+}
+
+#[test]
+fn cliniko_on_the_aws_backend() {
+    run_scenarios(Backend::Aws, "cl", SCENARIOS, Deployments::Shared);
+}
+
+/// The runtime the Cliniko test servers run on (the scenarios drive the
+/// `tendon` binary from their own threads).
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime for the Cliniko servers")
+    })
+}
+
+/// A key of the `uk2` shard, as Cliniko issues them.
+const KEY: &str = "MS0xMjM0NTY3ODkwMTIzNDU2Nzg5LXRlc3RrZXk-uk2";
+
+/// A Cliniko server that accepts [`KEY`].
+fn cliniko() -> FakeCliniko {
+    let server = runtime().block_on(FakeCliniko::start());
+    server.state().set_api_keys([KEY]);
+    server
+}
+
+/// A complete profile; IDs beyond 2^53, as Cliniko's are.
+fn profile(n: u64) -> ClinikoPatient {
+    ClinikoPatient {
+        id: (1_000_000_000_000_000_000 + n).to_string(),
+        first_name: Some(format!("First{n}")),
+        last_name: Some(format!("Last{n}")),
+        date_of_birth: Some("1985-03-12".into()),
+        sex: Some(
+            if n.is_multiple_of(2) {
+                "Female"
+            } else {
+                "Male"
+            }
+            .into(),
+        ),
+        email: Some(format!("patient{n}@example.com")),
+        phone_numbers: vec![ClinikoPhone {
+            phone_type: Some("Mobile".into()),
+            number: format!("+61 4{n:08}"),
+        }],
+        updated_at: "2026-11-20T10:00:00Z".into(),
+        ..Default::default()
+    }
+}
+
+fn id(n: u64) -> String {
+    profile(n).id
+}
+
+/// `cliniko connect` for `org` to `server`; returns its output.
+fn connect(t: &Tendon, org: &str, server: &FakeCliniko) -> Json {
+    t.ok(&[
+        "cliniko",
+        "connect",
+        "--org",
+        org,
+        "--api-key",
+        KEY,
+        "--base-url",
+        server.base_url(),
+        "--public-url",
+        &format!("http://{}", t.addr()),
+    ])
+}
+
+fn sync(t: &Tendon, org: &str) -> Json {
+    t.ok(&["cliniko", "sync", "--org", org])
+}
+
+fn failures(t: &Tendon, org: &str) -> Vec<Json> {
+    t.ok(&["cliniko", "failures", "--org", org])
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn patient_ids(t: &Tendon, org: &str) -> Vec<String> {
+    t.ok(&["patient", "list", "--org", org])
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn patient(t: &Tendon, org: &str, id: &str) -> Json {
+    t.ok(&["patient", "show", "--org", org, "--id", id])
+}
+
+/// An org as a Cliniko clinic configures it: no locations or practitioners
+/// needed for profiles.
+fn org(t: &Tendon, org: &str) {
+    t.ok(&[
+        "org",
+        "create",
+        "--id",
+        org,
+        "--name",
+        &format!("{org} Physio"),
+        "--timezone",
+        "Australia/Melbourne",
+    ]);
+}
+
+/// 250 profiles (three pages of 100), of which 3 lack required fields: every
+/// page is read, the valid ones imported with a Default episode, the others
+/// saved with what they lack; the IDs stay exact.
+fn a_first_sync_imports_every_page_and_saves_the_failures(t: &Tendon, o: &str) {
+    org(t, o);
+    let server = cliniko();
+    for n in 0..250 {
+        let mut p = profile(n);
+        match n {
+            7 => p.email = None,
+            8 => {
+                p.date_of_birth = None;
+                p.sex = Some(String::new());
+            }
+            9 => p.last_name = Some("  ".into()),
+            _ => {}
+        }
+        server.state().upsert_patient(p);
+    }
+    connect(t, o, &server);
+    server.state().clear_requests();
+    let report = sync(t, o);
+    assert_eq!(report["synced"], 247, "{report}");
+    assert_eq!(report["failed"], 3);
+    assert_eq!(
+        report["failures"],
+        json!([
+            {"cliniko_id": id(7), "missing": ["email"]},
+            {"cliniko_id": id(8), "missing": ["date_of_birth", "sex"]},
+            {"cliniko_id": id(9), "missing": ["last_name"]},
+        ])
+    );
+    assert_eq!(
+        server.state().request_count("/v1/patients"),
+        3,
+        "three pages of 100"
+    );
+    assert!(
+        server
+            .state()
+            .requests_to("/v1/patients")
+            .iter()
+            .all(|r| r.query_value("per_page").as_deref() == Some("100")),
+        "pages of 100"
+    );
+    let saved = failures(t, o);
+    assert_eq!(saved.len(), 3);
+    assert_eq!(saved[0]["cliniko_id"], id(7));
+    assert_eq!(saved[0]["first_name"], "First7");
+    assert_eq!(saved[0]["missing"], json!(["email"]));
+
+    let ids = patient_ids(t, o);
+    assert_eq!(ids.len(), 247);
+    assert!(ids.contains(&id(249)) && !ids.contains(&id(7)));
+    let p = patient(t, o, &id(42));
+    assert_eq!(p["id"], id(42), "a 64-bit ID kept exact");
+    assert_eq!(p["source"], "cliniko");
+    assert_eq!(p["first_name"], "First42");
+    assert_eq!(p["birth_date"], "1985-03-12");
+    assert_eq!(p["gender"], "female");
+    assert_eq!(p["email"], "patient42@example.com");
+    assert_eq!(p["mobile"], "+61400000042");
+    assert_eq!(
+        p["episodes"],
+        json!([{"name": "Default", "default": true, "case_id": null,
+                "supervising_practitioner_id": null, "status": "active"}])
+    );
+
+    // The same sync again imports nothing new.
+    let again = sync(t, o);
+    assert_eq!(
+        (again["synced"].as_u64(), again["failed"].as_u64()),
+        (Some(0), Some(3))
+    );
+}
+
+/// A re-sync asks for changes since the last one (less an overlap), takes a
+/// Cliniko edit over local data, imports a new profile, and a profile fixed
+/// in Cliniko leaves the failure list.
+fn a_re_sync_takes_only_changes_and_cliniko_wins(t: &Tendon, o: &str) {
+    org(t, o);
+    let server = cliniko();
+    for n in 0..5 {
+        let mut p = profile(n);
+        if n == 4 {
+            p.email = None;
+        }
+        server.state().upsert_patient(p);
+    }
+    connect(t, o, &server);
+    assert_eq!(sync(t, o)["synced"], 4);
+    assert_eq!(failures(t, o).len(), 1);
+
+    server.state().update_patient(&id(1), |p| {
+        p.last_name = Some("Rivera-Lopez".into());
+        p.email = Some("new.address@example.com".into());
+        p.updated_at = "2026-11-21T09:00:00Z".into();
+    });
+    server.state().update_patient(&id(4), |p| {
+        p.email = Some("fixed@example.com".into());
+        p.updated_at = "2026-11-21T09:00:00Z".into();
+    });
+    let mut fresh = profile(5);
+    fresh.updated_at = "2026-11-21T09:30:00Z".into();
+    server.state().upsert_patient(fresh);
+    server.state().clear_requests();
+
+    let report = sync(t, o);
+    assert_eq!(report["synced"], 3, "edited, fixed and new: {report}");
+    assert_eq!(report["failed"], 0);
+    let filters: Vec<String> = server
+        .state()
+        .requests_to("/v1/patients")
+        .iter()
+        .flat_map(|r| r.query_values("q[]"))
+        .collect();
+    assert_eq!(
+        filters,
+        ["updated_at:>2026-11-20T09:55:00Z"],
+        "changes since the watermark, less 5 minutes"
+    );
+    let p = patient(t, o, &id(1));
+    assert_eq!(
+        (p["last_name"].as_str(), p["email"].as_str()),
+        (Some("Rivera-Lopez"), Some("new.address@example.com")),
+        "Cliniko's edit overwrites"
+    );
+    assert!(failures(t, o).is_empty(), "the fixed profile left the list");
+    assert_eq!(patient_ids(t, o).len(), 6);
+}
+
+/// A workflow for Cliniko patients enrols each new patient once; archived,
+/// deleted and merged profiles make their patients inactive and skip their
+/// pending steps.
+fn archived_deleted_and_merged_patients_stop_their_workflows(t: &Tendon, o: &str) {
+    org(t, o);
+    let server = cliniko();
+    for n in 0..5 {
+        server.state().upsert_patient(profile(n));
+    }
+    let def = json!({
+        "id": "welcome-week", "title": "A week in", "status": "active",
+        "patient_group": {"source": "cliniko"},
+        "trigger": {"event": "patient_created"},
+        "steps": [{"schedule": {"direction": "after", "amount": 7, "unit": "days"},
+                   "task": {"kind": "email", "subject": "A week in", "body": "Hi {{ patient.first_name }}"}}]
+    });
+    let file = std::env::temp_dir().join(format!("tendon-cl-{o}-{}.json", std::process::id()));
+    std::fs::write(&file, def.to_string()).unwrap();
+    t.ok(&["workflow", "import", "--org", o, file.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&file);
+    connect(t, o, &server);
+    sync(t, o);
+    sync(t, o);
+    let steps = |t: &Tendon| -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = t
+            .ok(&["workflow", "steps", "--org", o])
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|s| {
+                (
+                    s["patient_id"].as_str().unwrap_or_default().to_owned(),
+                    format!(
+                        "{} {}",
+                        s["status"].as_str().unwrap_or_default(),
+                        s["note"].as_str().unwrap_or_default()
+                    )
+                    .trim()
+                    .to_owned(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        steps(t),
+        (0..5)
+            .map(|n| (id(n), "scheduled".to_owned()))
+            .collect::<Vec<_>>(),
+        "one step per patient, however often synced"
+    );
+
+    server.state().archive_patient(&id(0));
+    server.state().delete_patient(&id(1));
+    server.state().merge_patients(&id(2), &id(3));
+    let report = sync(t, o);
+    assert_eq!(report["deactivated"], 3, "{report}");
+    assert_eq!(patient(t, o, &id(0))["inactive"], "archived");
+    assert_eq!(patient(t, o, &id(1))["inactive"], "deleted");
+    assert_eq!(
+        patient(t, o, &id(2))["id"],
+        id(3),
+        "a merged patient leads to the one it was merged into"
+    );
+    let mut ids = patient_ids(t, o);
+    ids.sort();
+    assert!(!ids.contains(&id(2)), "{ids:?}");
+    assert_eq!(
+        steps(t),
+        vec![
+            (id(0), "skipped patient_inactive".to_owned()),
+            (id(1), "skipped patient_inactive".to_owned()),
+            (id(2), "skipped patient_inactive".to_owned()),
+            (id(3), "scheduled".to_owned()),
+            (id(4), "scheduled".to_owned()),
+        ]
+    );
+    // Restored in Cliniko: active again.
+    server.state().unarchive_patient(&id(0));
+    sync(t, o);
+    assert_eq!(patient(t, o, &id(0))["inactive"], Json::Null);
+}
+
+/// `GET /cliniko/open/{token}?patient_id=`: a profile made in Cliniko after
+/// the last sync is imported and the browser is sent to its profile; an
+/// unknown token, no or an unknown patient, get the same 404; an incomplete
+/// profile says what it lacks; an edit is synced on the click.
+fn the_open_in_button_syncs_one_patient_then_redirects(t: &Tendon, o: &str) {
+    org(t, o);
+    let server = cliniko();
+    let out = connect(t, o, &server);
+    let open_url = out["open_url"].as_str().unwrap().to_owned();
+    let path = open_url
+        .split_once(&t.addr())
+        .map(|(_, p)| p.to_owned())
+        .unwrap();
+    assert!(path.starts_with("/cliniko/open/"), "{open_url}");
+    let token = path.trim_start_matches("/cliniko/open/").to_owned();
+    assert!(token.len() >= 32, "an unguessable token: {token}");
+
+    server.state().upsert_patient(profile(1));
+    let (status, head) = get(t, &format!("{path}?patient_id={}", id(1)));
+    assert_eq!(status, 303, "{head}");
+    let location = format!(
+        "location: https://app.tendon.example/orgs/{o}/patients/{}",
+        id(1)
+    );
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&location.to_ascii_lowercase()),
+        "{head}"
+    );
+    assert_eq!(patient(t, o, &id(1))["source"], "cliniko");
+
+    server.state().update_patient(&id(1), |p| {
+        p.first_name = Some("Renamed".into());
+        p.updated_at = "2026-11-21T10:00:00Z".into();
+    });
+    assert_eq!(get(t, &format!("{path}?patient_id={}", id(1))).0, 303);
+    assert_eq!(patient(t, o, &id(1))["first_name"], "Renamed");
+
+    let not_found = [
+        format!("/cliniko/open/{}?patient_id={}", "0".repeat(32), id(1)),
+        format!("{path}?patient_id={}", id(99)),
+        path.clone(),
+        format!("{path}?patient_id=abc"),
+    ];
+    let bodies: Vec<(u16, String)> = not_found
+        .iter()
+        .map(|p| {
+            let (status, head) = get(t, p);
+            (
+                status,
+                head.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert!(bodies.iter().all(|(s, _)| *s == 404), "{bodies:?}");
+    assert!(
+        bodies.iter().all(|(_, b)| *b == bodies[0].1),
+        "an unknown token and an unknown patient answer alike"
+    );
+
+    let mut incomplete = profile(2);
+    incomplete.email = None;
+    server.state().upsert_patient(incomplete);
+    let (status, page) = get(t, &format!("{path}?patient_id={}", id(2)));
+    assert_eq!(status, 422);
+    assert!(page.contains("missing: email"), "{page}");
+    assert!(!page.contains("First2"), "no patient data on the page");
+    assert_eq!(failures(t, o)[0]["cliniko_id"], id(2));
+}
+
+/// A raw GET to the server: (status, headers and body).
+fn get(t: &Tendon, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(t.addr()).expect("connect to serve");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        t.addr()
+    )
+    .unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).expect("a reply");
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, out)
+}
+
+/// A wrong key is refused with what to do, nothing is stored; a bad shard
+/// suffix is refused before any call; the key is never printed back.
+fn connect_checks_the_key_and_never_shows_it(t: &Tendon, o: &str) {
+    org(t, o);
+    let server = cliniko();
+    let base = server.base_url().to_owned();
+    let (ok, _, err) = t.cli(&[
+        "cliniko",
+        "connect",
+        "--org",
+        o,
+        "--api-key",
+        "MS0xLXdyb25n-uk2",
+        "--base-url",
+        &base,
+    ]);
+    assert!(!ok);
+    assert!(err.contains("401"), "{err}");
+    assert!(
+        !err.contains("MS0xLXdyb25n"),
+        "the key is not echoed: {err}"
+    );
+    let (ok, _, err) = t.cli(&["cliniko", "sync", "--org", o]);
+    assert!(!ok && err.contains("cliniko connect"), "{err}");
+    let (ok, _, err) = t.cli(&["cliniko", "connect", "--org", o, "--api-key", "abc-xyz"]);
+    assert!(!ok && err.contains("shard"), "{err}");
+    assert_eq!(
+        server.state().total_requests(),
+        1,
+        "a bad suffix makes no call"
+    );
+
+    let out = connect(t, o, &server);
+    assert_eq!(out["org"], o);
+    assert_eq!(out["shard"], "uk2");
+    assert!(!out.to_string().contains(&KEY[..20]), "{out}");
+    let sent = server.state().requests();
+    let last = sent.last().unwrap();
+    assert_eq!(
+        last.auth_user.as_deref(),
+        Some(KEY),
+        "Basic auth with the key"
+    );
+    assert!(
+        last.user_agent
+            .as_deref()
+            .is_some_and(|ua| ua.contains('(') && ua.contains('@')),
+        "a `Vendor (email)` User-Agent: {:?}",
+        last.user_agent
+    );
+    // Reconnecting keeps the URL registered in Cliniko.
+    assert_eq!(connect(t, o, &server)["open_url"], out["open_url"]);
+}
+
+/// A 429 with `X-RateLimit-Reset` and a 503 in the middle of a sync: the
+/// client waits and retries, and the sync completes.
+fn sync_rides_out_rate_limits_and_server_errors(t: &Tendon, o: &str) {
+    org(t, o);
+    let server = cliniko();
+    for n in 0..150 {
+        server.state().upsert_patient(profile(n));
+    }
+    connect(t, o, &server);
+    server
+        .state()
+        .rate_limit_next(1, std::time::Duration::from_secs(1));
+    server.state().fail_next(1, 503);
+    let report = sync(t, o);
+    assert_eq!(report["synced"], 150, "{report}");
+    assert_eq!(server.state().rate_limited_count(), 1);
+}
