@@ -12,7 +12,10 @@ use std::sync::OnceLock;
 
 use common::{Backend, Deployments, Scenario, Tendon, run_scenarios};
 use serde_json::{Value as Json, json};
-use tendon_core::cliniko::api::{ClinikoPatient, ClinikoPhone};
+use tendon_core::cliniko::api::{
+    ClinikoAppointment, ClinikoAppointmentType, ClinikoCase, ClinikoPatient, ClinikoPhone,
+    ClinikoPractitioner,
+};
 use tendon_fake_cliniko::FakeCliniko;
 
 const SCENARIOS: &[(&str, Scenario)] = crate::scenarios![
@@ -22,6 +25,7 @@ const SCENARIOS: &[(&str, Scenario)] = crate::scenarios![
     the_open_in_button_syncs_one_patient_then_redirects,
     connect_checks_the_key_and_never_shows_it,
     sync_rides_out_rate_limits_and_server_errors,
+    appointments_make_episodes_and_drive_workflows,
 ];
 
 #[test]
@@ -289,10 +293,7 @@ fn archived_deleted_and_merged_patients_stop_their_workflows(t: &Tendon, o: &str
         "steps": [{"schedule": {"direction": "after", "amount": 7, "unit": "days"},
                    "task": {"kind": "email", "subject": "A week in", "body": "Hi {{ patient.first_name }}"}}]
     });
-    let file = std::env::temp_dir().join(format!("tendon-cl-{o}-{}.json", std::process::id()));
-    std::fs::write(&file, def.to_string()).unwrap();
-    t.ok(&["workflow", "import", "--org", o, file.to_str().unwrap()]);
-    let _ = std::fs::remove_file(&file);
+    imported(t, o, &def);
     connect(t, o, &server);
     sync(t, o);
     sync(t, o);
@@ -521,4 +522,180 @@ fn sync_rides_out_rate_limits_and_server_errors(t: &Tendon, o: &str) {
     let report = sync(t, o);
     assert_eq!(report["synced"], 150, "{report}");
     assert_eq!(server.state().rate_limited_count(), 1);
+}
+
+/// An instant `days` from now, whole seconds (Cliniko's precision).
+fn days_ahead(days: i64) -> String {
+    let t = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * days);
+    jiff::Timestamp::from_second(t.as_second())
+        .unwrap()
+        .to_string()
+}
+
+fn imported(t: &Tendon, o: &str, def: &Json) {
+    let file = std::env::temp_dir().join(format!(
+        "tendon-cl-{o}-{}-{}.json",
+        def["id"].as_str().unwrap_or("wf"),
+        std::process::id()
+    ));
+    std::fs::write(&file, def.to_string()).unwrap();
+    t.ok(&["workflow", "import", "--org", o, file.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&file);
+}
+
+/// Cliniko appointments go through the EMR rules: an Initial Evaluation type
+/// (matched by name) creates the case's episode with its practitioner as
+/// supervisor, an appointment without a case gets the patient's "Cliniko
+/// care" episode, each booking enrols its reminder, a cancellation in
+/// Cliniko skips it, and a closed case discharges its episode.
+fn appointments_make_episodes_and_drive_workflows(t: &Tendon, o: &str) {
+    t.ok(&[
+        "org",
+        "create",
+        "--id",
+        o,
+        "--name",
+        "Knee Physio",
+        "--timezone",
+        "Australia/Melbourne",
+        "--ie-type",
+        "Initial Consult",
+    ]);
+    imported(
+        t,
+        o,
+        &json!({
+            "id": "reminder", "title": "Reminder", "status": "active",
+            "trigger": {"event": "appointment_scheduled"},
+            "steps": [{"schedule": {"direction": "before", "amount": 1, "unit": "days"},
+                       "task": {"kind": "email", "subject": "Tomorrow", "body": "See you."}}]
+        }),
+    );
+    let server = cliniko();
+    let s = server.state();
+    s.upsert_patient(profile(1));
+    s.upsert_patient(profile(2));
+    s.upsert_practitioner(ClinikoPractitioner {
+        id: "77".into(),
+        first_name: Some("Chidi".into()),
+        last_name: Some("Okafor".into()),
+        active: true,
+    });
+    for (tid, name) in [("5", "Initial Consult"), ("6", "Follow up")] {
+        s.upsert_appointment_type(ClinikoAppointmentType {
+            id: tid.into(),
+            name: name.into(),
+        });
+    }
+    let case = ClinikoCase {
+        id: "44".into(),
+        patient_id: Some(id(1)),
+        name: "Left knee".into(),
+        closed: false,
+        updated_at: String::new(),
+    };
+    s.upsert_patient_case(case.clone());
+    let appt =
+        |aid: &str, patient: u64, tid: &str, case: Option<&str>, days: i64| ClinikoAppointment {
+            id: aid.into(),
+            patient_id: Some(id(patient)),
+            practitioner_id: Some("77".into()),
+            appointment_type_id: Some(tid.into()),
+            patient_case_id: case.map(str::to_owned),
+            business_id: Some("3".into()),
+            starts_at: days_ahead(days),
+            ..Default::default()
+        };
+    s.upsert_appointment(appt("9001", 1, "5", Some("44"), 10));
+    let follow_up = appt("9002", 1, "6", Some("44"), 17);
+    s.upsert_appointment(follow_up.clone());
+    s.upsert_appointment(appt("9003", 2, "5", None, 12));
+    connect(t, o, &server);
+    let report = sync(t, o);
+    assert_eq!(report["appointments"]["applied"], 3, "{report}");
+    assert_eq!(report["appointments"]["failures"], json!([]));
+
+    let p1 = patient(t, o, &id(1));
+    assert_eq!(
+        p1["episodes"][1],
+        json!({"name": "Left knee", "default": false, "case_id": "44",
+               "supervising_practitioner_id": "77", "status": "active"}),
+        "{p1}"
+    );
+    let appts: Vec<(String, String)> = p1["appointments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["id"].as_str().unwrap().to_owned(),
+                a["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        appts,
+        [
+            ("9001".into(), "scheduled".into()),
+            ("9002".into(), "scheduled".into())
+        ]
+    );
+    let p2 = patient(t, o, &id(2));
+    assert_eq!(p2["episodes"][1]["name"], "Cliniko care");
+    assert_eq!(p2["episodes"][1]["case_id"], format!("cliniko:{}", id(2)));
+
+    let reminders = |t: &Tendon| -> Vec<String> {
+        let mut v: Vec<String> = t
+            .ok(&["workflow", "steps", "--org", o])
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {} {}",
+                    s["appointment_id"].as_str().unwrap_or("-"),
+                    s["status"].as_str().unwrap_or_default(),
+                    s["note"].as_str().unwrap_or_default()
+                )
+                .trim()
+                .to_owned()
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        reminders(t),
+        ["9001 scheduled", "9002 scheduled", "9003 scheduled"]
+    );
+    // Synced again: nothing new.
+    assert_eq!(sync(t, o)["appointments"]["applied"], 0);
+    assert_eq!(reminders(t).len(), 3);
+
+    // Canceled, and the case closed, in Cliniko (each stamped anew).
+    s.upsert_appointment(ClinikoAppointment {
+        cancelled_at: Some(days_ahead(0)),
+        ..follow_up
+    });
+    s.upsert_patient_case(ClinikoCase {
+        closed: true,
+        ..case
+    });
+    let report = sync(t, o);
+    // Both of the case's appointments are in the window (their stamps are
+    // within the overlap): the first discharges the closed case, the second
+    // is canceled.
+    assert_eq!(report["appointments"]["applied"], 2, "{report}");
+    assert_eq!(
+        reminders(t),
+        [
+            "9001 scheduled",
+            "9002 skipped appointment_canceled",
+            "9003 scheduled"
+        ]
+    );
+    let p1 = patient(t, o, &id(1));
+    assert_eq!(p1["appointments"][1]["status"], "canceled");
+    assert_eq!(p1["episodes"][1]["status"], "discharged");
 }

@@ -9,14 +9,14 @@ use crate::inspect::{ack_bytes, inspect};
 use crate::mapping::{MappedMessage, extract};
 use crate::model::{DomainEvent, MessageStatus, OrgConfig, PatientRecord, StoredMessage};
 use crate::ports::{
-    Clock, Commit, CommitOutcome, ConfigStore, MessageLog, PatientStore, QueueName, StepStore,
-    StoreError, StoreResult, WorkItem, WorkQueue,
+    Clock, Commit, CommitOutcome, ConfigStore, MessageLog, PatientStore, QueueName, RecordWrite,
+    StepStore, StoreError, StoreResult, WorkItem, WorkQueue, WorkflowStore,
 };
 use crate::rules::{self, Context, Decision};
 use crate::validation::validate;
 use crate::workflow::dispatch::appointment_updates;
 use crate::workflow::enrol::enrol;
-use crate::workflow::steps::{ScheduledStep, StepStatus};
+use crate::workflow::steps::{ScheduledStep, StepStatus, StepUpdate};
 use crate::{ErrorCode, Issue};
 
 /// The default limit on a posted message (CONTRACT §4).
@@ -435,41 +435,62 @@ fn commit_of(
         unpark: (!parked && was_parked)
             .then(|| loaded.patient_id.clone())
             .flatten(),
-        scheduled: enrolments(loaded, decision, now),
-        step_updates: decision
-            .writes
-            .iter()
-            .flat_map(|w| {
-                let id = &w.record.patient.id;
-                let events: Vec<DomainEvent> = decision
-                    .events
-                    .iter()
-                    .filter(|e| &e.patient_id == id)
-                    .cloned()
-                    .collect();
-                let pending: Vec<ScheduledStep> = pending
-                    .iter()
-                    .filter(|s| &s.patient_id == id)
-                    .cloned()
-                    .collect();
-                appointment_updates(&loaded.config, &w.record, &events, &pending, now)
-            })
-            .collect(),
+        scheduled: enrolments(
+            &loaded.config,
+            &decision.writes,
+            loaded.patient.as_ref(),
+            &decision.events,
+            now,
+        ),
+        step_updates: step_updates(
+            &loaded.config,
+            &decision.writes,
+            &decision.events,
+            pending,
+            now,
+        ),
     }
 }
 
-/// The pending workflow steps of the patients whose appointments the
-/// decision moves, cancels or deletes (read only then: most commits need none).
-async fn pending_steps<S: StepStore>(
+/// What `events` do to the pending steps (`pending`) of the records
+/// `writes` leave: moved or skipped with their appointments.
+pub(crate) fn step_updates(
+    config: &OrgConfig,
+    writes: &[RecordWrite],
+    events: &[DomainEvent],
+    pending: &[ScheduledStep],
+    now: Timestamp,
+) -> Vec<StepUpdate> {
+    writes
+        .iter()
+        .flat_map(|w| {
+            let id = &w.record.patient.id;
+            let events: Vec<DomainEvent> = events
+                .iter()
+                .filter(|e| &e.patient_id == id)
+                .cloned()
+                .collect();
+            let pending: Vec<ScheduledStep> = pending
+                .iter()
+                .filter(|s| &s.patient_id == id)
+                .cloned()
+                .collect();
+            appointment_updates(config, &w.record, &events, &pending, now)
+        })
+        .collect()
+}
+
+/// The pending workflow steps of the patients whose appointments `events`
+/// move, cancel or delete (read only then: most commits need none).
+pub(crate) async fn pending_steps<S: WorkflowStore>(
     store: &S,
-    loaded: &Loaded,
-    decision: &Decision,
+    config: &OrgConfig,
+    events: &[DomainEvent],
 ) -> StoreResult<Vec<ScheduledStep>> {
-    if loaded.config.workflows.is_empty() {
+    if config.workflows.is_empty() {
         return Ok(Vec::new());
     }
-    let mut patients: Vec<&str> = decision
-        .events
+    let mut patients: Vec<&str> = events
         .iter()
         .filter(|e| e.kind.moves_or_ends_appointment())
         .map(|e| e.patient_id.as_str())
@@ -479,7 +500,7 @@ async fn pending_steps<S: StepStore>(
     for pid in patients {
         out.extend(
             store
-                .list_steps(&loaded.config.org.id, Some(pid))
+                .list_steps(&config.org.id, Some(pid))
                 .await?
                 .into_iter()
                 .filter(|s| s.status == StepStatus::Scheduled),
@@ -488,20 +509,24 @@ async fn pending_steps<S: StepStore>(
     Ok(out)
 }
 
-/// The workflow steps the decision's events schedule, each computed on the
-/// patient as the commit leaves it.
-fn enrolments(loaded: &Loaded, decision: &Decision, now: Timestamp) -> Vec<ScheduledStep> {
-    let config = &loaded.config;
+/// The workflow steps `events` schedule, each computed on the patient as the
+/// commit leaves it (`writes`, else `unchanged`).
+pub(crate) fn enrolments(
+    config: &OrgConfig,
+    writes: &[RecordWrite],
+    unchanged: Option<&PatientRecord>,
+    events: &[DomainEvent],
+    now: Timestamp,
+) -> Vec<ScheduledStep> {
     if config.workflows.is_empty() {
         return Vec::new();
     }
     let mut out: Vec<ScheduledStep> = Vec::new();
-    for event in &decision.events {
-        let record = decision
-            .writes
+    for event in events {
+        let record = writes
             .iter()
             .map(|w| &w.record)
-            .chain(loaded.patient.as_ref())
+            .chain(unchanged)
             .find(|r| r.patient.id == event.patient_id);
         if let Some(record) = record {
             for step in enrol(config, &config.workflows, record, event, now) {
@@ -582,7 +607,7 @@ where
             Step::Patient => decide_patient(store, &loaded, &ctx).await?,
             Step::Episode => rules::episode_step(&ctx, &loaded.fields, loaded.patient.as_ref()),
         };
-        let pending = pending_steps(store, &loaded, &decision).await?;
+        let pending = pending_steps(store, &loaded.config, &decision.events).await?;
         let commit = commit_of(&loaded, step, &decision, &pending, now);
         match store.commit(&commit).await? {
             CommitOutcome::Conflict => continue,

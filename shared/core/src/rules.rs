@@ -444,15 +444,7 @@ pub fn episode_step(
     }
 
     if m.case_status == Some(CaseStatus::Inactive) {
-        let ep = write
-            .record
-            .episodes
-            .iter_mut()
-            .find(|e| !e.default && e.case_id.as_deref() == Some(case_id));
-        if let Some(ep) = ep.filter(|e| e.status == EpisodeStatus::Active) {
-            ep.status = EpisodeStatus::Discharged;
-            events.push(ctx.event(EventKind::EpisodeDischarged, pid, Some(case_id), None));
-        }
+        events.extend(discharge(ctx, &mut write.record, case_id));
     }
 
     let changed =
@@ -461,6 +453,36 @@ pub fn episode_step(
         writes: if changed { vec![write] } else { Vec::new() },
         events,
         ..Decision::outcome(MessageStatus::Processed)
+    }
+}
+
+/// Discharges the case's episode if it is active; its event if so.
+fn discharge(ctx: &Context<'_>, record: &mut PatientRecord, case_id: &str) -> Option<DomainEvent> {
+    let ep = record
+        .episodes
+        .iter_mut()
+        .find(|e| !e.default && e.case_id.as_deref() == Some(case_id))
+        .filter(|e| e.status == EpisodeStatus::Active)?;
+    ep.status = EpisodeStatus::Discharged;
+    Some(ctx.event(
+        EventKind::EpisodeDischarged,
+        &record.patient.id,
+        Some(case_id),
+        None,
+    ))
+}
+
+/// A case closed at its source (a Cliniko case): its episode is discharged,
+/// as an EMR message with an inactive case status does.
+pub fn close_case(ctx: &Context<'_>, current: &PatientRecord, case_id: &str) -> Decision {
+    let mut write = bump(current);
+    match discharge(ctx, &mut write.record, case_id) {
+        Some(event) => Decision {
+            writes: vec![write],
+            events: vec![event],
+            ..Decision::outcome(MessageStatus::Processed)
+        },
+        None => Decision::outcome(MessageStatus::Processed),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Cliniko sync (seed 3): the one-way import of a clinic's Cliniko patients,
 //! their appointments and cases, behind the [`api::ClinikoApi`] port.
 pub mod api;
+pub mod appointments;
 pub mod open;
 pub mod sync;
 

@@ -12,13 +12,14 @@
 //! only if it changed (and only over the version it was read at), and the
 //! event's ID derives from the profile, so a repeated or overlapping sync
 //! writes nothing twice.
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use thiserror::Error;
 
-use super::api::{ClinikoApi, ClinikoError, ClinikoPatient, PatientList};
+use super::api::{ClinikoApi, ClinikoCase, ClinikoError, ClinikoPatient, Page, PatientList};
+use super::appointments::{AppointmentReport, apply_appointment, apply_closed_case, ensure_config};
 use super::{ClinikoConnection, ClinikoFailure};
 use crate::model::{
     DomainEvent, Episode, EpisodeStatus, EventKind, OrgConfig, Patient, PatientRecord, Source,
@@ -94,6 +95,8 @@ pub struct SyncReport {
     pub deactivated: usize,
     /// Profiles read, in all lists.
     pub read: usize,
+    /// What the appointments changed since the last sync did.
+    pub appointments: AppointmentReport,
 }
 
 impl SyncReport {
@@ -501,12 +504,85 @@ pub async fn sync_org<S: SyncStore, A: ClinikoApi>(
             }
         }
     }
-    let watermark = high.map(|h| h.to_string());
+    let mut seen_high = |t: &str| {
+        if let Ok(t) = t.parse::<Timestamp>() {
+            high = Some(high.map_or(t, |h| h.max(t)));
+        }
+    };
+    // Appointments and cases after the patients, so their patients exist.
+    let practitioners =
+        all_pages(|n: Option<String>| async move { api.practitioners(n.as_deref()).await }).await?;
+    let types: HashMap<String, String> =
+        all_pages(|n: Option<String>| async move { api.appointment_types(n.as_deref()).await })
+            .await?
+            .into_iter()
+            .map(|t| (t.id, t.name))
+            .collect();
+    let cases = all_pages(|n: Option<String>| {
+        let since = since.clone();
+        async move {
+            api.patient_cases(None, since.as_deref(), n.as_deref())
+                .await
+        }
+    })
+    .await?;
+    let mut appointments = all_pages(|n: Option<String>| {
+        let since = since.clone();
+        async move { api.appointments(None, since.as_deref(), n.as_deref()).await }
+    })
+    .await?;
+    for c in &cases {
+        seen_high(&c.updated_at);
+    }
+    for a in &appointments {
+        seen_high(&a.updated_at);
+    }
+    // In start order, so a case's Initial Evaluation comes before its follow-ups.
+    appointments.sort_by_cached_key(|a| (a.starts_at.parse::<Timestamp>().ok(), a.id.clone()));
+    let config = ensure_config(store, config, &practitioners, &appointments).await?;
+    let cases_by_id: HashMap<String, ClinikoCase> =
+        cases.iter().map(|c| (c.id.clone(), c.clone())).collect();
+    for a in &appointments {
+        apply_appointment(
+            store,
+            &config,
+            a,
+            &types,
+            &cases_by_id,
+            now,
+            &mut report.appointments,
+        )
+        .await?;
+    }
+    for c in cases.iter().filter(|c| c.closed) {
+        apply_closed_case(store, &config, c, now).await?;
+    }
+    // The highest `updated_at` seen, but never past when this sync began: a
+    // record changed while the lists were read is read again next time.
+    let watermark = high.map(|h| h.min(now).to_string());
     store
         .record_sync(org, watermark.as_deref(), &now.to_string())
         .await?;
-    tracing::info!(org = %org, synced = report.synced, failed = report.failed, deactivated = report.deactivated, "Cliniko sync done");
+    tracing::info!(org = %org, synced = report.synced, failed = report.failed, deactivated = report.deactivated, appointments = report.appointments.applied, "Cliniko sync done");
     Ok(report)
+}
+
+/// Every item of a paged list.
+async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, ClinikoError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<Page<T>, ClinikoError>>,
+{
+    let mut out = Vec::new();
+    let mut next = None;
+    loop {
+        let p = page(next.take()).await?;
+        out.extend(p.items);
+        match p.next {
+            Some(n) => next = Some(n),
+            None => return Ok(out),
+        }
+    }
 }
 
 /// One org's result in [`sync_all`].
