@@ -38,6 +38,51 @@ fn cliniko_on_the_aws_backend() {
     run_scenarios(Backend::Aws, "cl", SCENARIOS, Deployments::Shared);
 }
 
+#[test]
+fn the_scheduled_re_sync_takes_every_org_and_reports_each() {
+    for backend in [Backend::Local, Backend::Aws] {
+        every_org_is_synced_and_one_failure_stops_no_other(backend);
+    }
+}
+
+/// `cliniko sync --all` (what the 15-minute function runs): every connected
+/// org is synced; an org whose key Cliniko now refuses is reported with its
+/// error, and the others still sync.
+fn every_org_is_synced_and_one_failure_stops_no_other(backend: Backend) {
+    let mut t = Tendon::new(backend, "clall");
+    t.serve();
+    let servers: Vec<FakeCliniko> = (0..3).map(|_| cliniko()).collect();
+    for (i, server) in servers.iter().enumerate() {
+        let o = format!("ALL{i}");
+        org(&t, &o);
+        for n in 0..(i as u64 + 1) {
+            server.state().upsert_patient(profile(n));
+        }
+        connect(&t, &o, server);
+    }
+    // The key of ALL1 is revoked in Cliniko.
+    servers[1].state().set_api_keys(["another-key"]);
+    let (ok, out, err) = t.cli(&["cliniko", "sync", "--all"]);
+    assert!(!ok, "a failed org makes the run fail: {out}");
+    assert!(err.contains("some orgs did not sync"), "{err}");
+    let rows = out.as_array().cloned().unwrap_or_default();
+    let by_org = |o: &str| {
+        rows.iter()
+            .find(|r| r["org"] == o)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(by_org("ALL0")["synced"], 1, "{out}");
+    assert_eq!(by_org("ALL2")["synced"], 3, "{out}");
+    assert!(
+        by_org("ALL1")["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("401")),
+        "{out}"
+    );
+    assert_eq!(patient_ids(&t, "ALL2").len(), 3);
+}
+
 /// The runtime the Cliniko test servers run on (the scenarios drive the
 /// `tendon` binary from their own threads).
 fn runtime() -> &'static tokio::runtime::Runtime {

@@ -36,8 +36,12 @@ pub enum ClinikoCommand {
     },
     /// Import new or updated Cliniko patients (all of them the first time).
     Sync {
+        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+        org: Option<String>,
+        /// Every connected org, one after another, as the scheduled
+        /// re-sync does: `[{"org", ...report}|{"org","error"}]`.
         #[arg(long)]
-        org: String,
+        all: bool,
         #[command(flatten)]
         out: JsonFlag,
     },
@@ -91,7 +95,36 @@ pub async fn run<S: SyncStore>(store: &S, cmd: ClinikoCommand) -> Result<(), Str
                 }),
             )
         }
-        ClinikoCommand::Sync { org, out } => {
+        ClinikoCommand::Sync { org: None, out, .. } => {
+            let results = sync::sync_all(store, tendon_cliniko::client_for, jiff::Timestamp::now())
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut failed = false;
+            let rows: Vec<serde_json::Value> = results
+                .into_iter()
+                .map(|r| match r.result {
+                    Ok(report) => {
+                        let mut v = serde_json::to_value(&report).unwrap_or_default();
+                        v["org"] = json!(r.org);
+                        v
+                    }
+                    Err(e) => {
+                        failed = true;
+                        json!({"org": r.org, "error": e.to_string()})
+                    }
+                })
+                .collect();
+            print(out.json, &rows)?;
+            if failed {
+                return Err("some orgs did not sync; see their errors".to_owned());
+            }
+            Ok(())
+        }
+        ClinikoCommand::Sync {
+            org: Some(org),
+            out,
+            ..
+        } => {
             let connection = store
                 .connection(&org)
                 .await

@@ -18,14 +18,12 @@
 //! index attribute of the same name, and a claim's end also as `claim_ms`
 //! (a Number, for the claim's condition).
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::future::Future;
-use std::pin::Pin;
-use std::task::Poll;
 
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValue, Select, TransactWriteItem, Update,
 };
 use jiff::Timestamp;
+use tendon_core::join::join_all;
 use tendon_core::ports::{Inserted, StoreError, StoreResult, WorkflowStore};
 use tendon_core::workflow::steps::{Channel, Delivery, DeliveryStatus, ScheduledStep, StepStatus};
 use tendon_core::workflow::{TaskKind, Workflow, WorkflowStatus};
@@ -148,31 +146,6 @@ fn put_item(
     Ok(TransactWriteItem::builder()
         .put(p.build().map_err(|_| build(what))?)
         .build())
-}
-
-/// All the futures, polled together (a few AWS requests at once, without a
-/// task per request).
-async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut out: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (f, slot) in futures.iter_mut().zip(out.iter_mut()) {
-            if slot.is_none() {
-                match f.as_mut().poll(cx) {
-                    Poll::Ready(v) => *slot = Some(v),
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await;
-    out.into_iter().flatten().collect()
 }
 
 /// One shard of the due index during a claim pass.

@@ -10,6 +10,7 @@ pub mod cliniko;
 pub mod contract;
 pub mod fields;
 pub mod inspect;
+pub mod join;
 pub mod mapping;
 pub mod model;
 pub mod normalize;

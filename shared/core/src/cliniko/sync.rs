@@ -21,6 +21,7 @@ use thiserror::Error;
 use super::api::{ClinikoApi, ClinikoCase, ClinikoError, ClinikoPatient, Page, PatientList};
 use super::appointments::{AppointmentReport, apply_appointment, apply_closed_case, ensure_config};
 use super::{ClinikoConnection, ClinikoFailure};
+use crate::join::{join_all, join2};
 use crate::model::{
     DomainEvent, Episode, EpisodeStatus, EventKind, OrgConfig, Patient, PatientRecord, Source,
 };
@@ -485,21 +486,28 @@ pub async fn sync_org<S: SyncStore, A: ClinikoApi>(
         PatientList::Archived,
         PatientList::Deleted,
     ] {
-        let mut next: Option<String> = None;
+        let mut page = api.patients(list, since.as_deref(), None).await?;
         loop {
-            let page = api
-                .patients(list, since.as_deref(), next.as_deref())
-                .await?;
-            for profile in &page.items {
+            // The next page is fetched while this one is applied, so a sync
+            // takes about as long as Cliniko's pages, not pages plus writes.
+            let next = page.next.take();
+            let fetch = async {
+                match &next {
+                    Some(n) => Some(api.patients(list, since.as_deref(), Some(n)).await),
+                    None => None,
+                }
+            };
+            let apply = apply_page(store, &config, &page.items, &failed_before, now);
+            let (fetched, outcomes) = join2(fetch, apply).await;
+            for (profile, outcome) in page.items.iter().zip(outcomes?) {
                 if let Ok(t) = profile.updated_at.parse::<Timestamp>() {
                     high = Some(high.map_or(t, |h| h.max(t)));
                 }
-                let outcome = apply_profile(store, &config, profile, &failed_before, now).await?;
                 report.count(&profile.id, &outcome);
-                progress(&report);
             }
-            match page.next {
-                Some(n) => next = Some(n),
+            progress(&report);
+            match fetched {
+                Some(p) => page = p?,
                 None => break,
             }
         }
@@ -565,6 +573,35 @@ pub async fn sync_org<S: SyncStore, A: ClinikoApi>(
         .await?;
     tracing::info!(org = %org, synced = report.synced, failed = report.failed, deactivated = report.deactivated, appointments = report.appointments.applied, "Cliniko sync done");
     Ok(report)
+}
+
+/// Profiles applied at once (each is a read and a commit: on DynamoDB,
+/// network round trips worth overlapping).
+const PROFILE_CONCURRENCY: usize = 16;
+
+/// Applies a page of profiles, [`PROFILE_CONCURRENCY`] at a time; their
+/// outcomes in order.
+async fn apply_page<S: SyncStore>(
+    store: &S,
+    config: &OrgConfig,
+    profiles: &[ClinikoPatient],
+    failed_before: &HashSet<String>,
+    now: Timestamp,
+) -> Result<Vec<Outcome>, StoreError> {
+    let mut out = Vec::with_capacity(profiles.len());
+    for chunk in profiles.chunks(PROFILE_CONCURRENCY) {
+        let applied = join_all(
+            chunk
+                .iter()
+                .map(|p| apply_profile(store, config, p, failed_before, now))
+                .collect(),
+        )
+        .await;
+        for outcome in applied {
+            out.push(outcome?);
+        }
+    }
+    Ok(out)
 }
 
 /// Every item of a paged list.
