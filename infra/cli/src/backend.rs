@@ -3,6 +3,7 @@
 use std::future::Future;
 
 use tendon_aws::{AwsMailer, AwsStore};
+use tendon_core::cliniko::sync::sync_all;
 use tendon_core::model::StoredMessage;
 use tendon_core::pipeline;
 use tendon_core::ports::{
@@ -82,6 +83,39 @@ pub trait Backend: Clone + Send + Sync + 'static {
                     }
                 }
                 tokio::time::sleep(until_next_minute(jiff::Timestamp::now())).await;
+            }
+        });
+    }
+
+    /// Starts `tendon serve`'s Cliniko re-sync: every connected org each
+    /// `minutes` (the first after `minutes`), as the cliniko-sync function's
+    /// 15-minute schedule does.
+    fn spawn_cliniko_resync(&self, minutes: u64) {
+        if minutes == 0 {
+            return;
+        }
+        let backend = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(60 * minutes)).await;
+                let now = jiff::Timestamp::now();
+                match sync_all(backend.store(), tendon_cliniko::client_for, now).await {
+                    Ok(results) => {
+                        for r in results {
+                            match r.result {
+                                Ok(report) => {
+                                    tracing::info!(org = %r.org, synced = report.synced, failed = report.failed, "Cliniko re-sync")
+                                }
+                                Err(e) => {
+                                    tracing::warn!(org = %r.org, error = %e, "Cliniko re-sync failed; the next one retries")
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "Cliniko re-sync failed; the next one retries")
+                    }
+                }
             }
         });
     }

@@ -51,6 +51,9 @@ enum Command {
         /// Base URL of the public endpoints, for unsubscribe links (default: the listening address).
         #[arg(long, env = "TENDON_PUBLIC_URL")]
         public_url: Option<String>,
+        /// Minutes between re-syncs of every Cliniko-connected org (0: none).
+        #[arg(long, env = "TENDON_CLINIKO_RESYNC_MINUTES", default_value_t = 15)]
+        cliniko_resync_minutes: u64,
     },
     /// The AWS backend's resources.
     #[command(subcommand)]
@@ -144,12 +147,18 @@ async fn run(cli: Cli) -> Result<(), String> {
             on_backend!(opened().await?, |b| hl7::run(cmd, Some(b.store())).await)
         }
         Command::Hl7(cmd) => hl7::run(cmd, None::<&SqliteStore>).await,
-        Command::Serve { addr, public_url } => {
+        Command::Serve {
+            addr,
+            public_url,
+            cliniko_resync_minutes: resync,
+        } => {
             init_logs(true);
             match opened().await? {
-                Opened::Local(q) => serve::serve(q, addr, public_url).await,
+                Opened::Local(q) => serve::serve(q, addr, public_url, resync).await,
                 // As the ingest function runs (see AwsStore::with_ingest_cache).
-                Opened::Aws(a) => serve::serve(a.with_ingest_cache(), addr, public_url).await,
+                Opened::Aws(a) => {
+                    serve::serve(a.with_ingest_cache(), addr, public_url, resync).await
+                }
             }
         }
         Command::Aws(aws::AwsCommand::Bootstrap { prefix, yes, out }) => {

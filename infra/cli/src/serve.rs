@@ -18,6 +18,7 @@ pub async fn serve<B: Backend>(
     backend: B,
     addr: SocketAddr,
     public_url: Option<String>,
+    resync_minutes: u64,
 ) -> Result<(), String> {
     backend.spawn_workers();
     let app = Router::new()
@@ -36,6 +37,7 @@ pub async fn serve<B: Backend>(
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     backend.spawn_dispatcher(public_url.unwrap_or_else(|| format!("http://{local}")));
+    backend.spawn_cliniko_resync(resync_minutes);
     // The first line on stdout says where to post; scripts and tests read it.
     println!("tendon serve listening on http://{local}");
     tracing::info!(addr = %local, "listening");
