@@ -71,9 +71,18 @@ pub async fn run<S: SyncStore>(store: &S, cmd: ClinikoCommand) -> Result<(), Str
         } => {
             let api_key = api_key.trim().to_owned();
             let shard = tendon_cliniko::shard_of(&api_key).map_err(|e| e.to_string())?;
-            let mut config = tendon_cliniko::ClientConfig::new(api_key.clone());
-            config.base_url = base_url.clone();
-            let client = tendon_cliniko::Client::new(config).map_err(|e| e.to_string())?;
+            // The client a stored connection gets, before it is stored.
+            let probe = ClinikoConnection {
+                org: org.clone(),
+                api_key: api_key.clone(),
+                shard: shard.clone(),
+                base_url: base_url.clone(),
+                token: String::new(),
+                watermark: None,
+                connected_at: String::new(),
+                last_sync_at: None,
+            };
+            let client = client_for(&probe)?;
             let connection = sync::connect(
                 store,
                 &client,

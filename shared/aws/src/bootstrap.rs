@@ -353,6 +353,7 @@ mod tests {
             crate::lambda::ENV_MAX_RECEIVE_COUNT,
             crate::lambda::ENV_PUBLIC_URL,
             crate::lambda::ENV_PROFILE_URL,
+            tendon_core::cliniko::ENV_USER_AGENT,
         ]);
         for name in &in_template {
             assert!(

@@ -112,10 +112,16 @@ impl Client {
     /// A client with the defaults for a stored connection: its key, and its
     /// base URL override if it has one.
     pub fn for_connection(connection: &ClinikoConnection) -> Result<Client, ClinikoError> {
-        Client::new(ClientConfig {
+        let mut config = ClientConfig {
             base_url: connection.base_url.clone(),
             ..ClientConfig::new(connection.api_key.clone())
-        })
+        };
+        if let Ok(agent) = std::env::var(tendon_core::cliniko::ENV_USER_AGENT)
+            && !agent.trim().is_empty()
+        {
+            config.user_agent = agent.trim().to_owned();
+        }
+        Client::new(config)
     }
 
     /// `https://api.{shard}.cliniko.com/v1`, or the override (no trailing `/`).

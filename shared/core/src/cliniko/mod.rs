@@ -7,6 +7,10 @@ pub mod sync;
 
 use serde::{Deserialize, Serialize};
 
+/// Environment variable with the `User-Agent` sent to Cliniko, `Vendor
+/// (contact email)`: Cliniko may block requests without a contact.
+pub const ENV_USER_AGENT: &str = "TENDON_CLINIKO_USER_AGENT";
+
 /// An org's link to its Cliniko account.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClinikoConnection {
