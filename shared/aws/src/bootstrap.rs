@@ -354,6 +354,7 @@ mod tests {
             crate::lambda::ENV_PUBLIC_URL,
             crate::lambda::ENV_PROFILE_URL,
             tendon_core::cliniko::ENV_USER_AGENT,
+            crate::pace::ENV_SES_MAX_SEND_RATE,
         ]);
         for name in &in_template {
             assert!(
