@@ -215,3 +215,22 @@ fn operator_commands_validate_their_input() {
     let (ok, _, err) = env.cli(&["messages", "list", "--org", "ACME01", "--status", "weird"]);
     assert!(!ok && err.contains("unknown status"), "{err}");
 }
+
+/// Key rotation: `org add-key` prints a second key, once; both keys post for
+/// the org; an unknown org gets no key.
+#[test]
+fn a_second_ingest_key_works_beside_the_first() {
+    let mut env = Tendon::local("addkey");
+    let first = acme(&env);
+    env.serve();
+    let out = env.ok(&["org", "add-key", "--org", "ACME01"]);
+    let second = out["ingest_key"].as_str().unwrap().to_owned();
+    assert_eq!(out["org"], "ACME01");
+    assert!(second.starts_with("tdn_") && second != first);
+    let other = WORKED.replace("MSG00042", "MSG00043");
+    assert_eq!(msa(&env.post(Some(&second), other.as_bytes()).1).0, "AA");
+    assert_eq!(msa(&env.post(Some(&first), WORKED.as_bytes()).1).0, "AA");
+    assert_eq!(env.settle("ACME01").len(), 2);
+    let (ok, _, err) = env.cli(&["org", "add-key", "--org", "NOPE"]);
+    assert!(!ok && err.contains("does not exist"), "{err}");
+}

@@ -34,6 +34,14 @@ pub enum OrgCommand {
         #[command(flatten)]
         out: JsonFlag,
     },
+    /// Issue another ingest key for an org and print it, once (key rotation:
+    /// give the gateway the new key; the old one keeps working meanwhile).
+    AddKey {
+        #[arg(long)]
+        org: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
 }
 
 #[derive(Subcommand)]
@@ -196,13 +204,26 @@ async fn require_org(store: &impl ConfigStore, org: &str) -> Result<Org, String>
 }
 
 pub async fn org(store: &impl ConfigStore, cmd: OrgCommand) -> Result<(), String> {
-    let OrgCommand::Create {
-        id,
-        name,
-        timezone,
-        ie_types,
-        out,
-    } = cmd;
+    let (id, name, timezone, ie_types, out) = match cmd {
+        OrgCommand::Create {
+            id,
+            name,
+            timezone,
+            ie_types,
+            out,
+        } => (id, name, timezone, ie_types, out),
+        OrgCommand::AddKey { org, out } => {
+            let key = new_ingest_key()?;
+            store
+                .add_ingest_key(&org, &key_hash(&key))
+                .await
+                .map_err(|e| match e {
+                    StoreError::NotFound(_) => format!("org {org:?} does not exist"),
+                    other => other.to_string(),
+                })?;
+            return print(out.json, &json!({"org": org, "ingest_key": key}));
+        }
+    };
     check_zone(&timezone)?;
     let mut org = Org {
         id: non_empty("--id", &id)?,

@@ -155,6 +155,51 @@ pub async fn run_dispatch_function() -> Result<(), lambda_runtime::Error> {
     .await
 }
 
+/// One SQS batch of SES bounce and complaint notifications (SNS-wrapped):
+/// each permanent bounce or complaint suppresses its address for the org and
+/// unsubscribes its patient. A notification that is not one is logged and
+/// dropped (it would fail the same way forever); a store failure leaves the
+/// record for a retry.
+pub async fn handle_feedback_batch(store: &AwsStore, event: SqsEvent) -> SqsBatchResponse {
+    use tendon_core::workflow::feedback::{Ignored, apply, parse};
+    let mut response = SqsBatchResponse::default();
+    for msg in event.records {
+        let id = msg.message_id.clone().unwrap_or_default();
+        match parse(msg.body.as_deref().unwrap_or_default()) {
+            Ok(feedback) => {
+                if let Err(e) = apply(store, &feedback).await {
+                    tracing::error!(sqs_message_id = %id, error = %e, "email feedback not applied; retried");
+                    let mut f = BatchItemFailure::default();
+                    f.item_identifier = id;
+                    response.batch_item_failures.push(f);
+                }
+            }
+            Err(Ignored::Transient) => {
+                tracing::info!(sqs_message_id = %id, "transient bounce: nothing to suppress")
+            }
+            Err(why) => {
+                tracing::warn!(sqs_message_id = %id, reason = ?why, "not an SES bounce or complaint of Tendon's mail; dropped")
+            }
+        }
+    }
+    response
+}
+
+/// The `main` of the feedback function.
+pub async fn run_feedback_function() -> Result<(), lambda_runtime::Error> {
+    crate::init_lambda_logs();
+    let store = AwsStore::from_env().await?;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        |event: lambda_runtime::LambdaEvent<SqsEvent>| {
+            let store = &store;
+            async move {
+                Ok::<_, lambda_runtime::Error>(handle_feedback_batch(store, event.payload).await)
+            }
+        },
+    ))
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

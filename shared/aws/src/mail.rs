@@ -28,6 +28,7 @@ use aws_sdk_ses::primitives::Blob;
 use aws_sdk_ses::types::RawMessage;
 use aws_sdk_sns::types::MessageAttributeValue;
 use tendon_core::ports::{Mailer, SendError};
+use tendon_core::workflow::feedback::{ORG_TAG, PATIENT_TAG, tag_value};
 use tendon_core::workflow::steps::{Channel, Delivery};
 
 use crate::BootstrapEnv;
@@ -161,6 +162,21 @@ impl AwsMailer {
             .build()
             .map_err(|_| SendError::Unavailable("construction_failure".into()))?;
         let pacer = self.pacer().await;
+        // The bounce and complaint events name the org and patient by these
+        // (tendon_core::workflow::feedback).
+        let tags = [
+            (ORG_TAG, tag_value(&delivery.org)),
+            (PATIENT_TAG, tag_value(&delivery.patient_id)),
+        ]
+        .into_iter()
+        .map(|(name, value)| {
+            aws_sdk_ses::types::MessageTag::builder()
+                .name(name)
+                .value(value)
+                .build()
+                .map_err(|_| SendError::Rejected("invalid_tag".into()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
         let mut retries = 0;
         loop {
             pacer.wait_turn().await;
@@ -170,6 +186,7 @@ impl AwsMailer {
                 .source(&self.sender)
                 .destinations(&delivery.to)
                 .raw_message(raw.clone())
+                .set_tags(Some(tags.clone()))
                 .set_configuration_set_name(self.configuration_set.clone())
                 .send()
                 .await

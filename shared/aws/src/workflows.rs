@@ -301,6 +301,48 @@ impl AwsStore {
 }
 
 impl WorkflowStore for AwsStore {
+    /// A Put of `ORG#<org>#SUPPRESS` / `<address>` (the first reason stays).
+    async fn suppress_address(&self, org: &str, address: &str, reason: &str) -> StoreResult<()> {
+        const WHAT: &str = "suppress_address";
+        let mut item = key(
+            format!("ORG#{org}#SUPPRESS"),
+            address.trim().to_ascii_lowercase(),
+        );
+        item.insert("reason".to_owned(), s(reason));
+        self.count();
+        self.count_writes(1);
+        match self
+            .dynamo
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(backend(WHAT, &e)),
+        }
+    }
+
+    /// One GetItem.
+    async fn is_suppressed(&self, org: &str, address: &str) -> StoreResult<bool> {
+        Ok(self
+            .get(
+                "is_suppressed",
+                format!("ORG#{org}#SUPPRESS"),
+                &address.trim().to_ascii_lowercase(),
+            )
+            .await?
+            .is_some())
+    }
+
     /// Opts a patient out of (or back into) workflow messages on `channel`: a
     /// versioned rewrite of the record (retried on a concurrent change).
     /// `false` if there is no such patient.

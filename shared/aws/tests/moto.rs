@@ -1189,3 +1189,113 @@ async fn opt_outs_are_recorded_on_the_patient() {
     let stored = store.load_patient(&org, &patient).await.unwrap().unwrap();
     assert!(!stored.patient.unsubscribed && stored.patient.text_opt_out);
 }
+
+/// SES feedback on moto: an SNS-wrapped permanent bounce and a complaint, as
+/// the feedback function receives them from SQS, suppress the addresses for
+/// the org and unsubscribe the patient; a transient bounce and foreign mail
+/// change nothing; a redelivery is harmless.
+#[tokio::test]
+async fn bounces_and_complaints_suppress_the_address_and_the_patient() {
+    use tendon_core::ports::RecordCommit;
+    use tendon_core::workflow::feedback::tag_value;
+    let (store, _) = common::fresh_store("feedback").await;
+    let org = unique("ORG");
+    store
+        .create_org(
+            &Org {
+                id: org.clone(),
+                name: "Feedback PT".into(),
+                timezone: "America/New_York".into(),
+                ie_types: Vec::new(),
+                field_map: Default::default(),
+            },
+            &unique("keyhash"),
+        )
+        .await
+        .unwrap();
+    let patient = "P_1 2";
+    let record = tendon_core::contract::patient_record(patient, 1);
+    let commit = RecordCommit {
+        org: org.clone(),
+        records: vec![RecordWrite {
+            record,
+            expected_version: None,
+        }],
+        ..Default::default()
+    };
+    assert_eq!(
+        store.commit_records(&commit).await,
+        Ok(CommitOutcome::Applied)
+    );
+
+    let ses = |kind: &str, body: &str, tags: serde_json::Value| {
+        let inner = format!(
+            r#"{{"eventType":"{kind}",{body},"mail":{{"messageId":"m","destination":["x@example.com"],"tags":{tags}}}}}"#
+        );
+        serde_json::json!({"Type": "Notification", "MessageId": "n", "Message": inner}).to_string()
+    };
+    let tags = serde_json::json!({"tendon_org": [tag_value(&org)], "tendon_patient": [tag_value(patient)]});
+    let bodies = [
+        ses(
+            "Bounce",
+            r#""bounce":{"bounceType":"Transient","bouncedRecipients":[{"emailAddress":"full@example.com"}]}"#,
+            tags.clone(),
+        ),
+        ses(
+            "Complaint",
+            r#""complaint":{"complainedRecipients":[{"emailAddress":"other@example.com"}]}"#,
+            serde_json::json!({}),
+        ),
+        ses(
+            "Bounce",
+            r#""bounce":{"bounceType":"Permanent","bouncedRecipients":[{"emailAddress":"Ana.Rivera@Example.com"}]}"#,
+            tags.clone(),
+        ),
+        ses(
+            "Complaint",
+            r#""complaint":{"complainedRecipients":[{"emailAddress":"ana.rivera@example.com"}]}"#,
+            tags,
+        ),
+        "not json".to_owned(),
+    ];
+    let event = |bodies: &[String]| {
+        let mut e = SqsEvent::default();
+        e.records = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let mut m = SqsMessage::default();
+                m.message_id = Some(format!("msg-{i}"));
+                m.body = Some(b.clone());
+                m
+            })
+            .collect();
+        e
+    };
+    for round in 0..2 {
+        let response = tendon_aws::lambda::handle_feedback_batch(&store, event(&bodies)).await;
+        assert!(
+            response.batch_item_failures.is_empty(),
+            "round {round}: nothing to retry"
+        );
+    }
+    assert!(
+        store
+            .is_suppressed(&org, "ana.rivera@example.com")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store.is_suppressed(&org, "full@example.com").await.unwrap(),
+        "transient"
+    );
+    assert!(
+        !store
+            .is_suppressed(&org, "other@example.com")
+            .await
+            .unwrap(),
+        "not our mail"
+    );
+    let after = store.load_patient(&org, patient).await.unwrap().unwrap();
+    assert!(after.patient.unsubscribed, "the patient is unsubscribed");
+}

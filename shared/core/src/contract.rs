@@ -1337,6 +1337,7 @@ pub async fn run_workflows<S: Stores + crate::ports::WorkflowStore>(make: impl F
     scheduled_steps(&make()).await;
     step_updates(&make()).await;
     deliveries(&make()).await;
+    suppressed_addresses(&make()).await;
 }
 
 pub fn workflow_def(title: &str) -> crate::workflow::Workflow {
@@ -1604,6 +1605,40 @@ pub async fn scheduled_steps<S: Stores + crate::ports::WorkflowStore>(store: &S)
             .unwrap()
             .is_empty(),
         "contract: steps are per org"
+    );
+}
+
+/// Suppressed addresses are per org, compared lower-cased, and suppressing
+/// twice is harmless.
+pub async fn suppressed_addresses<S: Stores + crate::ports::WorkflowStore>(store: &S) {
+    let org_id = new_org(store, "ORG").await;
+    assert!(
+        !store
+            .is_suppressed(&org_id, "ana@example.com")
+            .await
+            .unwrap()
+    );
+    store
+        .suppress_address(&org_id, "Ana@Example.com", "bounce")
+        .await
+        .unwrap();
+    store
+        .suppress_address(&org_id, "ana@example.com", "complaint")
+        .await
+        .unwrap();
+    assert!(
+        store
+            .is_suppressed(&org_id, "ANA@example.COM")
+            .await
+            .unwrap(),
+        "contract: addresses compare lower-cased"
+    );
+    assert!(
+        !store
+            .is_suppressed(&unique("ORG"), "ana@example.com")
+            .await
+            .unwrap(),
+        "contract: suppression is per org"
     );
 }
 

@@ -358,6 +358,20 @@ pub trait WorkflowStore: Send + Sync {
         org: &str,
         delivery_id: &str,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Suppresses an email address for the org (lower-cased): no workflow
+    /// email goes to it again. `reason`: `bounce`, `complaint`, ...
+    fn suppress_address(
+        &self,
+        org: &str,
+        address: &str,
+        reason: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Whether the address (compared lower-cased) is suppressed for the org.
+    fn is_suppressed(
+        &self,
+        org: &str,
+        address: &str,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Opts a patient out of (or back into) workflow messages on `channel`
     /// (email: the unsubscribe link; text: an SMS STOP), by
     /// [`Channel::set_opt_out`](crate::workflow::steps::Channel::set_opt_out)

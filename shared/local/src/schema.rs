@@ -158,6 +158,15 @@ CREATE TABLE cliniko_failures (
     PRIMARY KEY (org, cliniko_id)
 ) STRICT;
 "#,
+    // 4 → 5: email addresses that bounced or complained, per org.
+    r#"
+CREATE TABLE suppressed_addresses (
+    org     TEXT NOT NULL,
+    address TEXT NOT NULL,
+    reason  TEXT NOT NULL,
+    PRIMARY KEY (org, address)
+) STRICT;
+"#,
 ];
 
 /// Applies the migrations the database has not had, each in its own write

@@ -100,6 +100,35 @@ impl SqliteStore {
 }
 
 impl WorkflowStore for SqliteStore {
+    async fn suppress_address(&self, org: &str, address: &str, reason: &str) -> StoreResult<()> {
+        let (org, address, reason) = (
+            org.to_owned(),
+            address.trim().to_ascii_lowercase(),
+            reason.to_owned(),
+        );
+        self.run("suppress_address", move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO suppressed_addresses (org, address, reason) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (org, address) DO NOTHING",
+            )?
+            .execute(params![org, address, reason])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn is_suppressed(&self, org: &str, address: &str) -> StoreResult<bool> {
+        let (org, address) = (org.to_owned(), address.trim().to_ascii_lowercase());
+        self.read("is_suppressed", move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT 1 FROM suppressed_addresses WHERE org = ?1 AND address = ?2",
+                )?
+                .exists([&org, &address])?)
+        })
+        .await
+    }
+
     /// Opts a patient out of (or back into) workflow messages on `channel`;
     /// `false` if there is no such patient.
     async fn set_opt_out(

@@ -470,3 +470,29 @@ async fn opted_out_channels_are_skipped_and_the_other_channel_still_sends() {
         .unwrap();
     assert!(!rec.patient.text_opt_out && !rec.patient.unsubscribed);
 }
+
+#[tokio::test]
+async fn a_suppressed_address_gets_no_email_whichever_patient_has_it() {
+    let q = setup().await;
+    q.store()
+        .put_workflow("ACME01", &workflow(WELCOME))
+        .await
+        .unwrap();
+    // As the feedback function records a bounce of the worked example's address.
+    q.store()
+        .suppress_address("ACME01", "Ana.Rivera@example.com", "bounce")
+        .await
+        .unwrap();
+    post(&q, &worked()).await;
+    let r = pass(&q, &Timestamp::now().to_string()).await;
+    assert_eq!((r.sent, r.skipped), (0, 1));
+    let steps = q.store().list_steps("ACME01", Some("P555")).await.unwrap();
+    assert_eq!(steps[0].note.as_deref(), Some("address_suppressed"));
+    assert!(
+        q.store()
+            .list_deliveries("ACME01")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

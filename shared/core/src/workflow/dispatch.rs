@@ -110,6 +110,7 @@ pub fn verdict(
     config: &OrgConfig,
     record: Option<&PatientRecord>,
     assignments_open: bool,
+    address_suppressed: bool,
     now: Timestamp,
 ) -> Verdict {
     let Some(wf) = config.workflows.iter().find(|w| w.id == step.workflow_id) else {
@@ -132,6 +133,7 @@ pub fn verdict(
     match channel {
         Channel::Email if p.email.is_none() => return Verdict::Skip("no_email"),
         Channel::Email if p.unsubscribed => return Verdict::Skip("unsubscribed"),
+        Channel::Email if address_suppressed => return Verdict::Skip("address_suppressed"),
         Channel::Text if p.mobile.is_none() => return Verdict::Skip("no_mobile"),
         Channel::Text if p.text_opt_out => return Verdict::Skip("text_opt_out"),
         _ => {}
@@ -473,7 +475,14 @@ where
             .store
             .open_assignments(&step.org, &step.patient_id)
             .await?;
-        match verdict(&mut step, config, record.as_ref(), open > 0, at) {
+        // An address that bounced or complained, for whichever patient.
+        let suppressed = match record.as_ref().and_then(|r| r.patient.email.as_deref()) {
+            Some(email) if channel_of(step.task.kind) == Channel::Email => {
+                self.store.is_suppressed(&step.org, email).await?
+            }
+            _ => false,
+        };
+        match verdict(&mut step, config, record.as_ref(), open > 0, suppressed, at) {
             Verdict::Skip(reason) => {
                 step.status = StepStatus::Skipped;
                 step.note = Some(reason.into());
@@ -831,7 +840,7 @@ mod tests {
         let moved = record("2026-12-24T10:00:00-08:00", AppointmentStatus::Scheduled);
         let at = ts(&step.due_at);
         assert_eq!(
-            verdict(&mut step, &cfg, Some(&moved), false, at),
+            verdict(&mut step, &cfg, Some(&moved), false, false, at),
             Verdict::Later(ts("2026-12-23T18:00:00Z"))
         );
         assert_ne!(step.delivery_key(), before_key);
@@ -840,6 +849,7 @@ mod tests {
                 &mut step,
                 &cfg,
                 Some(&moved),
+                false,
                 false,
                 ts("2026-12-23T18:00:00Z")
             ),

@@ -5,6 +5,7 @@ pub mod catalogue;
 pub mod defaults;
 pub mod dispatch;
 pub mod enrol;
+pub mod feedback;
 pub mod model;
 pub mod render;
 pub mod schedule;
