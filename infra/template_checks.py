@@ -7,6 +7,9 @@ Each check prints what is wrong and where; the script exits non-zero if any
 check fails. Usage: infra/template_checks.py [--self-test] [template.yaml]
 (`--self-test` first checks that each check catches a template broken its way.)
 """
+import json
+import os
+import re
 import sys
 
 from cfnlint.decode import decode
@@ -146,7 +149,48 @@ def check(template):
     for a in alarms:
         if not a.get("AlarmActions"):
             errors.append(f"alarm {a.get('AlarmName')} notifies nobody")
+
+    # The dashboard's metrics come from log lines the code still writes.
+    sources = code_text()
+    metrics = set()
+    for fname, f in resources_of(template, "AWS::Logs::MetricFilter").items():
+        for message in re.findall(r'\$\.fields\.message = "([^"]+)"', f.get("FilterPattern", "")):
+            if f'"{message}"' not in sources:
+                errors.append(f"{fname}: no code logs the message {message!r}")
+        for m in f.get("MetricTransformations", []):
+            metrics.add(m.get("MetricName"))
+    for wanted in ("MessagesIn", "PatientsCreated", "Failures", "StepsSent"):
+        if wanted not in metrics:
+            errors.append(f"no metric filter makes {wanted}")
+    dashboards = resources_of(template, "AWS::CloudWatch::Dashboard")
+    if not dashboards:
+        errors.append("no dashboard")
+    for dname, d in dashboards.items():
+        body = d.get("DashboardBody")
+        if isinstance(body, dict) and "Fn::Sub" in body:
+            body = body["Fn::Sub"][0] if isinstance(body["Fn::Sub"], list) else body["Fn::Sub"]
+        try:
+            widgets = json.loads(re.sub(r"\$\{[^}]+\}", "X", str(body)))["widgets"]
+        except (ValueError, KeyError) as e:
+            errors.append(f"{dname}: the body is not dashboard JSON ({e})")
+            continue
+        shown = json.dumps(widgets)
+        for wanted in ("MessagesIn", "PatientsCreated", "Failures", "StepsSent", "ApproximateNumberOfMessagesVisible"):
+            if wanted not in shown:
+                errors.append(f"{dname}: does not show {wanted}")
     return errors
+
+
+def code_text():
+    """The Rust sources of shared/, where the log lines are written."""
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "shared")
+    out = []
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            if name.endswith(".rs"):
+                with open(os.path.join(dirpath, name), encoding="utf-8") as f:
+                    out.append(f.read())
+    return "\n".join(out)
 
 
 def self_test(template):
@@ -184,6 +228,10 @@ def self_test(template):
         "no PITR": lambda r: r["Table"]["Properties"].pop("PointInTimeRecoverySpecification"),
         "a DLQ without an alarm": lambda r: r.pop("PatientsDlqDepthAlarm"),
         "no SES bounce alarm": lambda r: r.pop("SesBounceRateAlarm"),
+        "no dashboard": lambda r: r.pop("Dashboard"),
+        "a metric filter on a log line nobody writes": lambda r: r["StepsSentMetric"]["Properties"].update(
+            {"FilterPattern": '{ $.fields.message = "no such line" }'}
+        ),
     }
     failed = []
     for name, change in cases.items():
@@ -210,7 +258,7 @@ def main():
         print(f"template_checks: {e}")
     if errors:
         return 1
-    print(f"template_checks: {path}: routes, DLQs, visibility, IAM, logs, encryption, alarms ok")
+    print(f"template_checks: {path}: routes, DLQs, visibility, IAM, logs, encryption, alarms, dashboard ok")
     return 0
 
 

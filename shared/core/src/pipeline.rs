@@ -227,6 +227,7 @@ where
             .await?;
     }
     tracing::info!(org = %org, message_id = %message.id, status = message.status.as_str(), "hl7 message stored");
+    log_failures(&org, &message.id, &message.errors);
     let stamp = now
         .to_zoned(jiff::tz::TimeZone::UTC)
         .strftime("%Y%m%d%H%M%S+0000")
@@ -452,6 +453,22 @@ fn commit_of(
     }
 }
 
+/// One log line per domain event a commit recorded (the dashboard's
+/// `PatientsCreated` and event counts are metric filters on them).
+pub(crate) fn log_events(events: &[DomainEvent]) {
+    for e in events {
+        tracing::info!(org = %e.org, patient_id = %e.patient_id, event = e.kind.as_str(), "domain event");
+    }
+}
+
+/// One log line per error code a message failed with (the dashboard's
+/// failures by code).
+fn log_failures(org: &str, message_id: &str, errors: &[Issue]) {
+    for issue in errors {
+        tracing::info!(org = %org, message_id = %message_id, code = issue.code.as_str(), "message failed");
+    }
+}
+
 /// What `events` do to the pending steps (`pending`) of the records
 /// `writes` leave: moved or skipped with their appointments.
 pub(crate) fn step_updates(
@@ -611,8 +628,12 @@ where
         let commit = commit_of(&loaded, step, &decision, &pending, now);
         match store.commit(&commit).await? {
             CommitOutcome::Conflict => continue,
-            CommitOutcome::Applied | CommitOutcome::AlreadyApplied => {
+            outcome @ (CommitOutcome::Applied | CommitOutcome::AlreadyApplied) => {
                 tracing::info!(org = %item.org, message_id = %item.message_id, step = step.name(), status = decision.status.as_str(), "step done");
+                if outcome == CommitOutcome::Applied {
+                    log_events(&decision.events);
+                    log_failures(&item.org, &item.message_id, &decision.errors);
+                }
                 if decision.then_episode_step {
                     send_to_episodes(queue, &loaded.message, commit.patient_id.as_deref()).await?;
                 }

@@ -221,7 +221,11 @@ async fn commit_decision<S: SyncStore>(
         scheduled: enrolments(config, &decision.writes, None, &decision.events, now),
         step_updates: step_updates(config, &decision.writes, &decision.events, &pending, now),
     };
-    store.commit_records(&commit).await
+    let outcome = store.commit_records(&commit).await?;
+    if outcome == CommitOutcome::Applied {
+        crate::pipeline::log_events(&commit.events);
+    }
+    Ok(outcome)
 }
 
 /// Applies one Cliniko appointment to its patient's record.

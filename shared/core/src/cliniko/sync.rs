@@ -386,6 +386,7 @@ pub async fn apply_profile<S: SyncStore>(
         match store.commit_records(&commit).await? {
             CommitOutcome::Conflict => continue,
             CommitOutcome::Applied | CommitOutcome::AlreadyApplied => {
+                crate::pipeline::log_events(&commit.events);
                 tracing::info!(org = %org, patient_id = %profile.id, outcome = ?outcome, "Cliniko profile synced");
                 return Ok(outcome);
             }
