@@ -108,6 +108,32 @@ fn ingest_rejects_bad_keys_bodies_and_reused_control_ids() {
     assert_eq!(status_of("MSG3").as_deref(), Some("ignored"));
     assert_eq!(status_of("MSG9").as_deref(), Some("rejected"));
     assert_eq!(msgs.iter().filter(|m| m["status"] == "rejected").count(), 3);
+
+    // Replaying the reused control ID replays the accepted message only: the
+    // rejected copy (Rivers) is never applied.
+    let replayed = env.ok(&[
+        "messages",
+        "replay",
+        "--org",
+        "ACME01",
+        "--control-id",
+        "MSG00042",
+    ]);
+    assert_eq!(replayed["replayed"], 1);
+    let p = env.ok(&["patient", "show", "--org", "ACME01", "--id", "P555"]);
+    assert_eq!(p["last_name"], "Rivera");
+    let (ok, _, err) = env.cli(&[
+        "messages",
+        "replay",
+        "--org",
+        "ACME01",
+        "--control-id",
+        "MSG9",
+    ]);
+    assert!(
+        !ok && err.contains("account_mismatch") && err.contains("cannot be replayed"),
+        "{err}"
+    );
 }
 
 #[test]

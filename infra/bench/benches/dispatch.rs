@@ -345,6 +345,7 @@ impl Bed {
             public_url: "https://tendon.example",
             unsubscribe_secret: &self.secret,
             clock: &tendon_core::ports::SystemClock,
+            budget: None,
         };
         let started = Instant::now();
         let report = rt.block_on(d.pass(black_box(at()))).expect("dispatch pass");

@@ -448,15 +448,33 @@ pub async fn messages<B: Backend>(backend: &B, cmd: MessagesCommand) -> Result<(
         } => {
             require_org(store, &org).await?;
             let all = store.list_messages(&org, None).await.map_err(err)?;
-            let chosen: Vec<_> = all
+            let named: Vec<_> = all
                 .into_iter()
                 .filter(|m| match &control_id {
                     Some(c) => m.control_id.as_deref() == Some(c.as_str()),
                     None => failed && m.status == MessageStatus::Failed,
                 })
                 .collect();
+            // A rejected message (unparseable, another account's, or a reused
+            // control ID's different body) is never processed: no
+            // configuration fixes it, and a reused ID's copy would overwrite
+            // the message it reused the ID of.
+            let (rejected, chosen): (Vec<_>, Vec<_>) = named
+                .into_iter()
+                .partition(|m| m.status == MessageStatus::Rejected);
             if let (Some(c), true) = (&control_id, chosen.is_empty()) {
-                return Err(format!("org {org:?} has no message with control ID {c:?}"));
+                return Err(if rejected.is_empty() {
+                    format!("org {org:?} has no message with control ID {c:?}")
+                } else {
+                    format!(
+                        "the message with control ID {c:?} was rejected ({}); a rejected message cannot be replayed: send a corrected message with a new control ID",
+                        rejected[0]
+                            .errors
+                            .first()
+                            .map(|e| e.code.as_str())
+                            .unwrap_or("rejected")
+                    )
+                });
             }
             let n = backend.replay(&chosen).await.map_err(err)?;
             // Process now, so the command works with or without a running `tendon serve`.

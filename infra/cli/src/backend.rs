@@ -57,6 +57,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
                 public_url,
                 unsubscribe_secret: &secret,
                 clock: &tendon_core::ports::SystemClock,
+                budget: None,
             };
             d.pass(at).await.map_err(|e| e.to_string())
         }

@@ -126,6 +126,10 @@ pub fn event_time(event: &serde_json::Value) -> jiff::Timestamp {
         .unwrap_or_else(jiff::Timestamp::now)
 }
 
+/// How long a dispatch invocation goes on claiming: the function's timeout
+/// (60 s, template.yaml) less room to send the last claimed batch.
+pub const DISPATCH_BUDGET: jiff::SignedDuration = jiff::SignedDuration::from_secs(40);
+
 /// The `main` of the dispatch function: the store, the mailer and the
 /// unsubscribe secret once per container, then a pass per event.
 pub async fn run_dispatch_function() -> Result<(), lambda_runtime::Error> {
@@ -144,6 +148,7 @@ pub async fn run_dispatch_function() -> Result<(), lambda_runtime::Error> {
                 public_url: &public_url,
                 unsubscribe_secret: &secret,
                 clock: &tendon_core::ports::SystemClock,
+                budget: Some(DISPATCH_BUDGET),
             };
             async move {
                 let report = Box::pin(dispatcher.pass(at)).await?;

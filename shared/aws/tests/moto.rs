@@ -1102,6 +1102,7 @@ async fn a_dispatch_pass_sends_due_steps_through_ses() {
         public_url: "https://tendon.example",
         unsubscribe_secret: "secret",
         clock: &tendon_core::ports::FixedClock(at),
+        budget: None,
     };
     let (requests, writes) = (store.request_count(), store.item_write_count());
     let started = std::time::Instant::now();

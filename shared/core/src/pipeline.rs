@@ -227,7 +227,12 @@ where
             .await?;
     }
     tracing::info!(org = %org, message_id = %message.id, status = message.status.as_str(), "hl7 message stored");
-    log_failures(&org, &message.id, &message.errors);
+    if matches!(
+        message.status,
+        MessageStatus::Failed | MessageStatus::Rejected
+    ) {
+        log_failures(&org, &message.id, &message.errors);
+    }
     let stamp = now
         .to_zoned(jiff::tz::TimeZone::UTC)
         .strftime("%Y%m%d%H%M%S+0000")
@@ -632,7 +637,9 @@ where
                 tracing::info!(org = %item.org, message_id = %item.message_id, step = step.name(), status = decision.status.as_str(), "step done");
                 if outcome == CommitOutcome::Applied {
                     log_events(&decision.events);
-                    log_failures(&item.org, &item.message_id, &decision.errors);
+                    if decision.status == MessageStatus::Failed {
+                        log_failures(&item.org, &item.message_id, &decision.errors);
+                    }
                 }
                 if decision.then_episode_step {
                     send_to_episodes(queue, &loaded.message, commit.patient_id.as_deref()).await?;

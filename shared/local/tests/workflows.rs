@@ -102,6 +102,7 @@ async fn pass(q: &LocalQueue, at: &str) -> PassReport {
         // The real time is the pass's: these passes stand for the minutes
         // passing.
         clock: &FixedClock(at.parse().unwrap()),
+        budget: None,
     };
     d.pass(at.parse::<Timestamp>().unwrap()).await.unwrap()
 }
@@ -317,6 +318,7 @@ async fn pass_with(q: &LocalQueue, mailer: &CountingMailer, at: &str) -> PassRep
         // The real time is the pass's: these passes stand for the minutes
         // passing.
         clock: &FixedClock(at.parse().unwrap()),
+        budget: None,
     };
     d.pass(at.parse::<Timestamp>().unwrap()).await.unwrap()
 }
@@ -494,5 +496,60 @@ async fn a_suppressed_address_gets_no_email_whichever_patient_has_it() {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+/// A clock that moves 30 s each time it is read: a pass that runs long.
+struct SlowClock(std::sync::Mutex<Timestamp>);
+
+impl tendon_core::ports::Clock for SlowClock {
+    fn now(&self) -> Timestamp {
+        let mut t = self.0.lock().unwrap();
+        *t = *t + jiff::SignedDuration::from_secs(30);
+        *t
+    }
+}
+
+#[tokio::test]
+async fn a_pass_out_of_time_stops_claiming_and_the_next_sends_the_rest() {
+    let q = setup().await;
+    q.store()
+        .put_workflow("ACME01", &workflow(WELCOME))
+        .await
+        .unwrap();
+    for n in 0..150 {
+        let body = worked()
+            .replace("MSG00042", &format!("MSG3{n:04}"))
+            .replace("P555", &format!("P{}", 3000 + n))
+            .replace("A9001", &format!("A{}", 30000 + n));
+        post(&q, &body).await;
+    }
+    let now = Timestamp::now();
+    let q = &q;
+    let pass = |budget| {
+        let clock = SlowClock(std::sync::Mutex::new(now));
+        async move {
+            Dispatcher {
+                store: q.store(),
+                mailer: &LocalOutbox,
+                public_url: "https://tendon.example",
+                unsubscribe_secret: "s3cret",
+                clock: &clock,
+                budget,
+            }
+            .pass(now)
+            .await
+            .unwrap()
+        }
+    };
+    // The clock reads 30 s at the start, 60 s before the first claim, 90 s
+    // before the second: a 40 s budget takes one claim of 100.
+    let first = pass(Some(jiff::SignedDuration::from_secs(40))).await;
+    assert_eq!(first.sent, 100, "one claim, then out of time");
+    let rest = pass(None).await;
+    assert_eq!(rest.sent, 50, "the next pass sends what was left");
+    assert_eq!(
+        q.store().list_deliveries("ACME01").await.unwrap().len(),
+        150
     );
 }

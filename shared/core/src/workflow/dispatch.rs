@@ -414,6 +414,10 @@ pub struct Dispatcher<'a, S, M> {
     /// The real time, which claims are leased by (a pass's `at` may be long
     /// past: a retried invocation, a backlog).
     pub clock: &'a dyn Clock,
+    /// How long a pass may go on claiming (a Lambda's timeout minus room to
+    /// finish the last claim); `None`: until nothing is due. What is left is
+    /// due still, for the next pass.
+    pub budget: Option<SignedDuration>,
 }
 
 impl<S, M> Dispatcher<'_, S, M>
@@ -429,8 +433,16 @@ where
         // pass: a pass takes seconds, and a step of a workflow switched off
         // meanwhile is skipped by the next pass's reading at the latest.
         let mut configs: HashMap<String, Option<OrgConfig>> = HashMap::new();
+        let started = self.clock.now();
         loop {
             let now = self.clock.now();
+            if self
+                .budget
+                .is_some_and(|b| now.duration_since(started) >= b)
+            {
+                tracing::info!(at = %at, "dispatch pass out of time; the next pass continues");
+                return Ok(report);
+            }
             let until = now
                 .checked_add(CLAIM_LEASE)
                 .map_err(|_| StoreError::Backend("dispatch: time out of range".into()))?;
