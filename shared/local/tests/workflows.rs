@@ -505,7 +505,7 @@ struct SlowClock(std::sync::Mutex<Timestamp>);
 impl tendon_core::ports::Clock for SlowClock {
     fn now(&self) -> Timestamp {
         let mut t = self.0.lock().unwrap();
-        *t = *t + jiff::SignedDuration::from_secs(30);
+        *t += jiff::SignedDuration::from_secs(30);
         *t
     }
 }
