@@ -152,7 +152,6 @@ async fn run(cli: Cli) -> Result<(), String> {
             public_url,
             cliniko_resync_minutes: resync,
         } => {
-            init_logs(true);
             match opened().await? {
                 Opened::Local(q) => serve::serve(q, addr, public_url, resync).await,
                 // As the ingest function runs (see AwsStore::with_ingest_cache).
@@ -221,7 +220,8 @@ fn init_logs(serving: bool) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs(false);
+    // Once, before anything logs: `serve` at info, the other commands at warn.
+    init_logs(matches!(cli.command, Command::Serve { .. }));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
