@@ -165,16 +165,7 @@ impl ClinikoStore for AwsStore {
     async fn put_failure(&self, org: &str, failure: &ClinikoFailure) -> StoreResult<()> {
         const WHAT: &str = "put_failure";
         let item = to_item(WHAT, failure, failure_pk(org), failure.cliniko_id.clone())?;
-        self.count();
-        self.count_writes(1);
-        self.dynamo
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| backend(WHAT, &e))?;
-        Ok(())
+        self.put_if(WHAT, item, None).await.map(|_| ())
     }
 
     async fn clear_failure(&self, org: &str, cliniko_id: &str) -> StoreResult<()> {

@@ -201,25 +201,13 @@ impl ConfigStore for AwsStore {
     async fn update_org(&self, org: &Org) -> StoreResult<()> {
         const WHAT: &str = "update_org";
         let item = org_item(WHAT, org)?;
-        self.count();
-        self.count_writes(1);
-        match self
-            .dynamo
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_exists(pk)")
-            .send()
-            .await
+        if self
+            .put_if(WHAT, item, Some("attribute_exists(pk)"))
+            .await?
         {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(org_not_found(&org.id))
-            }
-            Err(e) => Err(backend(WHAT, &e)),
+            Ok(())
+        } else {
+            Err(org_not_found(&org.id))
         }
     }
 

@@ -107,6 +107,35 @@ pub(crate) fn string_attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
 }
 
 impl AwsStore {
+    /// One PutItem, under `condition` if given: `Ok(false)` if the condition failed.
+    pub(crate) async fn put_if(
+        &self,
+        what: &str,
+        item: Item,
+        condition: Option<&str>,
+    ) -> StoreResult<bool> {
+        self.count();
+        self.count_writes(1);
+        match self
+            .dynamo
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .set_condition_expression(condition.map(str::to_owned))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(crate::backend(what, &e)),
+        }
+    }
+
     /// GetItem, strongly consistent.
     pub(crate) async fn get(&self, what: &str, pk: String, sk: &str) -> StoreResult<Option<Item>> {
         self.count();

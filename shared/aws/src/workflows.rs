@@ -263,26 +263,7 @@ impl AwsStore {
 
     /// One write that must find an existing item: `Ok(false)` if the condition failed.
     async fn put_existing(&self, what: &str, item: Item) -> StoreResult<bool> {
-        self.count();
-        self.count_writes(1);
-        match self
-            .dynamo
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_exists(pk)")
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(backend(what, &e)),
-        }
+        self.put_if(what, item, Some("attribute_exists(pk)")).await
     }
 
     /// The scheduled steps stored in one patient's partition.
@@ -309,26 +290,10 @@ impl WorkflowStore for AwsStore {
             address.trim().to_ascii_lowercase(),
         );
         item.insert("reason".to_owned(), s(reason));
-        self.count();
-        self.count_writes(1);
-        match self
-            .dynamo
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
+        // Suppressed already: the first reason stays.
+        self.put_if(WHAT, item, Some("attribute_not_exists(pk)"))
             .await
-        {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(backend(WHAT, &e)),
-        }
+            .map(|_| ())
     }
 
     /// One GetItem.
