@@ -243,7 +243,8 @@ fn operator_commands_validate_their_input() {
 }
 
 /// Key rotation: `org add-key` prints a second key, once; both keys post for
-/// the org; an unknown org gets no key.
+/// the org; an unknown org gets no key; `org keys` lists them by ID and
+/// `org revoke-key` revokes one (the last only with --allow-none).
 #[test]
 fn a_second_ingest_key_works_beside_the_first() {
     let mut env = Tendon::local("addkey");
@@ -259,4 +260,52 @@ fn a_second_ingest_key_works_beside_the_first() {
     assert_eq!(env.settle("ACME01").len(), 2);
     let (ok, _, err) = env.cli(&["org", "add-key", "--org", "NOPE"]);
     assert!(!ok && err.contains("does not exist"), "{err}");
+
+    // Revocation: the first key stops working at once, the second goes on.
+    let listed = env.ok(&["org", "keys", "--org", "ACME01"]);
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["key_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "{listed}");
+    assert_eq!(ids[1], out["key_id"], "oldest first: {listed}");
+    assert!(
+        !listed.to_string().contains(&second) && !listed.to_string().contains(&first),
+        "keys are never shown again: {listed}"
+    );
+    let revoked = env.ok(&["org", "revoke-key", "--org", "ACME01", "--key-id", ids[0]]);
+    assert_eq!(revoked["revoked"], ids[0]);
+    assert_eq!(revoked["remaining"], 1);
+    let third = WORKED.replace("MSG00042", "MSG00044");
+    assert_eq!(env.post(Some(&first), third.as_bytes()).0, 401);
+    assert_eq!(msa(&env.post(Some(&second), third.as_bytes()).1).0, "AA");
+
+    // The last key needs --allow-none; unknown, short or foreign IDs are refused.
+    let (ok, _, err) = env.cli(&["org", "revoke-key", "--org", "ACME01", "--key-id", ids[1]]);
+    assert!(!ok && err.contains("last ingest key"), "{err}");
+    let (ok, _, err) = env.cli(&["org", "revoke-key", "--org", "ACME01", "--key-id", ids[0]]);
+    assert!(!ok && err.contains("no key with ID"), "{err}");
+    let (ok, _, err) = env.cli(&["org", "revoke-key", "--org", "ACME01", "--key-id", "abc"]);
+    assert!(!ok && err.contains("at least 8 hex digits"), "{err}");
+    let (ok, _, err) = env.cli(&["org", "revoke-key", "--org", "ACME01", "--key", &first]);
+    assert!(!ok && err.contains("not an ingest key"), "{err}");
+    let (ok, _, err) = env.cli(&["org", "revoke-key", "--org", "ACME01"]);
+    assert!(!ok && err.contains("--key-id"), "{err}");
+    let gone = env.ok(&[
+        "org",
+        "revoke-key",
+        "--org",
+        "ACME01",
+        "--key",
+        &second,
+        "--allow-none",
+    ]);
+    assert_eq!(gone["remaining"], 0);
+    assert_eq!(env.post(Some(&second), third.as_bytes()).0, 401);
+    assert_eq!(
+        env.ok(&["org", "keys", "--org", "ACME01"]),
+        serde_json::json!([])
+    );
 }

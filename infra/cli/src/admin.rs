@@ -1,6 +1,7 @@
 //! Operator commands: orgs, locations, practitioners, IE types, patients, messages.
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
+use tendon_core::keys;
 use tendon_core::model::{Location, MessageStatus, Org, PatientRecord, Practitioner};
 use tendon_core::pipeline::{key_hash, new_ingest_key};
 use tendon_core::ports::{ConfigStore, MessageLog, PatientStore, StoreError, WorkflowStore};
@@ -39,6 +40,33 @@ pub enum OrgCommand {
     AddKey {
         #[arg(long)]
         org: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// List an org's ingest keys by key ID (the keys themselves are never
+    /// stored, so never shown again).
+    Keys {
+        #[arg(long)]
+        org: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Revoke one of an org's ingest keys, named by its key ID (from `org
+    /// keys` or `add-key`) or by the key itself. The AWS ingest function may
+    /// accept it for up to 30 s more (its key cache).
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["key_id", "key"])))]
+    RevokeKey {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        key_id: Option<String>,
+        /// The key as the gateway sends it (env TENDON_REVOKE_KEY keeps it
+        /// out of shell history).
+        #[arg(long, env = "TENDON_REVOKE_KEY", hide_env_values = true)]
+        key: Option<String>,
+        /// Allow revoking the org's last key, which stops all its ingest.
+        #[arg(long)]
+        allow_none: bool,
         #[command(flatten)]
         out: JsonFlag,
     },
@@ -221,7 +249,37 @@ pub async fn org(store: &impl ConfigStore, cmd: OrgCommand) -> Result<(), String
                     StoreError::NotFound(_) => format!("org {org:?} does not exist"),
                     other => other.to_string(),
                 })?;
-            return print(out.json, &json!({"org": org, "ingest_key": key}));
+            let hash = key_hash(&key);
+            return print(
+                out.json,
+                &json!({"org": org, "ingest_key": key, "key_id": keys::key_id(&hash)}),
+            );
+        }
+        OrgCommand::Keys { org, out } => {
+            let listed: Vec<Value> = keys::list(store, &org)
+                .await?
+                .iter()
+                .map(|k| json!({"key_id": keys::key_id(&k.hash), "created_at": k.created_at.map(|t| t.to_string())}))
+                .collect();
+            return print(out.json, &Value::Array(listed));
+        }
+        OrgCommand::RevokeKey {
+            org,
+            key_id,
+            key,
+            allow_none,
+            out,
+        } => {
+            let which = match (&key_id, &key) {
+                (Some(id), _) => keys::KeyRef::Id(id),
+                (None, Some(key)) => keys::KeyRef::Key(key),
+                (None, None) => return Err("give --key-id or --key".to_owned()),
+            };
+            let revoked = keys::revoke(store, &org, which, allow_none).await?;
+            return print(
+                out.json,
+                &json!({"org": org, "revoked": revoked.key_id, "remaining": revoked.remaining}),
+            );
         }
     };
     check_zone(&timezone)?;
@@ -245,6 +303,7 @@ pub async fn org(store: &impl ConfigStore, cmd: OrgCommand) -> Result<(), String
         })?;
     let mut v = org_json(&org);
     v["ingest_key"] = json!(key);
+    v["key_id"] = json!(keys::key_id(&key_hash(&key)));
     print(out.json, &v)
 }
 

@@ -2,15 +2,15 @@
 //! (read here, written in `workflows`) workflows, all under `ORG#<org>`
 //! except the keys (`KEY#<hash>`).
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{ConditionCheck, Delete, Put, TransactWriteItem, Update};
 use serde::Serialize;
 use tendon_core::model::{Location, Org, OrgConfig, Practitioner};
-use tendon_core::ports::{ConfigStore, StoreError, StoreResult};
+use tendon_core::ports::{ConfigStore, IngestKey, StoreError, StoreResult};
 use tendon_core::workflow::Workflow;
 
 use crate::items::{
     CONFIG_TOKEN, Item, KEY_SK, LOC_PREFIX, ORG_SK, PRAC_PREFIX, WORKFLOW_PREFIX, from_item, key,
-    key_pk, org_pk, s, string_attr, to_item,
+    key_list_pk, key_pk, org_pk, s, string_attr, to_item,
 };
 use crate::{AwsStore, backend, build, next_seq};
 
@@ -188,6 +188,9 @@ impl ConfigStore for AwsStore {
             TransactWriteItem::builder()
                 .put(put(self, WHAT, key_item, Some("attribute_not_exists(pk)"))?)
                 .build(),
+            TransactWriteItem::builder()
+                .put(put(self, WHAT, key_listing(&org.id, key_hash), None)?)
+                .build(),
         ];
         match self.transact_conditions(WHAT, items).await? {
             None => Ok(()),
@@ -228,11 +231,58 @@ impl ConfigStore for AwsStore {
         let items = vec![
             org_exists_check(self, WHAT, org)?,
             TransactWriteItem::builder().put(key_put).build(),
+            TransactWriteItem::builder()
+                .put(put(self, WHAT, key_listing(org, key_hash), None)?)
+                .build(),
         ];
         match self.transact_conditions(WHAT, items).await? {
             None => Ok(()),
             Some(failed) if failed.first() == Some(&true) => Err(org_not_found(org)),
             Some(_) => Err(StoreError::AlreadyExists("ingest key".to_owned())),
+        }
+    }
+
+    async fn ingest_keys(&self, org: &str) -> StoreResult<Vec<IngestKey>> {
+        let mut keys: Vec<(Option<jiff::Timestamp>, IngestKey)> = self
+            .query_all("ingest_keys", key_list_pk(org))
+            .await?
+            .into_iter()
+            .filter_map(|item| {
+                let hash = string_attr(&item, "sk")?.to_owned();
+                let created_at = string_attr(&item, "created_at").and_then(|t| t.parse().ok());
+                Some((created_at, IngestKey { hash, created_at }))
+            })
+            .collect();
+        // Oldest first (the listing's sort key is the hash).
+        keys.sort_by(|a, b| (a.0, &a.1.hash).cmp(&(b.0, &b.1.hash)));
+        Ok(keys.into_iter().map(|(_, k)| k).collect())
+    }
+
+    /// The key item (only if it is this org's) and its listing, in one
+    /// transaction. A warm ingest function that cached the key keeps
+    /// accepting it for up to its TTL ([`crate::cache::INGEST_TTL`]).
+    async fn revoke_ingest_key(&self, org: &str, key_hash: &str) -> StoreResult<()> {
+        const WHAT: &str = "revoke_ingest_key";
+        let key_delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(key_pk(key_hash), KEY_SK)))
+            .condition_expression("#org = :org")
+            .expression_attribute_names("#org", "org")
+            .expression_attribute_values(":org", s(org))
+            .build()
+            .map_err(|_| build(WHAT))?;
+        let listing_delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(key_list_pk(org), key_hash.to_owned())))
+            .build()
+            .map_err(|_| build(WHAT))?;
+        let items = vec![
+            TransactWriteItem::builder().delete(key_delete).build(),
+            TransactWriteItem::builder().delete(listing_delete).build(),
+        ];
+        match self.transact_conditions(WHAT, items).await? {
+            None => Ok(()),
+            Some(_) => Err(StoreError::NotFound("ingest key".to_owned())),
         }
     }
 
@@ -321,4 +371,14 @@ impl AwsStore {
         self.caches.remember_config(&token, &config);
         Ok(Some((token, config)))
     }
+}
+
+/// The listing item of an org's key, stamped with the time it was issued.
+fn key_listing(org: &str, key_hash: &str) -> Item {
+    let mut item = key(key_list_pk(org), key_hash.to_owned());
+    item.insert(
+        "created_at".to_owned(),
+        s(jiff::Timestamp::now().to_string()),
+    );
+    item
 }

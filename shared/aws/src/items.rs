@@ -28,6 +28,9 @@ pub(crate) fn key_pk(hash: &str) -> String {
     format!("KEY#{hash}")
 }
 pub(crate) const KEY_SK: &str = "KEY";
+pub(crate) fn key_list_pk(org: &str) -> String {
+    format!("ORG#{org}#KEYS")
+}
 
 pub(crate) fn message_pk(org: &str, id: &str) -> String {
     format!("ORG#{org}#MSG#{id}")

@@ -39,6 +39,7 @@
 //! | location | `ORG#<org>` | `LOC#<id>` | `org_config` is one Query of `ORG#<org>` |
 //! | practitioner | `ORG#<org>` | `PRAC#<id>` | |
 //! | ingest key | `KEY#<hash>` | `KEY` | attribute `org` |
+//! | key listing | `ORG#<org>#KEYS` | `<hash>` | attribute `created_at`; written and deleted with the key in one transaction |
 //! | message | `ORG#<org>#MSG#<id>` | `MSG` | the whole [`StoredMessage`](tendon_core::model::StoredMessage), `raw` as a Binary attribute |
 //! | message listing | `ORG#<org>#MSGS` | `<received>#<seq>#<id>` | attribute `id` only; written with the message in one transaction |
 //! | patient | `ORG#<org>#PAT#<id>` | `REC` | [`PatientRecord`](tendon_core::model::PatientRecord), `version` a Number |

@@ -402,6 +402,67 @@ pub async fn ingest_keys<S: Stores>(store: &S) {
         None,
         "contract: a refused add_ingest_key registers nothing"
     );
+
+    // Listing and revoking.
+    let hashes = |keys: Vec<crate::ports::IngestKey>| -> Vec<String> {
+        keys.into_iter().map(|k| k.hash).collect()
+    };
+    let listed = store
+        .ingest_keys(&id)
+        .await
+        .expect("contract: ingest_keys succeeds");
+    assert!(
+        listed.iter().all(|k| k.created_at.is_some()),
+        "contract: a key is listed with the time it was issued"
+    );
+    assert_eq!(
+        hashes(listed),
+        vec![first_key.clone(), second_key.clone()],
+        "contract: an org's keys are listed oldest first"
+    );
+    let other = new_org(store, "ORG").await;
+    assert_eq!(
+        store.revoke_ingest_key(&other, &first_key).await,
+        Err(StoreError::NotFound("ingest key".to_owned())),
+        "contract: another org cannot revoke a key"
+    );
+    assert_eq!(
+        store.org_for_key(&first_key).await.expect("org_for_key"),
+        Some(id.clone()),
+        "contract: a refused revocation leaves the key working"
+    );
+    store
+        .revoke_ingest_key(&id, &first_key)
+        .await
+        .expect("contract: revoke_ingest_key of the org's key succeeds");
+    assert_eq!(
+        store.org_for_key(&first_key).await.expect("org_for_key"),
+        None,
+        "contract: a revoked key leads nowhere"
+    );
+    assert_eq!(
+        hashes(store.ingest_keys(&id).await.expect("ingest_keys")),
+        vec![second_key.clone()],
+        "contract: a revoked key is no longer listed"
+    );
+    assert_eq!(
+        store.revoke_ingest_key(&id, &first_key).await,
+        Err(StoreError::NotFound("ingest key".to_owned())),
+        "contract: revoking a revoked key is NotFound"
+    );
+    assert_eq!(
+        store.org_for_key(&second_key).await.expect("org_for_key"),
+        Some(id.clone()),
+        "contract: revoking one key keeps the others"
+    );
+    assert!(
+        store
+            .ingest_keys(&unique("NOORG"))
+            .await
+            .expect("ingest_keys")
+            .is_empty(),
+        "contract: an unknown org has no keys"
+    );
 }
 
 /// put_location and put_practitioner: NotFound, upsert, sorted and per-org reads.

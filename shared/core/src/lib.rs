@@ -11,6 +11,7 @@ pub mod contract;
 pub mod fields;
 pub mod inspect;
 pub mod join;
+pub mod keys;
 pub mod mapping;
 pub mod model;
 pub mod normalize;

@@ -65,6 +65,15 @@ pub trait ConfigStore: Send + Sync {
         org: &str,
         key_hash: &str,
     ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The org's ingest keys (hashes), oldest first.
+    fn ingest_keys(&self, org: &str) -> impl Future<Output = StoreResult<Vec<IngestKey>>> + Send;
+    /// Removes one of the org's keys; `NotFound` if the org has no key with
+    /// that hash (a key of another org included).
+    fn revoke_ingest_key(
+        &self,
+        org: &str,
+        key_hash: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
     /// The org an ingest key (by hash) belongs to.
     fn org_for_key(
         &self,
@@ -84,6 +93,14 @@ pub trait ConfigStore: Send + Sync {
     ) -> impl Future<Output = StoreResult<()>> + Send;
     /// The org with its locations and practitioners, in one read.
     fn org_config(&self, org: &str) -> impl Future<Output = StoreResult<Option<OrgConfig>>> + Send;
+}
+
+/// An ingest key as stored: its hash and when it was issued (unknown for
+/// keys issued before that was recorded).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IngestKey {
+    pub hash: String,
+    pub created_at: Option<jiff::Timestamp>,
 }
 
 /// The result of storing a received message.

@@ -1,7 +1,7 @@
 //! [`ConfigStore`]: orgs, ingest keys (hashes), locations and practitioners.
 use rusqlite::{Connection, OptionalExtension, params};
 use tendon_core::model::{Location, Org, OrgConfig, Practitioner};
-use tendon_core::ports::{ConfigStore, StoreError, StoreResult};
+use tendon_core::ports::{ConfigStore, IngestKey, StoreError, StoreResult};
 
 use crate::{Fail, SqliteStore, read_tx, write_tx};
 
@@ -54,6 +54,7 @@ impl ConfigStore for SqliteStore {
         let json =
             serde_json::to_string(org).map_err(|e| Fail::Json(e).into_store_error("create_org"))?;
         let (id, key_hash) = (org.id.clone(), key_hash.to_owned());
+        let now = jiff::Timestamp::now().to_string();
         self.run("create_org", move |conn| {
             let tx = write_tx(conn)?;
             let added = tx
@@ -63,8 +64,8 @@ impl ConfigStore for SqliteStore {
                 return Err(Fail::Store(StoreError::AlreadyExists(format!("org {id}"))));
             }
             let added = tx
-                .prepare_cached("INSERT INTO ingest_keys (hash, org) VALUES (?1, ?2) ON CONFLICT (hash) DO NOTHING")?
-                .execute(params![key_hash, id])?;
+                .prepare_cached("INSERT INTO ingest_keys (hash, org, created_at) VALUES (?1, ?2, ?3) ON CONFLICT (hash) DO NOTHING")?
+                .execute(params![key_hash, id, now])?;
             if added == 0 {
                 // Dropping the transaction rolls the org back too.
                 return Err(Fail::Store(StoreError::AlreadyExists("ingest key".to_owned())));
@@ -95,6 +96,7 @@ impl ConfigStore for SqliteStore {
     /// `AlreadyExists`.
     async fn add_ingest_key(&self, org: &str, key_hash: &str) -> StoreResult<()> {
         let (org, key_hash) = (org.to_owned(), key_hash.to_owned());
+        let now = jiff::Timestamp::now().to_string();
         self.run("add_ingest_key", move |conn| {
             let tx = write_tx(conn)?;
             if !org_exists(&tx, &org)? {
@@ -110,12 +112,51 @@ impl ConfigStore for SqliteStore {
                     "ingest key".to_owned(),
                 ))),
                 None => {
-                    tx.prepare_cached("INSERT INTO ingest_keys (hash, org) VALUES (?1, ?2)")?
-                        .execute(params![key_hash, org])?;
+                    tx.prepare_cached(
+                        "INSERT INTO ingest_keys (hash, org, created_at) VALUES (?1, ?2, ?3)",
+                    )?
+                    .execute(params![key_hash, org, now])?;
                     tx.commit()?;
                     Ok(())
                 }
             }
+        })
+        .await
+    }
+
+    async fn ingest_keys(&self, org: &str) -> StoreResult<Vec<IngestKey>> {
+        let org = org.to_owned();
+        self.read_now("ingest_keys", move |conn| {
+            let mut stmt = conn.prepare_cached(
+                // rowid: insertion order, i.e. oldest first.
+                "SELECT hash, created_at FROM ingest_keys WHERE org = ?1 ORDER BY rowid",
+            )?;
+            let rows = stmt.query_map([org], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+            })?;
+            let mut keys = Vec::new();
+            for row in rows {
+                let (hash, created_at) = row?;
+                keys.push(IngestKey {
+                    hash,
+                    created_at: created_at.and_then(|t| t.parse().ok()),
+                });
+            }
+            Ok(keys)
+        })
+        .await
+    }
+
+    async fn revoke_ingest_key(&self, org: &str, key_hash: &str) -> StoreResult<()> {
+        let (org, key_hash) = (org.to_owned(), key_hash.to_owned());
+        self.run("revoke_ingest_key", move |conn| {
+            let removed = conn
+                .prepare_cached("DELETE FROM ingest_keys WHERE hash = ?1 AND org = ?2")?
+                .execute(params![key_hash, org])?;
+            if removed == 0 {
+                return Err(Fail::Store(StoreError::NotFound("ingest key".to_owned())));
+            }
+            Ok(())
         })
         .await
     }

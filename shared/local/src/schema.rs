@@ -167,6 +167,11 @@ CREATE TABLE suppressed_addresses (
     PRIMARY KEY (org, address)
 ) STRICT;
 "#,
+    // 5 → 6: when each ingest key was issued (NULL for older keys), for
+    // `org keys` and revocation.
+    r#"
+ALTER TABLE ingest_keys ADD COLUMN created_at TEXT;
+"#,
 ];
 
 /// Applies the migrations the database has not had, each in its own write
