@@ -69,7 +69,7 @@ impl BootstrapEnv {
 /// [`bootstrap_with`] on the AWS settings of the environment (aws-config's
 /// default chain, `AWS_ENDPOINT_URL` included).
 pub async fn bootstrap(prefix: &str) -> Result<BootstrapEnv, String> {
-    let sdk = aws_config::load_from_env().await;
+    let sdk = crate::sdk::config().await;
     bootstrap_with(&sdk, prefix).await
 }
 

@@ -130,27 +130,33 @@ pub fn event_time(event: &serde_json::Value) -> jiff::Timestamp {
 /// (60 s, template.yaml) less room to send the last claimed batch.
 pub const DISPATCH_BUDGET: jiff::SignedDuration = jiff::SignedDuration::from_secs(40);
 
-/// The `main` of the dispatch function: the store, the mailer and the
-/// unsubscribe secret once per container, then a pass per event.
+/// The `main` of the dispatch function: the store and the mailer once per
+/// container, the unsubscribe secret on the first pass, then a pass per event.
 pub async fn run_dispatch_function() -> Result<(), lambda_runtime::Error> {
     crate::init_lambda_logs();
     let store = AwsStore::from_env().await?;
     let mailer = crate::AwsMailer::from_env().await?;
     let public_url = std::env::var(ENV_PUBLIC_URL)
         .map_err(|_| format!("the environment variable {ENV_PUBLIC_URL} is not set"))?;
-    let secret = store.unsubscribe_secret().await?;
+    // Read by the first pass, not at init: init does no network I/O, so it
+    // stays near a hello-world Lambda's (docs/benchmarks.md).
+    let secret = tokio::sync::OnceCell::<String>::new();
     lambda_runtime::run(lambda_runtime::service_fn(
         |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
             let at = event_time(&event.payload);
-            let dispatcher = tendon_core::workflow::dispatch::Dispatcher {
-                store: &store,
-                mailer: &mailer,
-                public_url: &public_url,
-                unsubscribe_secret: &secret,
-                clock: &tendon_core::ports::SystemClock,
-                budget: Some(DISPATCH_BUDGET),
-            };
+            let (store, mailer, public_url, secret) = (&store, &mailer, &public_url, &secret);
             async move {
+                let secret = secret
+                    .get_or_try_init(|| store.unsubscribe_secret())
+                    .await?;
+                let dispatcher = tendon_core::workflow::dispatch::Dispatcher {
+                    store,
+                    mailer,
+                    public_url,
+                    unsubscribe_secret: secret,
+                    clock: &tendon_core::ports::SystemClock,
+                    budget: Some(DISPATCH_BUDGET),
+                };
                 let report = Box::pin(dispatcher.pass(at)).await?;
                 tracing::info!(sent = report.sent, skipped = report.skipped, failed = report.failed, at = %at, "dispatch pass");
                 Ok::<_, lambda_runtime::Error>(report)

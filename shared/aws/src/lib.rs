@@ -123,6 +123,7 @@ mod messages;
 pub mod pace;
 mod patients;
 mod queue;
+pub mod sdk;
 mod steps;
 mod workflows;
 
@@ -207,7 +208,7 @@ impl AwsStore {
             var(ENV_PATIENTS_QUEUE_URL)?,
             var(ENV_EPISODES_QUEUE_URL)?,
         );
-        let sdk = aws_config::load_from_env().await;
+        let sdk = crate::sdk::config().await;
         Ok(AwsStore::new(
             aws_sdk_dynamodb::Client::new(&sdk),
             aws_sdk_sqs::Client::new(&sdk),

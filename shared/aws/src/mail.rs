@@ -136,7 +136,7 @@ impl AwsMailer {
         }
         let configuration_set = std::env::var(ENV_SES_CONFIGURATION_SET).ok();
         let rate = rate_from_env()?;
-        let sdk = aws_config::load_from_env().await;
+        let sdk = crate::sdk::config().await;
         let mailer = AwsMailer::new(
             aws_sdk_ses::Client::new(&sdk),
             aws_sdk_sns::Client::new(&sdk),

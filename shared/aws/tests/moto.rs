@@ -1300,3 +1300,29 @@ async fn bounces_and_complaints_suppress_the_address_and_the_patient() {
     let after = store.load_patient(&org, patient).await.unwrap().unwrap();
     assert!(after.patient.unsubscribed, "the patient is unsubscribed");
 }
+
+/// The Lambda functions' HTTP client (Amazon Trust Services roots only) builds
+/// its TLS settings and carries requests: a store on it passes a round trip.
+#[tokio::test]
+async fn the_amazon_only_http_client_carries_requests() {
+    let moto = common::moto();
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&moto.endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "moto",
+        ))
+        .http_client(tendon_aws::sdk::amazon_only_http_client())
+        .load()
+        .await;
+    let env = tendon_aws::bootstrap_with(&sdk, &common::unique_prefix("ats"))
+        .await
+        .expect("bootstrap through the Amazon-only client");
+    let store = tendon_aws::AwsStore::from_config(&sdk, &env);
+    let org = tendon_core::contract::org(&tendon_core::contract::unique("ATS"));
+    store
+        .create_org(&org, &tendon_core::contract::unique("hash"))
+        .await
+        .expect("a write through the Amazon-only client");
+    assert!(store.org_config(&org.id).await.expect("a read").is_some());
+}

@@ -1,0 +1,10 @@
+//! A hello-world Lambda: the init-time baseline of `infra/init-time`.
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    run(service_fn(
+        |event: LambdaEvent<serde_json::Value>| async move { Ok::<_, Error>(event.payload) },
+    ))
+    .await
+}

@@ -1,0 +1,72 @@
+//! The AWS SDK configuration of every Tendon process, loaded once.
+//!
+//! In a Lambda function the SDK's HTTPS client trusts only the Amazon Trust
+//! Services roots (`amazon-trust-services.pem`), which issue the certificates
+//! of every AWS service endpoint. That is a narrower trust than the system's
+//! ~140 roots, and it is what keeps a function's init near a hello-world
+//! Lambda's: parsing the system bundle took 6 of its 11 ms
+//! (docs/benchmarks.md, "Lambda init time"). Elsewhere (the CLI, `tendon
+//! serve --backend aws`, tests) the system roots stay, so a TLS-inspecting
+//! proxy or an `AWS_ENDPOINT_URL` with a private CA keeps working.
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::config::SharedHttpClient;
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+use tokio::sync::OnceCell;
+
+/// Amazon Root CA 1-4 and Starfield Services Root G2 (their cross-signer).
+pub const AMAZON_TRUST_SERVICES_PEM: &str = include_str!("amazon-trust-services.pem");
+
+/// An HTTPS client (rustls on aws-lc, as the SDK's default) that trusts only
+/// [`AMAZON_TRUST_SERVICES_PEM`].
+pub fn amazon_only_http_client() -> SharedHttpClient {
+    let trust = TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(AMAZON_TRUST_SERVICES_PEM.as_bytes());
+    // Infallible for a trust store alone; the default context if it ever fails.
+    let context = TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .unwrap_or_default();
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(context)
+        .build_https()
+}
+
+/// The SDK configuration from the environment (aws-config's default chain,
+/// `AWS_ENDPOINT_URL` included), loaded once per process so the store and the
+/// mailer share one HTTP connection pool.
+pub async fn config() -> SdkConfig {
+    static CONFIG: OnceCell<SdkConfig> = OnceCell::const_new();
+    CONFIG
+        .get_or_init(|| async {
+            let loader = aws_config::defaults(BehaviorVersion::latest());
+            let in_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
+            let loader = if in_lambda {
+                loader.http_client(amazon_only_http_client())
+            } else {
+                loader
+            };
+            loader.load().await
+        })
+        .await
+        .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_amazon_roots_are_five_parsable_certificates() {
+        use rustls_pki_types::CertificateDer;
+        use rustls_pki_types::pem::PemObject;
+        let certs: Vec<_> = CertificateDer::pem_slice_iter(AMAZON_TRUST_SERVICES_PEM.as_bytes())
+            .collect::<Result<_, _>>()
+            .expect("every certificate is valid PEM");
+        assert_eq!(certs.len(), 5);
+        let mut roots = rustls::RootCertStore::empty();
+        let (added, rejected) = roots.add_parsable_certificates(certs);
+        assert_eq!((added, rejected), (5, 0), "each is a usable trust anchor");
+    }
+}
