@@ -8,7 +8,8 @@
 //! (docs/benchmarks.md, "Lambda init time"). Elsewhere (the CLI, `tendon
 //! serve --backend aws`, tests) the system roots stay, so a TLS-inspecting
 //! proxy or an `AWS_ENDPOINT_URL` with a private CA keeps working.
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::environment::EnvironmentVariableCredentialsProvider;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::SharedHttpClient;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
 use tokio::sync::OnceCell;
@@ -40,13 +41,23 @@ pub async fn config() -> SdkConfig {
     static CONFIG: OnceCell<SdkConfig> = OnceCell::const_new();
     CONFIG
         .get_or_init(|| async {
-            let loader = aws_config::defaults(BehaviorVersion::latest());
-            let in_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
-            let loader = if in_lambda {
-                loader.http_client(amazon_only_http_client())
-            } else {
-                loader
-            };
+            let mut loader = aws_config::defaults(BehaviorVersion::latest());
+            if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+                // Lambda gives the role's credentials and the region as
+                // environment variables, the first places the default chains
+                // look; naming them skips building the rest of those chains
+                // (profile files, SSO, STS web identity, ECS, IMDS), a third
+                // of a function's init.
+                loader = loader
+                    .http_client(amazon_only_http_client())
+                    .credentials_provider(EnvironmentVariableCredentialsProvider::new());
+                if let Some(region) = std::env::var("AWS_REGION")
+                    .ok()
+                    .filter(|r| !r.trim().is_empty())
+                {
+                    loader = loader.region(Region::new(region));
+                }
+            }
             loader.load().await
         })
         .await
