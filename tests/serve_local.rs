@@ -309,3 +309,56 @@ fn a_second_ingest_key_works_beside_the_first() {
         serde_json::json!([])
     );
 }
+
+/// Per-org field-map overrides (CONTRACT §3): `org field-map --set` moves a
+/// field, the next message is read with it, `--reset` restores the default;
+/// unknown fields, fixed fields and bad paths are refused.
+#[test]
+fn a_field_map_override_moves_a_field_and_resets() {
+    let mut env = Tendon::local("fieldmap");
+    let key = acme(&env);
+    assert_eq!(
+        env.ok(&["org", "field-map", "--org", "ACME01"]),
+        serde_json::json!({"org": "ACME01", "overrides": {}})
+    );
+    let set = env.ok(&[
+        "org",
+        "field-map",
+        "--org",
+        "ACME01",
+        "--set",
+        "case_id=SCH-1.1",
+    ]);
+    assert_eq!(
+        set["overrides"],
+        serde_json::json!({"case_id": ["SCH-1.1"]})
+    );
+    env.serve();
+    assert_eq!(msa(&env.post(Some(&key), WORKED.as_bytes()).1).0, "AA");
+    env.settle("ACME01");
+    let p = env.ok(&["patient", "show", "--org", "ACME01", "--id", "P555"]);
+    let cases: Vec<&str> = p["episodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["case_id"].as_str())
+        .collect();
+    assert_eq!(cases, ["PL-77"], "the case ID came from SCH-1.1: {p}");
+
+    let reset = env.ok(&["org", "field-map", "--org", "ACME01", "--reset", "case_id"]);
+    assert_eq!(reset["overrides"], serde_json::json!({}));
+    for (args, wanted) in [
+        (vec!["--set", "case_number=PV1-19.1"], "case_number"),
+        (vec!["--set", "control_id=MSH-11"], "cannot be overridden"),
+        (vec!["--set", "case_id=PV1-"], "PV1-"),
+        (vec!["--set", "case_id"], "FIELD=PATHS"),
+        (vec!["--set", "case_id="], "--reset case_id"),
+    ] {
+        let mut cmd = vec!["org", "field-map", "--org", "ACME01"];
+        cmd.extend(args);
+        let (ok, _, err) = env.cli(&cmd);
+        assert!(!ok && err.contains(wanted), "{cmd:?}: {err}");
+    }
+    let (ok, _, err) = env.cli(&["org", "field-map", "--org", "NOPE"]);
+    assert!(!ok && err.contains("no org"), "{err}");
+}

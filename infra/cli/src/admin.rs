@@ -43,6 +43,23 @@ pub enum OrgCommand {
         #[command(flatten)]
         out: JsonFlag,
     },
+    /// Show or change the org's HL7 field-map overrides (CONTRACT §3): a
+    /// field read from other paths, first non-empty wins. With no --set or
+    /// --reset it prints them. Messages already stored are re-read with the
+    /// new map by `messages replay`.
+    FieldMap {
+        #[arg(long)]
+        org: String,
+        /// FIELD=PATHS, e.g. `case_id=PV1-50.1` or `clinic_id=AIL-3.4,PV1-3.4`
+        /// (a §3.1 field name; repeatable).
+        #[arg(long = "set", value_name = "FIELD=PATHS")]
+        set: Vec<String>,
+        /// Back to the default path of FIELD (repeatable).
+        #[arg(long = "reset", value_name = "FIELD")]
+        reset: Vec<String>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
     /// List an org's ingest keys by key ID (the keys themselves are never
     /// stored, so never shown again).
     Keys {
@@ -254,6 +271,33 @@ pub async fn org(store: &impl ConfigStore, cmd: OrgCommand) -> Result<(), String
                 out.json,
                 &json!({"org": org, "ingest_key": key, "key_id": keys::key_id(&hash)}),
             );
+        }
+        OrgCommand::FieldMap {
+            org,
+            set,
+            reset,
+            out,
+        } => {
+            let mut o = require_org(store, &org).await?;
+            for field in &reset {
+                o.field_map.set_str(field.trim(), "")?;
+            }
+            for entry in &set {
+                let (field, paths) = entry
+                    .split_once('=')
+                    .ok_or_else(|| format!("--set {entry:?}: expected FIELD=PATHS"))?;
+                if paths.trim().is_empty() {
+                    return Err(format!(
+                        "--set {entry:?}: no path (use --reset {} for the default)",
+                        field.trim()
+                    ));
+                }
+                o.field_map.set_str(field.trim(), paths)?;
+            }
+            if !(set.is_empty() && reset.is_empty()) {
+                store.update_org(&o).await.map_err(err)?;
+            }
+            return print(out.json, &json!({"org": o.id, "overrides": o.field_map}));
         }
         OrgCommand::Keys { org, out } => {
             let listed: Vec<Value> = keys::list(store, &org)
