@@ -1326,3 +1326,49 @@ async fn the_amazon_only_http_client_carries_requests() {
         .expect("a write through the Amazon-only client");
     assert!(store.org_config(&org.id).await.expect("a read").is_some());
 }
+
+/// In a Lambda function (`AWS_LAMBDA_FUNCTION_NAME` set) `sdk::config` takes
+/// the region and the credentials from the environment and works through the
+/// Amazon-only client. The environment is the process's, so the check runs in
+/// a child process: this test re-runs itself with the variables set.
+#[test]
+fn in_lambda_the_sdk_config_comes_from_the_environment() {
+    const TEST: &str = "in_lambda_the_sdk_config_comes_from_the_environment";
+    if std::env::var_os("TENDON_TEST_LAMBDA_CHILD").is_some() {
+        let rt = tokio::runtime::Runtime::new().expect("a runtime");
+        rt.block_on(async {
+            use aws_sdk_dynamodb::config::ProvideCredentials;
+            let sdk = tendon_aws::sdk::config().await;
+            assert_eq!(sdk.region().map(|r| r.as_ref()), Some("eu-west-2"));
+            let creds = sdk
+                .credentials_provider()
+                .expect("a credentials provider")
+                .provide_credentials()
+                .await
+                .expect("credentials from the environment");
+            assert_eq!(creds.access_key_id(), "AKIDLAMBDACHILD");
+            let env = tendon_aws::bootstrap_with(&sdk, &common::unique_prefix("lambda"))
+                .await
+                .expect("a round trip through the function's client");
+            assert!(env.table.contains("lambda"));
+        });
+        return;
+    }
+    let moto = common::moto();
+    let out = std::process::Command::new(std::env::current_exe().expect("the test binary"))
+        .args(["--exact", TEST, "--test-threads", "1"])
+        .env("TENDON_TEST_LAMBDA_CHILD", "1")
+        .env("AWS_LAMBDA_FUNCTION_NAME", "tendon-test")
+        .env("AWS_REGION", "eu-west-2")
+        .env("AWS_ACCESS_KEY_ID", "AKIDLAMBDACHILD")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .output()
+        .expect("the child test runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "child: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
