@@ -139,11 +139,41 @@ pub const ENV_PATIENTS_QUEUE_URL: &str = "TENDON_PATIENTS_QUEUE_URL";
 /// Environment variable with the episodes queue URL.
 pub const ENV_EPISODES_QUEUE_URL: &str = "TENDON_EPISODES_QUEUE_URL";
 
+/// A service client built from its SDK configuration on first use.
+#[derive(Debug)]
+pub(crate) struct LazyClient<C> {
+    sdk: aws_config::SdkConfig,
+    client: std::sync::OnceLock<C>,
+}
+
+impl<C> LazyClient<C> {
+    pub(crate) fn new(sdk: &aws_config::SdkConfig) -> LazyClient<C> {
+        LazyClient {
+            sdk: sdk.clone(),
+            client: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The client, built with `build` the first time.
+    pub(crate) fn get(&self, build: impl FnOnce(&aws_config::SdkConfig) -> C) -> &C {
+        self.client.get_or_init(|| build(&self.sdk))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn is_built(&self) -> bool {
+        self.client.get().is_some()
+    }
+}
+
 /// The AWS store. Cloning is cheap: clones share the clients and the request counter.
+///
+/// The SQS client is built on the first queue operation: four of the seven
+/// functions never queue, and building a client is a fair share of a
+/// function's init (docs/benchmarks.md, "Lambda init time").
 #[derive(Clone, Debug)]
 pub struct AwsStore {
     pub dynamo: aws_sdk_dynamodb::Client,
-    pub sqs: aws_sdk_sqs::Client,
+    sqs: Arc<LazyClient<aws_sdk_sqs::Client>>,
     pub table: String,
     pub patients_queue_url: String,
     pub episodes_queue_url: String,
@@ -153,16 +183,16 @@ pub struct AwsStore {
 }
 
 impl AwsStore {
+    /// A store on `table` and the two queues, with clients from `sdk`.
     pub fn new(
-        dynamo: aws_sdk_dynamodb::Client,
-        sqs: aws_sdk_sqs::Client,
+        sdk: &aws_config::SdkConfig,
         table: impl Into<String>,
         patients_queue_url: impl Into<String>,
         episodes_queue_url: impl Into<String>,
     ) -> AwsStore {
         AwsStore {
-            dynamo,
-            sqs,
+            dynamo: aws_sdk_dynamodb::Client::new(sdk),
+            sqs: Arc::new(LazyClient::new(sdk)),
             table: table.into(),
             patients_queue_url: patients_queue_url.into(),
             episodes_queue_url: episodes_queue_url.into(),
@@ -170,6 +200,11 @@ impl AwsStore {
             item_writes: Arc::new(AtomicU64::new(0)),
             caches: Arc::default(),
         }
+    }
+
+    /// The SQS client, built on first use.
+    pub fn sqs(&self) -> &aws_sdk_sqs::Client {
+        self.sqs.get(aws_sdk_sqs::Client::new)
     }
 
     /// This store as ingest uses it: ingest keys and org configurations are
@@ -185,8 +220,7 @@ impl AwsStore {
     /// Clients from an SDK config, on the resources `env` names.
     pub fn from_config(sdk: &aws_config::SdkConfig, env: &BootstrapEnv) -> AwsStore {
         AwsStore::new(
-            aws_sdk_dynamodb::Client::new(sdk),
-            aws_sdk_sqs::Client::new(sdk),
+            sdk,
             env.table.clone(),
             env.patients_queue_url.clone(),
             env.episodes_queue_url.clone(),
@@ -209,13 +243,7 @@ impl AwsStore {
             var(ENV_EPISODES_QUEUE_URL)?,
         );
         let sdk = crate::sdk::config().await;
-        Ok(AwsStore::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
-            aws_sdk_sqs::Client::new(&sdk),
-            table,
-            patients,
-            episodes,
-        ))
+        Ok(AwsStore::new(&sdk, table, patients, episodes))
     }
 
     /// How many AWS requests this store (and its clones) has sent.
@@ -314,6 +342,21 @@ pub(crate) fn next_seq() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sqs_client_is_built_on_first_use_and_shared_by_clones() {
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+        let store = AwsStore::new(&sdk, "t", "q1", "q2");
+        let clone = store.clone();
+        assert!(!store.sqs.is_built());
+        assert!(
+            std::ptr::eq(clone.sqs(), store.sqs()),
+            "one client for the clones"
+        );
+    }
 
     #[test]
     fn seq_is_strictly_increasing() {

@@ -31,8 +31,8 @@ use tendon_core::ports::{Mailer, SendError};
 use tendon_core::workflow::feedback::{ORG_TAG, PATIENT_TAG, tag_value};
 use tendon_core::workflow::steps::{Channel, Delivery};
 
-use crate::BootstrapEnv;
 use crate::pace::{FALLBACK_SEND_RATE, SendPacer, rate_from_env};
+use crate::{BootstrapEnv, LazyClient};
 
 /// Environment variable with the sender (`addr@domain` or `Name <addr@domain>`,
 /// ASCII), an SES verified identity.
@@ -50,10 +50,15 @@ const WORD_BYTES: usize = 45;
 const THROTTLE_RETRIES: u32 = 3;
 
 /// Sends deliveries through SES and SNS. Cloning is cheap.
+///
+/// Each client is built on its first use, not with the mailer. Most of
+/// dispatch's passes send nothing, and only text steps need SNS, while
+/// building a client (its endpoint rules, partition table and regexes) was a
+/// sixth of dispatch's init (docs/benchmarks.md, "Lambda init time").
 #[derive(Clone, Debug)]
 pub struct AwsMailer {
-    pub ses: aws_sdk_ses::Client,
-    pub sns: aws_sdk_sns::Client,
+    ses: Arc<LazyClient<aws_sdk_ses::Client>>,
+    sns: Arc<LazyClient<aws_sdk_sns::Client>>,
     /// The `From` of every email.
     pub sender: String,
     pub configuration_set: Option<String>,
@@ -64,20 +69,28 @@ pub struct AwsMailer {
 }
 
 impl AwsMailer {
+    /// A mailer whose clients will be built from `sdk`.
     pub fn new(
-        ses: aws_sdk_ses::Client,
-        sns: aws_sdk_sns::Client,
+        sdk: &aws_config::SdkConfig,
         sender: impl Into<String>,
         configuration_set: Option<String>,
     ) -> AwsMailer {
         AwsMailer {
-            ses,
-            sns,
+            ses: Arc::new(LazyClient::new(sdk)),
+            sns: Arc::new(LazyClient::new(sdk)),
             sender: sender.into(),
             configuration_set: configuration_set.filter(|c| !c.trim().is_empty()),
             max_send_rate: None,
             pace: Arc::default(),
         }
+    }
+
+    fn ses(&self) -> &aws_sdk_ses::Client {
+        self.ses.get(aws_sdk_ses::Client::new)
+    }
+
+    fn sns(&self) -> &aws_sdk_sns::Client {
+        self.sns.get(aws_sdk_sns::Client::new)
     }
 
     /// Sends at most `rate` emails per second instead of SES's `MaxSendRate`.
@@ -98,7 +111,7 @@ impl AwsMailer {
         }
         let rate = match self.max_send_rate {
             Some(rate) => rate,
-            None => match self.ses.get_send_quota().send().await {
+            None => match self.ses().get_send_quota().send().await {
                 Ok(quota) if quota.max_send_rate > 0.0 => quota.max_send_rate,
                 Ok(_) => FALLBACK_SEND_RATE,
                 Err(e) => {
@@ -113,8 +126,7 @@ impl AwsMailer {
     /// Clients from an SDK config, with the sender and configuration set `env` names.
     pub fn from_config(sdk: &aws_config::SdkConfig, env: &BootstrapEnv) -> AwsMailer {
         AwsMailer::new(
-            aws_sdk_ses::Client::new(sdk),
-            aws_sdk_sns::Client::new(sdk),
+            sdk,
             env.ses_sender.clone(),
             Some(env.ses_configuration_set.clone()),
         )
@@ -137,12 +149,7 @@ impl AwsMailer {
         let configuration_set = std::env::var(ENV_SES_CONFIGURATION_SET).ok();
         let rate = rate_from_env()?;
         let sdk = crate::sdk::config().await;
-        let mailer = AwsMailer::new(
-            aws_sdk_ses::Client::new(&sdk),
-            aws_sdk_sns::Client::new(&sdk),
-            sender.trim(),
-            configuration_set,
-        );
+        let mailer = AwsMailer::new(&sdk, sender.trim(), configuration_set);
         Ok(match rate {
             Some(rate) => mailer.with_max_send_rate(rate),
             None => mailer,
@@ -181,7 +188,7 @@ impl AwsMailer {
         loop {
             pacer.wait_turn().await;
             let sent = self
-                .ses
+                .ses()
                 .send_raw_email()
                 .source(&self.sender)
                 .destinations(&delivery.to)
@@ -211,7 +218,7 @@ impl AwsMailer {
             .build()
             .map_err(|_| SendError::Unavailable("construction_failure".into()))?;
         let sent = self
-            .sns
+            .sns()
             .publish()
             .phone_number(&delivery.to)
             .message(&delivery.body)
@@ -491,6 +498,22 @@ mod tests {
             .unwrap_or_default()
             .split("\r\n")
             .collect()
+    }
+
+    #[test]
+    fn the_clients_are_built_on_first_use_and_shared_by_clones() {
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+        let mailer = AwsMailer::new(&sdk, "Clinic <clinic@example.com>", None);
+        let clone = mailer.clone();
+        assert!(!mailer.ses.is_built() && !mailer.sns.is_built());
+        let ses = mailer.ses();
+        assert!(std::ptr::eq(ses, clone.ses()), "one client for the clones");
+        assert!(!clone.sns.is_built(), "SNS waits for a text");
+        clone.sns();
+        assert!(mailer.sns.is_built());
     }
 
     #[test]

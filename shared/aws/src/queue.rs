@@ -55,7 +55,7 @@ impl WorkQueue for AwsStore {
         let body = serde_json::to_string(item)
             .map_err(|_| StoreError::Backend(format!("{WHAT}: the item could not be encoded")))?;
         self.count();
-        self.sqs
+        self.sqs()
             .send_message()
             .queue_url(self.queue_url(queue))
             .message_body(body)
@@ -81,7 +81,7 @@ impl AwsStore {
         const WHAT: &str = "queue receive";
         self.count();
         let out = self
-            .sqs
+            .sqs()
             .receive_message()
             .queue_url(self.queue_url(queue))
             .max_number_of_messages(max.clamp(1, 10))
@@ -121,7 +121,7 @@ impl AwsStore {
     /// DeleteMessage: the delivery is done.
     pub async fn delete(&self, queue: QueueName, receipt: &str) -> StoreResult<()> {
         self.count();
-        self.sqs
+        self.sqs()
             .delete_message()
             .queue_url(self.queue_url(queue))
             .receipt_handle(receipt)
@@ -150,7 +150,7 @@ impl AwsStore {
                 .collect::<StoreResult<Vec<_>>>()?;
             self.count();
             let out = self
-                .sqs
+                .sqs()
                 .delete_message_batch()
                 .queue_url(self.queue_url(queue))
                 .set_entries(Some(entries))
