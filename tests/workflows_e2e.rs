@@ -54,6 +54,67 @@ fn workflows_on_the_aws_backend() {
     run_scenarios(Backend::Aws, "wf", SCENARIOS, Deployments::PerScenario);
 }
 
+/// `org suppressions` lists what the feedback function suppressed, and
+/// `org unsuppress` lifts one address (the stores' behaviour, both backends,
+/// is in the store contract).
+#[test]
+fn an_operator_lists_and_lifts_suppressed_addresses() {
+    use tendon_core::ports::WorkflowStore;
+    let t = Tendon::local("suppress");
+    t.clinic("ACME01");
+    let store = tendon_local::SqliteStore::open(t.db()).expect("the deployment's database");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    for (address, reason) in [
+        ("Ana@Example.com", "bounce"),
+        ("bo@example.com", "complaint"),
+    ] {
+        runtime
+            .block_on(store.suppress_address("ACME01", address, reason))
+            .expect("suppressed");
+    }
+    let listed = t.ok(&["org", "suppressions", "--org", "ACME01"]);
+    assert_eq!(
+        listed,
+        json!([
+            {"address": "ana@example.com", "reason": "bounce"},
+            {"address": "bo@example.com", "reason": "complaint"}
+        ])
+    );
+    let lifted = t.ok(&[
+        "org",
+        "unsuppress",
+        "--org",
+        "ACME01",
+        "--address",
+        "ANA@example.com",
+    ]);
+    assert_eq!(lifted["unsuppressed"], "ana@example.com");
+    assert!(
+        !runtime
+            .block_on(store.is_suppressed("ACME01", "ana@example.com"))
+            .expect("read"),
+        "workflow email may go to it again"
+    );
+    let (ok, _, err) = t.cli(&[
+        "org",
+        "unsuppress",
+        "--org",
+        "ACME01",
+        "--address",
+        "ana@example.com",
+    ]);
+    assert!(!ok && err.contains("is not suppressed"), "{err}");
+    let (ok, _, err) = t.cli(&["org", "suppressions", "--org", "NOPE"]);
+    assert!(!ok && err.contains("no org"), "{err}");
+    assert_eq!(
+        t.ok(&["org", "suppressions", "--org", "ACME01"]),
+        json!([{"address": "bo@example.com", "reason": "complaint"}])
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Time, on the clinic's clock.
 

@@ -87,6 +87,24 @@ pub enum OrgCommand {
         #[command(flatten)]
         out: JsonFlag,
     },
+    /// List the email addresses suppressed for the org (a permanent bounce or
+    /// a complaint): no workflow email goes to them.
+    Suppressions {
+        #[arg(long)]
+        org: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Lift an address's suppression, so workflow email may go to it again
+    /// (the patient stays unsubscribed until `patient opt-in --channel email`).
+    Unsuppress {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        address: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
 }
 
 #[derive(Subcommand)]
@@ -248,7 +266,10 @@ async fn require_org(store: &impl ConfigStore, org: &str) -> Result<Org, String>
     }
 }
 
-pub async fn org(store: &impl ConfigStore, cmd: OrgCommand) -> Result<(), String> {
+pub async fn org(
+    store: &(impl ConfigStore + WorkflowStore),
+    cmd: OrgCommand,
+) -> Result<(), String> {
     let (id, name, timezone, ie_types, out) = match cmd {
         OrgCommand::Create {
             id,
@@ -323,6 +344,28 @@ pub async fn org(store: &impl ConfigStore, cmd: OrgCommand) -> Result<(), String
             return print(
                 out.json,
                 &json!({"org": org, "revoked": revoked.key_id, "remaining": revoked.remaining}),
+            );
+        }
+        OrgCommand::Suppressions { org, out } => {
+            require_org(store, &org).await?;
+            let listed = store.suppressed_addresses(&org).await.map_err(err)?;
+            return print(out.json, &json!(listed));
+        }
+        OrgCommand::Unsuppress { org, address, out } => {
+            require_org(store, &org).await?;
+            if !store
+                .unsuppress_address(&org, &address)
+                .await
+                .map_err(err)?
+            {
+                return Err(format!(
+                    "{:?} is not suppressed for org {org:?} (see `tendon org suppressions --org {org}`)",
+                    address.trim()
+                ));
+            }
+            return print(
+                out.json,
+                &json!({"org": org, "unsuppressed": address.trim().to_ascii_lowercase()}),
             );
         }
     };

@@ -24,7 +24,7 @@ use aws_sdk_dynamodb::types::{
 };
 use jiff::Timestamp;
 use tendon_core::join::join_all;
-use tendon_core::ports::{Inserted, StoreError, StoreResult, WorkflowStore};
+use tendon_core::ports::{Inserted, StoreError, StoreResult, Suppression, WorkflowStore};
 use tendon_core::workflow::steps::{Channel, Delivery, DeliveryStatus, ScheduledStep, StepStatus};
 use tendon_core::workflow::{TaskKind, Workflow, WorkflowStatus};
 
@@ -306,6 +306,41 @@ impl WorkflowStore for AwsStore {
             )
             .await?
             .is_some())
+    }
+
+    /// A Query of `ORG#<org>#SUPPRESS` (its `sk` is the address).
+    async fn suppressed_addresses(&self, org: &str) -> StoreResult<Vec<Suppression>> {
+        Ok(self
+            .query_all("suppressed_addresses", format!("ORG#{org}#SUPPRESS"))
+            .await?
+            .iter()
+            .filter_map(|item| {
+                Some(Suppression {
+                    address: string_attr(item, SK)?.to_owned(),
+                    reason: string_attr(item, "reason").unwrap_or_default().to_owned(),
+                })
+            })
+            .collect())
+    }
+
+    /// A DeleteItem that returns the old item, so it tells whether there was one.
+    async fn unsuppress_address(&self, org: &str, address: &str) -> StoreResult<bool> {
+        const WHAT: &str = "unsuppress_address";
+        self.count();
+        self.count_writes(1);
+        let out = self
+            .dynamo
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                format!("ORG#{org}#SUPPRESS"),
+                address.trim().to_ascii_lowercase(),
+            )))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| backend(WHAT, &e))?;
+        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
     }
 
     /// Opts a patient out of (or back into) workflow messages on `channel`: a

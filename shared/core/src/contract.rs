@@ -1701,6 +1701,54 @@ pub async fn suppressed_addresses<S: Stores + crate::ports::WorkflowStore>(store
             .unwrap(),
         "contract: suppression is per org"
     );
+    store
+        .suppress_address(&org_id, "bo@example.com", "complaint")
+        .await
+        .unwrap();
+    let listed = |address: &str, reason: &str| crate::ports::Suppression {
+        address: address.to_owned(),
+        reason: reason.to_owned(),
+    };
+    assert_eq!(
+        store.suppressed_addresses(&org_id).await.unwrap(),
+        vec![
+            listed("ana@example.com", "bounce"),
+            listed("bo@example.com", "complaint")
+        ],
+        "contract: listed by address, lower-cased, with the first reason"
+    );
+    assert!(
+        store
+            .unsuppress_address(&org_id, " ANA@example.com ")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .is_suppressed(&org_id, "ana@example.com")
+            .await
+            .unwrap(),
+        "contract: an unsuppressed address may be mailed again"
+    );
+    assert!(
+        !store
+            .unsuppress_address(&org_id, "ana@example.com")
+            .await
+            .unwrap(),
+        "contract: lifting what is not suppressed says so"
+    );
+    assert_eq!(
+        store.suppressed_addresses(&org_id).await.unwrap(),
+        vec![listed("bo@example.com", "complaint")]
+    );
+    assert!(
+        store
+            .suppressed_addresses(&unique("ORG"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "contract: suppression is per org"
+    );
 }
 
 /// A commit's step updates apply with it while each step is as read; a step

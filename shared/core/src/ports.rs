@@ -95,6 +95,16 @@ pub trait ConfigStore: Send + Sync {
     fn org_config(&self, org: &str) -> impl Future<Output = StoreResult<Option<OrgConfig>>> + Send;
 }
 
+/// An email address no workflow email goes to (see
+/// [`WorkflowStore::suppress_address`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Suppression {
+    /// Lower-cased.
+    pub address: String,
+    /// Why: `bounce`, `complaint`, ... (the first reason recorded).
+    pub reason: String,
+}
+
 /// An ingest key as stored: its hash and when it was issued (unknown for
 /// keys issued before that was recorded).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -385,6 +395,19 @@ pub trait WorkflowStore: Send + Sync {
     ) -> impl Future<Output = StoreResult<()>> + Send;
     /// Whether the address (compared lower-cased) is suppressed for the org.
     fn is_suppressed(
+        &self,
+        org: &str,
+        address: &str,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// The org's suppressed addresses, by address.
+    fn suppressed_addresses(
+        &self,
+        org: &str,
+    ) -> impl Future<Output = StoreResult<Vec<Suppression>>> + Send;
+    /// Lifts the suppression of an address (compared lower-cased) for the
+    /// org, so workflow email may go to it again; `false` if it was not
+    /// suppressed.
+    fn unsuppress_address(
         &self,
         org: &str,
         address: &str,

@@ -3,7 +3,9 @@
 //! embedded mode's [`Mailer`], whose outbox is the deliveries table.
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
-use tendon_core::ports::{Inserted, Mailer, SendError, StoreError, StoreResult, WorkflowStore};
+use tendon_core::ports::{
+    Inserted, Mailer, SendError, StoreError, StoreResult, Suppression, WorkflowStore,
+};
 use tendon_core::workflow::steps::{Channel, Delivery, DeliveryStatus, ScheduledStep, StepUpdate};
 use tendon_core::workflow::{Workflow, WorkflowStatus};
 
@@ -125,6 +127,34 @@ impl WorkflowStore for SqliteStore {
                     "SELECT 1 FROM suppressed_addresses WHERE org = ?1 AND address = ?2",
                 )?
                 .exists([&org, &address])?)
+        })
+        .await
+    }
+
+    async fn suppressed_addresses(&self, org: &str) -> StoreResult<Vec<Suppression>> {
+        let org = org.to_owned();
+        self.read("suppressed_addresses", move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT address, reason FROM suppressed_addresses WHERE org = ?1 ORDER BY address",
+            )?;
+            let rows = stmt.query_map([&org], |row| {
+                Ok(Suppression {
+                    address: row.get(0)?,
+                    reason: row.get(1)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn unsuppress_address(&self, org: &str, address: &str) -> StoreResult<bool> {
+        let (org, address) = (org.to_owned(), address.trim().to_ascii_lowercase());
+        self.run("unsuppress_address", move |conn| {
+            Ok(conn
+                .prepare_cached("DELETE FROM suppressed_addresses WHERE org = ?1 AND address = ?2")?
+                .execute([&org, &address])?
+                > 0)
         })
         .await
     }
