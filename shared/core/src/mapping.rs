@@ -275,8 +275,10 @@ pub struct MappedMessage {
     pub sending_facility: Option<String>,
     pub control_id: Option<String>,
     pub message_type: Option<MessageType>,
-    /// MSH-7, used to keep an older message from overwriting newer state.
-    pub message_time: Option<Timestamp>,
+    /// MSH-7 as an instant (without an offset, read in the clinic's zone like
+    /// the appointment times), used to keep an older message from
+    /// overwriting newer state.
+    pub message_time: Option<jiff::Timestamp>,
     pub patient_id: Option<String>,
     pub patient_family_name: Option<String>,
     pub patient_given_name: Option<String>,
@@ -620,7 +622,9 @@ pub fn extract(msg: &Message<'_>, ctx: &MapContext) -> MappedMessage {
             .locate(msg)
             .primitive()
             .trimmed()
-            .and_then(|t| Timestamp::parse(&t).ok()),
+            .and_then(|t| Timestamp::parse(&t).ok())
+            .and_then(|t| t.to_zoned(zone).ok())
+            .map(|z| z.timestamp()),
         patient_id: r.read_with(F::PatientId, || r.patient_id()).map(|(t, _)| t),
         patient_family_name: r.string(F::PatientFamilyName),
         patient_given_name: r.string(F::PatientGivenName),
@@ -678,6 +682,29 @@ mod tests {
 
     fn map(input: &str) -> MappedMessage {
         map_with(input, &MapContext::default())
+    }
+
+    #[test]
+    fn msh7_without_an_offset_is_read_in_the_clinics_zone() {
+        let at = |input: &str, ctx: &MapContext| {
+            map_with(input, ctx).message_time.map(|t| t.to_string())
+        };
+        let mut ctx = MapContext {
+            time_zone: TimeZone::get("America/Los_Angeles").unwrap(),
+            ..MapContext::default()
+        };
+        let with_offset = at(WORKED, &ctx);
+        assert_eq!(with_offset.as_deref(), Some("2026-11-20T17:30:00Z"));
+        let bare = WORKED.replace("20261120093000-0800", "20261120093000");
+        assert_eq!(
+            at(&bare, &ctx),
+            with_offset,
+            "the same instant, read in the org's zone"
+        );
+        // The appointment's location (Clinic ID 12) has a zone of its own.
+        ctx.location_time_zones
+            .insert("12".into(), TimeZone::get("America/New_York").unwrap());
+        assert_eq!(at(&bare, &ctx).as_deref(), Some("2026-11-20T14:30:00Z"));
     }
 
     #[test]

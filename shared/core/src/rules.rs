@@ -74,9 +74,7 @@ impl Context<'_> {
 
 /// MSH-7 as an RFC 3339 instant, for the stale-update checks.
 pub fn message_time(m: &MappedMessage) -> Option<String> {
-    let ts = m.message_time?;
-    let zoned = ts.to_zoned(&jiff::tz::TimeZone::UTC).ok()?;
-    Some(zoned.timestamp().to_string())
+    m.message_time.map(|t| t.to_string())
 }
 
 /// True when a message with time `msg` may overwrite state last set at `stored`.

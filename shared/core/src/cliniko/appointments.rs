@@ -64,16 +64,6 @@ pub fn status(a: &ClinikoAppointment) -> AppointmentStatus {
     }
 }
 
-/// An RFC 3339 instant as an HL7 timestamp (UTC, to the second).
-fn hl7_time(rfc3339: &str) -> Option<tendon_hl7::Timestamp> {
-    let t = rfc3339.parse::<Timestamp>().ok()?;
-    let text = t
-        .to_zoned(TimeZone::UTC)
-        .strftime("%Y%m%d%H%M%S+0000")
-        .to_string();
-    tendon_hl7::Timestamp::parse(&text).ok()
-}
-
 /// An appointment as the fields an SIU message would carry.
 pub fn as_message(
     config: &OrgConfig,
@@ -100,7 +90,7 @@ pub fn as_message(
             code: "SIU".to_owned(),
             trigger: "S14".to_owned(),
         }),
-        message_time: hl7_time(&a.updated_at),
+        message_time: a.updated_at.parse().ok(),
         patient_id: Some(patient_id.to_owned()),
         appointment_id: Some(a.id.clone()),
         clinic_id: Some(location),
