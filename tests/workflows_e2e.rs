@@ -54,6 +54,88 @@ fn workflows_on_the_aws_backend() {
     run_scenarios(Backend::Aws, "wf", SCENARIOS, Deployments::PerScenario);
 }
 
+/// `workflow retry-step` makes a failed step due again, once, and the next
+/// pass sends it as a delivery of its own.
+#[test]
+fn an_operator_retries_a_failed_step() {
+    use tendon_core::ports::WorkflowStore;
+    use tendon_core::workflow::steps::StepStatus;
+    let mut t = Tendon::local("retry");
+    t.serve();
+    let c = t.clinic("ACME01");
+    import(
+        &t,
+        "ACME01",
+        &workflow(
+            "eve",
+            "appointment_scheduled",
+            json!({}),
+            &[step("before", 1, "days", email("Tomorrow", "See you."))],
+        ),
+    );
+    send_all(&c, &[booking(&c, "M1", "P1", "A1", local(5, 10, 0))]);
+    drop(c);
+    // From here the test's passes are the only ones.
+    t.stop_server();
+    let store = tendon_local::SqliteStore::open(t.db()).expect("the deployment's database");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    // The send failed for good, as a provider's refusal leaves the step.
+    let mut failed = runtime
+        .block_on(store.list_steps("ACME01", Some("P1")))
+        .expect("steps")
+        .remove(0);
+    failed.status = StepStatus::Failed;
+    failed.note = Some("rejected: invalid_address".into());
+    runtime
+        .block_on(store.finish_step(&failed, None))
+        .expect("recorded");
+
+    let retry = |id: &str| {
+        t.cli(&[
+            "workflow",
+            "retry-step",
+            "--org",
+            "ACME01",
+            "--patient",
+            "P1",
+            "--id",
+            id,
+        ])
+    };
+    let (ok, shown, err) = retry(&failed.id);
+    assert!(ok, "{err}");
+    assert_eq!(
+        (&shown["status"], &shown["resends"], &shown["note"]),
+        (&json!("scheduled"), &json!(1), &json!("retried"))
+    );
+    let (ok, _, err) = retry(&failed.id);
+    assert!(!ok && err.contains("not failed"), "{err}");
+    let (ok, _, err) = retry("nope");
+    assert!(!ok && err.contains("has no step"), "{err}");
+
+    let pass = |at: Timestamp| {
+        counts(&t.ok(&[
+            "dispatch",
+            "--at",
+            &at.to_string(),
+            "--public-url",
+            "http://127.0.0.1",
+        ]))
+    };
+    let now = Timestamp::now();
+    assert_eq!(
+        pass(now + 1.minute()),
+        [1, 0, 0],
+        "sent when the operator asked"
+    );
+    assert_eq!(pass(now + 2.minutes()), [0, 0, 0], "and once");
+    let steps = t.ok(&["workflow", "steps", "--org", "ACME01", "--patient", "P1"]);
+    assert_eq!(steps[0]["status"], "sent");
+}
+
 /// `org suppressions` lists what the feedback function suppressed, and
 /// `org unsuppress` lifts one address (the stores' behaviour, both backends,
 /// is in the store contract).

@@ -211,6 +211,15 @@ impl Tendon {
         addr
     }
 
+    /// Stops `tendon serve` (and its once-a-minute dispatcher), so that only
+    /// the test's own passes send from here on.
+    pub fn stop_server(&self) {
+        if let Some(mut server) = self.server.lock().unwrap().take() {
+            let _ = server.child.kill();
+            let _ = server.child.wait();
+        }
+    }
+
     /// The running server's stderr so far.
     pub fn server_log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()

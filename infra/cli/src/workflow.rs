@@ -84,6 +84,20 @@ pub enum WorkflowCommand {
         #[command(flatten)]
         out: JsonFlag,
     },
+    /// Make a failed step (`workflow steps`) due now, as a new send, once
+    /// what made it fail is fixed. The next dispatch pass decides on it as on
+    /// any due step. Prints the step.
+    RetryStep {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        patient: String,
+        /// The step's `id`.
+        #[arg(long)]
+        id: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
 }
 
 #[derive(Subcommand)]
@@ -204,19 +218,37 @@ pub async fn run<S: ConfigStore + WorkflowStore + PatientStore>(
                 .list_steps(&org, patient.as_deref())
                 .await
                 .map_err(err)?;
-            let view: Vec<Value> = steps
-                .iter()
-                .map(|s| {
-                    json!({
-                        "id": s.id, "workflow_id": s.workflow_id, "step": s.step, "occurrence": s.occurrence,
-                        "patient_id": s.patient_id, "appointment_id": s.appointment_id, "kind": s.task.kind.as_str(),
-                        "due_at": s.due_at, "status": s.status.as_str(), "note": s.note,
-                    })
-                })
-                .collect();
+            let view: Vec<Value> = steps.iter().map(step_view).collect();
             print(out.json, &view)
         }
+        WorkflowCommand::RetryStep {
+            org,
+            patient,
+            id,
+            out,
+        } => {
+            require_org(store, &org).await?;
+            let step = tendon_core::workflow::retry::retry_failed_step(
+                store,
+                &org,
+                &patient,
+                &id,
+                jiff::Timestamp::now(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            print(out.json, &step_view(&step))
+        }
     }
+}
+
+/// A scheduled step as `workflow steps` and `retry-step` print it.
+fn step_view(s: &tendon_core::workflow::steps::ScheduledStep) -> Value {
+    json!({
+        "id": s.id, "workflow_id": s.workflow_id, "step": s.step, "occurrence": s.occurrence,
+        "patient_id": s.patient_id, "appointment_id": s.appointment_id, "kind": s.task.kind.as_str(),
+        "due_at": s.due_at, "status": s.status.as_str(), "note": s.note, "resends": s.resends,
+    })
 }
 
 /// Per step of `wf`: how many of its scheduled sends (any version) are

@@ -109,6 +109,40 @@ pub(crate) fn string_attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
+/// A conditional request's output, or `None` if its condition failed.
+pub(crate) fn conditional<O, E, R>(
+    what: &str,
+    result: Result<O, aws_sdk_dynamodb::error::SdkError<E, R>>,
+) -> StoreResult<Option<O>>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(out) => Ok(Some(out)),
+        Err(e)
+            if e.as_service_error().and_then(|e| e.code())
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(backend(what, &e)),
+    }
+}
+
+/// `Ok(true)` if a conditional write happened, `Ok(false)` if its condition
+/// failed.
+pub(crate) fn written<O, E, R>(
+    what: &str,
+    result: Result<O, aws_sdk_dynamodb::error::SdkError<E, R>>,
+) -> StoreResult<bool>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    conditional(what, result).map(|out| out.is_some())
+}
+
 impl AwsStore {
     /// One PutItem, under `condition` if given: `Ok(false)` if the condition failed.
     pub(crate) async fn put_if(
@@ -119,24 +153,15 @@ impl AwsStore {
     ) -> StoreResult<bool> {
         self.count();
         self.count_writes(1);
-        match self
+        let result = self
             .dynamo
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
             .set_condition_expression(condition.map(str::to_owned))
             .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(crate::backend(what, &e)),
-        }
+            .await;
+        written(what, result)
     }
 
     /// GetItem, strongly consistent.

@@ -12,7 +12,7 @@ use crate::items::{
     Item, MESSAGE_SK, RAW_CHUNK_PREFIX, from_item, key, message_list_pk, message_pk, s,
     string_attr, to_item, to_value,
 };
-use crate::{AwsStore, backend, build, next_seq};
+use crate::{AwsStore, build, next_seq};
 
 const RAW: &str = "raw";
 
@@ -228,15 +228,10 @@ impl MessageLog for AwsStore {
             .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::NotFound(format!("message {id}")))
-            }
-            Err(e) => Err(backend(WHAT, &e)),
+        if crate::items::written(WHAT, result)? {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound(format!("message {id}")))
         }
     }
 }

@@ -31,8 +31,8 @@ use tendon_core::workflow::{TaskKind, Workflow, WorkflowStatus};
 use crate::config::{org_changed, put};
 use crate::items::{
     ASSIGNMENT_PREFIX, DELIVERY_SK, DUE_AT, DUE_INDEX, DUE_PK, Item, PK, SK, STEP_PREFIX,
-    WORKFLOW_PREFIX, delivery_list_pk, delivery_pk, from_item, key, org_pk, patient_list_pk,
-    patient_pk, s, string_attr, to_item, to_value,
+    WORKFLOW_PREFIX, conditional, delivery_list_pk, delivery_pk, from_item, key, org_pk,
+    patient_list_pk, patient_pk, s, string_attr, to_item, to_value, written,
 };
 use crate::{AwsStore, backend, build, codec, next_seq};
 
@@ -249,16 +249,9 @@ impl AwsStore {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        match result {
-            Ok(out) => decode_step(WHAT, out.attributes.unwrap_or_default()).map(Some),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(backend(WHAT, &e)),
-        }
+        conditional(WHAT, result)?
+            .map(|out| decode_step(WHAT, out.attributes.unwrap_or_default()))
+            .transpose()
     }
 
     /// One write that must find an existing item: `Ok(false)` if the condition failed.
@@ -426,16 +419,7 @@ impl WorkflowStore for AwsStore {
             .expression_attribute_values(":now", s(Timestamp::now().to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(backend(WHAT, &e)),
-        }
+        written(WHAT, result)
     }
 
     /// A GetItem of the current version, then one transaction: the workflow
@@ -641,6 +625,28 @@ impl WorkflowStore for AwsStore {
                 }
             }
         }
+    }
+
+    /// One PutItem of the step (back on the due index), on condition that the
+    /// stored one is `failed`.
+    async fn reschedule_failed_step(&self, step: &ScheduledStep) -> StoreResult<bool> {
+        const WHAT: &str = "reschedule_failed_step";
+        let mut step = step.clone();
+        step.claimed_until = None;
+        let item = step_item(WHAT, &step)?;
+        self.count();
+        self.count_writes(1);
+        let result = self
+            .dynamo
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_exists(pk) AND #st = :failed")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":failed", to_value(WHAT, &StepStatus::Failed)?)
+            .send()
+            .await;
+        written(WHAT, result)
     }
 
     /// One transaction: the delivery (`attribute_not_exists`) and its listing

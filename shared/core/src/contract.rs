@@ -1399,6 +1399,7 @@ pub async fn run_workflows<S: Stores + crate::ports::WorkflowStore>(make: impl F
     step_updates(&make()).await;
     deliveries(&make()).await;
     suppressed_addresses(&make()).await;
+    failed_steps_are_made_due_again(&make()).await;
 }
 
 pub fn workflow_def(title: &str) -> crate::workflow::Workflow {
@@ -1438,6 +1439,7 @@ pub fn scheduled_step(
         attempts: 0,
         note: None,
         claimed_until: None,
+        resends: 0,
     }
 }
 
@@ -1749,6 +1751,90 @@ pub async fn suppressed_addresses<S: Stores + crate::ports::WorkflowStore>(store
             .is_empty(),
         "contract: suppression is per org"
     );
+}
+
+/// Only a failed step is made due again, once, back in reach of a claim,
+/// as a new send.
+pub async fn failed_steps_are_made_due_again<S: Stores + crate::ports::WorkflowStore>(store: &S) {
+    use crate::workflow::retry::{RetryError, retry_failed_step};
+    use crate::workflow::steps::StepStatus;
+    let org_id = new_org(store, "ORG").await;
+    let patient = unique("P");
+    let m = message(&org_id, &unique("m"), "2026-11-20T17:30:00Z");
+    store.insert_message(&m).await.unwrap();
+    let failing = scheduled_step(&org_id, &patient, 0, "2026-11-20T15:00:00Z");
+    let waiting = scheduled_step(&org_id, &patient, 0, "2026-11-20T20:00:00Z");
+    let mut c = commit(&org_id, &m.id, "patient", Vec::new(), Vec::new());
+    c.scheduled = vec![failing.clone(), waiting.clone()];
+    assert_eq!(store.commit(&c).await, Ok(CommitOutcome::Applied));
+    let mine = |steps: Vec<crate::workflow::steps::ScheduledStep>| -> Vec<_> {
+        steps.into_iter().filter(|s| s.org == org_id).collect()
+    };
+    let at = ts("2026-11-20T15:00:00Z");
+    let mut failed = mine(
+        store
+            .claim_due(at, at, ts("2026-11-20T15:05:00Z"), 10)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(failed.len(), 1);
+    let mut failed = failed.remove(0);
+    failed.status = StepStatus::Failed;
+    failed.attempts = 5;
+    failed.note = Some("gave up after 5 attempts: unavailable".into());
+    store.finish_step(&failed, None).await.unwrap();
+
+    assert!(
+        !store.reschedule_failed_step(&waiting).await.unwrap(),
+        "contract: a step that is not failed is not rescheduled"
+    );
+    let mut unknown = failing.clone();
+    unknown.id = unique("step");
+    assert!(
+        !store.reschedule_failed_step(&unknown).await.unwrap(),
+        "contract: no step is created by a reschedule"
+    );
+    let now = ts("2026-11-20T16:00:00Z");
+    let retried = retry_failed_step(store, &org_id, &patient, &failing.id, now)
+        .await
+        .expect("contract: a failed step is retried");
+    assert_eq!(
+        (
+            retried.status,
+            retried.attempts,
+            retried.resends,
+            retried.due_at.as_str()
+        ),
+        (StepStatus::Scheduled, 0, 1, "2026-11-20T16:00:00Z")
+    );
+    assert_ne!(
+        retried.delivery_key(),
+        failing.delivery_key(),
+        "contract: a resend is a delivery of its own"
+    );
+    assert_eq!(
+        retry_failed_step(store, &org_id, &patient, &failing.id, now).await,
+        Err(RetryError::NotFailed(failing.id.clone(), "scheduled")),
+        "contract: a step is retried once per failure"
+    );
+    let claimed = mine(
+        store
+            .claim_due(now, now, ts("2026-11-20T16:05:00Z"), 10)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        claimed
+            .iter()
+            .map(|s| (s.id.as_str(), s.resends))
+            .collect::<Vec<_>>(),
+        [(failing.id.as_str(), 1)],
+        "contract: the retried step is due again, and only it"
+    );
+    assert!(matches!(
+        retry_failed_step(store, &org_id, &patient, "no-such-step", now).await,
+        Err(RetryError::NotFound { .. })
+    ));
 }
 
 /// A commit's step updates apply with it while each step is as read; a step

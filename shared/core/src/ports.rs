@@ -348,6 +348,13 @@ pub trait WorkflowStore: Send + Sync {
         step: &ScheduledStep,
         next: Option<&ScheduledStep>,
     ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Writes `step`, a failed step made due again (`scheduled`, no claim),
+    /// if the stored step is still `failed`; `false` if there is no such step
+    /// or it is not failed (a retry already took it, say).
+    fn reschedule_failed_step(
+        &self,
+        step: &ScheduledStep,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Records a delivery unless one with its ID exists (then returns that one).
     fn begin_delivery(
         &self,

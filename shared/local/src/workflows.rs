@@ -316,6 +316,28 @@ impl WorkflowStore for SqliteStore {
         .await
     }
 
+    async fn reschedule_failed_step(&self, step: &ScheduledStep) -> StoreResult<bool> {
+        let mut step = step.clone();
+        step.claimed_until = None;
+        let json_step = json("reschedule_failed_step", &step)?;
+        self.run("reschedule_failed_step", move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "UPDATE scheduled_steps SET status = ?3, due_at = ?4, claimed_until = NULL, json = ?5
+                     WHERE id = ?1 AND org = ?2 AND status = 'failed'",
+                )?
+                .execute(params![
+                    step.id,
+                    step.org,
+                    step.status.as_str(),
+                    ms(&step.due_at)?,
+                    json_step
+                ])?
+                > 0)
+        })
+        .await
+    }
+
     async fn begin_delivery(&self, delivery: &Delivery) -> StoreResult<Inserted<Delivery>> {
         let d = delivery.clone();
         let body = json("begin_delivery", &d)?;

@@ -377,6 +377,72 @@ async fn crashes_around_the_send_cost_at_most_one_duplicate_and_lose_nothing() {
     );
 }
 
+/// A provider that refuses every message for good.
+struct RejectingMailer;
+
+impl tendon_core::ports::Mailer for RejectingMailer {
+    async fn send(
+        &self,
+        _: &tendon_core::workflow::steps::Delivery,
+    ) -> Result<String, tendon_core::ports::SendError> {
+        Err(tendon_core::ports::SendError::Rejected(
+            "invalid_address".into(),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn an_operator_retries_a_failed_step_and_it_is_sent_once() {
+    use tendon_core::workflow::retry::{RetryError, retry_failed_step};
+    use tendon_core::workflow::steps::DeliveryStatus;
+    let q = setup().await;
+    q.store()
+        .put_workflow("ACME01", &workflow(WELCOME))
+        .await
+        .unwrap();
+    post(&q, &worked()).await;
+    let t0 = Timestamp::now();
+    let refused = Dispatcher {
+        store: q.store(),
+        mailer: &RejectingMailer,
+        public_url: "https://tendon.example",
+        unsubscribe_secret: "s3cret",
+        clock: &FixedClock(t0),
+        budget: None,
+    }
+    .pass(t0)
+    .await
+    .unwrap();
+    assert_eq!(refused.failed, 1);
+    let step = q.store().list_steps("ACME01", Some("P555")).await.unwrap()[0].clone();
+    assert_eq!(
+        (step.status, step.note.as_deref()),
+        (StepStatus::Failed, Some("rejected: invalid_address"))
+    );
+
+    // The address fixed, the operator retries it: the next pass sends it.
+    let t1 = t0 + jiff::SignedDuration::from_mins(10);
+    retry_failed_step(q.store(), "ACME01", "P555", &step.id, t1)
+        .await
+        .unwrap();
+    assert_eq!(
+        retry_failed_step(q.store(), "ACME01", "P555", &step.id, t1).await,
+        Err(RetryError::NotFailed(step.id.clone(), "scheduled"))
+    );
+    assert_eq!(pass(&q, &t1.to_string()).await.sent, 1);
+    let later = (t1 + jiff::SignedDuration::from_hours(1)).to_string();
+    assert_eq!(pass(&q, &later).await, PassReport::default(), "once");
+    let outbox = q.store().list_deliveries("ACME01").await.unwrap();
+    assert_eq!(
+        outbox.iter().map(|d| d.status).collect::<Vec<_>>(),
+        [DeliveryStatus::Failed, DeliveryStatus::Sent],
+        "the failed delivery stays as it was; the resend is a delivery of its own"
+    );
+    assert_ne!(outbox[0].id, outbox[1].id);
+    let step = q.store().list_steps("ACME01", Some("P555")).await.unwrap()[0].clone();
+    assert_eq!((step.status, step.resends), (StepStatus::Sent, 1));
+}
+
 #[tokio::test]
 async fn concurrent_passes_never_send_a_step_twice() {
     let q = setup().await;

@@ -175,6 +175,7 @@ pub fn enrol(
                 attempts: 0,
                 note: None,
                 claimed_until: None,
+                resends: 0,
             };
             // A reminder whose time passed before the appointment was even
             // booked is recorded as skipped, not sent late.
@@ -228,6 +229,7 @@ pub fn next_occurrence(step: &ScheduledStep) -> Option<ScheduledStep> {
         attempts: 0,
         note: None,
         claimed_until: None,
+        resends: 0,
         ..step.clone()
     })
 }

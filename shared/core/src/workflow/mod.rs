@@ -8,6 +8,7 @@ pub mod enrol;
 pub mod feedback;
 pub mod model;
 pub mod render;
+pub mod retry;
 pub mod schedule;
 pub mod simulate;
 pub mod steps;

@@ -64,6 +64,14 @@ pub struct ScheduledStep {
     /// Set by a dispatcher's claim: nobody else takes it before this instant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claimed_until: Option<String>,
+    /// How many times an operator made it due again after it failed
+    /// (`workflow retry-step`); each is a new send, with a delivery of its own.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resends: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl ScheduledStep {
@@ -77,9 +85,14 @@ impl ScheduledStep {
             }
             _ => format!("event:{}", self.event_id),
         };
+        // A resend is a new send; the first keeps the key it always had.
+        let resend = match self.resends {
+            0 => String::new(),
+            n => format!("\0resend:{n}"),
+        };
         crate::pipeline::sha256_hex(
             format!(
-                "{}\0{}\0{}\0{}\0{}\0{}",
+                "{}\0{}\0{}\0{}\0{}\0{}{resend}",
                 self.org,
                 self.workflow_id,
                 self.workflow_version,
