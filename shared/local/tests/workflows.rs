@@ -309,7 +309,11 @@ impl tendon_core::ports::Mailer for CountingMailer {
     }
 }
 
-async fn pass_with(q: &LocalQueue, mailer: &CountingMailer, at: &str) -> PassReport {
+async fn pass_with(
+    q: &LocalQueue,
+    mailer: &impl tendon_core::ports::Mailer,
+    at: &str,
+) -> PassReport {
     let d = Dispatcher {
         store: q.store(),
         mailer,
@@ -402,17 +406,7 @@ async fn an_operator_retries_a_failed_step_and_it_is_sent_once() {
         .unwrap();
     post(&q, &worked()).await;
     let t0 = Timestamp::now();
-    let refused = Dispatcher {
-        store: q.store(),
-        mailer: &RejectingMailer,
-        public_url: "https://tendon.example",
-        unsubscribe_secret: "s3cret",
-        clock: &FixedClock(t0),
-        budget: None,
-    }
-    .pass(t0)
-    .await
-    .unwrap();
+    let refused = pass_with(&q, &RejectingMailer, &t0.to_string()).await;
     assert_eq!(refused.failed, 1);
     let step = q.store().list_steps("ACME01", Some("P555")).await.unwrap()[0].clone();
     assert_eq!(
