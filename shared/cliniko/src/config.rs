@@ -75,13 +75,13 @@ impl fmt::Debug for ClientConfig {
 /// The key with everything but a valid shard suffix hidden: `****-au2`.
 pub(crate) fn masked_key(api_key: &str) -> String {
     match api_key.rsplit_once('-') {
-        Some((_, suffix)) if is_shard(suffix) => format!("****-{suffix}"),
+        Some((_, suffix)) if is_shard(suffix) => format!("****-{}", suffix.to_ascii_lowercase()),
         _ => "****".to_owned(),
     }
 }
 
 /// The shard an API key belongs to: its suffix after the last `-` (two
-/// lowercase letters and one or two digits, such as `au2` or `uk1`), or
+/// letters and one or two digits, such as `au2` or `UK1`, lowercased), or
 /// `au1` for a key without one. The reason never quotes the key.
 pub fn shard_of(api_key: &str) -> Result<String, ClinikoError> {
     let key = api_key.trim();
@@ -98,19 +98,21 @@ pub fn shard_of(api_key: &str) -> Result<String, ClinikoError> {
         Some(("", _)) => Err(ClinikoError::InvalidKey(
             "nothing precedes the shard suffix".into(),
         )),
-        Some((_, suffix)) if is_shard(suffix) => Ok(suffix.to_owned()),
+        Some((_, suffix)) if is_shard(suffix) => Ok(suffix.to_ascii_lowercase()),
         Some(_) => Err(ClinikoError::InvalidKey(
-            "expected two lowercase letters and one or two digits after the last '-'".into(),
+            "expected two letters and one or two digits after the last '-' (such as -au1 or -uk2)"
+                .into(),
         )),
     }
 }
 
-/// `aa1` or `aa12`: the shape of every Cliniko shard so far. Checked by
-/// shape rather than against a list so that new shards work unchanged.
+/// `aa1` or `aa12`, in either case: the shape of every Cliniko shard so far
+/// (`au1`…`au4`, `uk1`, `uk2`, `ca1`, `us1`, …). Checked by shape rather
+/// than against a list so that new shards work unchanged.
 fn is_shard(s: &str) -> bool {
     let b = s.as_bytes();
     (3..=4).contains(&b.len())
-        && b[..2].iter().all(u8::is_ascii_lowercase)
+        && b[..2].iter().all(u8::is_ascii_alphabetic)
         && b[2..].iter().all(u8::is_ascii_digit)
 }
 
@@ -128,9 +130,16 @@ mod tests {
         assert_eq!(shard_of("MS0xLWl4SzYY-uk1").unwrap(), "uk1");
         assert_eq!(shard_of("MS0xLWl4SzYY-au12").unwrap(), "au12");
         assert_eq!(shard_of("MS0xLWl4SzYY").unwrap(), "au1");
+        // Matched case-insensitively: a key pasted as `…-AU3` is on au3.
+        assert_eq!(shard_of("MS0xLWl4SzYY-AU3").unwrap(), "au3");
+        assert_eq!(shard_of("MS0xLWl4SzYY-Ca1").unwrap(), "ca1");
+        for shard in [
+            "au1", "au2", "au3", "au4", "uk1", "uk2", "ca1", "us1", "nz1",
+        ] {
+            assert_eq!(shard_of(&format!("key-{shard}")).unwrap(), shard);
+        }
         for bad in [
             "",
-            "key-AU1",
             "key-au",
             "key-au123",
             "key-a1",

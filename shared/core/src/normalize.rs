@@ -82,6 +82,81 @@ pub fn phone(raw: &str) -> Option<String> {
     }
 }
 
+/// A number as a clinic typed it (`0412 345 678`, `61444444444`,
+/// `+44 7700 900123`), in E.164, read with the numbering plan of `region`
+/// (an ISO 3166 alpha-2 code) when it carries no `+`. Only numbers that
+/// Google's libphonenumber metadata holds valid for their country are
+/// kept: anything else is not a number we can text. Without a region this
+/// is [`phone`].
+pub fn phone_in_region(raw: &str, region: Option<&str>) -> Option<String> {
+    let Some(region) = region.and_then(|r| r.trim().to_ascii_uppercase().parse().ok()) else {
+        return phone(raw);
+    };
+    let parse = |text: &str| phonenumber::parse(Some(region), text).ok().filter(textable);
+    let trimmed = raw.trim();
+    // A number stored with its country code but no `+` (Cliniko's own
+    // example is `61444444444`) reads as a national number first; if that
+    // is not valid, it is tried as international.
+    let number = parse(trimmed).or_else(|| {
+        (!trimmed.starts_with('+') && trimmed.starts_with(|c: char| c.is_ascii_digit()))
+            .then(|| parse(&format!("+{trimmed}")))
+            .flatten()
+    })?;
+    Some(number.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+/// A number in a range its country's plan holds valid, or at least of a
+/// mobile number's length there: ranges set aside for fiction (Ofcom's
+/// `07700 900xxx`) and ranges newer than the metadata are kept, since the
+/// SMS provider is the real test; a number of the wrong length never is.
+fn textable(number: &phonenumber::PhoneNumber) -> bool {
+    if number.is_valid() {
+        return true;
+    }
+    // The metadata of the number's country code: an invalid number matches
+    // no region's ranges, so it is looked up by code (the main country first).
+    let database = &phonenumber::metadata::DATABASE;
+    let Some(meta) = database
+        .by_code(&number.code().value())
+        .and_then(|m| m.into_iter().find(|m| m.is_main_country_for_code()))
+        .or_else(|| number.metadata(database))
+    else {
+        return false;
+    };
+    let descriptors = meta.descriptors();
+    let lengths = descriptors
+        .mobile()
+        .map(|d| d.possible_length())
+        .filter(|l| !l.is_empty())
+        .unwrap_or_else(|| descriptors.general().possible_length());
+    u16::try_from(number.national().to_string().len()).is_ok_and(|n| lengths.contains(&n))
+}
+
+/// A country as a clinic or Cliniko names it (`Australia`, `United
+/// Kingdom`, `UK`, `NZ`, `AUS`) as its ISO 3166 alpha-2 code.
+pub fn country_code(name: &str) -> Option<String> {
+    let key: String = name
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect();
+    // The one common name ISO does not list: the UK's code is GB.
+    if key == "uk"
+        || key == "greatbritain"
+        || key == "england"
+        || key == "scotland"
+        || key == "wales"
+    {
+        return Some("GB".to_owned());
+    }
+    if key == "usa" || key == "unitedstates" || key == "america" {
+        return Some("US".to_owned());
+    }
+    key.parse::<celes::Country>()
+        .ok()
+        .map(|c| c.alpha2.to_owned())
+}
+
 /// XTN components 5 (country), 6 (area) and 7 (local number) joined.
 pub fn phone_parts(country: &str, area: &str, local: &str) -> Option<String> {
     let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
@@ -162,6 +237,54 @@ mod tests {
             phone_parts("33", "1", "00000000").as_deref(),
             Some("+33100000000")
         );
+    }
+
+    #[test]
+    fn phones_in_a_region() {
+        let cases = [
+            // Cliniko's documented example number: country code, no `+`.
+            ("61444444444", Some("AU"), Some("+61444444444")),
+            ("0412 345 678", Some("AU"), Some("+61412345678")),
+            ("+61 412 345 678", Some("US"), Some("+61412345678")),
+            ("07700 900123", Some("GB"), Some("+447700900123")),
+            ("+44 7700 900123", None, Some("+447700900123")),
+            ("447700900123", Some("GB"), Some("+447700900123")),
+            ("021 123 4567", Some("NZ"), Some("+64211234567")),
+            ("(503) 555-0101", Some("US"), Some("+15035550101")),
+            ("416-555-0199", Some("CA"), Some("+14165550199")),
+            ("(503) 555-0101", None, Some("+15035550101")),
+            // Too short for Australia, and no region reads it.
+            ("0412 345", Some("AU"), None),
+            ("not a number", Some("AU"), None),
+            ("", Some("GB"), None),
+        ];
+        for (raw, region, want) in cases {
+            assert_eq!(
+                phone_in_region(raw, region).as_deref(),
+                want,
+                "{raw} in {region:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn countries() {
+        for (name, want) in [
+            ("Australia", Some("AU")),
+            ("australia ", Some("AU")),
+            ("AU", Some("AU")),
+            ("AUS", Some("AU")),
+            ("United Kingdom", Some("GB")),
+            ("UK", Some("GB")),
+            ("New Zealand", Some("NZ")),
+            ("Canada", Some("CA")),
+            ("United States", Some("US")),
+            ("Ireland", Some("IE")),
+            ("Narnia", None),
+            ("", None),
+        ] {
+            assert_eq!(country_code(name).as_deref(), want, "{name}");
+        }
     }
 
     #[test]
