@@ -630,6 +630,7 @@ fn appointments_make_episodes_and_drive_workflows(t: &Tendon, o: &str) {
         s.upsert_appointment_type(ClinikoAppointmentType {
             id: tid.into(),
             name: name.into(),
+            archived: false,
         });
     }
     let case = ClinikoCase {

@@ -25,6 +25,9 @@ use serde_json::Value as Json;
 #[path = "../../shared/aws/tests/common/mod.rs"]
 pub mod moto;
 
+/// The User-Agent every test deployment sends to Cliniko.
+pub const CLINIKO_USER_AGENT: &str = "Tendon e2e (ci@tendon-health.dev)";
+
 /// CONTRACT §8's worked example, segments ending in CR.
 pub const WORKED: &str = include_str!("../../examples/worked-example.hl7");
 
@@ -142,7 +145,10 @@ impl Tendon {
     /// The `tendon` command, pointed at this deployment.
     pub fn command(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_tendon"));
-        c.env_remove("TENDON_DB").env_remove("TENDON_BACKEND");
+        c.env_remove("TENDON_DB")
+            .env_remove("TENDON_BACKEND")
+            // A deployment names itself and its contact to Cliniko.
+            .env("TENDON_CLINIKO_USER_AGENT", CLINIKO_USER_AGENT);
         match self.backend {
             Backend::Local => {
                 c.arg("--db").arg(&self.db);

@@ -24,6 +24,8 @@ use tendon_fake_cliniko::FakeCliniko;
 use tendon_local::SqliteStore;
 
 const KEY: &str = "MS0xMjM0NTY3ODkwMTIzNDU2Nzg5LWJlbmNo-au1";
+/// Cliniko asks for `Application (contact email)`.
+const UA: &str = "Tendon bench (ci@tendon-health.dev)";
 
 struct Args {
     patients: u64,
@@ -122,7 +124,7 @@ async fn run(a: &Args, n: usize) -> Result<Run, String> {
     let client = Client::new(ClientConfig {
         base_url: connection.base_url.clone(),
         requests_per_minute: a.rate,
-        ..ClientConfig::new(KEY)
+        ..ClientConfig::new(KEY, UA)
     })
     .map_err(|e| e.to_string())?;
     state.clear_requests();

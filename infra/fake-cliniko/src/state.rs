@@ -7,7 +7,8 @@ use base64::Engine as _;
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use tendon_core::cliniko::api::{
-    ClinikoAppointment, ClinikoAppointmentType, ClinikoCase, ClinikoPatient, ClinikoPractitioner,
+    ClinikoAppointment, ClinikoAppointmentType, ClinikoAttendee, ClinikoBusiness, ClinikoCase,
+    ClinikoGroupAppointment, ClinikoPatient, ClinikoPractitioner,
 };
 
 use crate::render::{self, Render};
@@ -101,6 +102,9 @@ struct Inner {
     appointment_types: BTreeMap<u64, Record<ClinikoAppointmentType>>,
     cases: BTreeMap<u64, Record<ClinikoCase>>,
     practitioners: BTreeMap<u64, Record<ClinikoPractitioner>>,
+    businesses: BTreeMap<u64, Record<ClinikoBusiness>>,
+    groups: BTreeMap<u64, Record<ClinikoGroupAppointment>>,
+    attendees: BTreeMap<u64, Record<ClinikoAttendee>>,
 }
 
 /// A request, as `respond` needs it.
@@ -166,6 +170,9 @@ impl FakeState {
                 appointment_types: BTreeMap::new(),
                 cases: BTreeMap::new(),
                 practitioners: BTreeMap::new(),
+                businesses: BTreeMap::new(),
+                groups: BTreeMap::new(),
+                attendees: BTreeMap::new(),
             })),
         }
     }
@@ -334,6 +341,69 @@ impl FakeState {
         self.lock()
             .practitioners
             .insert(id, Record::new(practitioner));
+    }
+
+    /// Adds or replaces a business.
+    pub fn upsert_business(&self, business: ClinikoBusiness) {
+        let id = numeric_id(&business.id);
+        self.lock().businesses.insert(id, Record::new(business));
+    }
+
+    /// Adds or replaces a group appointment (an empty `updated_at` is stamped).
+    pub fn upsert_group_appointment(&self, mut group: ClinikoGroupAppointment) {
+        let id = numeric_id(&group.id);
+        let mut inner = self.lock();
+        if group.updated_at.is_empty() {
+            let previous = inner.groups.get(&id).map(|r| r.value.updated_at.clone());
+            group.updated_at = inner.stamp(previous.as_deref());
+        }
+        inner.groups.insert(id, Record::new(group));
+    }
+
+    /// Adds or replaces an attendee (an empty `updated_at` is stamped).
+    pub fn upsert_attendee(&self, mut attendee: ClinikoAttendee) {
+        let id = numeric_id(&attendee.id);
+        let mut inner = self.lock();
+        if attendee.updated_at.is_empty() {
+            let previous = inner.attendees.get(&id).map(|r| r.value.updated_at.clone());
+            attendee.updated_at = inner.stamp(previous.as_deref());
+        }
+        inner.attendees.insert(id, Record::new(attendee));
+    }
+
+    /// Cancels an individual appointment as Cliniko does: `cancelled_at`
+    /// (and `updated_at`) now; it leaves the main list for `/cancelled`.
+    pub fn cancel_appointment(&self, id: &str) {
+        let key = numeric_id(id);
+        let mut inner = self.lock();
+        let previous = inner
+            .appointments
+            .get(&key)
+            .unwrap_or_else(|| panic!("no appointment {id} in the fake"))
+            .value
+            .updated_at
+            .clone();
+        let now = inner.stamp(Some(&previous));
+        let a = &mut inner.appointments.get_mut(&key).expect("checked").value;
+        a.cancelled_at = Some(now.clone());
+        a.updated_at = now;
+    }
+
+    /// Cancels an attendee's place in a class: `cancelled_at` now.
+    pub fn cancel_attendee(&self, id: &str) {
+        let key = numeric_id(id);
+        let mut inner = self.lock();
+        let previous = inner
+            .attendees
+            .get(&key)
+            .unwrap_or_else(|| panic!("no attendee {id} in the fake"))
+            .value
+            .updated_at
+            .clone();
+        let now = inner.stamp(Some(&previous));
+        let a = &mut inner.attendees.get_mut(&key).expect("checked").value;
+        a.cancelled_at = Some(now.clone());
+        a.updated_at = now;
     }
 
     // --- faults ---
@@ -506,10 +576,10 @@ fn rate_limited_reply(reset: u64, limit: Option<usize>) -> Reply {
     reply
 }
 
-/// One `q[]` filter the fake understands.
+/// One `q[]` filter the fake understands: a date-time comparison, or IDs.
 enum Filter {
-    UpdatedAt(Comparison, Timestamp),
-    PatientIds(Vec<u64>),
+    Time(String, Comparison, Timestamp),
+    Ids(String, Vec<u64>),
 }
 
 #[derive(Clone, Copy)]
@@ -520,47 +590,57 @@ enum Comparison {
     Le,
 }
 
+/// Fields compared as date-times; the others take `=` and IDs.
+const TIME_FIELDS: &[&str] = &[
+    "updated_at",
+    "created_at",
+    "deleted_at",
+    "cancelled_at",
+    "archived_at",
+    "starts_at",
+    "ends_at",
+];
+
 impl Filter {
-    fn parse(q: &str) -> Result<Filter, String> {
+    /// Cliniko's answer to a field a list does not search: 400.
+    fn parse(q: &str, searchable: &[&str]) -> Result<Filter, String> {
         let (field, rest) = q
             .split_once(':')
             .ok_or_else(|| format!("filter {q:?} is not field:operator value"))?;
-        match field {
-            "updated_at" => {
-                let (cmp, value) = if let Some(v) = rest.strip_prefix(">=") {
-                    (Comparison::Ge, v)
-                } else if let Some(v) = rest.strip_prefix("<=") {
-                    (Comparison::Le, v)
-                } else if let Some(v) = rest.strip_prefix('>') {
-                    (Comparison::Gt, v)
-                } else if let Some(v) = rest.strip_prefix('<') {
-                    (Comparison::Lt, v)
-                } else {
-                    return Err(format!("unsupported updated_at operator in {q:?}"));
-                };
-                let at = value
-                    .parse::<Timestamp>()
-                    .map_err(|_| format!("updated_at needs a UTC date-time, got {value:?}"))?;
-                Ok(Filter::UpdatedAt(cmp, at))
-            }
-            "patient_id" => {
-                let ids = rest
-                    .strip_prefix('=')
-                    .ok_or_else(|| format!("unsupported patient_id operator in {q:?}"))?;
-                ids.split(',')
-                    .map(|id| id.trim().parse::<u64>())
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(Filter::PatientIds)
-                    .map_err(|_| format!("patient_id needs numbers, got {ids:?}"))
-            }
-            other => Err(format!("the fake does not filter on {other:?}")),
+        if !searchable.contains(&field) {
+            return Err("This column is not searchable.".to_owned());
         }
+        if TIME_FIELDS.contains(&field) {
+            let (cmp, value) = if let Some(v) = rest.strip_prefix(">=") {
+                (Comparison::Ge, v)
+            } else if let Some(v) = rest.strip_prefix("<=") {
+                (Comparison::Le, v)
+            } else if let Some(v) = rest.strip_prefix('>') {
+                (Comparison::Gt, v)
+            } else if let Some(v) = rest.strip_prefix('<') {
+                (Comparison::Lt, v)
+            } else {
+                return Err(format!("unsupported {field} operator in {q:?}"));
+            };
+            let at = value
+                .parse::<Timestamp>()
+                .map_err(|_| format!("{field} needs a UTC date-time, got {value:?}"))?;
+            return Ok(Filter::Time(field.to_owned(), cmp, at));
+        }
+        let ids = rest
+            .strip_prefix('=')
+            .ok_or_else(|| format!("unsupported {field} operator in {q:?}"))?;
+        ids.split(',')
+            .map(|id| id.trim().parse::<u64>())
+            .collect::<Result<Vec<_>, _>>()
+            .map(|ids| Filter::Ids(field.to_owned(), ids))
+            .map_err(|_| format!("{field} needs numbers, got {ids:?}"))
     }
 
-    fn accepts(&self, updated_at: Option<&str>, patient_id: Option<&str>) -> bool {
+    fn accepts(&self, value: impl Fn(&str) -> Option<String>) -> bool {
         match self {
-            Filter::UpdatedAt(cmp, at) => {
-                let Some(t) = updated_at.and_then(|u| u.parse::<Timestamp>().ok()) else {
+            Filter::Time(field, cmp, at) => {
+                let Some(t) = value(field).and_then(|u| u.parse::<Timestamp>().ok()) else {
                     return false;
                 };
                 match cmp {
@@ -570,7 +650,7 @@ impl Filter {
                     Comparison::Le => t <= *at,
                 }
             }
-            Filter::PatientIds(ids) => patient_id
+            Filter::Ids(field, ids) => value(field)
                 .and_then(|p| p.parse::<u64>().ok())
                 .is_some_and(|p| ids.contains(&p)),
         }
@@ -689,47 +769,180 @@ impl Inner {
             base_url,
             legacy: self.legacy_json,
         };
+        let appointment_on = |a: &ClinikoAppointment, list: Listed| {
+            let cancelled = a.cancelled_at.is_some();
+            let deleted = a.deleted_at.is_some() || a.archived_at.is_some();
+            match list {
+                Listed::Main => !cancelled && !deleted,
+                Listed::Cancelled => cancelled && !deleted,
+                Listed::Deleted => deleted,
+            }
+        };
+        let attendee_on = |a: &ClinikoAttendee, list: Listed| {
+            let cancelled = a.cancelled_at.is_some();
+            let deleted = a.deleted_at.is_some();
+            match list {
+                Listed::Main => !cancelled && !deleted,
+                Listed::Cancelled => cancelled && !deleted,
+                Listed::Deleted => deleted,
+            }
+        };
+        let q = &query;
         match segments.as_slice() {
-            ["patients"] => self.patient_list(&r, path, &query, PatientList::Active),
-            ["patients", "archived"] => self.patient_list(&r, path, &query, PatientList::Archived),
-            ["patients", "deleted"] => self.patient_list(&r, path, &query, PatientList::Deleted),
+            ["patients"] => self.patient_list(&r, path, q, PatientList::Active),
+            ["patients", "archived"] => self.patient_list(&r, path, q, PatientList::Archived),
+            ["patients", "deleted"] => self.patient_list(&r, path, q, PatientList::Deleted),
             ["patients", id] => one(&r, &self.patients, id),
-            ["individual_appointments"] => list(
-                &r,
-                path,
-                "individual_appointments",
-                &query,
-                self.appointments.values(),
-                |a| (Some(a.updated_at.as_str()), a.patient_id.as_deref()),
-            ),
+            ["individual_appointments"] | ["individual_appointments", "cancelled" | "deleted"] => {
+                let which = Listed::of(segments.get(1).copied());
+                list(
+                    &r,
+                    path,
+                    "individual_appointments",
+                    q,
+                    which.searchable(APPOINTMENT_FILTERS),
+                    self.appointments
+                        .values()
+                        .filter(|a| appointment_on(&a.value, which)),
+                    |a: &ClinikoAppointment, f| match f {
+                        "updated_at" => Some(a.updated_at.clone()),
+                        "cancelled_at" => a.cancelled_at.clone(),
+                        "deleted_at" => a.deleted_at.clone(),
+                        "archived_at" => a.archived_at.clone(),
+                        "starts_at" => Some(a.starts_at.clone()),
+                        "id" => Some(a.id.clone()),
+                        "patient_id" => a.patient_id.clone(),
+                        "practitioner_id" => a.practitioner_id.clone(),
+                        _ => None,
+                    },
+                    |rec| r.record(rec),
+                )
+            }
             ["individual_appointments", id] => one(&r, &self.appointments, id),
-            ["appointment_types"] => list(
-                &r,
-                path,
-                "appointment_types",
-                &query,
-                self.appointment_types.values(),
-                |_| (None, None),
-            ),
+            ["appointment_types"] | ["appointment_types", "archived"] => {
+                let archived = segments.len() == 2;
+                list(
+                    &r,
+                    path,
+                    "appointment_types",
+                    q,
+                    &["created_at", "id", "updated_at"],
+                    self.appointment_types
+                        .values()
+                        .filter(|t| t.value.archived == archived),
+                    |t: &ClinikoAppointmentType, f| (f == "id").then(|| t.id.clone()),
+                    |rec| r.record(rec),
+                )
+            }
             ["appointment_types", id] => one(&r, &self.appointment_types, id),
             ["patient_cases"] => list(
                 &r,
                 path,
                 "patient_cases",
-                &query,
+                q,
+                &["created_at", "id", "patient_id", "updated_at"],
                 self.cases.values(),
-                |c| (Some(c.updated_at.as_str()), c.patient_id.as_deref()),
+                |c: &ClinikoCase, f| match f {
+                    "updated_at" => Some(c.updated_at.clone()),
+                    "id" => Some(c.id.clone()),
+                    "patient_id" => c.patient_id.clone(),
+                    _ => None,
+                },
+                |rec| r.record(rec),
             ),
             ["patient_cases", id] => one(&r, &self.cases, id),
-            ["practitioners"] => list(
+            ["practitioners"] | ["practitioners", "inactive"] => {
+                let active = segments.len() == 1;
+                list(
+                    &r,
+                    path,
+                    "practitioners",
+                    q,
+                    &["created_at", "id", "updated_at", "user_id"],
+                    self.practitioners
+                        .values()
+                        .filter(|p| p.value.active == active),
+                    |p: &ClinikoPractitioner, f| (f == "id").then(|| p.id.clone()),
+                    |rec| r.record(rec),
+                )
+            }
+            ["practitioners", id] => one(&r, &self.practitioners, id),
+            ["businesses"] => list(
                 &r,
                 path,
-                "practitioners",
-                &query,
-                self.practitioners.values(),
-                |_| (None, None),
+                "businesses",
+                q,
+                &["created_at", "id", "updated_at"],
+                self.businesses.values(),
+                |b: &ClinikoBusiness, f| (f == "id").then(|| b.id.clone()),
+                |rec| r.record(rec),
             ),
-            ["practitioners", id] => one(&r, &self.practitioners, id),
+            ["businesses", id] => one(&r, &self.businesses, id),
+            ["group_appointments"] | ["group_appointments", "deleted"] => {
+                let deleted = segments.len() == 2;
+                let which = if deleted {
+                    Listed::Deleted
+                } else {
+                    Listed::Main
+                };
+                list(
+                    &r,
+                    path,
+                    "group_appointments",
+                    q,
+                    which.searchable(GROUP_FILTERS),
+                    self.groups
+                        .values()
+                        .filter(|g| g.value.deleted_at.is_some() == deleted),
+                    |g: &ClinikoGroupAppointment, f| match f {
+                        "updated_at" => Some(g.updated_at.clone()),
+                        "deleted_at" => g.deleted_at.clone(),
+                        "starts_at" => Some(g.starts_at.clone()),
+                        "id" => Some(g.id.clone()),
+                        _ => None,
+                    },
+                    |rec| r.record(rec),
+                )
+            }
+            ["group_appointments", id] => one(&r, &self.groups, id),
+            ["attendees"]
+            | ["attendees", "cancelled" | "deleted"]
+            | ["group_appointments", _, "attendees"]
+            | [
+                "group_appointments",
+                _,
+                "attendees",
+                "cancelled" | "deleted",
+            ] => {
+                let (group, rest) = match segments.as_slice() {
+                    ["group_appointments", g, rest @ ..] => (Some(*g), &rest[1..]),
+                    [_, rest @ ..] => (None, rest),
+                    [] => (None, &[][..]),
+                };
+                let which = Listed::of(rest.first().copied());
+                list(
+                    &r,
+                    path,
+                    "attendees",
+                    q,
+                    which.searchable(ATTENDEE_FILTERS),
+                    self.attendees.values().filter(|a| {
+                        attendee_on(&a.value, which)
+                            && group.is_none_or(|g| a.value.booking_id.as_deref() == Some(g))
+                    }),
+                    |a: &ClinikoAttendee, f| match f {
+                        "updated_at" => Some(a.updated_at.clone()),
+                        "deleted_at" => a.deleted_at.clone(),
+                        "cancelled_at" => a.cancelled_at.clone(),
+                        "id" => Some(a.id.clone()),
+                        "patient_id" => a.patient_id.clone(),
+                        "booking_id" => a.booking_id.clone(),
+                        _ => None,
+                    },
+                    |rec| r.record(rec),
+                )
+            }
+            ["attendees", id] => one(&r, &self.attendees, id),
             _ => Reply::error(404, "Not found"),
         }
     }
@@ -741,15 +954,100 @@ impl Inner {
         query: &[(String, String)],
         which: PatientList,
     ) -> Reply {
+        let searchable: &[&str] = match which {
+            // Cliniko's maintainers: a `/deleted` list is searchable by
+            // `deleted_at` and `id` only (`updated_at` is a 400).
+            PatientList::Deleted => &["deleted_at", "id"],
+            _ => &[
+                "created_at",
+                "date_of_birth",
+                "email",
+                "first_name",
+                "id",
+                "last_name",
+                "updated_at",
+            ],
+        };
         list(
             r,
             path,
             "patients",
             query,
+            searchable,
             self.patients.values().filter(|p| on_list(&p.value, which)),
-            // Patients have no patient_id: a patient_id filter matches none.
-            |p| (Some(p.updated_at.as_str()), None),
+            |p: &ClinikoPatient, f| match f {
+                "updated_at" => Some(p.updated_at.clone()),
+                "deleted_at" => p.deleted_at.clone(),
+                "id" => Some(p.id.clone()),
+                "first_name" => p.first_name.clone(),
+                "last_name" => p.last_name.clone(),
+                "email" => p.email.clone(),
+                "date_of_birth" => p.date_of_birth.clone(),
+                _ => None,
+            },
+            |p: &Record<ClinikoPatient>| {
+                if which == PatientList::Deleted {
+                    r.deleted_patient(&p.value)
+                } else {
+                    r.record(p)
+                }
+            },
         )
+    }
+}
+
+/// The filters Cliniko documents for individual appointments.
+const APPOINTMENT_FILTERS: &[&str] = &[
+    "appointment_type_id",
+    "archived_at",
+    "business_id",
+    "cancelled_at",
+    "created_at",
+    "ends_at",
+    "id",
+    "patient_id",
+    "practitioner_id",
+    "repeated_from_id",
+    "starts_at",
+    "updated_at",
+];
+const GROUP_FILTERS: &[&str] = &[
+    "appointment_type_id",
+    "archived_at",
+    "business_id",
+    "created_at",
+    "ends_at",
+    "id",
+    "practitioner_id",
+    "repeated_from_id",
+    "starts_at",
+    "updated_at",
+];
+const ATTENDEE_FILTERS: &[&str] = &["booking_id", "created_at", "id", "patient_id", "updated_at"];
+
+/// Which of a resource's lists: its main one, `/cancelled` or `/deleted`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Listed {
+    Main,
+    Cancelled,
+    Deleted,
+}
+
+impl Listed {
+    fn of(segment: Option<&str>) -> Listed {
+        match segment {
+            Some("cancelled") => Listed::Cancelled,
+            Some("deleted") => Listed::Deleted,
+            _ => Listed::Main,
+        }
+    }
+
+    /// The filters this list takes: a `/deleted` list only `deleted_at` and `id`.
+    fn searchable(self, documented: &'static [&'static str]) -> &'static [&'static str] {
+        match self {
+            Listed::Deleted => &["deleted_at", "id"],
+            _ => documented,
+        }
     }
 }
 
@@ -762,19 +1060,23 @@ fn one<T: Render>(r: &render::Renderer<'_>, records: &BTreeMap<u64, Record<T>>, 
 }
 
 /// A list page: filtered, in ID order (the maps are ordered), paged.
-/// `fields` gives a record's `updated_at` and `patient_id` for the filters.
-fn list<'a, T: Render + 'a>(
+/// `field` gives a record's value of a filter's field; `searchable` are the
+/// fields the list takes filters on.
+#[allow(clippy::too_many_arguments)]
+fn list<'a, T: 'a>(
     r: &render::Renderer<'_>,
     path: &str,
     key: &str,
     query: &[(String, String)],
+    searchable: &[&str],
     records: impl Iterator<Item = &'a Record<T>>,
-    fields: impl Fn(&T) -> (Option<&str>, Option<&str>),
+    field: impl Fn(&T, &str) -> Option<String>,
+    render: impl Fn(&Record<T>) -> Value,
 ) -> Reply {
     let filters = match query
         .iter()
         .filter(|(k, _)| k == "q[]")
-        .map(|(_, v)| Filter::parse(v))
+        .map(|(_, v)| Filter::parse(v, searchable))
         .collect::<Result<Vec<_>, _>>()
     {
         Ok(filters) => filters,
@@ -792,8 +1094,9 @@ fn list<'a, T: Render + 'a>(
         .clamp(1, MAX_PER_PAGE);
     let matching: Vec<&Record<T>> = records
         .filter(|record| {
-            let (updated_at, patient_id) = fields(&record.value);
-            filters.iter().all(|f| f.accepts(updated_at, patient_id))
+            filters
+                .iter()
+                .all(|f| f.accepts(|name| field(&record.value, name)))
         })
         .collect();
     let total = matching.len();
@@ -801,7 +1104,7 @@ fn list<'a, T: Render + 'a>(
         .iter()
         .skip((page - 1).saturating_mul(per_page))
         .take(per_page)
-        .map(|record| r.record(record))
+        .map(|record| render(record))
         .collect();
     let page_url = |page: usize| {
         let mut q = form_urlencoded::Serializer::new(String::new());
@@ -822,7 +1125,13 @@ fn list<'a, T: Render + 'a>(
     }
     let mut body = Map::new();
     body.insert(key.to_owned(), Value::Array(items));
-    body.insert("total_entries".into(), total.into());
+    // Cliniko's own businesses example spells it so.
+    let total_key = if key == "businesses" {
+        "total_entires"
+    } else {
+        "total_entries"
+    };
+    body.insert(total_key.into(), total.into());
     body.insert("links".into(), Value::Object(links));
     Reply::json(200, &Value::Object(body))
 }
@@ -876,8 +1185,9 @@ mod tests {
         );
         assert_eq!(status, 200);
         assert_eq!(body["total_entries"], 5);
-        assert_eq!(body["patients"][0]["id"], "3");
-        assert_eq!(body["patients"][1]["id"], "4");
+        // Integer IDs, as the documented patients example has them.
+        assert_eq!(body["patients"][0]["id"], 3);
+        assert_eq!(body["patients"][1]["id"], 4);
         let next = body["links"]["next"].as_str().unwrap();
         assert_eq!(
             next,
@@ -912,17 +1222,39 @@ mod tests {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|p| p["id"].as_str().unwrap().to_owned())
+                .map(|p| p["id"].to_string())
                 .collect::<Vec<_>>()
         };
         assert!(ids("/v1/patients").is_empty());
         assert_eq!(ids("/v1/patients/archived"), ["1"]);
-        assert_eq!(ids("/v1/patients/deleted"), ["2"]);
+        // A deleted entry is bare, as documented: `deleted_at` and its link.
+        let (_, deleted) = get(&s, "/v1/patients/deleted");
+        assert_eq!(
+            deleted["patients"][0],
+            json!({
+                "deleted_at": "2026-03-01T09:00:02Z",
+                "links": {"self": "http://fake.test/v1/patients/2"}
+            })
+        );
         let (_, two) = get(&s, "/v1/patients/2");
         assert_eq!(
-            two["merged_into"]["links"]["self"],
+            two["merged_with_patient"]["links"]["self"],
             "http://fake.test/v1/patients/3"
         );
+        // `/deleted` lists take `deleted_at` (or `id`), never `updated_at`.
+        assert_eq!(
+            get(
+                &s,
+                "/v1/patients/deleted?q[]=updated_at:>2026-01-01T00:00:00Z"
+            )
+            .0,
+            400
+        );
+        let (status, since) = get(
+            &s,
+            "/v1/patients/deleted?q[]=deleted_at:>2026-03-01T09:00:01Z",
+        );
+        assert_eq!((status, since["total_entries"].as_u64()), (200, Some(1)));
     }
 
     #[test]

@@ -7,16 +7,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::{ACCEPT, HeaderMap, HeaderValue};
 use reqwest::{StatusCode, Url};
-use serde::Deserialize;
 use tendon_core::cliniko::ClinikoConnection;
 use tendon_core::cliniko::api::{
-    ClinikoApi, ClinikoAppointment, ClinikoAppointmentType, ClinikoCase, ClinikoError,
-    ClinikoPatient, ClinikoPractitioner, Page, PatientList,
+    AppointmentList, ClinikoApi, ClinikoAppointment, ClinikoAppointmentType, ClinikoAttendee,
+    ClinikoBusiness, ClinikoCase, ClinikoError, ClinikoGroupAppointment, ClinikoPatient,
+    ClinikoPractitioner, Listing, Page, PatientList,
 };
 
-use crate::config::{ClientConfig, base_url_for_shard, masked_key, shard_of};
+use crate::config::{
+    ClientConfig, base_url_for_shard, check_user_agent, masked_key, shard_of, user_agent_from_env,
+};
 use crate::limiter::RateLimiter;
-use crate::wire::{self, decode_list, decode_one};
+use crate::wire::{self, Wire, decode_list, decode_one};
 
 /// Cliniko's largest page.
 const PER_PAGE: &str = "100";
@@ -74,12 +76,7 @@ impl Client {
             })?;
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        // A header value is visible ASCII: drop anything else rather than fail.
-        let user_agent: String = config
-            .user_agent
-            .chars()
-            .filter(|c| c.is_ascii() && !c.is_ascii_control())
-            .collect();
+        let user_agent = check_user_agent(&config.user_agent)?;
         let mut builder = reqwest::Client::builder()
             .default_headers(headers)
             .user_agent(user_agent)
@@ -109,19 +106,22 @@ impl Client {
         })
     }
 
-    /// A client with the defaults for a stored connection: its key, and its
-    /// base URL override if it has one.
+    /// A client with the defaults for a stored connection: its key, its
+    /// base URL override if it has one, and the deployment's User-Agent
+    /// (`TENDON_CLINIKO_USER_AGENT`; without a valid one, no client).
     pub fn for_connection(connection: &ClinikoConnection) -> Result<Client, ClinikoError> {
-        let mut config = ClientConfig {
+        Client::for_connection_with(connection, &user_agent_from_env()?)
+    }
+
+    /// [`Client::for_connection`] with the given User-Agent.
+    pub fn for_connection_with(
+        connection: &ClinikoConnection,
+        user_agent: &str,
+    ) -> Result<Client, ClinikoError> {
+        Client::new(ClientConfig {
             base_url: connection.base_url.clone(),
-            ..ClientConfig::new(connection.api_key.clone())
-        };
-        if let Ok(agent) = std::env::var(tendon_core::cliniko::ENV_USER_AGENT)
-            && !agent.trim().is_empty()
-        {
-            config.user_agent = agent.trim().to_owned();
-        }
-        Client::new(config)
+            ..ClientConfig::new(connection.api_key.clone(), user_agent)
+        })
     }
 
     /// `https://api.{shard}.cliniko.com/v1`, or the override (no trailing `/`).
@@ -173,17 +173,13 @@ impl Client {
 
     /// A list page: `next` as given, else the first page at `segments` with
     /// `per_page=100` and the filters.
-    async fn list<W, T>(
+    async fn list<W: Wire>(
         &self,
         segments: &[&str],
         key: &str,
         filters: &[String],
         next: Option<&str>,
-    ) -> Result<Page<T>, ClinikoError>
-    where
-        W: for<'de> Deserialize<'de>,
-        T: From<W>,
-    {
+    ) -> Result<Page<W::Record>, ClinikoError> {
         let url = match next {
             Some(next) => self.next_url(next)?,
             None => {
@@ -194,10 +190,47 @@ impl Client {
         };
         let body = self.get(url).await?;
         let page = decode_list::<W>(&body, key)?;
+        if !page.unreadable.is_empty() {
+            tracing::warn!(
+                list = key,
+                unreadable = page.unreadable.len(),
+                "Cliniko records not in the documented shape were skipped"
+            );
+        }
         Ok(Page {
-            items: page.items.into_iter().map(T::from).collect(),
+            items: page.items,
+            unreadable: page.unreadable,
             next: page.links.next,
         })
+    }
+
+    /// A list of changes since `updated_since`: for a `/deleted` list, the
+    /// records deleted since then. Cliniko documents `updated_at` as a
+    /// filter of every list, but answers `400` ("not searchable") to it on a
+    /// `/deleted` list, which its maintainers say takes `deleted_at` or `id`
+    /// only; if a `/deleted` list refuses `deleted_at` too, it is read whole
+    /// (deleted lists are short, and re-reading an entry changes nothing).
+    async fn changes<W: Wire>(
+        &self,
+        segments: &[&str],
+        key: &str,
+        patient_id: Option<&str>,
+        updated_since: Option<&str>,
+        next: Option<&str>,
+    ) -> Result<Page<W::Record>, ClinikoError> {
+        let deleted = segments.last() == Some(&"deleted");
+        let field = if deleted { "deleted_at" } else { "updated_at" };
+        let wanted = filters(patient_id, updated_since, field);
+        match self.list::<W>(segments, key, &wanted, next).await {
+            Err(ClinikoError::Status(400))
+                if deleted && next.is_none() && updated_since.is_some() =>
+            {
+                tracing::info!(list = key, "a deleted list refused its filter: read whole");
+                self.list::<W>(segments, key, &filters(patient_id, None, field), None)
+                    .await
+            }
+            other => other,
+        }
     }
 
     /// GET with the rate limit and retries; the body of a 2xx.
@@ -343,26 +376,35 @@ fn is_loopback(url: &Url) -> bool {
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-/// `updated_at:>T`, with `T` in the UTC form Cliniko documents
+/// `FIELD:>T`, with `T` in the UTC form Cliniko documents
 /// (`2026-01-01T00:00:00Z`). Fractions are dropped, which can only widen the
 /// result; a value that does not parse is sent as given.
-fn updated_filter(updated_since: &str) -> String {
-    let since = match updated_since.trim().parse::<jiff::Timestamp>() {
+fn since_filter(field: &str, since: &str) -> String {
+    let since = match since.trim().parse::<jiff::Timestamp>() {
         Ok(ts) => ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        Err(_) => updated_since.trim().to_owned(),
+        Err(_) => since.trim().to_owned(),
     };
-    format!("updated_at:>{since}")
+    format!("{field}:>{since}")
 }
 
-fn filters(patient_id: Option<&str>, updated_since: Option<&str>) -> Vec<String> {
+fn filters(patient_id: Option<&str>, updated_since: Option<&str>, field: &str) -> Vec<String> {
     let mut filters = Vec::new();
     if let Some(id) = patient_id {
         filters.push(format!("patient_id:={}", id.trim()));
     }
     if let Some(since) = updated_since {
-        filters.push(updated_filter(since));
+        filters.push(since_filter(field, since));
     }
     filters
+}
+
+/// The path of one of Cliniko's appointment-like lists.
+fn list_path(resource: &str, list: AppointmentList) -> Vec<&str> {
+    match list {
+        AppointmentList::Booked => vec![resource],
+        AppointmentList::Cancelled => vec![resource, "cancelled"],
+        AppointmentList::Deleted => vec![resource, "deleted"],
+    }
 }
 
 impl ClinikoApi for Client {
@@ -370,7 +412,7 @@ impl ClinikoApi for Client {
         let url = self.url(&["patients"], &[("per_page", "1")]);
         let body = self.get(url).await?;
         // A 200 that is not Cliniko's list (a wrong base URL) fails here.
-        decode_list::<serde::de::IgnoredAny>(&body, "patients").map(|_| ())
+        decode_list::<wire::Ignored>(&body, "patients").map(|_| ())
     }
 
     async fn patients(
@@ -384,25 +426,27 @@ impl ClinikoApi for Client {
             PatientList::Archived => &["patients", "archived"],
             PatientList::Deleted => &["patients", "deleted"],
         };
-        self.list::<wire::WirePatient, _>(segments, "patients", &filters(None, updated_since), next)
+        self.changes::<wire::WirePatient>(segments, "patients", None, updated_since, next)
             .await
     }
 
     async fn patient(&self, id: &str) -> Result<ClinikoPatient, ClinikoError> {
         let body = self.get(self.url(&["patients", id.trim()], &[])).await?;
-        decode_one::<wire::WirePatient>(&body).map(ClinikoPatient::from)
+        decode_one::<wire::WirePatient>(&body)
     }
 
     async fn appointments(
         &self,
+        list: AppointmentList,
         patient_id: Option<&str>,
         updated_since: Option<&str>,
         next: Option<&str>,
     ) -> Result<Page<ClinikoAppointment>, ClinikoError> {
-        self.list::<wire::WireAppointment, _>(
-            &["individual_appointments"],
+        self.changes::<wire::WireAppointment>(
+            &list_path("individual_appointments", list),
             "individual_appointments",
-            &filters(patient_id, updated_since),
+            patient_id,
+            updated_since,
             next,
         )
         .await
@@ -410,15 +454,15 @@ impl ClinikoApi for Client {
 
     async fn appointment_types(
         &self,
+        listing: Listing,
         next: Option<&str>,
     ) -> Result<Page<ClinikoAppointmentType>, ClinikoError> {
-        self.list::<wire::WireAppointmentType, _>(
-            &["appointment_types"],
-            "appointment_types",
-            &[],
-            next,
-        )
-        .await
+        let segments: &[&str] = match listing {
+            Listing::Current => &["appointment_types"],
+            Listing::Retired => &["appointment_types", "archived"],
+        };
+        self.list::<wire::WireAppointmentType>(segments, "appointment_types", &[], next)
+            .await
     }
 
     async fn patient_cases(
@@ -427,10 +471,11 @@ impl ClinikoApi for Client {
         updated_since: Option<&str>,
         next: Option<&str>,
     ) -> Result<Page<ClinikoCase>, ClinikoError> {
-        self.list::<wire::WireCase, _>(
+        self.changes::<wire::WireCase>(
             &["patient_cases"],
             "patient_cases",
-            &filters(patient_id, updated_since),
+            patient_id,
+            updated_since,
             next,
         )
         .await
@@ -438,9 +483,78 @@ impl ClinikoApi for Client {
 
     async fn practitioners(
         &self,
+        listing: Listing,
         next: Option<&str>,
     ) -> Result<Page<ClinikoPractitioner>, ClinikoError> {
-        self.list::<wire::WirePractitioner, _>(&["practitioners"], "practitioners", &[], next)
+        let segments: &[&str] = match listing {
+            Listing::Current => &["practitioners"],
+            Listing::Retired => &["practitioners", "inactive"],
+        };
+        let mut page = self
+            .list::<wire::WirePractitioner>(segments, "practitioners", &[], next)
+            .await?;
+        if listing == Listing::Retired {
+            for p in &mut page.items {
+                p.active = false;
+            }
+        }
+        Ok(page)
+    }
+
+    async fn businesses(&self, next: Option<&str>) -> Result<Page<ClinikoBusiness>, ClinikoError> {
+        self.list::<wire::WireBusiness>(&["businesses"], "businesses", &[], next)
+            .await
+    }
+
+    async fn group_appointments(
+        &self,
+        deleted: bool,
+        updated_since: Option<&str>,
+        next: Option<&str>,
+    ) -> Result<Page<ClinikoGroupAppointment>, ClinikoError> {
+        let segments: &[&str] = if deleted {
+            &["group_appointments", "deleted"]
+        } else {
+            &["group_appointments"]
+        };
+        self.changes::<wire::WireGroupAppointment>(
+            segments,
+            "group_appointments",
+            None,
+            updated_since,
+            next,
+        )
+        .await
+    }
+
+    async fn group_appointments_by_id(
+        &self,
+        ids: &[String],
+        next: Option<&str>,
+    ) -> Result<Page<ClinikoGroupAppointment>, ClinikoError> {
+        let ids: Vec<&str> = ids.iter().map(|i| i.trim()).collect();
+        let filter = [format!("id:={}", ids.join(","))];
+        self.list::<wire::WireGroupAppointment>(
+            &["group_appointments"],
+            "group_appointments",
+            &filter,
+            next,
+        )
+        .await
+    }
+
+    async fn attendees(
+        &self,
+        list: AppointmentList,
+        group_appointment_id: Option<&str>,
+        updated_since: Option<&str>,
+        next: Option<&str>,
+    ) -> Result<Page<ClinikoAttendee>, ClinikoError> {
+        let mut segments = list_path("attendees", list);
+        if let Some(group) = group_appointment_id {
+            segments = [&["group_appointments", group.trim()][..], &segments[..]].concat();
+        }
+        self.changes::<wire::WireAttendee>(&segments, "attendees", None, updated_since, next)
             .await
     }
 }
@@ -452,17 +566,24 @@ mod tests {
     #[test]
     fn filters_are_utc_seconds() {
         assert_eq!(
-            updated_filter("2026-01-01T10:00:00.250+10:00"),
+            since_filter("updated_at", "2026-01-01T10:00:00.250+10:00"),
             "updated_at:>2026-01-01T00:00:00Z"
         );
-        assert_eq!(updated_filter("yesterday"), "updated_at:>yesterday");
+        assert_eq!(
+            since_filter("updated_at", "yesterday"),
+            "updated_at:>yesterday"
+        );
+        assert_eq!(
+            since_filter("deleted_at", "2026-01-01T00:00:00Z"),
+            "deleted_at:>2026-01-01T00:00:00Z"
+        );
     }
 
     #[test]
     fn urls_are_encoded() {
         let client = Client::new(ClientConfig {
             base_url: Some("https://example.test/v1/".into()),
-            ..ClientConfig::new("k-au2")
+            ..ClientConfig::new("k-au2", "Tendon tests (ci@tendon-health.dev)")
         })
         .unwrap();
         assert_eq!(client.base_url(), "https://example.test/v1");
@@ -480,7 +601,7 @@ mod tests {
     fn next_links_stay_inside_the_base() {
         let client = Client::new(ClientConfig {
             base_url: Some("https://example.test/v1".into()),
-            ..ClientConfig::new("k-au2")
+            ..ClientConfig::new("k-au2", "Tendon tests (ci@tendon-health.dev)")
         })
         .unwrap();
         assert!(
@@ -503,7 +624,7 @@ mod tests {
     fn backoff_grows_with_jitter() {
         let client = Client::new(ClientConfig {
             retry_base: Duration::from_millis(100),
-            ..ClientConfig::new("k")
+            ..ClientConfig::new("k", "Tendon tests (ci@tendon-health.dev)")
         })
         .unwrap();
         for n in 1..=4 {

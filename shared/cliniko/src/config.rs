@@ -7,9 +7,56 @@ use tendon_core::cliniko::api::ClinikoError;
 /// The shard of keys made before Cliniko had shards (no suffix).
 pub const DEFAULT_SHARD: &str = "au1";
 
-/// The `User-Agent` sent unless configured: Cliniko asks for
-/// `Vendor (contact email)` and may block requests without one.
-pub const DEFAULT_USER_AGENT: &str = "Tendon (integrations@tendon.example)";
+/// Checks a `User-Agent` for Cliniko: `Application (contact email)`, the
+/// form Cliniko asks of every integration (it may block requests that do
+/// not name an application and a way to reach its owner). A reserved
+/// domain (`example.com`, `*.example`, `*.test`, `*.invalid`) reaches no
+/// one, so it is refused too. Returns the value trimmed.
+pub fn check_user_agent(value: &str) -> Result<String, ClinikoError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(ClinikoError::UserAgent("none is set".into()));
+    }
+    let contact = value
+        .rsplit_once('(')
+        .and_then(|(name, rest)| {
+            let email = rest.strip_suffix(')')?.trim();
+            (!name.trim().is_empty()).then_some(email)
+        })
+        .filter(|email| {
+            email.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty() && domain.contains('.') && !domain.contains(char::is_whitespace)
+            })
+        })
+        .ok_or_else(|| {
+            ClinikoError::UserAgent("it is not of the form `Application (contact email)`".into())
+        })?;
+    let domain = contact
+        .rsplit_once('@')
+        .map_or("", |(_, d)| d)
+        .to_ascii_lowercase();
+    let reserved = ["example.com", "example.net", "example.org"].contains(&domain.as_str())
+        || [".example", ".test", ".invalid", ".localhost", ".local"]
+            .iter()
+            .any(|tld| domain.ends_with(tld));
+    if reserved {
+        return Err(ClinikoError::UserAgent(
+            "its contact is a placeholder address that reaches no one".into(),
+        ));
+    }
+    if value.chars().any(|c| !c.is_ascii() || c.is_ascii_control()) {
+        return Err(ClinikoError::UserAgent(
+            "it has characters an HTTP header cannot carry".into(),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// The deployment's `User-Agent` for Cliniko, from
+/// `TENDON_CLINIKO_USER_AGENT`, checked by [`check_user_agent`].
+pub fn user_agent_from_env() -> Result<String, ClinikoError> {
+    check_user_agent(&std::env::var(tendon_core::cliniko::ENV_USER_AGENT).unwrap_or_default())
+}
 
 /// How a [`Client`](crate::Client) talks to Cliniko. The defaults follow
 /// Cliniko's documented limits; tests shorten the windows and delays.
@@ -19,7 +66,7 @@ pub struct ClientConfig {
     pub api_key: String,
     /// Replaces `https://api.{shard}.cliniko.com/v1` (for tests and fakes).
     pub base_url: Option<String>,
-    /// `Vendor (contact email)`.
+    /// `Application (contact email)`: checked by [`check_user_agent`].
     pub user_agent: String,
     /// How many requests the client sends per `rate_window` at most (Cliniko
     /// allows 200 a minute per key). 0 is taken as 1.
@@ -40,12 +87,13 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    /// Cliniko's defaults for `api_key`.
-    pub fn new(api_key: impl Into<String>) -> Self {
+    /// Cliniko's defaults for `api_key`, sent with `user_agent`
+    /// (`Application (contact email)`).
+    pub fn new(api_key: impl Into<String>, user_agent: impl Into<String>) -> Self {
         ClientConfig {
             api_key: api_key.into(),
             base_url: None,
-            user_agent: DEFAULT_USER_AGENT.to_owned(),
+            user_agent: user_agent.into(),
             requests_per_minute: 200,
             rate_window: Duration::from_secs(60),
             max_attempts: 4,
@@ -153,6 +201,29 @@ mod tests {
                 matches!(shard_of(bad), Err(ClinikoError::InvalidKey(_))),
                 "{bad:?}"
             );
+        }
+    }
+
+    #[test]
+    fn user_agents_name_an_application_and_a_reachable_contact() {
+        assert_eq!(
+            check_user_agent(" Acme Physio Tendon (it@acmephysio.com.au) ").unwrap(),
+            "Acme Physio Tendon (it@acmephysio.com.au)"
+        );
+        for bad in [
+            "",
+            "   ",
+            "Tendon",
+            "Tendon (nobody)",
+            "(it@acmephysio.com.au)",
+            "Tendon (integrations@tendon.example)",
+            "Tendon (me@example.com)",
+            "Tendon (ci@tendon.test)",
+            "Tendön (it@acmephysio.com.au)",
+        ] {
+            let e = check_user_agent(bad).unwrap_err();
+            assert!(matches!(e, ClinikoError::UserAgent(_)), "{bad:?}");
+            assert!(e.to_string().contains("TENDON_CLINIKO_USER_AGENT"), "{e}");
         }
     }
 

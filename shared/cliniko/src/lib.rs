@@ -6,7 +6,10 @@
 //! use tendon_cliniko::{Client, ClientConfig};
 //! use tendon_core::cliniko::api::{ClinikoApi, PatientList};
 //!
-//! let client = Client::new(ClientConfig::new("MS0xLWl4SzYY-au2"))?; // https://api.au2.cliniko.com/v1
+//! let client = Client::new(ClientConfig::new(
+//!     "MS0xLWl4SzYY-au2",                            // https://api.au2.cliniko.com/v1
+//!     "Acme Physio Tendon (it@acmephysio.com.au)", // who Cliniko can contact
+//! ))?;
 //! client.verify().await?;
 //! let mut next = None;
 //! loop {
@@ -26,7 +29,8 @@
 //!   URL, unless [`ClientConfig::base_url`] overrides it.
 //! - Requests carry HTTP Basic auth (the key, no password),
 //!   `Accept: application/json` and a `User-Agent` of the form
-//!   `Vendor (contact email)`.
+//!   `Application (contact email)`, which Cliniko requires: a client is not
+//!   built without one ([`check_user_agent`]).
 //! - Lists ask for 100 a page and hand back Cliniko's `links.next`, which is
 //!   only followed when it points inside the base URL (the key is never sent
 //!   elsewhere).
@@ -42,7 +46,10 @@ mod limiter;
 mod wire;
 
 pub use client::Client;
-pub use config::{ClientConfig, DEFAULT_SHARD, DEFAULT_USER_AGENT, base_url_for_shard, shard_of};
+pub use config::{
+    ClientConfig, DEFAULT_SHARD, base_url_for_shard, check_user_agent, shard_of,
+    user_agent_from_env,
+};
 
 /// [`Client::for_connection`] as a plain function, for callers that take a
 /// `Fn(&ClinikoConnection) -> Result<impl ClinikoApi, ClinikoError>`.

@@ -6,12 +6,14 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 use tendon_cliniko::{Client, ClientConfig, base_url_for_shard, shard_of};
 use tendon_core::cliniko::ClinikoConnection;
 use tendon_core::cliniko::api::{
-    ClinikoApi, ClinikoAppointment, ClinikoAppointmentType, ClinikoCase, ClinikoError,
-    ClinikoPatient, ClinikoPhone, ClinikoPractitioner, PatientList,
+    AppointmentList, ClinikoApi, ClinikoAppointment, ClinikoAppointmentType, ClinikoCase,
+    ClinikoError, ClinikoPatient, ClinikoPhone, ClinikoPractitioner, Listing, PatientList,
 };
 use tendon_fake_cliniko::FakeCliniko;
 
 const KEY: &str = "MS0xLWl4SzYYsecretkeybody-au2";
+/// Cliniko asks for `Application (contact email)`.
+const UA: &str = "Tendon tests (ci@tendon-health.dev)";
 
 /// A client for the fake, with fast retries.
 fn config(fake: &FakeCliniko) -> ClientConfig {
@@ -20,7 +22,7 @@ fn config(fake: &FakeCliniko) -> ClientConfig {
         retry_base: Duration::from_millis(2),
         max_attempts: 3,
         max_rate_limit_wait: Duration::from_secs(5),
-        ..ClientConfig::new(KEY)
+        ..ClientConfig::new(KEY, UA)
     }
 }
 
@@ -65,44 +67,38 @@ fn shards_and_base_urls() {
     assert_eq!(shard_of("abc-au2").unwrap(), "au2");
     assert_eq!(shard_of("abc-uk12").unwrap(), "uk12");
     assert_eq!(shard_of("abc").unwrap(), "au1");
-    for bad in [
-        "abc-AU2",
-        "abc-au",
-        "abc-a2",
-        "abc-au123",
-        "abc-",
-        "abc-2au",
-        "",
-    ] {
+    // Case-insensitive: a key pasted as `…-AU2` is on au2.
+    assert_eq!(shard_of("abc-AU2").unwrap(), "au2");
+    for bad in ["abc-au", "abc-a2", "abc-au123", "abc-", "abc-2au", ""] {
         assert!(
             matches!(shard_of(bad), Err(ClinikoError::InvalidKey(_))),
             "{bad:?}"
         );
         if !bad.is_empty() {
-            let e = Client::new(ClientConfig::new(bad)).unwrap_err();
+            let e = Client::new(ClientConfig::new(bad, UA)).unwrap_err();
             assert!(matches!(e, ClinikoError::InvalidKey(_)));
             assert!(!e.to_string().contains(bad), "{e}");
         }
     }
     assert_eq!(base_url_for_shard("ca1"), "https://api.ca1.cliniko.com/v1");
 
-    let c = Client::new(ClientConfig::new("abc-au2")).unwrap();
+    let c = Client::new(ClientConfig::new("abc-au2", UA)).unwrap();
     assert_eq!(c.shard(), "au2");
     assert_eq!(c.base_url(), "https://api.au2.cliniko.com/v1");
-    let c = Client::new(ClientConfig::new("abc")).unwrap();
+    let c = Client::new(ClientConfig::new("abc", UA)).unwrap();
     assert_eq!(c.shard(), "au1");
     assert_eq!(c.base_url(), "https://api.au1.cliniko.com/v1");
 
     let c = Client::new(ClientConfig {
         base_url: Some("http://127.0.0.1:9/v1/".into()),
-        ..ClientConfig::new("abc-uk1")
+        ..ClientConfig::new("abc-uk1", UA)
     })
     .unwrap();
     assert_eq!(c.shard(), "uk1");
     assert_eq!(c.base_url(), "http://127.0.0.1:9/v1");
     let e = Client::new(ClientConfig {
         base_url: Some("ftp://example.test/v1".into()),
-        ..ClientConfig::new("abc-uk1")
+        ..ClientConfig::new("abc-uk1", UA)
     })
     .unwrap_err();
     assert!(matches!(e, ClinikoError::Unavailable(_)));
@@ -122,19 +118,28 @@ async fn a_client_for_a_stored_connection() {
         connected_at: "2026-01-01T00:00:00Z".into(),
         last_sync_at: None,
     };
-    let client = tendon_cliniko::client_for(&connection).unwrap();
+    let client = Client::for_connection_with(&connection, UA).unwrap();
     assert_eq!(client.shard(), "au2");
     assert_eq!(client.base_url(), fake.base_url());
     client.verify().await.unwrap();
-    let without_override = Client::for_connection(&ClinikoConnection {
-        base_url: None,
-        ..connection
-    })
+    let without_override = Client::for_connection_with(
+        &ClinikoConnection {
+            base_url: None,
+            ..connection.clone()
+        },
+        UA,
+    )
     .unwrap();
     assert_eq!(
         without_override.base_url(),
         "https://api.au2.cliniko.com/v1"
     );
+    // No client, so no request, without a User-Agent that names a contact.
+    for ua in ["", "Tendon", "Tendon (integrations@tendon.example)"] {
+        let e = Client::for_connection_with(&connection, ua).unwrap_err();
+        assert!(matches!(e, ClinikoError::UserAgent(_)), "{ua:?}");
+    }
+    assert_eq!(fake.total_requests(), 1);
 }
 
 #[tokio::test]
@@ -142,7 +147,7 @@ async fn sends_basic_auth_accept_and_user_agent() {
     let fake = FakeCliniko::start().await;
     fake.set_api_keys([KEY]);
     let client = Client::new(ClientConfig {
-        user_agent: "Tendon test (tests@tendon.example)".into(),
+        user_agent: "Tendon test (tests@tendon-health.dev)".into(),
         ..config(&fake)
     })
     .unwrap();
@@ -158,17 +163,9 @@ async fn sends_basic_auth_accept_and_user_agent() {
     assert_eq!(r.accept.as_deref(), Some("application/json"));
     assert_eq!(
         r.user_agent.as_deref(),
-        Some("Tendon test (tests@tendon.example)")
+        Some("Tendon test (tests@tendon-health.dev)")
     );
     assert_eq!(client.requests_made(), 1);
-
-    // The default User-Agent has the documented shape too.
-    client_for(&fake).verify().await.unwrap();
-    let ua = fake.requests()[1].user_agent.clone().unwrap();
-    assert!(
-        ua.contains(" (") && ua.ends_with(')') && ua.contains('@'),
-        "{ua}"
-    );
 }
 
 #[tokio::test]
@@ -223,7 +220,10 @@ async fn ids_above_2_pow_53_stay_exact() {
             .unwrap();
         assert_eq!(ids(&got), [big, biggest], "legacy {legacy}");
         assert_eq!(client.patient(big).await.unwrap().id, big);
-        let appts = client.appointments(None, None, None).await.unwrap();
+        let appts = client
+            .appointments(AppointmentList::Booked, None, None, None)
+            .await
+            .unwrap();
         assert_eq!(appts.items[0].id, biggest);
         assert_eq!(appts.items[0].patient_id.as_deref(), Some(big));
     }
@@ -350,6 +350,7 @@ async fn one_patient_every_field_and_not_found() {
             },
         ],
         time_zone: Some("Australia/Melbourne".into()),
+        country: Some("Australia".into()),
         accepted_email_marketing: Some(true),
         accepted_sms_marketing: Some(false),
         archived_at: None,
@@ -501,7 +502,7 @@ async fn transport_errors_are_retried_then_unavailable() {
         base_url: Some(format!("http://127.0.0.1:{port}/v1")),
         retry_base: Duration::from_millis(1),
         max_attempts: 2,
-        ..ClientConfig::new(KEY)
+        ..ClientConfig::new(KEY, UA)
     })
     .unwrap();
     let e = client.patient("1").await.unwrap_err();
@@ -626,9 +627,13 @@ async fn appointments_with_linked_ids() {
     });
     let client = client_for(&fake);
 
-    let page = client.appointments(Some("7"), None, None).await.unwrap();
+    let page = client
+        .appointments(AppointmentList::Booked, Some("7"), None, None)
+        .await
+        .unwrap();
     assert_eq!(page.next, None);
-    assert_eq!(page.items.len(), 2);
+    // Cliniko leaves cancelled appointments out of the main list.
+    assert_eq!(page.items.len(), 1);
     let a = &page.items[0];
     assert_eq!(a.id, "100");
     assert_eq!(a.patient_id.as_deref(), Some("7"));
@@ -638,7 +643,12 @@ async fn appointments_with_linked_ids() {
     assert_eq!(a.business_id.as_deref(), Some("11"));
     assert_eq!(a.starts_at, "2026-03-01T09:00:00Z");
     assert!(a.patient_arrived && !a.did_not_arrive);
-    let b = &page.items[1];
+    let cancelled = client
+        .appointments(AppointmentList::Cancelled, Some("7"), None, None)
+        .await
+        .unwrap();
+    let b = &cancelled.items[0];
+    assert_eq!(b.id, "101");
     assert_eq!(b.patient_case_id, None);
     assert_eq!(b.cancelled_at.as_deref(), Some("2026-03-02T10:00:00Z"));
     assert!(b.did_not_arrive);
@@ -648,23 +658,47 @@ async fn appointments_with_linked_ids() {
     assert_eq!(r.query_value("per_page").as_deref(), Some("100"));
 
     let page = client
-        .appointments(None, Some("2026-03-01T00:00:00Z"), None)
+        .appointments(
+            AppointmentList::Booked,
+            None,
+            Some("2026-03-01T00:00:00Z"),
+            None,
+        )
         .await
         .unwrap();
     let got: Vec<&str> = page.items.iter().map(|a| a.id.as_str()).collect();
-    assert_eq!(got, ["101", "102"]);
+    assert_eq!(got, ["102"]);
     assert_eq!(
-        fake.requests()[1].query_values("q[]"),
+        fake.requests()[2].query_values("q[]"),
         ["updated_at:>2026-03-01T00:00:00Z"]
     );
+    // The deleted list is asked by `deleted_at`: Cliniko refuses `updated_at` there.
+    let deleted = client
+        .appointments(
+            AppointmentList::Deleted,
+            None,
+            Some("2026-03-01T00:00:00Z"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(deleted.items.is_empty());
+    let r = fake.requests().pop().unwrap();
+    assert_eq!(r.path, "/v1/individual_appointments/deleted");
+    assert_eq!(r.query_values("q[]"), ["deleted_at:>2026-03-01T00:00:00Z"]);
 
     let both = client
-        .appointments(Some("70"), Some("2026-03-01T00:00:00Z"), None)
+        .appointments(
+            AppointmentList::Booked,
+            Some("70"),
+            Some("2026-03-01T00:00:00Z"),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(both.items.len(), 1);
     assert_eq!(
-        fake.requests()[2].query_values("q[]"),
+        fake.requests().pop().unwrap().query_values("q[]"),
         ["patient_id:=70", "updated_at:>2026-03-01T00:00:00Z"]
     );
 }
@@ -690,6 +724,7 @@ async fn cases_types_and_practitioners() {
         fake.upsert_appointment_type(ClinikoAppointmentType {
             id: id.into(),
             name: name.into(),
+            archived: false,
         });
     }
     fake.upsert_practitioner(ClinikoPractitioner {
@@ -727,17 +762,23 @@ async fn cases_types_and_practitioners() {
     assert_eq!(cases.items[0].patient_id.as_deref(), Some("7"));
     assert_eq!(cases.items[0].name, "Left knee");
 
-    let types = client.appointment_types(None).await.unwrap();
+    let types = client
+        .appointment_types(Listing::Current, None)
+        .await
+        .unwrap();
     let names: Vec<&str> = types.items.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["Initial consult", "Follow-up"]);
     assert_eq!(types.items[1].id, "31");
 
-    let practitioners = client.practitioners(None).await.unwrap();
-    assert_eq!(practitioners.items.len(), 2);
+    let practitioners = client.practitioners(Listing::Current, None).await.unwrap();
+    assert_eq!(practitioners.items.len(), 1);
     assert!(practitioners.items[0].active);
     assert_eq!(practitioners.items[0].first_name.as_deref(), Some("Pat"));
-    assert!(!practitioners.items[1].active);
-    assert_eq!(practitioners.items[1].last_name, None);
+    // Former staff are on their own list.
+    let former = client.practitioners(Listing::Retired, None).await.unwrap();
+    assert_eq!(former.items.len(), 1);
+    assert!(!former.items[0].active);
+    assert_eq!(former.items[0].last_name, None);
 
     let paths: Vec<String> = fake.requests().into_iter().map(|r| r.path).collect();
     assert_eq!(
@@ -747,7 +788,8 @@ async fn cases_types_and_practitioners() {
             "/v1/patient_cases",
             "/v1/patient_cases",
             "/v1/appointment_types",
-            "/v1/practitioners"
+            "/v1/practitioners",
+            "/v1/practitioners/inactive"
         ]
     );
 }
@@ -778,8 +820,8 @@ async fn the_key_never_shows() {
     errors.push(client.verify().await.unwrap_err());
     fake.rate_limit_next(1, Duration::from_secs(600));
     errors.push(client.verify().await.unwrap_err());
-    errors.push(Client::new(ClientConfig::new(format!("{body}-XX9"))).unwrap_err());
-    errors.push(Client::new(ClientConfig::new(format!("{body} -au1"))).unwrap_err());
+    errors.push(Client::new(ClientConfig::new(format!("{body}-X9Y"), UA)).unwrap_err());
+    errors.push(Client::new(ClientConfig::new(format!("{body} -au1"), UA)).unwrap_err());
     assert_eq!(errors.len(), 7);
     for e in &errors {
         let shown = format!("{e} {e:?}");

@@ -132,6 +132,7 @@ pub fn patient_record(id: &str, version: u64) -> PatientRecord {
             unsubscribed: false,
             text_opt_out: false,
             inactive: None,
+            sex_label: None,
         },
         episodes: vec![
             Episode {

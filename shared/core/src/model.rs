@@ -130,6 +130,10 @@ pub struct Patient {
     /// `deleted`, `merged`: a Cliniko profile); no workflow step reaches them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inactive: Option<String>,
+    /// The patient's sex in the clinic's own words (Cliniko's free-text
+    /// `sex`, such as `AFAB`), beside `gender`, the contract's code for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sex_label: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -243,6 +243,7 @@ pub fn patient_step(
                 unsubscribed: false,
                 text_opt_out: false,
                 inactive: None,
+                sex_label: None,
             };
             apply_demographics(&mut patient, m, at);
             let default = Episode {

@@ -26,13 +26,19 @@ pub struct ClinikoPatient {
     pub phone_numbers: Vec<ClinikoPhone>,
     /// An IANA zone, if the patient has one.
     pub time_zone: Option<String>,
+    /// The patient's country as Cliniko holds it: `country_code` (ISO
+    /// 3166 alpha-2) when sent, else the free-text `country` (`Australia`).
+    pub country: Option<String>,
     pub accepted_email_marketing: Option<bool>,
     pub accepted_sms_marketing: Option<bool>,
     pub archived_at: Option<String>,
     pub deleted_at: Option<String>,
     pub merged_at: Option<String>,
-    /// The ID of the patient this one was merged into, when Cliniko links it.
+    /// The ID of the patient this one was merged into
+    /// (`merged_with_patient.links.self`).
     pub merged_into_id: Option<String>,
+    /// Empty for an entry of `GET /patients/deleted`, which holds only
+    /// `deleted_at` and the record's link.
     pub updated_at: String,
 }
 
@@ -68,6 +74,50 @@ pub struct ClinikoAppointment {
 pub struct ClinikoAppointmentType {
     pub id: String,
     pub name: String,
+    /// Listed under `/appointment_types/archived`: retired, but historic
+    /// appointments still carry it.
+    #[serde(default)]
+    pub archived: bool,
+}
+
+/// A Cliniko business: one clinic site, a Tendon location.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClinikoBusiness {
+    pub id: String,
+    /// `business_name` (else `display_name`).
+    pub name: Option<String>,
+    /// `time_zone_identifier`: an IANA zone.
+    pub time_zone: Option<String>,
+    /// `country_code` (ISO 3166 alpha-2), else the free-text `country`.
+    pub country: Option<String>,
+}
+
+/// A Cliniko group appointment (a class); its patients are its attendees.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClinikoGroupAppointment {
+    pub id: String,
+    pub practitioner_id: Option<String>,
+    pub appointment_type_id: Option<String>,
+    pub business_id: Option<String>,
+    pub starts_at: String,
+    pub deleted_at: Option<String>,
+    pub archived_at: Option<String>,
+    pub updated_at: String,
+}
+
+/// One patient's place in a group appointment. Its booking is the group
+/// appointment (`booking.links.self`, a `/bookings/{id}` URL whose ID is
+/// the group appointment's).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClinikoAttendee {
+    pub id: String,
+    pub patient_id: Option<String>,
+    pub booking_id: Option<String>,
+    #[serde(default)]
+    pub arrived: bool,
+    pub cancelled_at: Option<String>,
+    pub deleted_at: Option<String>,
+    pub updated_at: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,16 +151,59 @@ pub enum PatientList {
     Deleted,
 }
 
+/// Which of Cliniko's lists of appointments (individual ones, or a group
+/// appointment's attendees): each leaves the others' records out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppointmentList {
+    /// `GET /individual_appointments`, `GET /attendees`: neither cancelled
+    /// nor deleted.
+    Booked,
+    /// `…/cancelled`.
+    Cancelled,
+    /// `…/deleted`: filterable by `deleted_at` only.
+    Deleted,
+}
+
+/// Current or retired records of a small configuration list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Listing {
+    /// `GET /practitioners`, `GET /appointment_types`.
+    Current,
+    /// `GET /practitioners/inactive`, `GET /appointment_types/archived`:
+    /// former staff and retired types, which historic appointments name.
+    Retired,
+}
+
 /// One page of a list, and where the next one is (`links.next`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Page<T> {
     pub items: Vec<T>,
+    /// Records of the page that could not be read: each is reported, and
+    /// the rest of the page (and the sync) goes on.
+    pub unreadable: Vec<Unreadable>,
     pub next: Option<String>,
+}
+
+/// A record Cliniko sent that is not in its documented shape.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Unreadable {
+    /// Its `id` (or the last segment of `links.self`), when it has one.
+    pub cliniko_id: Option<String>,
+    /// What is wrong, never its data: `invalid type at line 1 column 40`.
+    pub reason: String,
 }
 
 /// Why a Cliniko call failed. Messages never carry patient data or the key.
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum ClinikoError {
+    /// No `User-Agent` naming the application and a contact, which Cliniko
+    /// asks of every integration (and may block requests without).
+    #[error(
+        "Cliniko asks every integration to name itself and a contact in its User-Agent, and may block requests without one: {0}. Set TENDON_CLINIKO_USER_AGENT to \"YourCompany Tendon (integrations@yourcompany.com)\" (on AWS, the template's ClinikoUserAgent parameter)"
+    )]
+    UserAgent(String),
     /// The key's shard suffix is not valid (two letters and one or two digits).
     #[error("the API key's shard suffix is not valid: {0}")]
     InvalidKey(String),
@@ -153,15 +246,18 @@ pub trait ClinikoApi: Send + Sync {
         &self,
         id: &str,
     ) -> impl Future<Output = Result<ClinikoPatient, ClinikoError>> + Send;
-    /// A page of individual appointments, of one patient if given.
+    /// A page of individual appointments of one list, of one patient if
+    /// given, changed (for `Deleted`: deleted) after `updated_since`.
     fn appointments(
         &self,
+        list: AppointmentList,
         patient_id: Option<&str>,
         updated_since: Option<&str>,
         next: Option<&str>,
     ) -> impl Future<Output = Result<Page<ClinikoAppointment>, ClinikoError>> + Send;
     fn appointment_types(
         &self,
+        listing: Listing,
         next: Option<&str>,
     ) -> impl Future<Output = Result<Page<ClinikoAppointmentType>, ClinikoError>> + Send;
     /// A page of patient cases, of one patient if given.
@@ -173,6 +269,34 @@ pub trait ClinikoApi: Send + Sync {
     ) -> impl Future<Output = Result<Page<ClinikoCase>, ClinikoError>> + Send;
     fn practitioners(
         &self,
+        listing: Listing,
         next: Option<&str>,
     ) -> impl Future<Output = Result<Page<ClinikoPractitioner>, ClinikoError>> + Send;
+    fn businesses(
+        &self,
+        next: Option<&str>,
+    ) -> impl Future<Output = Result<Page<ClinikoBusiness>, ClinikoError>> + Send;
+    /// A page of group appointments changed after `updated_since`
+    /// (`deleted`: of `/group_appointments/deleted`, deleted after it).
+    fn group_appointments(
+        &self,
+        deleted: bool,
+        updated_since: Option<&str>,
+        next: Option<&str>,
+    ) -> impl Future<Output = Result<Page<ClinikoGroupAppointment>, ClinikoError>> + Send;
+    /// A page of the group appointments with these IDs (at most 100).
+    fn group_appointments_by_id(
+        &self,
+        ids: &[String],
+        next: Option<&str>,
+    ) -> impl Future<Output = Result<Page<ClinikoGroupAppointment>, ClinikoError>> + Send;
+    /// A page of attendees of one list: of one group appointment
+    /// (`/group_appointments/{id}/attendees`) if given, else of all.
+    fn attendees(
+        &self,
+        list: AppointmentList,
+        group_appointment_id: Option<&str>,
+        updated_since: Option<&str>,
+        next: Option<&str>,
+    ) -> impl Future<Output = Result<Page<ClinikoAttendee>, ClinikoError>> + Send;
 }

@@ -26,7 +26,9 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
-use super::api::{ClinikoAppointment, ClinikoCase};
+use super::api::{
+    ClinikoAppointment, ClinikoAttendee, ClinikoBusiness, ClinikoCase, ClinikoGroupAppointment,
+};
 use crate::mapping::{MappedMessage, Therapist};
 use crate::model::{Location, OrgConfig, Practitioner};
 use crate::pipeline::{enrolments, pending_steps, step_updates};
@@ -113,6 +115,53 @@ pub fn as_message(
             ..Therapist::default()
         },
         ..MappedMessage::default()
+    }
+}
+
+/// A patient's place in a class as the appointment it is for them: the
+/// class's time, practitioner, type and business; the place's own arrival
+/// and cancellation (a deleted class deletes every place in it). Its ID is
+/// `attendee:<id>`, apart from individual appointments' IDs.
+pub fn class_place(group: &ClinikoGroupAppointment, place: &ClinikoAttendee) -> ClinikoAppointment {
+    // The later of the two: either changing is a new version of the place.
+    let updated_at = match (
+        group.updated_at.parse::<Timestamp>(),
+        place.updated_at.parse::<Timestamp>(),
+    ) {
+        (Ok(g), Ok(p)) if g > p => group.updated_at.clone(),
+        (Ok(_), Err(_)) => group.updated_at.clone(),
+        _ => place.updated_at.clone(),
+    };
+    ClinikoAppointment {
+        id: format!("attendee:{}", place.id),
+        patient_id: place.patient_id.clone(),
+        practitioner_id: group.practitioner_id.clone(),
+        appointment_type_id: group.appointment_type_id.clone(),
+        patient_case_id: None,
+        business_id: group.business_id.clone(),
+        starts_at: group.starts_at.clone(),
+        cancelled_at: place.cancelled_at.clone(),
+        deleted_at: place
+            .deleted_at
+            .clone()
+            .or_else(|| group.deleted_at.clone()),
+        archived_at: group.archived_at.clone(),
+        patient_arrived: place.arrived,
+        did_not_arrive: false,
+        updated_at,
+    }
+}
+
+/// The location of a Cliniko business: named after it, in its time zone
+/// (an IANA name; one Tendon cannot read leaves the org's zone).
+pub fn business_location(b: &ClinikoBusiness) -> Location {
+    Location {
+        id: b.id.clone(),
+        name: b
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("Cliniko business {}", b.id)),
+        timezone: b.time_zone.clone().filter(|z| TimeZone::get(z).is_ok()),
     }
 }
 

@@ -18,9 +18,13 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use thiserror::Error;
 
-use super::api::{ClinikoApi, ClinikoCase, ClinikoError, ClinikoPatient, Page, PatientList};
+use super::api::{
+    AppointmentList, ClinikoApi, ClinikoAttendee, ClinikoBusiness, ClinikoCase, ClinikoError,
+    ClinikoGroupAppointment, ClinikoPatient, Listing, Page, PatientList, Unreadable,
+};
 use super::appointments::{AppointmentReport, apply_appointment, apply_closed_case, ensure_config};
 use super::{ClinikoConnection, ClinikoFailure};
+use crate::Gender;
 use crate::join::{join_all, join2};
 use crate::model::{
     DomainEvent, Episode, EpisodeStatus, EventKind, OrgConfig, Patient, PatientRecord, Source,
@@ -98,9 +102,30 @@ pub struct SyncReport {
     pub read: usize,
     /// What the appointments changed since the last sync did.
     pub appointments: AppointmentReport,
+    /// Records Cliniko sent that are not in its documented shape: each is
+    /// skipped with its ID and the reason, and the sync goes on.
+    pub unreadable: Vec<UnreadableReport>,
+}
+
+/// A record a sync could not read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UnreadableReport {
+    /// The Cliniko list it came from (`patients`, `individual_appointments`...).
+    pub list: &'static str,
+    pub cliniko_id: Option<String>,
+    pub reason: String,
 }
 
 impl SyncReport {
+    fn skipped(&mut self, list: &'static str, unreadable: Vec<Unreadable>) {
+        self.unreadable
+            .extend(unreadable.into_iter().map(|u| UnreadableReport {
+                list,
+                cliniko_id: u.cliniko_id,
+                reason: u.reason,
+            }));
+    }
+
     fn count(&mut self, id: &str, outcome: &Outcome) {
         self.read += 1;
         match outcome {
@@ -140,7 +165,9 @@ pub fn missing_fields(p: &ClinikoPatient) -> Vec<&'static str> {
     if birth_date(p).is_none() {
         missing.push("date_of_birth");
     }
-    if present(&p.sex).and_then(normalize::gender).is_none() {
+    // Free text in Cliniko: any value is a value (the deprecated `gender`
+    // stands in when `sex` is empty).
+    if present(&p.sex).is_none() {
         missing.push("sex");
     }
     if present(&p.email).and_then(normalize::email).is_none() {
@@ -149,16 +176,57 @@ pub fn missing_fields(p: &ClinikoPatient) -> Vec<&'static str> {
     missing
 }
 
-/// The first mobile number that reads as E.164.
-fn mobile(p: &ClinikoPatient) -> Option<String> {
+/// Cliniko's free-text `sex` as the contract's codes: the words clinics
+/// use for female and male (and their one-letter forms), the ones that say
+/// it is not known; anything else a clinic types (`AFAB`, `Female to Male`,
+/// `Intersex`) is `other`, its text kept beside it.
+pub fn sex(text: &str) -> Gender {
+    let key: String = text
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect();
+    match key.as_str() {
+        "f" | "female" | "woman" | "girl" => Gender::Female,
+        "m" | "male" | "man" | "boy" => Gender::Male,
+        "u" | "unknown" | "notknown" | "notstated" | "notspecified" | "prefernottosay"
+        | "undisclosed" => Gender::Unknown,
+        _ => Gender::Other,
+    }
+}
+
+/// The region a profile's numbers are read in: the patient's country,
+/// else the clinic's (`fallback`: its business's, else its shard's).
+pub fn phone_region(p: &ClinikoPatient, fallback: Option<&str>) -> Option<String> {
+    present(&p.country)
+        .and_then(normalize::country_code)
+        .or_else(|| fallback.map(str::to_owned))
+}
+
+/// The region of a shard: `au*` AU, `uk*` GB, `ca*` CA, `us*` US, `nz*` NZ.
+pub fn shard_region(shard: &str) -> Option<&'static str> {
+    let prefix = shard.get(..2)?.to_ascii_lowercase();
+    match prefix.as_str() {
+        "au" => Some("AU"),
+        "uk" => Some("GB"),
+        "ca" => Some("CA"),
+        "us" => Some("US"),
+        "nz" => Some("NZ"),
+        _ => None,
+    }
+}
+
+/// The first number typed `Mobile` that reads as a phone number in
+/// `region` (E.164). A home, work or fax number is never the mobile.
+fn mobile(p: &ClinikoPatient, region: Option<&str>) -> Option<String> {
     p.phone_numbers
         .iter()
         .filter(|n| {
             n.phone_type
                 .as_deref()
-                .is_some_and(|t| t.eq_ignore_ascii_case("mobile"))
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("mobile"))
         })
-        .find_map(|n| normalize::phone(&n.number))
+        .find_map(|n| normalize::phone_in_region(&n.number, region))
 }
 
 /// Why an inactive profile is inactive.
@@ -192,10 +260,13 @@ fn created_event(org: &str, patient_id: &str, now: &str) -> DomainEvent {
 
 /// What a profile does to its record: the write (if any), the events, and
 /// the outcome. Pure.
+/// `region` is the clinic's region for phone numbers written without a
+/// country code ([`phone_region`]'s fallback).
 pub fn decide(
     org: &str,
     profile: &ClinikoPatient,
     local: Option<&PatientRecord>,
+    region: Option<&str>,
     now: &str,
 ) -> (Option<RecordWrite>, Vec<DomainEvent>, Outcome) {
     if local.is_some_and(|r| r.patient.source != Source::Cliniko) {
@@ -250,9 +321,10 @@ pub fn decide(
         p.first_name = text(&profile.first_name);
         p.last_name = text(&profile.last_name);
         p.birth_date = birth_date(profile);
-        p.gender = present(&profile.sex).and_then(normalize::gender);
+        p.gender = present(&profile.sex).map(sex);
+        p.sex_label = present(&profile.sex).map(str::to_owned);
         p.email = present(&profile.email).and_then(normalize::email);
-        p.mobile = mobile(profile);
+        p.mobile = mobile(profile, phone_region(profile, region).as_deref());
         p.inactive = None;
         p.merged_into = None;
     };
@@ -287,6 +359,7 @@ pub fn decide(
                 unsubscribed: false,
                 text_opt_out: false,
                 inactive: None,
+                sex_label: None,
             };
             fill(&mut patient);
             let record = PatientRecord {
@@ -321,13 +394,14 @@ pub async fn apply_profile<S: SyncStore>(
     config: &OrgConfig,
     profile: &ClinikoPatient,
     failed_before: &HashSet<String>,
+    region: Option<&str>,
     now: Timestamp,
 ) -> Result<Outcome, StoreError> {
     let org = &config.org.id;
     let now_text = now.to_string();
     for _ in 0..MAX_CONFLICTS {
         let local = store.load_patient(org, &profile.id).await?;
-        let (write, events, outcome) = decide(org, profile, local.as_ref(), &now_text);
+        let (write, events, outcome) = decide(org, profile, local.as_ref(), region, &now_text);
         if let Outcome::Failed(missing) = &outcome {
             let failure = ClinikoFailure {
                 cliniko_id: profile.id.clone(),
@@ -459,10 +533,12 @@ pub fn since(connection: &ClinikoConnection) -> Option<String> {
     )
 }
 
-/// Syncs an org: every profile of Cliniko's active, archived and deleted
-/// lists changed since the last complete sync (all of them the first time).
-/// `progress` sees the report after each profile. The watermark moves only
-/// when the whole sync succeeded, so a failed one is simply run again.
+/// Syncs an org: its businesses (as locations), every profile of Cliniko's
+/// active, archived and deleted lists changed since the last complete sync
+/// (all of them the first time), then the appointments and classes changed
+/// since then. `progress` sees the report after each page of profiles. The
+/// watermark moves only when the whole sync succeeded, so a failed one is
+/// simply run again; a record that cannot be read is reported and skipped.
 pub async fn sync_org<S: SyncStore, A: ClinikoApi>(
     store: &S,
     api: &A,
@@ -482,6 +558,22 @@ pub async fn sync_org<S: SyncStore, A: ClinikoApi>(
     let since = since(&connection);
     let mut report = SyncReport::default();
     let mut high: Option<Timestamp> = None;
+    let mut seen = |t: &str| {
+        if let Ok(t) = t.parse::<Timestamp>() {
+            high = Some(high.map_or(t, |h| h.max(t)));
+        }
+    };
+    // Businesses first: they are the locations, and their country is the
+    // region of the numbers clinics type without a country code.
+    let businesses = all_pages(&mut report, "businesses", |n: Option<String>| async move {
+        api.businesses(n.as_deref()).await
+    })
+    .await?;
+    let region = businesses
+        .iter()
+        .find_map(|b| b.country.as_deref().and_then(normalize::country_code))
+        .or_else(|| shard_region(&connection.shard).map(str::to_owned));
+    let config = ensure_locations(store, config, &businesses).await?;
     for list in [
         PatientList::Active,
         PatientList::Archived,
@@ -498,14 +590,20 @@ pub async fn sync_org<S: SyncStore, A: ClinikoApi>(
                     None => None,
                 }
             };
-            let apply = apply_page(store, &config, &page.items, &failed_before, now);
+            let apply = apply_page(
+                store,
+                &config,
+                &page.items,
+                &failed_before,
+                region.as_deref(),
+                now,
+            );
             let (fetched, outcomes) = join2(fetch, apply).await;
             for (profile, outcome) in page.items.iter().zip(outcomes?) {
-                if let Ok(t) = profile.updated_at.parse::<Timestamp>() {
-                    high = Some(high.map_or(t, |h| h.max(t)));
-                }
+                seen(&profile.updated_at);
                 report.count(&profile.id, &outcome);
             }
+            report.skipped("patients", std::mem::take(&mut page.unreadable));
             progress(&report);
             match fetched {
                 Some(p) => page = p?,
@@ -513,40 +611,82 @@ pub async fn sync_org<S: SyncStore, A: ClinikoApi>(
             }
         }
     }
-    let mut seen_high = |t: &str| {
-        if let Ok(t) = t.parse::<Timestamp>() {
-            high = Some(high.map_or(t, |h| h.max(t)));
-        }
-    };
     // Appointments and cases after the patients, so their patients exist.
-    let practitioners =
-        all_pages(|n: Option<String>| async move { api.practitioners(n.as_deref()).await }).await?;
-    let types: HashMap<String, String> =
-        all_pages(|n: Option<String>| async move { api.appointment_types(n.as_deref()).await })
-            .await?
-            .into_iter()
-            .map(|t| (t.id, t.name))
-            .collect();
-    let cases = all_pages(|n: Option<String>| {
-        let since = since.clone();
-        async move {
-            api.patient_cases(None, since.as_deref(), n.as_deref())
-                .await
-        }
-    })
+    let since = since.as_deref();
+    let cases = all_pages(
+        &mut report,
+        "patient_cases",
+        |n: Option<String>| async move { api.patient_cases(None, since, n.as_deref()).await },
+    )
     .await?;
-    let mut appointments = all_pages(|n: Option<String>| {
-        let since = since.clone();
-        async move { api.appointments(None, since.as_deref(), n.as_deref()).await }
-    })
-    .await?;
+    let mut appointments = Vec::new();
+    for list in [
+        AppointmentList::Booked,
+        AppointmentList::Cancelled,
+        AppointmentList::Deleted,
+    ] {
+        appointments.extend(
+            all_pages(
+                &mut report,
+                "individual_appointments",
+                |n: Option<String>| async move {
+                    api.appointments(list, None, since, n.as_deref()).await
+                },
+            )
+            .await?,
+        );
+    }
+    appointments.extend(classes(api, &mut report, since).await?);
     for c in &cases {
-        seen_high(&c.updated_at);
+        seen(&c.updated_at);
     }
     for a in &appointments {
-        seen_high(&a.updated_at);
+        seen(&a.updated_at);
     }
-    // In start order, so a case's Initial Evaluation comes before its follow-ups.
+    if !appointments.is_empty() || !cases.is_empty() {
+        apply_appointments(store, api, config, &cases, appointments, now, &mut report).await?;
+    }
+    // The highest `updated_at` seen, but never past when this sync began: a
+    // record changed while the lists were read is read again next time.
+    let watermark = high.map(|h| h.min(now).to_string());
+    store
+        .record_sync(org, watermark.as_deref(), &now.to_string())
+        .await?;
+    tracing::info!(org = %org, synced = report.synced, failed = report.failed, deactivated = report.deactivated, appointments = report.appointments.applied, unreadable = report.unreadable.len(), "Cliniko sync done");
+    Ok(report)
+}
+
+/// Applies changed appointments (and closes changed closed cases): reads
+/// the practitioners and appointment types they name, current and retired
+/// (a historic Initial Evaluation by a former therapist, of an archived
+/// type, still creates its Case EOC), adds the practitioners to the org,
+/// then applies each appointment in start order, so a case's Initial
+/// Evaluation comes before its follow-ups.
+async fn apply_appointments<S: SyncStore, A: ClinikoApi>(
+    store: &S,
+    api: &A,
+    config: OrgConfig,
+    cases: &[ClinikoCase],
+    mut appointments: Vec<super::api::ClinikoAppointment>,
+    now: Timestamp,
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    let mut practitioners = Vec::new();
+    let mut types = HashMap::new();
+    for listing in [Listing::Current, Listing::Retired] {
+        practitioners.extend(
+            all_pages(report, "practitioners", |n: Option<String>| async move {
+                api.practitioners(listing, n.as_deref()).await
+            })
+            .await?,
+        );
+        types.extend(
+            all_pages(report, "appointment_types", |n: Option<String>| async move { api.appointment_types(listing, n.as_deref()).await })
+            .await?
+            .into_iter()
+            .map(|t| (t.id, t.name)),
+        );
+    }
     appointments.sort_by_cached_key(|a| (a.starts_at.parse::<Timestamp>().ok(), a.id.clone()));
     let config = ensure_config(store, config, &practitioners, &appointments).await?;
     let cases_by_id: HashMap<String, ClinikoCase> =
@@ -566,14 +706,112 @@ pub async fn sync_org<S: SyncStore, A: ClinikoApi>(
     for c in cases.iter().filter(|c| c.closed) {
         apply_closed_case(store, &config, c, now).await?;
     }
-    // The highest `updated_at` seen, but never past when this sync began: a
-    // record changed while the lists were read is read again next time.
-    let watermark = high.map(|h| h.min(now).to_string());
-    store
-        .record_sync(org, watermark.as_deref(), &now.to_string())
+    Ok(())
+}
+
+/// The class places changed since `since`, each as the appointment it is
+/// for its patient: attendees booked, cancelled or deleted since then, and
+/// every place in a class that moved or was deleted since then. A place's
+/// class is its booking (`booking.links.self`).
+async fn classes<A: ClinikoApi>(
+    api: &A,
+    report: &mut SyncReport,
+    since: Option<&str>,
+) -> Result<Vec<super::api::ClinikoAppointment>, ClinikoError> {
+    let mut groups: HashMap<String, ClinikoGroupAppointment> = HashMap::new();
+    for deleted in [false, true] {
+        for g in all_pages(
+            report,
+            "group_appointments",
+            |n: Option<String>| async move {
+                api.group_appointments(deleted, since, n.as_deref()).await
+            },
+        )
+        .await?
+        {
+            groups.insert(g.id.clone(), g);
+        }
+    }
+    let mut places: HashMap<String, ClinikoAttendee> = HashMap::new();
+    for list in [
+        AppointmentList::Booked,
+        AppointmentList::Cancelled,
+        AppointmentList::Deleted,
+    ] {
+        for a in all_pages(report, "attendees", |n: Option<String>| async move {
+            api.attendees(list, None, since, n.as_deref()).await
+        })
+        .await?
+        {
+            places.insert(a.id.clone(), a);
+        }
+    }
+    // A class that changed carries its places with it (a new time, a
+    // deleted class), whether or not the places themselves changed.
+    let changed: Vec<String> = groups.keys().cloned().collect();
+    for group in &changed {
+        let listed = all_pages(report, "attendees", |n: Option<String>| async move {
+            api.attendees(AppointmentList::Booked, Some(group), None, n.as_deref())
+                .await
+        })
         .await?;
-    tracing::info!(org = %org, synced = report.synced, failed = report.failed, deactivated = report.deactivated, appointments = report.appointments.applied, "Cliniko sync done");
-    Ok(report)
+        for a in listed {
+            places.entry(a.id.clone()).or_insert(a);
+        }
+    }
+    // A place whose class did not change: its class is read by ID.
+    let missing: Vec<String> = places
+        .values()
+        .filter_map(|a| a.booking_id.clone())
+        .filter(|g| !groups.contains_key(g))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    for ids in missing.chunks(100) {
+        for g in all_pages(report, "group_appointments", |n: Option<String>| async move { api.group_appointments_by_id(ids, n.as_deref()).await })
+        .await?
+        {
+            groups.insert(g.id.clone(), g);
+        }
+    }
+    let mut out = Vec::new();
+    for place in places.into_values() {
+        match place.booking_id.as_deref().and_then(|g| groups.get(g)) {
+            Some(group) => out.push(super::appointments::class_place(group, &place)),
+            None => report.unreadable.push(UnreadableReport {
+                list: "attendees",
+                cliniko_id: Some(place.id.clone()),
+                reason: "its group appointment is not in Cliniko's lists".to_owned(),
+            }),
+        }
+    }
+    Ok(out)
+}
+
+/// Names each business's location after it and gives it the business's time
+/// zone, so appointment times, reminders and quiet hours run on each site's
+/// own clock; the configuration as it is afterwards.
+async fn ensure_locations<S: SyncStore>(
+    store: &S,
+    config: OrgConfig,
+    businesses: &[ClinikoBusiness],
+) -> Result<OrgConfig, StoreError> {
+    let org = config.org.id.clone();
+    let mut changed = false;
+    for b in businesses {
+        let want = super::appointments::business_location(b);
+        if config.location(&want.id) != Some(&want) {
+            store.put_location(&org, &want).await?;
+            changed = true;
+        }
+    }
+    if !changed {
+        return Ok(config);
+    }
+    store
+        .org_config(&org)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("org {org}")))
 }
 
 /// Profiles applied at once (each is a read and a commit: on DynamoDB,
@@ -587,6 +825,7 @@ async fn apply_page<S: SyncStore>(
     config: &OrgConfig,
     profiles: &[ClinikoPatient],
     failed_before: &HashSet<String>,
+    region: Option<&str>,
     now: Timestamp,
 ) -> Result<Vec<Outcome>, StoreError> {
     let mut out = Vec::with_capacity(profiles.len());
@@ -594,7 +833,7 @@ async fn apply_page<S: SyncStore>(
         let applied = join_all(
             chunk
                 .iter()
-                .map(|p| apply_profile(store, config, p, failed_before, now))
+                .map(|p| apply_profile(store, config, p, failed_before, region, now))
                 .collect(),
         )
         .await;
@@ -605,17 +844,22 @@ async fn apply_page<S: SyncStore>(
     Ok(out)
 }
 
-/// Every item of a paged list.
-async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, ClinikoError>
+/// Every item of a paged list; records that cannot be read go to the report.
+async fn all_pages<T, F, Fut>(
+    report: &mut SyncReport,
+    list: &'static str,
+    mut page: F,
+) -> Result<Vec<T>, ClinikoError>
 where
     F: FnMut(Option<String>) -> Fut,
     Fut: std::future::Future<Output = Result<Page<T>, ClinikoError>>,
 {
     let mut out = Vec::new();
-    let mut next = None;
+    let mut next: Option<String> = None;
     loop {
         let p = page(next.take()).await?;
         out.extend(p.items);
+        report.skipped(list, p.unreadable);
         match p.next {
             Some(n) => next = Some(n),
             None => return Ok(out),
@@ -680,8 +924,12 @@ pub async fn sync_patient<S: SyncStore, A: ClinikoApi>(
         Err(e) => return Err(e.into()),
     };
     let failed_before = failed_ids(store, org).await?;
+    // One click, one profile: the region is the patient's, else the
+    // shard's (a full sync also knows the businesses' country).
+    let connection = store.connection(org).await?;
+    let region = connection.and_then(|c| shard_region(&c.shard));
     Ok(Some(
-        apply_profile(store, &config, &profile, &failed_before, now).await?,
+        apply_profile(store, &config, &profile, &failed_before, region, now).await?,
     ))
 }
 
@@ -731,7 +979,7 @@ mod tests {
 
     #[test]
     fn a_new_profile_creates_a_record_with_its_default_episode_and_one_event() {
-        let (write, events, outcome) = decide("ORG", &profile(), None, NOW);
+        let (write, events, outcome) = decide("ORG", &profile(), None, Some("AU"), NOW);
         assert_eq!(outcome, Outcome::Created);
         let write = write.unwrap();
         assert_eq!(write.expected_version, None);
@@ -746,22 +994,22 @@ mod tests {
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].kind, EventKind::PatientCreated);
         // The same profile again: the same event ID.
-        let (_, again, _) = decide("ORG", &profile(), None, "2026-11-22T00:00:00Z");
+        let (_, again, _) = decide("ORG", &profile(), None, Some("AU"), "2026-11-22T00:00:00Z");
         assert_eq!(again[0].id, events[0].id);
     }
 
     #[test]
     fn a_cliniko_edit_overwrites_and_the_same_profile_changes_nothing() {
-        let (write, _, _) = decide("ORG", &profile(), None, NOW);
+        let (write, _, _) = decide("ORG", &profile(), None, Some("AU"), NOW);
         let rec = write.unwrap().record;
         assert_eq!(
-            decide("ORG", &profile(), Some(&rec), NOW).2,
+            decide("ORG", &profile(), Some(&rec), Some("AU"), NOW).2,
             Outcome::Unchanged
         );
         let mut edited = profile();
         edited.last_name = Some("Rivera-Lopez".into());
         edited.updated_at = "2026-11-20T11:00:00Z".into();
-        let (write, events, outcome) = decide("ORG", &edited, Some(&rec), NOW);
+        let (write, events, outcome) = decide("ORG", &edited, Some(&rec), Some("AU"), NOW);
         assert_eq!(outcome, Outcome::Updated);
         assert!(events.is_empty());
         let write = write.unwrap();
@@ -770,14 +1018,14 @@ mod tests {
         // An older copy of the profile does not undo the edit.
         let newer = write.record;
         assert_eq!(
-            decide("ORG", &profile(), Some(&newer), NOW).2,
+            decide("ORG", &profile(), Some(&newer), Some("AU"), NOW).2,
             Outcome::Unchanged
         );
     }
 
     #[test]
     fn archived_deleted_and_merged_profiles_deactivate_known_records_only() {
-        let (write, _, _) = decide("ORG", &profile(), None, NOW);
+        let (write, _, _) = decide("ORG", &profile(), None, Some("AU"), NOW);
         let rec = write.unwrap().record;
         for (field, reason) in [
             ("archived", "archived"),
@@ -794,7 +1042,7 @@ mod tests {
                     p.merged_into_id = Some("99".into());
                 }
             }
-            let (write, _, outcome) = decide("ORG", &p, Some(&rec), NOW);
+            let (write, _, outcome) = decide("ORG", &p, Some(&rec), Some("AU"), NOW);
             assert_eq!(outcome, Outcome::Deactivated, "{field}");
             let after = write.unwrap().record;
             assert_eq!(after.patient.inactive.as_deref(), Some(reason));
@@ -802,18 +1050,21 @@ mod tests {
                 after.patient.merged_into.as_deref(),
                 (field == "merged").then_some("99")
             );
-            assert_eq!(decide("ORG", &p, Some(&after), NOW).2, Outcome::Unchanged);
-            assert_eq!(decide("ORG", &p, None, NOW).2, Outcome::Ignored);
+            assert_eq!(
+                decide("ORG", &p, Some(&after), Some("AU"), NOW).2,
+                Outcome::Unchanged
+            );
+            assert_eq!(decide("ORG", &p, None, Some("AU"), NOW).2, Outcome::Ignored);
         }
     }
 
     #[test]
     fn a_record_from_the_emr_is_never_overwritten() {
-        let (write, _, _) = decide("ORG", &profile(), None, NOW);
+        let (write, _, _) = decide("ORG", &profile(), None, Some("AU"), NOW);
         let mut rec = write.unwrap().record;
         rec.patient.source = Source::Emr;
         assert_eq!(
-            decide("ORG", &profile(), Some(&rec), NOW).2,
+            decide("ORG", &profile(), Some(&rec), Some("AU"), NOW).2,
             Outcome::Ignored
         );
     }

@@ -678,6 +678,7 @@ mod tests {
                 unsubscribed: false,
                 text_opt_out: false,
                 inactive: None,
+                sex_label: None,
             },
             episodes: Vec::new(),
             appointments: vec![Appointment {
