@@ -41,7 +41,7 @@ struct Inner {
     max_attempts: u32,
     retry_base: Duration,
     max_rate_limit_wait: Duration,
-    limiter: RateLimiter,
+    limiter: Arc<RateLimiter>,
     requests: AtomicU64,
 }
 
@@ -90,6 +90,14 @@ impl Client {
         let http = builder
             .build()
             .map_err(|_| ClinikoError::Unavailable("the HTTP client could not be set up".into()))?;
+        // One budget per Cliniko user in this process: every client of the
+        // key (a sync, the "Open in" clicks) shares it.
+        let limiter = RateLimiter::shared(
+            &config.api_key,
+            &base_url,
+            config.requests_per_minute,
+            config.rate_window,
+        );
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
@@ -100,7 +108,7 @@ impl Client {
                 max_attempts: config.max_attempts.max(1),
                 retry_base: config.retry_base,
                 max_rate_limit_wait: config.max_rate_limit_wait,
-                limiter: RateLimiter::new(config.requests_per_minute, config.rate_window),
+                limiter,
                 requests: AtomicU64::new(0),
             }),
         })

@@ -1,8 +1,9 @@
 //! The client-side rate limit: at most `budget` requests in any rolling
 //! `window`, shared by every clone of a client, plus a pause that a 429 sets
 //! so that all of them wait for Cliniko's reset together.
-use std::collections::VecDeque;
-use std::sync::{Mutex, MutexGuard};
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -20,7 +21,28 @@ struct State {
     paused_until: Option<Instant>,
 }
 
+/// The limiters of this process, one per Cliniko user (an API key on its
+/// base URL) and budget: every client made for a key shares one, so a sync
+/// and the "Open in" clicks of the same connection draw on one budget.
+/// Kept for the life of the process (one small entry per connected key), so
+/// a click right after a sync still sees the sync's requests in its window.
+static SHARED: LazyLock<Mutex<HashMap<u64, Arc<RateLimiter>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
 impl RateLimiter {
+    /// The process's limiter for `(api_key, base_url)` with this budget.
+    /// The map holds a hash, never the key.
+    pub(crate) fn shared(api_key: &str, base_url: &str, budget: u32, window: Duration) -> Arc<Self> {
+        let mut h = std::hash::DefaultHasher::new();
+        (api_key, base_url, budget, window).hash(&mut h);
+        let id = h.finish();
+        let mut all = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(
+            all.entry(id)
+                .or_insert_with(|| Arc::new(RateLimiter::new(budget, window))),
+        )
+    }
+
     pub(crate) fn new(budget: u32, window: Duration) -> Self {
         let budget = budget.max(1) as usize;
         RateLimiter {
@@ -101,5 +123,17 @@ mod tests {
         limiter.pause_for(Duration::from_secs(5));
         limiter.acquire().await;
         assert_eq!(start.elapsed(), Duration::from_secs(15));
+    }
+
+    #[test]
+    fn one_limiter_per_key_and_base() {
+        let w = Duration::from_secs(60);
+        let a = RateLimiter::shared("key-au1", "http://127.0.0.1:1/v1", 200, w);
+        let b = RateLimiter::shared("key-au1", "http://127.0.0.1:1/v1", 200, w);
+        let other_key = RateLimiter::shared("other-au1", "http://127.0.0.1:1/v1", 200, w);
+        let other_base = RateLimiter::shared("key-au1", "http://127.0.0.1:2/v1", 200, w);
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &other_key));
+        assert!(!Arc::ptr_eq(&a, &other_base));
     }
 }
