@@ -317,7 +317,7 @@ def main():
         fn_env = dict(env0, **aws, TENDON_MAX_RECEIVE_COUNT="5",
                       TENDON_PUBLIC_URL="http://127.0.0.1",
                       TENDON_PROFILE_URL="https://app.example.com/p/{org}/{patient_id}",
-                      TENDON_SES_MAX_SEND_RATE="14", TENDON_CLINIKO_USER_AGENT="init-time",
+                      TENDON_SES_MAX_SEND_RATE="14", TENDON_CLINIKO_USER_AGENT="Tendon init-time (ci@tendon-health.dev)",
                       AWS_LAMBDA_FUNCTION_NAME="_", AWS_LAMBDA_FUNCTION_VERSION="1",
                       AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256",
                       RUST_LOG="warn")

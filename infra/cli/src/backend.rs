@@ -100,6 +100,10 @@ pub trait Backend: Clone + Send + Sync + 'static {
             loop {
                 tokio::time::sleep(std::time::Duration::from_secs(60 * minutes)).await;
                 let now = jiff::Timestamp::now();
+                if let Err(e) = tendon_cliniko::user_agent_from_env() {
+                    tracing::error!(error = %e, "Cliniko re-sync refused");
+                    continue;
+                }
                 match sync_all(backend.store(), tendon_cliniko::client_for, now).await {
                     Ok(results) => {
                         for r in results {

@@ -12,6 +12,9 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(|_: LambdaEvent<serde_json::Value>| {
         let store = &store;
         async move {
+            // Refused, with the reason, until the deployment names itself and
+            // its contact to Cliniko (the alarm on failed syncs says so).
+            tendon_cliniko::user_agent_from_env()?;
             let results = sync_all(store, tendon_cliniko::client_for, jiff::Timestamp::now()).await?;
             let summary: Vec<serde_json::Value> = results
                 .iter()
