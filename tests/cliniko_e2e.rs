@@ -13,8 +13,8 @@ use std::sync::OnceLock;
 use common::{Backend, Deployments, Scenario, Tendon, run_scenarios};
 use serde_json::{Value as Json, json};
 use tendon_core::cliniko::api::{
-    ClinikoAppointment, ClinikoAppointmentType, ClinikoCase, ClinikoPatient, ClinikoPhone,
-    ClinikoPractitioner,
+    ClinikoAppointment, ClinikoAppointmentType, ClinikoAttendee, ClinikoBusiness, ClinikoCase,
+    ClinikoGroupAppointment, ClinikoPatient, ClinikoPhone, ClinikoPractitioner,
 };
 use tendon_fake_cliniko::FakeCliniko;
 
@@ -26,6 +26,8 @@ const SCENARIOS: &[(&str, Scenario)] = crate::scenarios![
     connect_checks_the_key_and_never_shows_it,
     sync_rides_out_rate_limits_and_server_errors,
     appointments_make_episodes_and_drive_workflows,
+    numbers_sex_and_the_user_agent_as_clinics_have_them,
+    former_staff_archived_types_two_zones_and_a_class,
 ];
 
 #[test]
@@ -729,10 +731,11 @@ fn appointments_make_episodes_and_drive_workflows(t: &Tendon, o: &str) {
         ..case
     });
     let report = sync(t, o);
-    // Both of the case's appointments are in the window (their stamps are
-    // within the overlap): the first discharges the closed case, the second
-    // is canceled.
-    assert_eq!(report["appointments"]["applied"], 2, "{report}");
+    // Every appointment is in the window (their stamps are within the
+    // overlap), but only the canceled one is a new version; the others are
+    // counted unchanged, and the closed case is discharged on its own.
+    assert_eq!(report["appointments"]["applied"], 1, "{report}");
+    assert_eq!(report["appointments"]["unchanged"], 2, "{report}");
     assert_eq!(
         reminders(t),
         [
@@ -744,4 +747,397 @@ fn appointments_make_episodes_and_drive_workflows(t: &Tendon, o: &str) {
     let p1 = patient(t, o, &id(1));
     assert_eq!(p1["appointments"][1]["status"], "canceled");
     assert_eq!(p1["episodes"][1]["status"], "discharged");
+}
+
+/// Profiles as clinics keep them: mobiles typed in national form or with the
+/// country code but no `+` (Cliniko's own example is `61444444444`), read in
+/// the patient's country, else the business's; landlines never the mobile;
+/// free-text `sex` never "missing", mapped to the contract's codes with the
+/// clinic's words kept. And a deployment that does not name its contact to
+/// Cliniko is refused before any request.
+fn numbers_sex_and_the_user_agent_as_clinics_have_them(t: &Tendon, o: &str) {
+    org(t, o);
+    let server = cliniko();
+    let s = server.state();
+    s.upsert_business(ClinikoBusiness {
+        id: "31".into(),
+        name: Some("Fitzroy Physio".into()),
+        time_zone: Some("Australia/Melbourne".into()),
+        country: Some("AU".into()),
+    });
+    // (profile, country, phones, sex) → (mobile, gender, sex_label)
+    let people: [(u64, Option<&str>, Vec<(&str, &str)>, &str); 7] = [
+        (1, None, vec![("Mobile", "0412 345 678")], "Female"),
+        (
+            2,
+            None,
+            vec![("Home", "03 9999 9999"), ("Mobile", "61444444444")],
+            "AFAB",
+        ),
+        (
+            3,
+            Some("United Kingdom"),
+            vec![("Mobile", "07700 900123")],
+            "Male",
+        ),
+        (
+            4,
+            Some("United Kingdom"),
+            vec![("Mobile", "+44 7700 900456")],
+            "Female to Male",
+        ),
+        (
+            5,
+            Some("New Zealand"),
+            vec![("Mobile", "021 123 4567")],
+            "Intersex",
+        ),
+        (6, None, vec![("Home", "0412 345 679")], "Not stated"),
+        (7, None, vec![("Fax", "03 9999 9998")], "male"),
+    ];
+    for (n, country, phones, sex) in &people {
+        let mut p = profile(*n);
+        p.country = country.map(str::to_owned);
+        p.sex = Some((*sex).to_owned());
+        p.phone_numbers = phones
+            .iter()
+            .map(|(kind, number)| ClinikoPhone {
+                phone_type: Some((*kind).to_owned()),
+                number: (*number).to_owned(),
+            })
+            .collect();
+        s.upsert_patient(p);
+    }
+
+    // No User-Agent: refused, saying what to set, and Cliniko never called.
+    let out = t
+        .command()
+        .env_remove("TENDON_CLINIKO_USER_AGENT")
+        .args(["cliniko", "connect", "--org", o, "--api-key", KEY])
+        .args(["--base-url", server.base_url(), "--json"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("TENDON_CLINIKO_USER_AGENT"), "{err}");
+    assert_eq!(s.total_requests(), 0);
+
+    connect(t, o, &server);
+    let report = sync(t, o);
+    assert_eq!(report["synced"], 7, "{report}");
+    assert_eq!(
+        report["failed"], 0,
+        "free-text sex is never missing: {report}"
+    );
+    let seen: Vec<(Json, Json, Json)> = (1..=7)
+        .map(|n| {
+            let p = patient(t, o, &id(n));
+            (
+                p["mobile"].clone(),
+                p["gender"].clone(),
+                p["sex_label"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (json!("+61412345678"), json!("female"), json!("Female")),
+            (json!("+61444444444"), json!("other"), json!("AFAB")),
+            (json!("+447700900123"), json!("male"), json!("Male")),
+            (
+                json!("+447700900456"),
+                json!("other"),
+                json!("Female to Male")
+            ),
+            (json!("+64211234567"), json!("other"), json!("Intersex")),
+            (Json::Null, json!("unknown"), json!("Not stated")),
+            (Json::Null, json!("male"), json!("male")),
+        ]
+    );
+    // Every request named the deployment and its contact.
+    assert!(
+        s.requests()
+            .iter()
+            .all(|r| r.user_agent.as_deref() == Some(common::CLINIKO_USER_AGENT))
+    );
+}
+
+/// The midnight of `days` from today in `zone`, at `hour`:00 local, as UTC.
+fn local_time(zone: &str, days: i64, hour: i8) -> String {
+    let tz = jiff::tz::TimeZone::get(zone).unwrap();
+    let day = jiff::Timestamp::now().to_zoned(tz.clone()).date() + jiff::Span::new().days(days);
+    day.at(hour, 0, 0, 0)
+        .to_zoned(tz)
+        .unwrap()
+        .timestamp()
+        .to_string()
+}
+
+/// A historic Initial Evaluation by a therapist who has since left, of a
+/// type since archived, still opens its case (supervised by that
+/// therapist); each business is a location named after it, in its own zone,
+/// so each site's reminder comes at its own local hour; a class's two
+/// attendees each get the class as their appointment, and one cancelling
+/// skips only their reminder. A quiet re-sync then costs at most 16 requests.
+fn former_staff_archived_types_two_zones_and_a_class(t: &Tendon, o: &str) {
+    t.ok(&[
+        "org",
+        "create",
+        "--id",
+        o,
+        "--name",
+        "Two Cities Physio",
+        "--timezone",
+        "Australia/Sydney",
+        "--ie-type",
+        "Initial Consult",
+    ]);
+    imported(
+        t,
+        o,
+        &json!({
+            "id": "eve", "title": "The evening before", "status": "active",
+            "trigger": {"event": "appointment_scheduled"},
+            "steps": [{"schedule": {"direction": "before", "amount": 1, "unit": "days"},
+                       "task": {"kind": "email", "subject": "Tomorrow", "body": "See you."}}]
+        }),
+    );
+    let server = cliniko();
+    let s = server.state();
+    // Everything was booked two hours ago (before the re-sync overlap), so
+    // the last re-sync below has nothing new to read.
+    s.set_clock(Some(
+        jiff::Timestamp::now() - jiff::SignedDuration::from_hours(2),
+    ));
+    for (bid, name, zone) in [
+        ("31", "Fitzroy Physio", "Australia/Melbourne"),
+        ("32", "Subiaco Physio", "Australia/Perth"),
+    ] {
+        s.upsert_business(ClinikoBusiness {
+            id: bid.into(),
+            name: Some(name.into()),
+            time_zone: Some(zone.into()),
+            country: Some("AU".into()),
+        });
+    }
+    for n in 1..=4 {
+        s.upsert_patient(profile(n));
+    }
+    // Dr Former has left: only on /practitioners/inactive.
+    s.upsert_practitioner(ClinikoPractitioner {
+        id: "70".into(),
+        first_name: Some("Dana".into()),
+        last_name: Some("Former".into()),
+        active: false,
+    });
+    s.upsert_practitioner(ClinikoPractitioner {
+        id: "77".into(),
+        first_name: Some("Chidi".into()),
+        last_name: Some("Okafor".into()),
+        active: true,
+    });
+    // The old IE type is archived: only on /appointment_types/archived.
+    for (tid, name, archived) in [
+        ("5", "Initial Consult", true),
+        ("6", "Follow up", false),
+        ("8", "Pilates class", false),
+    ] {
+        s.upsert_appointment_type(ClinikoAppointmentType {
+            id: tid.into(),
+            name: name.into(),
+            archived,
+        });
+    }
+    s.upsert_patient_case(ClinikoCase {
+        id: "44".into(),
+        patient_id: Some(id(1)),
+        name: "Left knee".into(),
+        closed: false,
+        updated_at: String::new(),
+    });
+    let appt = |aid: &str, patient: u64, who: &str, tid: &str, business: &str, start: String| {
+        ClinikoAppointment {
+            id: aid.into(),
+            patient_id: Some(id(patient)),
+            practitioner_id: Some(who.into()),
+            appointment_type_id: Some(tid.into()),
+            patient_case_id: Some("44".into()).filter(|_| patient == 1),
+            business_id: Some(business.into()),
+            starts_at: start,
+            ..Default::default()
+        }
+    };
+    // Patient 1: the former therapist's IE of the archived type, in
+    // Melbourne, then a follow-up with another therapist.
+    s.upsert_appointment(appt(
+        "9101",
+        1,
+        "70",
+        "5",
+        "31",
+        local_time("Australia/Melbourne", -30, 9),
+    ));
+    s.upsert_appointment(appt(
+        "9102",
+        1,
+        "77",
+        "6",
+        "31",
+        local_time("Australia/Melbourne", 10, 10),
+    ));
+    // Patient 2: an Initial Consult at 10:00 in Perth; patients 3 and 4
+    // had theirs there before the class.
+    let perth = "Australia/Perth";
+    s.upsert_appointment(appt("9201", 2, "77", "5", "32", local_time(perth, 10, 10)));
+    s.upsert_appointment(appt("9301", 3, "77", "5", "32", local_time(perth, -5, 9)));
+    s.upsert_appointment(appt("9401", 4, "77", "5", "32", local_time(perth, -5, 9)));
+    // A Pilates class in Perth with patients 3 and 4.
+    s.upsert_group_appointment(ClinikoGroupAppointment {
+        id: "600".into(),
+        practitioner_id: Some("77".into()),
+        appointment_type_id: Some("8".into()),
+        business_id: Some("32".into()),
+        starts_at: local_time("Australia/Perth", 12, 18),
+        ..Default::default()
+    });
+    for (aid, n) in [("701", 3), ("702", 4)] {
+        s.upsert_attendee(ClinikoAttendee {
+            id: aid.into(),
+            patient_id: Some(id(n)),
+            booking_id: Some("600".into()),
+            ..Default::default()
+        });
+    }
+    connect(t, o, &server);
+    let report = sync(t, o);
+    assert_eq!(report["synced"], 4, "{report}");
+    assert_eq!(report["appointments"]["failures"], json!([]), "{report}");
+    assert_eq!(report["unreadable"], json!([]), "{report}");
+
+    // The case opened by the former therapist's IE, supervised by them.
+    let p1 = patient(t, o, &id(1));
+    assert_eq!(
+        p1["episodes"][1],
+        json!({"name": "Left knee", "default": false, "case_id": "44",
+               "supervising_practitioner_id": "70", "status": "active"}),
+        "{p1}"
+    );
+    assert_eq!(p1["appointments"][1]["status"], "scheduled");
+    // Each business a named location in its zone.
+    let locations = t.ok(&["location", "list", "--org", o]);
+    let names: Vec<(Json, Json, Json)> = locations
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["id"].clone(), l["name"].clone(), l["timezone"].clone()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (
+                json!("31"),
+                json!("Fitzroy Physio"),
+                json!("Australia/Melbourne")
+            ),
+            (
+                json!("32"),
+                json!("Subiaco Physio"),
+                json!("Australia/Perth")
+            ),
+        ]
+    );
+    // Each appointment shown, and each reminder due, at 10:00 on its own
+    // site's clock: the evening-before email leaves at 10:00 the day before.
+    let start_2 = patient(t, o, &id(2))["appointments"][0]["start"].clone();
+    assert!(
+        start_2.as_str().unwrap().contains("T10:00:00+08:00"),
+        "{start_2}"
+    );
+    let steps = t.ok(&["workflow", "steps", "--org", o]);
+    let due = |appointment: &str, zone: &str| -> (i8, String) {
+        let step = steps
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["appointment_id"] == appointment)
+            .unwrap_or_else(|| panic!("no step for {appointment}: {steps}"));
+        let at: jiff::Timestamp = step["due_at"].as_str().unwrap().parse().unwrap();
+        (
+            at.to_zoned(jiff::tz::TimeZone::get(zone).unwrap()).hour(),
+            step["status"].as_str().unwrap().to_owned(),
+        )
+    };
+    assert_eq!(due("9102", "Australia/Melbourne"), (10, "scheduled".into()));
+    assert_eq!(due("9201", "Australia/Perth"), (10, "scheduled".into()));
+    // The class: each attendee has it as their appointment, at 18:00 Perth.
+    for (aid, n) in [("attendee:701", 3), ("attendee:702", 4)] {
+        let p = patient(t, o, &id(n));
+        assert_eq!(p["appointments"][1]["id"], aid, "{p}");
+        assert_eq!(p["appointments"][1]["type"], "Pilates class");
+        assert!(
+            p["appointments"][1]["start"]
+                .as_str()
+                .unwrap()
+                .contains("T18:00:00+08:00")
+        );
+        assert_eq!(due(aid, "Australia/Perth"), (18, "scheduled".into()));
+    }
+
+    // One attendee cancels in Cliniko: only their reminder is skipped.
+    s.cancel_attendee("702");
+    let report = sync(t, o);
+    assert_eq!(report["appointments"]["applied"], 1, "{report}");
+    let steps = t.ok(&["workflow", "steps", "--org", o]);
+    let status = |aid: &str| {
+        steps
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["appointment_id"] == aid)
+            .map(|s| {
+                format!(
+                    "{} {}",
+                    s["status"].as_str().unwrap(),
+                    s["note"].as_str().unwrap_or("")
+                )
+            })
+            .unwrap()
+    };
+    assert_eq!(status("attendee:701").trim(), "scheduled");
+    assert_eq!(status("attendee:702"), "skipped appointment_canceled");
+    assert_eq!(
+        patient(t, o, &id(4))["appointments"][1]["status"],
+        "canceled"
+    );
+
+    // A quiet re-sync: nothing changed, at most 16 requests, and none of
+    // the configuration lists (nothing to apply).
+    s.clear_requests();
+    let report = sync(t, o);
+    assert_eq!(report["synced"], 0, "{report}");
+    assert_eq!(report["appointments"]["applied"], 0, "{report}");
+    let paths: Vec<String> = s.requests().into_iter().map(|r| r.path).collect();
+    assert!(paths.len() <= 16, "{} requests: {paths:?}", paths.len());
+    // The list in docs/benchmarks.md: the class re-read in the overlap
+    // brings its attendees (one request for up to 100 classes).
+    assert_eq!(
+        paths,
+        [
+            "/v1/businesses",
+            "/v1/patients",
+            "/v1/patients/archived",
+            "/v1/patients/deleted",
+            "/v1/patient_cases",
+            "/v1/individual_appointments",
+            "/v1/individual_appointments/cancelled",
+            "/v1/individual_appointments/deleted",
+            "/v1/group_appointments",
+            "/v1/group_appointments/deleted",
+            "/v1/attendees",
+            "/v1/attendees/cancelled",
+            "/v1/attendees/deleted",
+            "/v1/attendees",
+        ]
+    );
 }

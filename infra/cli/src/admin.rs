@@ -124,6 +124,13 @@ pub enum LocationCommand {
         #[command(flatten)]
         out: JsonFlag,
     },
+    /// The org's locations (a Cliniko sync adds one per business).
+    List {
+        #[arg(long)]
+        org: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
 }
 
 #[derive(Subcommand)]
@@ -394,14 +401,29 @@ pub async fn org(
     print(out.json, &v)
 }
 
+fn location_json(loc: &Location) -> Value {
+    json!({ "id": loc.id, "name": loc.name, "timezone": loc.timezone })
+}
+
 pub async fn location(store: &impl ConfigStore, cmd: LocationCommand) -> Result<(), String> {
-    let LocationCommand::Add {
-        org,
-        id,
-        name,
-        timezone,
-        out,
-    } = cmd;
+    let (org, id, name, timezone, out) = match cmd {
+        LocationCommand::Add {
+            org,
+            id,
+            name,
+            timezone,
+            out,
+        } => (org, id, name, timezone, out),
+        LocationCommand::List { org, out } => {
+            let config = store
+                .org_config(&org)
+                .await
+                .map_err(err)?
+                .ok_or_else(|| format!("no org {org:?}"))?;
+            let all: Vec<Value> = config.locations.iter().map(location_json).collect();
+            return print(out.json, &all);
+        }
+    };
     if let Some(tz) = &timezone {
         check_zone(tz)?;
     }
@@ -412,10 +434,7 @@ pub async fn location(store: &impl ConfigStore, cmd: LocationCommand) -> Result<
         timezone,
     };
     store.put_location(&org, &loc).await.map_err(err)?;
-    print(
-        out.json,
-        &json!({ "id": loc.id, "name": loc.name, "timezone": loc.timezone }),
-    )
+    print(out.json, &location_json(&loc))
 }
 
 pub async fn practitioner(
@@ -489,6 +508,9 @@ fn patient_json(rec: &PatientRecord) -> Value {
         "last_name": p.last_name,
         "birth_date": p.birth_date,
         "gender": p.gender,
+        // The clinic's own words for it, where the source has free text
+        // (Cliniko's `sex`: `AFAB`, `Female to Male`); absent otherwise.
+        "sex_label": p.sex_label,
         "email": p.email,
         "mobile": p.mobile,
         // Workflow reachability: email unsubscribed, texts opted out.

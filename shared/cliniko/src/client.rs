@@ -554,16 +554,30 @@ impl ClinikoApi for Client {
     async fn attendees(
         &self,
         list: AppointmentList,
-        group_appointment_id: Option<&str>,
+        group_appointment_ids: Option<&[String]>,
         updated_since: Option<&str>,
         next: Option<&str>,
     ) -> Result<Page<ClinikoAttendee>, ClinikoError> {
-        let mut segments = list_path("attendees", list);
-        if let Some(group) = group_appointment_id {
-            segments = [&["group_appointments", group.trim()][..], &segments[..]].concat();
+        let segments = list_path("attendees", list);
+        match group_appointment_ids {
+            // A class's attendee is booked on it: `booking_id` is the class.
+            Some(ids) => {
+                let ids: Vec<&str> = ids.iter().map(|i| i.trim()).collect();
+                let filter = [format!("booking_id:={}", ids.join(","))];
+                self.list::<wire::WireAttendee>(&segments, "attendees", &filter, next)
+                    .await
+            }
+            None => {
+                self.changes::<wire::WireAttendee>(
+                    &segments,
+                    "attendees",
+                    None,
+                    updated_since,
+                    next,
+                )
+                .await
+            }
         }
-        self.changes::<wire::WireAttendee>(&segments, "attendees", None, updated_since, next)
-            .await
     }
 }
 

@@ -32,7 +32,12 @@ static SHARED: LazyLock<Mutex<HashMap<u64, Arc<RateLimiter>>>> =
 impl RateLimiter {
     /// The process's limiter for `(api_key, base_url)` with this budget.
     /// The map holds a hash, never the key.
-    pub(crate) fn shared(api_key: &str, base_url: &str, budget: u32, window: Duration) -> Arc<Self> {
+    pub(crate) fn shared(
+        api_key: &str,
+        base_url: &str,
+        budget: u32,
+        window: Duration,
+    ) -> Arc<Self> {
         let mut h = std::hash::DefaultHasher::new();
         (api_key, base_url, budget, window).hash(&mut h);
         let id = h.finish();

@@ -290,12 +290,12 @@ pub trait ClinikoApi: Send + Sync {
         ids: &[String],
         next: Option<&str>,
     ) -> impl Future<Output = Result<Page<ClinikoGroupAppointment>, ClinikoError>> + Send;
-    /// A page of attendees of one list: of one group appointment
-    /// (`/group_appointments/{id}/attendees`) if given, else of all.
+    /// A page of attendees of one list: of these group appointments (at
+    /// most 100, by `booking_id`) if given, else of all.
     fn attendees(
         &self,
         list: AppointmentList,
-        group_appointment_id: Option<&str>,
+        group_appointment_ids: Option<&[String]>,
         updated_since: Option<&str>,
         next: Option<&str>,
     ) -> impl Future<Output = Result<Page<ClinikoAttendee>, ClinikoError>> + Send;

@@ -165,6 +165,19 @@ pub fn business_location(b: &ClinikoBusiness) -> Location {
     }
 }
 
+/// Whether the record already holds this version of the appointment (or a
+/// newer one): re-reading it in the re-sync's overlap changes nothing, so
+/// it needs neither applying nor the lists that applying reads.
+pub fn is_applied(record: &crate::model::PatientRecord, a: &ClinikoAppointment) -> bool {
+    let Ok(version) = a.updated_at.parse::<Timestamp>() else {
+        return false;
+    };
+    record
+        .appointment(&a.id)
+        .and_then(|held| held.updated_by.as_deref()?.parse::<Timestamp>().ok())
+        .is_some_and(|held| held >= version)
+}
+
 /// What an appointment sync did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct AppointmentReport {

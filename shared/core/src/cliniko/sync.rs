@@ -643,8 +643,26 @@ pub async fn sync_org<S: SyncStore, A: ClinikoApi>(
     for a in &appointments {
         seen(&a.updated_at);
     }
-    if !appointments.is_empty() || !cases.is_empty() {
-        apply_appointments(store, api, config, &cases, appointments, now, &mut report).await?;
+    // What the records already hold at this version (the overlap re-reads
+    // the last few minutes' changes) is counted, not applied: a quiet
+    // re-sync then reads no practitioners or appointment types at all.
+    let mut fresh = Vec::new();
+    for a in appointments {
+        let held = match a.patient_id.as_deref() {
+            Some(p) => store.load_patient(org, p).await?,
+            None => None,
+        };
+        if held.is_some_and(|r| super::appointments::is_applied(&r, &a)) {
+            report.appointments.unchanged += 1;
+        } else {
+            fresh.push(a);
+        }
+    }
+    if !fresh.is_empty() {
+        apply_appointments(store, api, config.clone(), &cases, fresh, now, &mut report).await?;
+    }
+    for c in cases.iter().filter(|c| c.closed) {
+        apply_closed_case(store, &config, c, now).await?;
     }
     // The highest `updated_at` seen, but never past when this sync began: a
     // record changed while the lists were read is read again next time.
@@ -656,7 +674,7 @@ pub async fn sync_org<S: SyncStore, A: ClinikoApi>(
     Ok(report)
 }
 
-/// Applies changed appointments (and closes changed closed cases): reads
+/// Applies changed appointments: reads
 /// the practitioners and appointment types they name, current and retired
 /// (a historic Initial Evaluation by a former therapist, of an archived
 /// type, still creates its Case EOC), adds the practitioners to the org,
@@ -703,9 +721,6 @@ async fn apply_appointments<S: SyncStore, A: ClinikoApi>(
         )
         .await?;
     }
-    for c in cases.iter().filter(|c| c.closed) {
-        apply_closed_case(store, &config, c, now).await?;
-    }
     Ok(())
 }
 
@@ -747,11 +762,13 @@ async fn classes<A: ClinikoApi>(
         }
     }
     // A class that changed carries its places with it (a new time, a
-    // deleted class), whether or not the places themselves changed.
-    let changed: Vec<String> = groups.keys().cloned().collect();
-    for group in &changed {
+    // deleted class), whether or not the places themselves changed: one
+    // request per 100 classes (`booking_id:=…`).
+    let mut changed: Vec<String> = groups.keys().cloned().collect();
+    changed.sort();
+    for ids in changed.chunks(100) {
         let listed = all_pages(report, "attendees", |n: Option<String>| async move {
-            api.attendees(AppointmentList::Booked, Some(group), None, n.as_deref())
+            api.attendees(AppointmentList::Booked, Some(ids), None, n.as_deref())
                 .await
         })
         .await?;
