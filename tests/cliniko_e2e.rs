@@ -766,7 +766,8 @@ fn numbers_sex_and_the_user_agent_as_clinics_have_them(t: &Tendon, o: &str) {
         country: Some("AU".into()),
     });
     // (profile, country, phones, sex) → (mobile, gender, sex_label)
-    let people: [(u64, Option<&str>, Vec<(&str, &str)>, &str); 7] = [
+    type Person<'a> = (u64, Option<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let people: [Person; 7] = [
         (1, None, vec![("Mobile", "0412 345 678")], "Female"),
         (
             2,
