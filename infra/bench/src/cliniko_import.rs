@@ -12,7 +12,8 @@
 //! Usage: `cliniko-import-bench [--patients N] [--latency-ms L] [--rate R] [--runs K]`
 //! (defaults 10000, 250, 200, 3). The client is given the same rate as the
 //! server enforces. Target: wall / bound <= 1.2, and at most 101 requests to
-//! `GET /patients`.
+//! `GET /patients`. Each run then re-syncs with nothing changed and prints
+//! that re-sync's requests (target: at most 16).
 use std::time::{Duration, Instant};
 
 use tendon_cliniko::{Client, ClientConfig};
@@ -64,7 +65,10 @@ fn profile(n: u64) -> ClinikoPatient {
         date_of_birth: Some("1985-03-12".into()),
         sex: Some("Female".into()),
         email: Some(format!("patient{n}@example.com")),
-        updated_at: "2026-11-20T10:00:00Z".into(),
+        // One edit a minute over the past weeks, as a clinic's are spread.
+        updated_at: (jiff::Timestamp::from_second(1_790_000_000).expect("in range")
+            + jiff::SignedDuration::from_mins(i64::try_from(n).unwrap_or(0)))
+        .to_string(),
         ..Default::default()
     }
 }
@@ -76,6 +80,8 @@ struct Run {
     total: u64,
     rate_limited: u64,
     synced: usize,
+    /// The requests of a re-sync right after, in which nothing changed.
+    quiet: Vec<String>,
 }
 
 async fn run(a: &Args, n: usize) -> Result<Run, String> {
@@ -136,6 +142,15 @@ async fn run(a: &Args, n: usize) -> Result<Run, String> {
     let wall = started.elapsed();
 
     let total = state.total_requests();
+    let (rate_limited, patient_pages) = (
+        state.rate_limited_count(),
+        state.request_count("/v1/patients"),
+    );
+    state.clear_requests();
+    sync::sync_org(&store, &client, &org.id, jiff::Timestamp::now(), |_| {})
+        .await
+        .map_err(|e| e.to_string())?;
+    let quiet = state.requests().into_iter().map(|r| r.path).collect();
     let chain = a.latency * u32::try_from(total).unwrap_or(u32::MAX);
     let minutes = total.div_ceil(u64::from(a.rate.max(1))).saturating_sub(1);
     let by_rate = Duration::from_secs(60 * minutes) + a.latency;
@@ -145,10 +160,11 @@ async fn run(a: &Args, n: usize) -> Result<Run, String> {
     Ok(Run {
         wall,
         bound: chain.max(by_rate),
-        patient_pages: state.request_count("/v1/patients"),
+        patient_pages,
         total,
-        rate_limited: state.rate_limited_count(),
+        rate_limited,
         synced: report.synced,
+        quiet,
     })
 }
 
@@ -184,6 +200,12 @@ fn main() {
             r.rate_limited,
             r.wall.as_secs_f64(),
             r.bound.as_secs_f64()
+        );
+        println!(
+            "run {}: a quiet re-sync then made {} requests (target <= 16): {}",
+            n + 1,
+            r.quiet.len(),
+            r.quiet.join(" ")
         );
         ratios.push(ratio);
     }

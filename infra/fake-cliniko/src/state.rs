@@ -105,6 +105,8 @@ struct Inner {
     businesses: BTreeMap<u64, Record<ClinikoBusiness>>,
     groups: BTreeMap<u64, Record<ClinikoGroupAppointment>>,
     attendees: BTreeMap<u64, Record<ClinikoAttendee>>,
+    /// Filters every list refuses (`refuse_filter`).
+    refused_filters: HashSet<String>,
 }
 
 /// A request, as `respond` needs it.
@@ -173,6 +175,7 @@ impl FakeState {
                 businesses: BTreeMap::new(),
                 groups: BTreeMap::new(),
                 attendees: BTreeMap::new(),
+                refused_filters: HashSet::new(),
             })),
         }
     }
@@ -404,6 +407,12 @@ impl FakeState {
         let a = &mut inner.attendees.get_mut(&key).expect("checked").value;
         a.cancelled_at = Some(now.clone());
         a.updated_at = now;
+    }
+
+    /// Makes every list refuse filters on `field` with Cliniko's `400`
+    /// ("This column is not searchable."), as a list that does not take it.
+    pub fn refuse_filter(&self, field: &str) {
+        self.lock().refused_filters.insert(field.to_owned());
     }
 
     // --- faults ---
@@ -764,6 +773,14 @@ impl Inner {
             form_urlencoded::parse(request.query.as_deref().unwrap_or("").as_bytes())
                 .into_owned()
                 .collect();
+        let refused = query.iter().any(|(k, v)| {
+            k == "q[]"
+                && v.split_once(':')
+                    .is_some_and(|(field, _)| self.refused_filters.contains(field))
+        });
+        if refused {
+            return Reply::error(400, "This column is not searchable.");
+        }
         let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
         let r = render::Renderer {
             base_url,

@@ -837,3 +837,32 @@ async fn the_key_never_shows() {
         assert!(!shown.contains(body), "{shown}");
     }
 }
+
+/// A `/deleted` list that refuses even `deleted_at` is read whole: deleted
+/// lists are short, and an entry read again changes nothing.
+#[tokio::test]
+async fn a_deleted_list_that_refuses_its_filter_is_read_whole() {
+    let fake = FakeCliniko::start().await;
+    fake.upsert_patient(patient("5", "2026-01-01T00:00:00Z"));
+    fake.delete_patient("5");
+    fake.refuse_filter("deleted_at");
+    let client = client_for(&fake);
+    let page = client
+        .patients(PatientList::Deleted, Some("2026-01-01T00:00:00Z"), None)
+        .await
+        .unwrap();
+    assert_eq!(ids(&page.items), ["5"]);
+    assert!(page.items[0].deleted_at.is_some());
+    let asked: Vec<(u16, Vec<String>)> = fake
+        .requests()
+        .iter()
+        .map(|r| (r.status, r.query_values("q[]")))
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            (400, vec!["deleted_at:>2026-01-01T00:00:00Z".to_owned()]),
+            (200, vec![])
+        ]
+    );
+}
