@@ -175,6 +175,15 @@ fn rebase(value: &mut Value, base: &str) {
     }
 }
 
+/// `minutes` after `starts_at`, when that is a time at all.
+fn ends_at(starts_at: &str, minutes: i64) -> String {
+    starts_at
+        .parse::<Timestamp>()
+        .ok()
+        .and_then(|t| t.checked_add(SignedDuration::from_mins(minutes)).ok())
+        .map_or_else(|| starts_at.to_owned(), format_time)
+}
+
 impl Render for ClinikoPatient {
     fn render(&self, r: &Renderer<'_>) -> Map<String, Value> {
         let merged = self.merged_at.is_some() || self.merged_into_id.is_some();
@@ -220,13 +229,7 @@ impl Render for ClinikoPatient {
 
 impl Render for ClinikoAppointment {
     fn render(&self, r: &Renderer<'_>) -> Map<String, Value> {
-        // Half an hour, when `starts_at` is a time at all.
-        let ends_at = self
-            .starts_at
-            .parse::<Timestamp>()
-            .ok()
-            .and_then(|t| t.checked_add(SignedDuration::from_mins(30)).ok())
-            .map_or_else(|| self.starts_at.clone(), format_time);
+        let ends_at = ends_at(&self.starts_at, 30);
         let mut o = r.over(&APPOINTMENT);
         o.id(&self.id)
             .set("starts_at", self.starts_at.clone().into())
@@ -327,12 +330,7 @@ impl Render for ClinikoBusiness {
 
 impl Render for ClinikoGroupAppointment {
     fn render(&self, r: &Renderer<'_>) -> Map<String, Value> {
-        let ends_at = self
-            .starts_at
-            .parse::<Timestamp>()
-            .ok()
-            .and_then(|t| t.checked_add(SignedDuration::from_mins(60)).ok())
-            .map_or_else(|| self.starts_at.clone(), format_time);
+        let ends_at = ends_at(&self.starts_at, 60);
         let mut o = r.over(&GROUP);
         o.id(&self.id)
             .set("starts_at", self.starts_at.clone().into())

@@ -374,25 +374,9 @@ impl FakeState {
         inner.attendees.insert(id, Record::new(attendee));
     }
 
-    /// Cancels an individual appointment as Cliniko does: `cancelled_at`
-    /// (and `updated_at`) now; it leaves the main list for `/cancelled`.
-    pub fn cancel_appointment(&self, id: &str) {
-        let key = numeric_id(id);
-        let mut inner = self.lock();
-        let previous = inner
-            .appointments
-            .get(&key)
-            .unwrap_or_else(|| panic!("no appointment {id} in the fake"))
-            .value
-            .updated_at
-            .clone();
-        let now = inner.stamp(Some(&previous));
-        let a = &mut inner.appointments.get_mut(&key).expect("checked").value;
-        a.cancelled_at = Some(now.clone());
-        a.updated_at = now;
-    }
-
-    /// Cancels an attendee's place in a class: `cancelled_at` now.
+    /// Cancels an attendee's place in a class as Cliniko does:
+    /// `cancelled_at` (and `updated_at`) now; it leaves `/attendees` for
+    /// `/attendees/cancelled`.
     pub fn cancel_attendee(&self, id: &str) {
         let key = numeric_id(id);
         let mut inner = self.lock();

@@ -155,12 +155,13 @@ pub fn class_place(group: &ClinikoGroupAppointment, place: &ClinikoAttendee) -> 
 /// The location of a Cliniko business: named after it, in its time zone
 /// (an IANA name; one Tendon cannot read leaves the org's zone).
 pub fn business_location(b: &ClinikoBusiness) -> Location {
+    let unnamed = || match b.id.as_str() {
+        NO_BUSINESS => "Cliniko".to_owned(),
+        id => format!("Cliniko business {id}"),
+    };
     Location {
         id: b.id.clone(),
-        name: b
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("Cliniko business {}", b.id)),
+        name: b.name.clone().unwrap_or_else(unnamed),
         timezone: b.time_zone.clone().filter(|z| TimeZone::get(z).is_ok()),
     }
 }
@@ -225,29 +226,51 @@ pub async fn ensure_config<S: SyncStore>(
     for a in appointments {
         let id = location_id(a.business_id.as_deref());
         if config.location(&id).is_none() && !seen.contains(&id) {
-            let name = match &a.business_id {
-                Some(b) => format!("Cliniko business {b}"),
-                None => "Cliniko".to_owned(),
-            };
-            store
-                .put_location(
-                    &org,
-                    &Location {
-                        id: id.clone(),
-                        name,
-                        timezone: None,
-                    },
-                )
-                .await?;
+            // A business Cliniko no longer lists (archived): named by its ID,
+            // on the org's clock.
+            let location = business_location(&ClinikoBusiness {
+                id: id.clone(),
+                ..ClinikoBusiness::default()
+            });
+            store.put_location(&org, &location).await?;
             seen.push(id);
             changed = true;
         }
     }
+    reloaded(store, config, changed).await
+}
+
+/// Names each business's location after it and gives it the business's time
+/// zone, so appointment times and reminders run on each site's own clock;
+/// the configuration as it is afterwards.
+pub async fn ensure_locations<S: SyncStore>(
+    store: &S,
+    config: OrgConfig,
+    businesses: &[ClinikoBusiness],
+) -> Result<OrgConfig, StoreError> {
+    let mut changed = false;
+    for b in businesses {
+        let want = business_location(b);
+        if config.location(&want.id) != Some(&want) {
+            store.put_location(&config.org.id, &want).await?;
+            changed = true;
+        }
+    }
+    reloaded(store, config, changed).await
+}
+
+/// `config`, or as the store holds it now if it `changed`.
+async fn reloaded<S: SyncStore>(
+    store: &S,
+    config: OrgConfig,
+    changed: bool,
+) -> Result<OrgConfig, StoreError> {
     if !changed {
         return Ok(config);
     }
+    let org = &config.org.id;
     store
-        .org_config(&org)
+        .org_config(org)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("org {org}")))
 }
@@ -449,5 +472,83 @@ mod tests {
         let no_case = as_message(&config(), &appt(), "1", None, None);
         assert_eq!(no_case.case_id.as_deref(), Some("cliniko:1"));
         assert_eq!(no_case.case_description.as_deref(), Some("Cliniko care"));
+    }
+
+    #[test]
+    fn a_class_place_is_the_class_for_its_patient() {
+        let group = ClinikoGroupAppointment {
+            id: "600".into(),
+            practitioner_id: Some("77".into()),
+            appointment_type_id: Some("8".into()),
+            business_id: Some("32".into()),
+            starts_at: "2026-12-16T10:00:00Z".into(),
+            updated_at: "2026-12-01T00:00:00Z".into(),
+            ..Default::default()
+        };
+        let place = ClinikoAttendee {
+            id: "701".into(),
+            patient_id: Some("3".into()),
+            booking_id: Some("600".into()),
+            updated_at: "2026-12-02T00:00:00Z".into(),
+            ..Default::default()
+        };
+        let a = class_place(&group, &place);
+        assert_eq!(a.id, "attendee:701");
+        assert_eq!(a.patient_id.as_deref(), Some("3"));
+        assert_eq!(a.practitioner_id.as_deref(), Some("77"));
+        assert_eq!(a.business_id.as_deref(), Some("32"));
+        assert_eq!(a.updated_at, "2026-12-02T00:00:00Z");
+        assert_eq!(status(&a), AppointmentStatus::Scheduled);
+        let cancelled = ClinikoAttendee {
+            cancelled_at: Some("2026-12-03T00:00:00Z".into()),
+            ..place.clone()
+        };
+        assert_eq!(
+            status(&class_place(&group, &cancelled)),
+            AppointmentStatus::Canceled
+        );
+        let arrived = ClinikoAttendee {
+            arrived: true,
+            ..place.clone()
+        };
+        assert_eq!(
+            status(&class_place(&group, &arrived)),
+            AppointmentStatus::Arrived
+        );
+        // A deleted class deletes every place; its change is the newer one.
+        let deleted = ClinikoGroupAppointment {
+            deleted_at: Some("2026-12-04T00:00:00Z".into()),
+            updated_at: "2026-12-04T00:00:00Z".into(),
+            ..group
+        };
+        let a = class_place(&deleted, &place);
+        assert_eq!(status(&a), AppointmentStatus::Deleted);
+        assert_eq!(a.updated_at, "2026-12-04T00:00:00Z");
+    }
+
+    #[test]
+    fn a_business_is_a_named_location_in_its_zone() {
+        let b = ClinikoBusiness {
+            id: "31".into(),
+            name: Some("Fitzroy Physio".into()),
+            time_zone: Some("Australia/Melbourne".into()),
+            country: Some("AU".into()),
+        };
+        assert_eq!(
+            business_location(&b),
+            Location {
+                id: "31".into(),
+                name: "Fitzroy Physio".into(),
+                timezone: Some("Australia/Melbourne".into()),
+            }
+        );
+        // A zone Tendon cannot read leaves the org's; no name, its ID.
+        let odd = ClinikoBusiness {
+            id: "32".into(),
+            time_zone: Some("Melbourne".into()),
+            ..Default::default()
+        };
+        let l = business_location(&odd);
+        assert_eq!((l.name.as_str(), l.timezone), ("Cliniko business 32", None));
     }
 }

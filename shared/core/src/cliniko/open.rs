@@ -105,7 +105,7 @@ where
         Ok(api) => api,
         Err(e) => return Ok(OpenAnswer::Unavailable(e)),
     };
-    match sync_patient(store, &api, &connection.org, id, now).await {
+    match sync_patient(store, &api, &connection, id, now).await {
         Ok(Some(Outcome::Failed(missing))) => Ok(OpenAnswer::Incomplete(missing)),
         Ok(None) => Ok(OpenAnswer::NotFound),
         Ok(Some(_)) => {

@@ -19,10 +19,12 @@ use serde::Serialize;
 use thiserror::Error;
 
 use super::api::{
-    AppointmentList, ClinikoApi, ClinikoAttendee, ClinikoBusiness, ClinikoCase, ClinikoError,
+    AppointmentList, ClinikoApi, ClinikoAttendee, ClinikoCase, ClinikoError,
     ClinikoGroupAppointment, ClinikoPatient, Listing, Page, PatientList, Unreadable,
 };
-use super::appointments::{AppointmentReport, apply_appointment, apply_closed_case, ensure_config};
+use super::appointments::{
+    AppointmentReport, apply_appointment, apply_closed_case, ensure_config, ensure_locations,
+};
 use super::{ClinikoConnection, ClinikoFailure};
 use crate::Gender;
 use crate::join::{join_all, join2};
@@ -674,12 +676,11 @@ pub async fn sync_org<S: SyncStore, A: ClinikoApi>(
     Ok(report)
 }
 
-/// Applies changed appointments: reads
-/// the practitioners and appointment types they name, current and retired
-/// (a historic Initial Evaluation by a former therapist, of an archived
-/// type, still creates its Case EOC), adds the practitioners to the org,
-/// then applies each appointment in start order, so a case's Initial
-/// Evaluation comes before its follow-ups.
+/// Applies changed appointments: reads the practitioners and appointment
+/// types they name, current and retired (a historic Initial Evaluation by a
+/// former therapist, of an archived type, still creates its Case EOC), adds
+/// the practitioners to the org, then applies each appointment in start
+/// order, so a case's Initial Evaluation comes before its follow-ups.
 async fn apply_appointments<S: SyncStore, A: ClinikoApi>(
     store: &S,
     api: &A,
@@ -698,12 +699,13 @@ async fn apply_appointments<S: SyncStore, A: ClinikoApi>(
             })
             .await?,
         );
-        types.extend(
-            all_pages(report, "appointment_types", |n: Option<String>| async move { api.appointment_types(listing, n.as_deref()).await })
-            .await?
-            .into_iter()
-            .map(|t| (t.id, t.name)),
-        );
+        let listed = all_pages(
+            report,
+            "appointment_types",
+            |n: Option<String>| async move { api.appointment_types(listing, n.as_deref()).await },
+        )
+        .await?;
+        types.extend(listed.into_iter().map(|t| (t.id, t.name)));
     }
     appointments.sort_by_cached_key(|a| (a.starts_at.parse::<Timestamp>().ok(), a.id.clone()));
     let config = ensure_config(store, config, &practitioners, &appointments).await?;
@@ -805,32 +807,6 @@ async fn classes<A: ClinikoApi>(
     Ok(out)
 }
 
-/// Names each business's location after it and gives it the business's time
-/// zone, so appointment times, reminders and quiet hours run on each site's
-/// own clock; the configuration as it is afterwards.
-async fn ensure_locations<S: SyncStore>(
-    store: &S,
-    config: OrgConfig,
-    businesses: &[ClinikoBusiness],
-) -> Result<OrgConfig, StoreError> {
-    let org = config.org.id.clone();
-    let mut changed = false;
-    for b in businesses {
-        let want = super::appointments::business_location(b);
-        if config.location(&want.id) != Some(&want) {
-            store.put_location(&org, &want).await?;
-            changed = true;
-        }
-    }
-    if !changed {
-        return Ok(config);
-    }
-    store
-        .org_config(&org)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("org {org}")))
-}
-
 /// Profiles applied at once (each is a read and a commit: on DynamoDB,
 /// network round trips worth overlapping).
 const PROFILE_CONCURRENCY: usize = 16;
@@ -922,15 +898,16 @@ where
     Ok(out)
 }
 
-/// Syncs one profile (the "Open in" button): `Ok(None)` if Cliniko has no
-/// such patient.
+/// Syncs one profile of a connection (the "Open in" button): `Ok(None)` if
+/// Cliniko has no such patient.
 pub async fn sync_patient<S: SyncStore, A: ClinikoApi>(
     store: &S,
     api: &A,
-    org: &str,
+    connection: &ClinikoConnection,
     cliniko_id: &str,
     now: Timestamp,
 ) -> Result<Option<Outcome>, SyncError> {
+    let org = &connection.org;
     let config = store
         .org_config(org)
         .await?
@@ -943,8 +920,7 @@ pub async fn sync_patient<S: SyncStore, A: ClinikoApi>(
     let failed_before = failed_ids(store, org).await?;
     // One click, one profile: the region is the patient's, else the
     // shard's (a full sync also knows the businesses' country).
-    let connection = store.connection(org).await?;
-    let region = connection.and_then(|c| shard_region(&c.shard));
+    let region = shard_region(&connection.shard);
     Ok(Some(
         apply_profile(store, &config, &profile, &failed_before, region, now).await?,
     ))
@@ -1100,5 +1076,66 @@ mod tests {
         };
         assert_eq!(since(&c).as_deref(), Some("2026-11-20T09:55:00Z"));
         assert!(!format!("{c:?}").contains("secret"));
+    }
+
+    #[test]
+    fn free_text_sex_maps_to_the_contract_and_is_never_missing() {
+        for (text, want) in [
+            ("Female", Gender::Female),
+            ("f", Gender::Female),
+            ("Woman", Gender::Female),
+            ("MALE", Gender::Male),
+            ("Not stated", Gender::Unknown),
+            ("Prefer not to say", Gender::Unknown),
+            ("AFAB", Gender::Other),
+            ("AMAB", Gender::Other),
+            ("Female to Male", Gender::Other),
+            ("Intersex", Gender::Other),
+        ] {
+            assert_eq!(sex(text), want, "{text}");
+            let p = ClinikoPatient {
+                sex: Some(text.into()),
+                ..profile()
+            };
+            assert!(missing_fields(&p).is_empty(), "{text}");
+            let (write, _, _) = decide("ORG", &p, None, Some("AU"), NOW);
+            let patient = write.unwrap().record.patient;
+            assert_eq!(patient.gender, Some(want));
+            assert_eq!(patient.sex_label.as_deref(), Some(text));
+        }
+    }
+
+    #[test]
+    fn mobiles_are_read_in_the_patients_region_else_the_clinics() {
+        let with = |country: Option<&str>, number: &str| ClinikoPatient {
+            country: country.map(str::to_owned),
+            phone_numbers: vec![ClinikoPhone {
+                phone_type: Some("Mobile".into()),
+                number: number.into(),
+            }],
+            ..profile()
+        };
+        let mobile_of = |p: &ClinikoPatient, clinic: Option<&str>| {
+            decide("ORG", p, None, clinic, NOW)
+                .0
+                .unwrap()
+                .record
+                .patient
+                .mobile
+        };
+        // The clinic's region (its business, else its shard)...
+        assert_eq!(
+            mobile_of(&with(None, "0412 345 678"), Some("AU")).as_deref(),
+            Some("+61412345678")
+        );
+        // ...unless the patient's country says otherwise.
+        assert_eq!(
+            mobile_of(&with(Some("United Kingdom"), "07700 900123"), Some("AU")).as_deref(),
+            Some("+447700900123")
+        );
+        assert_eq!(mobile_of(&with(None, "0412 345 678"), None), None);
+        assert_eq!(shard_region("au3"), Some("AU"));
+        assert_eq!(shard_region("UK2"), Some("GB"));
+        assert_eq!(shard_region("eu1"), None);
     }
 }
