@@ -1,5 +1,5 @@
 //! Records as Cliniko's JSON: each is the example record of Cliniko's own
-//! documentation (`shared/cliniko/tests/docs/`, from `redguava/cliniko-api`)
+//! documentation (`infra/fake-cliniko/docs/`, from `redguava/cliniko-api`)
 //! with the fields Tendon reads laid over it. So every response carries the
 //! documented field set and its quirks: the ID as a JSON number or string
 //! as that resource's example has it, `""` where the example sends `""`
@@ -31,12 +31,8 @@ fn example(json: &str, key: &str) -> Map<String, Value> {
 
 macro_rules! template {
     ($name:ident, $file:literal, $key:literal) => {
-        static $name: LazyLock<Map<String, Value>> = LazyLock::new(|| {
-            example(
-                include_str!(concat!("../../../shared/cliniko/tests/docs/", $file)),
-                $key,
-            )
-        });
+        static $name: LazyLock<Map<String, Value>> =
+            LazyLock::new(|| example(include_str!(concat!("../docs/", $file)), $key));
     };
 }
 

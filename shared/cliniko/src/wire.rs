@@ -726,11 +726,11 @@ mod tests {
         assert!(matches!(e, ClinikoError::Malformed(_)));
     }
 
-    /// Cliniko's own example responses (`tests/docs/`, from the
+    /// Cliniko's own example responses (`infra/fake-cliniko/docs/`, from the
     /// `redguava/cliniko-api` repository; each test names its page).
     macro_rules! docs {
         ($file:literal) => {
-            include_bytes!(concat!("../tests/docs/", $file))
+            include_bytes!(concat!("../../../infra/fake-cliniko/docs/", $file))
         };
     }
 
