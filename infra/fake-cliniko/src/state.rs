@@ -107,6 +107,8 @@ struct Inner {
     attendees: BTreeMap<u64, Record<ClinikoAttendee>>,
     /// Filters every list refuses (`refuse_filter`).
     refused_filters: HashSet<String>,
+    /// Paths answered 404 (`retire_path`).
+    retired_paths: HashSet<String>,
 }
 
 /// A request, as `respond` needs it.
@@ -176,6 +178,7 @@ impl FakeState {
                 groups: BTreeMap::new(),
                 attendees: BTreeMap::new(),
                 refused_filters: HashSet::new(),
+                retired_paths: HashSet::new(),
             })),
         }
     }
@@ -393,6 +396,12 @@ impl FakeState {
         a.updated_at = now;
     }
 
+    /// Answers `404` at `path` (such as `/v1/individual_appointments/cancelled`),
+    /// as a Cliniko that no longer serves a list would.
+    pub fn retire_path(&self, path: &str) {
+        self.lock().retired_paths.insert(path.to_owned());
+    }
+
     /// Makes every list refuse filters on `field` with Cliniko's `400`
     /// ("This column is not searchable."), as a list that does not take it.
     pub fn refuse_filter(&self, field: &str) {
@@ -573,6 +582,8 @@ fn rate_limited_reply(reset: u64, limit: Option<usize>) -> Reply {
 enum Filter {
     Time(String, Comparison, Timestamp),
     Ids(String, Vec<u64>),
+    /// `field:*`: any value, set or not (the current reference).
+    Any,
 }
 
 #[derive(Clone, Copy)]
@@ -604,6 +615,9 @@ impl Filter {
             return Err("This column is not searchable.".to_owned());
         }
         if TIME_FIELDS.contains(&field) {
+            if rest == "*" {
+                return Ok(Filter::Any);
+            }
             let (cmp, value) = if let Some(v) = rest.strip_prefix(">=") {
                 (Comparison::Ge, v)
             } else if let Some(v) = rest.strip_prefix("<=") {
@@ -643,6 +657,7 @@ impl Filter {
                     Comparison::Le => t <= *at,
                 }
             }
+            Filter::Any => true,
             Filter::Ids(field, ids) => value(field)
                 .and_then(|p| p.parse::<u64>().ok())
                 .is_some_and(|p| ids.contains(&p)),
@@ -770,24 +785,32 @@ impl Inner {
             base_url,
             legacy: self.legacy_json,
         };
+        // The current reference's "any value" filters put the records a
+        // main list leaves out back in it.
+        let any = |field: &str| {
+            query
+                .iter()
+                .any(|(k, v)| k == "q[]" && *v == format!("{field}:*"))
+        };
+        let (any_cancelled, any_archived) = (any("cancelled_at"), any("archived_at"));
+        let on = move |cancelled: bool, deleted: bool, list: Listed| match list {
+            Listed::Main => (!cancelled || any_cancelled) && (!deleted || any_archived),
+            Listed::Cancelled => cancelled && !deleted,
+            Listed::Deleted => deleted,
+        };
         let appointment_on = |a: &ClinikoAppointment, list: Listed| {
-            let cancelled = a.cancelled_at.is_some();
-            let deleted = a.deleted_at.is_some() || a.archived_at.is_some();
-            match list {
-                Listed::Main => !cancelled && !deleted,
-                Listed::Cancelled => cancelled && !deleted,
-                Listed::Deleted => deleted,
-            }
+            on(
+                a.cancelled_at.is_some(),
+                a.deleted_at.is_some() || a.archived_at.is_some(),
+                list,
+            )
         };
         let attendee_on = |a: &ClinikoAttendee, list: Listed| {
-            let cancelled = a.cancelled_at.is_some();
-            let deleted = a.deleted_at.is_some();
-            match list {
-                Listed::Main => !cancelled && !deleted,
-                Listed::Cancelled => cancelled && !deleted,
-                Listed::Deleted => deleted,
-            }
+            on(a.cancelled_at.is_some(), a.deleted_at.is_some(), list)
         };
+        if self.retired_paths.contains(request.path.as_str()) {
+            return Reply::error(404, "Not found");
+        }
         let q = &query;
         match segments.as_slice() {
             ["patients"] => self.patient_list(&r, path, q, PatientList::Active),
@@ -1024,7 +1047,16 @@ const GROUP_FILTERS: &[&str] = &[
     "starts_at",
     "updated_at",
 ];
-const ATTENDEE_FILTERS: &[&str] = &["booking_id", "created_at", "id", "patient_id", "updated_at"];
+/// The 2022 list, and the dates the current reference adds (its `:*` form).
+const ATTENDEE_FILTERS: &[&str] = &[
+    "archived_at",
+    "booking_id",
+    "cancelled_at",
+    "created_at",
+    "id",
+    "patient_id",
+    "updated_at",
+];
 
 /// Which of a resource's lists: its main one, `/cancelled` or `/deleted`.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -241,6 +241,45 @@ impl Client {
         }
     }
 
+    /// The changes of one of an appointment-like resource's lists. Cliniko's
+    /// 2022 documentation gives cancelled and deleted records their own
+    /// lists (`/cancelled`, `/deleted`); its current reference describes the
+    /// main list with an "any value" filter instead (`q[]=cancelled_at:*`,
+    /// `q[]=archived_at:*`), which includes the records it otherwise leaves
+    /// out. The separate list is asked first; where Cliniko no longer serves
+    /// it (404), the main list with the filter. The caller keeps the records
+    /// of the kind it asked for.
+    async fn hidden_changes<W: Wire>(
+        &self,
+        resource: &str,
+        list: AppointmentList,
+        patient_id: Option<&str>,
+        updated_since: Option<&str>,
+        next: Option<&str>,
+    ) -> Result<Page<W::Record>, ClinikoError> {
+        let segments = list_path(resource, list);
+        match self
+            .changes::<W>(&segments, resource, patient_id, updated_since, next)
+            .await
+        {
+            Err(ClinikoError::NotFound) if list != AppointmentList::Booked && next.is_none() => {
+                let any = match list {
+                    AppointmentList::Cancelled => "cancelled_at:*",
+                    _ => "archived_at:*",
+                };
+                tracing::info!(
+                    list = resource,
+                    filter = any,
+                    "no separate list: the main one, filtered"
+                );
+                let mut wanted = filters(patient_id, updated_since, "updated_at");
+                wanted.push(any.to_owned());
+                self.list::<W>(&[resource], resource, &wanted, None).await
+            }
+            other => other,
+        }
+    }
+
     /// GET with the rate limit and retries; the body of a 2xx.
     async fn get(&self, url: Url) -> Result<Vec<u8>, ClinikoError> {
         let inner = &*self.inner;
@@ -450,14 +489,24 @@ impl ClinikoApi for Client {
         updated_since: Option<&str>,
         next: Option<&str>,
     ) -> Result<Page<ClinikoAppointment>, ClinikoError> {
-        self.changes::<wire::WireAppointment>(
-            &list_path("individual_appointments", list),
-            "individual_appointments",
-            patient_id,
-            updated_since,
-            next,
-        )
-        .await
+        let mut page = self
+            .hidden_changes::<wire::WireAppointment>(
+                "individual_appointments",
+                list,
+                patient_id,
+                updated_since,
+                next,
+            )
+            .await?;
+        page.items.retain(|a| {
+            let deleted = a.deleted_at.is_some() || a.archived_at.is_some();
+            match list {
+                AppointmentList::Booked => true,
+                AppointmentList::Cancelled => a.cancelled_at.is_some() && !deleted,
+                AppointmentList::Deleted => deleted,
+            }
+        });
+        Ok(page)
     }
 
     async fn appointment_types(
@@ -568,14 +617,23 @@ impl ClinikoApi for Client {
                     .await
             }
             None => {
-                self.changes::<wire::WireAttendee>(
-                    &segments,
-                    "attendees",
-                    None,
-                    updated_since,
-                    next,
-                )
-                .await
+                let mut page = self
+                    .hidden_changes::<wire::WireAttendee>(
+                        "attendees",
+                        list,
+                        None,
+                        updated_since,
+                        next,
+                    )
+                    .await?;
+                page.items.retain(|a| match list {
+                    AppointmentList::Booked => true,
+                    AppointmentList::Cancelled => {
+                        a.cancelled_at.is_some() && a.deleted_at.is_none()
+                    }
+                    AppointmentList::Deleted => a.deleted_at.is_some(),
+                });
+                Ok(page)
             }
         }
     }

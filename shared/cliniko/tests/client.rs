@@ -866,3 +866,71 @@ async fn a_deleted_list_that_refuses_its_filter_is_read_whole() {
         ]
     );
 }
+
+/// Where Cliniko no longer serves a separate cancelled or deleted list
+/// (404), the main list with the current reference's "any value" filter
+/// brings them, and only the kind asked for is kept.
+#[tokio::test]
+async fn without_a_separate_list_the_main_one_is_filtered() {
+    let fake = FakeCliniko::start().await;
+    let appt = |id: &str, cancelled: Option<&str>, deleted: Option<&str>| ClinikoAppointment {
+        id: id.into(),
+        patient_id: Some("7".into()),
+        starts_at: "2026-03-08T09:00:00Z".into(),
+        cancelled_at: cancelled.map(str::to_owned),
+        deleted_at: deleted.map(str::to_owned),
+        updated_at: "2026-03-02T10:00:00Z".into(),
+        ..Default::default()
+    };
+    fake.upsert_appointment(appt("100", None, None));
+    fake.upsert_appointment(appt("101", Some("2026-03-02T10:00:00Z"), None));
+    fake.upsert_appointment(appt("102", None, Some("2026-03-02T10:00:00Z")));
+    fake.retire_path("/v1/individual_appointments/cancelled");
+    fake.retire_path("/v1/individual_appointments/deleted");
+    let client = client_for(&fake);
+    let since = Some("2026-03-01T00:00:00Z");
+    let ids = |page: tendon_core::cliniko::api::Page<ClinikoAppointment>| -> Vec<String> {
+        page.items.into_iter().map(|a| a.id).collect()
+    };
+    let cancelled = client
+        .appointments(AppointmentList::Cancelled, None, since, None)
+        .await
+        .unwrap();
+    assert_eq!(ids(cancelled), ["101"]);
+    let deleted = client
+        .appointments(AppointmentList::Deleted, None, since, None)
+        .await
+        .unwrap();
+    assert_eq!(ids(deleted), ["102"]);
+    let asked: Vec<(String, u16, Vec<String>)> = fake
+        .requests()
+        .into_iter()
+        .map(|r| (r.path.clone(), r.status, r.query_values("q[]")))
+        .collect();
+    let since_filter = "updated_at:>2026-03-01T00:00:00Z".to_owned();
+    assert_eq!(
+        asked,
+        [
+            (
+                "/v1/individual_appointments/cancelled".to_owned(),
+                404,
+                vec![since_filter.clone()]
+            ),
+            (
+                "/v1/individual_appointments".to_owned(),
+                200,
+                vec![since_filter.clone(), "cancelled_at:*".to_owned()]
+            ),
+            (
+                "/v1/individual_appointments/deleted".to_owned(),
+                404,
+                vec!["deleted_at:>2026-03-01T00:00:00Z".to_owned()]
+            ),
+            (
+                "/v1/individual_appointments".to_owned(),
+                200,
+                vec![since_filter, "archived_at:*".to_owned()]
+            ),
+        ]
+    );
+}
