@@ -119,6 +119,18 @@ impl Over<'_, '_> {
         self.set(field, value)
     }
 
+    /// What a booking is with and where: its practitioner, type and business.
+    fn booked(
+        &mut self,
+        practitioner: Option<&str>,
+        appointment_type: Option<&str>,
+        business: Option<&str>,
+    ) -> &mut Self {
+        self.link("practitioner", "practitioners", practitioner)
+            .link("appointment_type", "appointment_types", appointment_type)
+            .link("business", "businesses", business)
+    }
+
     fn self_link(&mut self, resource: &str, id: &str) -> Map<String, Value> {
         let url = self.r.url(resource, id);
         self.json.insert("links".into(), json!({ "self": url }));
@@ -244,17 +256,11 @@ impl Render for ClinikoAppointment {
             .set("created_at", self.updated_at.clone().into())
             .set("updated_at", self.updated_at.clone().into())
             .link("patient", "patients", self.patient_id.as_deref())
-            .link(
-                "practitioner",
-                "practitioners",
+            .booked(
                 self.practitioner_id.as_deref(),
-            )
-            .link(
-                "appointment_type",
-                "appointment_types",
                 self.appointment_type_id.as_deref(),
-            )
-            .link("business", "businesses", self.business_id.as_deref());
+                self.business_id.as_deref(),
+            );
         o.self_link("individual_appointments", &self.id)
     }
 }
@@ -334,17 +340,11 @@ impl Render for ClinikoGroupAppointment {
             .text("deleted_at", self.deleted_at.as_deref())
             .set("created_at", self.updated_at.clone().into())
             .set("updated_at", self.updated_at.clone().into())
-            .link(
-                "practitioner",
-                "practitioners",
+            .booked(
                 self.practitioner_id.as_deref(),
-            )
-            .link(
-                "appointment_type",
-                "appointment_types",
                 self.appointment_type_id.as_deref(),
+                self.business_id.as_deref(),
             )
-            .link("business", "businesses", self.business_id.as_deref())
             .set(
                 "attendees",
                 json!({ "links": { "self": format!("{}/attendees", r.url("group_appointments", &self.id)) } }),

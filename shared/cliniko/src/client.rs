@@ -445,6 +445,17 @@ fn filters(patient_id: Option<&str>, updated_since: Option<&str>, field: &str) -
     filters
 }
 
+/// Whether a record belongs on `list` (a fallback's main list brings all
+/// kinds): a deleted record is only on the deleted list, a cancelled one
+/// only on the cancelled list.
+fn belongs(list: AppointmentList, cancelled: bool, deleted: bool) -> bool {
+    match list {
+        AppointmentList::Booked => true,
+        AppointmentList::Cancelled => cancelled && !deleted,
+        AppointmentList::Deleted => deleted,
+    }
+}
+
 /// The path of one of Cliniko's appointment-like lists.
 fn list_path(resource: &str, list: AppointmentList) -> Vec<&str> {
     match list {
@@ -499,12 +510,11 @@ impl ClinikoApi for Client {
             )
             .await?;
         page.items.retain(|a| {
-            let deleted = a.deleted_at.is_some() || a.archived_at.is_some();
-            match list {
-                AppointmentList::Booked => true,
-                AppointmentList::Cancelled => a.cancelled_at.is_some() && !deleted,
-                AppointmentList::Deleted => deleted,
-            }
+            belongs(
+                list,
+                a.cancelled_at.is_some(),
+                a.deleted_at.is_some() || a.archived_at.is_some(),
+            )
         });
         Ok(page)
     }
@@ -626,13 +636,8 @@ impl ClinikoApi for Client {
                         next,
                     )
                     .await?;
-                page.items.retain(|a| match list {
-                    AppointmentList::Booked => true,
-                    AppointmentList::Cancelled => {
-                        a.cancelled_at.is_some() && a.deleted_at.is_none()
-                    }
-                    AppointmentList::Deleted => a.deleted_at.is_some(),
-                });
+                page.items
+                    .retain(|a| belongs(list, a.cancelled_at.is_some(), a.deleted_at.is_some()));
                 Ok(page)
             }
         }
