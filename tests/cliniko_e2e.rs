@@ -1,4 +1,4 @@
-//! The Cliniko sync (docs/cliniko.md, CONTRACT §4 and §5) end to end on both
+//! The Cliniko sync (docs/cliniko.md, docs/interface.md §4 and §5) end to end on both
 //! backends: `tendon cliniko connect|sync|failures` and the "Open in" route
 //! of the real `tendon serve`, against a Cliniko test server
 //! (`tendon-fake-cliniko`) that speaks Cliniko's documented JSON. Each

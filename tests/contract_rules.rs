@@ -1,4 +1,4 @@
-//! Every CONTRACT §2 rule and every §7 error code, end to end on both backends:
+//! Every docs/interface.md §2 rule and every §7 error code, end to end on both backends:
 //! the real `tendon serve` over HTTP and the operator CLI with `--json`.
 //!
 //! Each scenario is a `fn(&Tendon, org)` with an org of its own, so all of them

@@ -4,7 +4,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value as Json;
 
-/// CONTRACT §8's worked example, segments ending in CR.
+/// docs/interface.md §8's worked example, segments ending in CR.
 const WORKED: &str = include_str!("../examples/worked-example.hl7");
 
 fn tendon(args: &[&str], stdin: &[u8]) -> Output {
@@ -250,7 +250,9 @@ fn random_bytes_are_invalid_hl7_not_a_crash() {
         let r = inspect(&bytes);
         assert_eq!(codes(&r), [("invalid_hl7".to_owned(), None)], "len {len}");
     }
-    let r = inspect(b"MSH|^~\\&|A|B\rthis is not a segment\r");
+    // A break followed by text stays in the field; one followed by something
+    // shaped like a segment with a bad ID is an error, never glued on.
+    let r = inspect(b"MSH|^~\\&|A|B\rpid|1\r");
     assert_eq!(codes(&r)[0].0, "invalid_hl7");
     assert!(
         r["errors"][0]["message"]

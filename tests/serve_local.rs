@@ -310,7 +310,7 @@ fn a_second_ingest_key_works_beside_the_first() {
     );
 }
 
-/// Per-org field-map overrides (CONTRACT §3): `org field-map --set` moves a
+/// Per-org field-map overrides (docs/interface.md §3): `org field-map --set` moves a
 /// field, the next message is read with it, `--reset` restores the default;
 /// unknown fields, fixed fields and bad paths are refused.
 #[test]

@@ -1,4 +1,4 @@
-//! The workflow engine (docs/workflows.md, CONTRACT §6) end to end on both
+//! The workflow engine (docs/workflows.md, docs/interface.md §6) end to end on both
 //! backends: workflows imported with the CLI, HL7 posted to the real
 //! `tendon serve`, time driven with `tendon dispatch --at`, and the outcome
 //! read back from `workflow steps` (status and note), `outbox list`, the
@@ -684,7 +684,7 @@ fn local_html(t: &Tendon, org: &str) -> Vec<String> {
 // ---------------------------------------------------------------------------
 // Scenarios.
 
-/// One workflow per CONTRACT §6 trigger event, covering every unit, both
+/// One workflow per docs/interface.md §6 trigger event, covering every unit, both
 /// directions and every task kind. Each step is listed with its due time (a
 /// `before` step exactly from the appointment start, an `after` step within
 /// the time the messages took, on the clinic's clock); then, in due order,

@@ -5,7 +5,7 @@
 //!   bootstrapped tables and queues on moto (aws), the CLI on it, and
 //!   optionally one running `tendon serve`. It waits for outcomes by polling
 //!   `messages list` against a deadline, never by sleeping.
-//! - [`Clinic`] is one org configured like CONTRACT §8 (time zone
+//! - [`Clinic`] is one org configured like docs/interface.md §8 (time zone
 //!   America/Los_Angeles, IE type `Initial Eval`, location 12, practitioners
 //!   445566, 990011 and 778899) with its ingest key.
 //! - [`Hl7`] builds SIU and ADT messages from a base (the worked example) with
@@ -28,7 +28,7 @@ pub mod moto;
 /// The User-Agent every test deployment sends to Cliniko.
 pub const CLINIKO_USER_AGENT: &str = "Tendon e2e (ci@tendon-health.dev)";
 
-/// CONTRACT §8's worked example, segments ending in CR.
+/// docs/interface.md §8's worked example, segments ending in CR.
 pub const WORKED: &str = include_str!("../../examples/worked-example.hl7");
 
 /// How long the local workers may take to settle the messages of one org.
@@ -322,7 +322,7 @@ impl Tendon {
         })
     }
 
-    /// Creates `org` configured like CONTRACT §8 (see [`Clinic`]).
+    /// Creates `org` configured like docs/interface.md §8 (see [`Clinic`]).
     pub fn clinic(&self, org: &str) -> Clinic<'_> {
         let created = self.ok(&[
             "org",
@@ -822,7 +822,7 @@ const APPOINTMENT_KEYS: [&str; 6] = [
     "practitioner_id",
 ];
 
-/// A patient's episodes (the CONTRACT §5 keys), the Default first, then by case ID.
+/// A patient's episodes (the docs/interface.md §5 keys), the Default first, then by case ID.
 pub fn episodes(patient: &Json) -> Vec<Json> {
     let mut eps: Vec<Json> = patient["episodes"]
         .as_array()
@@ -839,7 +839,7 @@ pub fn episodes(patient: &Json) -> Vec<Json> {
     eps
 }
 
-/// A patient's appointments (the CONTRACT §5 keys), by ID.
+/// A patient's appointments (the docs/interface.md §5 keys), by ID.
 pub fn appointments(patient: &Json) -> Vec<Json> {
     let mut appts: Vec<Json> = patient["appointments"]
         .as_array()
@@ -900,7 +900,7 @@ pub fn msa(ack: &str) -> (String, String) {
 // Building messages.
 
 /// An HL7 v2 message as segments of fields, built from a base with overrides.
-/// Paths are CONTRACT §3's `SEG-field[.component[.subcomponent]]`, counted
+/// Paths are docs/interface.md §3's `SEG-field[.component[.subcomponent]]`, counted
 /// from 1 (MSH-1 is the field separator); they address the first segment of
 /// that name and the first repetition of the field.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -44,7 +44,7 @@ const targetDir = process.env.CARGO_TARGET_DIR || join(repo, 'target');
 function parseArgs(argv) {
   const o = {
     serve: false,
-    corpus: process.env.TENDON_SAMPLES || join(repo, '..', 'shared', 'hl7-samples'),
+    corpus: process.env.TENDON_SAMPLES || join(repo, 'tests', 'fixtures', 'hl7', 'conformance'),
     big: join(targetDir, 'bench', 'big.hl7'),
     nodeDir: join(targetDir, 'bench-node'),
     rounds: 7,

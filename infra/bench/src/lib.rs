@@ -251,11 +251,11 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
-/// `$TENDON_SAMPLES`, else `<repo>/../shared/hl7-samples`.
+/// `$TENDON_SAMPLES`, else `<repo>/tests/fixtures/hl7/conformance`.
 pub fn default_corpus_dir() -> PathBuf {
     match std::env::var_os("TENDON_SAMPLES") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => lexical_join(&repo_root(), "../shared/hl7-samples"),
+        _ => lexical_join(&repo_root(), "tests/fixtures/hl7/conformance"),
     }
 }
 

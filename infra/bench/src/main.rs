@@ -21,7 +21,7 @@ use tendon_bench::{
 
 const USAGE: &str = "\
 usage: parse-bench [options]
-  --corpus DIR          HL7 corpus (*.hl7); default $TENDON_SAMPLES or <repo>/../shared/hl7-samples
+  --corpus DIR          HL7 corpus (*.hl7); default $TENDON_SAMPLES or <repo>/tests/fixtures/hl7/conformance
   --peer P              tendon | hl7-parser | medplum | all (default: all; medplum is
                         skipped with a warning when its node deps are not installed)
   --json                print one JSON document instead of the table

@@ -43,7 +43,7 @@ pub enum OrgCommand {
         #[command(flatten)]
         out: JsonFlag,
     },
-    /// Show or change the org's HL7 field-map overrides (CONTRACT §3): a
+    /// Show or change the org's HL7 field-map overrides (docs/interface.md §3): a
     /// field read from other paths, first non-empty wins. With no --set or
     /// --reset it prints them. Messages already stored are re-read with the
     /// new map by `messages replay`.

@@ -1,4 +1,4 @@
-//! Workflow commands (CONTRACT §5): import, list, activate and deactivate,
+//! Workflow commands (docs/interface.md §5): import, list, activate and deactivate,
 //! install the default workflows, show scheduled steps; one dispatcher pass;
 //! the outbox.
 use std::path::PathBuf;
@@ -130,7 +130,7 @@ fn err(e: StoreError) -> String {
     e.to_string()
 }
 
-/// The `workflow list` view of a workflow (CONTRACT §5 keys, plus `version`).
+/// The `workflow list` view of a workflow (docs/interface.md §5 keys, plus `version`).
 pub fn workflow_json(w: &Workflow) -> Value {
     json!({
         "id": w.id,

@@ -423,7 +423,7 @@ fn another_patient(n: u32) -> String {
         .replace("A9001", &format!("A{}", 10000 + n))
 }
 
-/// CONTRACT target: at most 8 AWS requests per SIU Initial Evaluation message
+/// Interface target (docs/interface.md): at most 8 AWS requests per SIU Initial Evaluation message
 /// on warm functions (the event source mappings' receives and deletes are the
 /// service's, not the functions'). Printed per function for docs/benchmarks.md.
 #[tokio::test]

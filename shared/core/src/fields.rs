@@ -7,7 +7,7 @@ use tendon_hl7::{AckCode, FieldPath};
 
 macro_rules! names {
     ($($variant:ident => $name:literal,)*) => {
-        /// A mapped field, named as in CONTRACT §3.1 (`prior_patient_id`, MRG-1, is our extension).
+        /// A mapped field, named as in docs/interface.md §3.1 (`prior_patient_id`, MRG-1, is our extension).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum FieldName { $($variant,)* }
 
@@ -83,7 +83,7 @@ impl<'de> Deserialize<'de> for FieldName {
     }
 }
 
-/// CONTRACT §7 error codes.
+/// docs/interface.md §7 error codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -98,6 +98,14 @@ pub enum ErrorCode {
     /// An extension of §7: processing kept failing on an infrastructure error
     /// until the queue moved the message to its dead-letter queue.
     DeadLetter,
+    /// An extension of §7, a warning: a field the message type does not
+    /// require is present but unreadable (a birth date of `19791131`), so it
+    /// is left out and the rest of the message is applied. Acknowledged `AA`
+    /// with an ERR of severity `W`.
+    InvalidValue,
+    /// An extension of §7: SCH-25 is `Blocked`, a blocked slot and not a
+    /// visit. Acknowledged `AA` and stored `ignored`, like an unsupported type.
+    BlockedSlot,
 }
 
 impl ErrorCode {
@@ -112,6 +120,8 @@ impl ErrorCode {
             ErrorCode::ControlIdReused => "control_id_reused",
             ErrorCode::UnsupportedMessageType => "unsupported_message_type",
             ErrorCode::DeadLetter => "dead_letter",
+            ErrorCode::InvalidValue => "invalid_value",
+            ErrorCode::BlockedSlot => "blocked_slot",
         }
     }
 
@@ -127,19 +137,32 @@ impl ErrorCode {
             ErrorCode::ControlIdReused => 205,
             ErrorCode::UnsupportedMessageType => 200,
             ErrorCode::DeadLetter => 207,
+            ErrorCode::InvalidValue => 102,
+            ErrorCode::BlockedSlot => 0,
         }
     }
 
-    /// The acknowledgement a gateway gets when ingest finds this error (CONTRACT §4).
+    /// The acknowledgement a gateway gets when ingest finds this error (docs/interface.md §4).
     /// An unsupported type is accepted and ignored.
     pub fn ack_code(self) -> AckCode {
         match self {
             ErrorCode::InvalidHl7 | ErrorCode::AccountMismatch | ErrorCode::ControlIdReused => {
                 AckCode::Reject
             }
-            ErrorCode::UnsupportedMessageType => AckCode::Accept,
+            ErrorCode::UnsupportedMessageType
+            | ErrorCode::BlockedSlot
+            | ErrorCode::InvalidValue => AckCode::Accept,
             _ => AckCode::Error,
         }
+    }
+
+    /// Whether a message with this issue is stored `ignored` (and its ACK
+    /// carries no ERR for it).
+    pub fn ignores_message(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::UnsupportedMessageType | ErrorCode::BlockedSlot
+        )
     }
 }
 
@@ -197,7 +220,7 @@ impl MessageType {
         self.code == "SIU"
     }
 
-    /// The types CONTRACT §3.1 supports; any other is acknowledged and ignored.
+    /// The types docs/interface.md §3.1 supports; any other is acknowledged and ignored.
     pub fn is_supported(&self) -> bool {
         match self.code.as_str() {
             "ADT" => matches!(
@@ -215,7 +238,12 @@ impl MessageType {
 
 impl fmt::Display for MessageType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}^{}", self.code, self.trigger)
+        // MSH-9.1 alone when MSH-9.2 is empty (an `ACK` has no trigger).
+        if self.trigger.is_empty() {
+            f.write_str(&self.code)
+        } else {
+            write!(f, "{}^{}", self.code, self.trigger)
+        }
     }
 }
 

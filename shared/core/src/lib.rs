@@ -1,6 +1,6 @@
 //! Tendon's domain core.
 //!
-//! Today it holds the HL7 side of the first seed: the CONTRACT §3 field map
+//! Today it holds the HL7 side of the first seed: the docs/interface.md §3 field map
 //! ([`mapping`]), the required-data checks ([`validation`]) with the §7 error
 //! codes ([`ErrorCode`]), and [`inspect`], which ties them together the way
 //! ingest will. Everything here is pure: no I/O, no AWS, no SQLite.

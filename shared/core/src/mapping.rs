@@ -1,4 +1,4 @@
-//! The CONTRACT §3 default field map, per-org overrides, and extraction of a
+//! The docs/interface.md §3 default field map, per-org overrides, and extraction of a
 //! parsed message into a typed [`MappedMessage`].
 use std::collections::BTreeMap;
 
@@ -11,7 +11,7 @@ use tendon_hl7::{FieldPath, Message, Timestamp, Value};
 use crate::normalize;
 use crate::{AppointmentStatus, CaseStatus, FieldName, Gender, MessageType};
 
-/// The org time zone when none is configured (CONTRACT §1).
+/// The org time zone when none is configured (docs/interface.md §1).
 pub const DEFAULT_TIME_ZONE: &str = "America/New_York";
 
 const fn p(segment: &[u8; 3], field: u16, component: u16) -> FieldPath {
@@ -75,7 +75,7 @@ const PV1_7_3: &[FieldPath] = &[p(b"PV1", 7, 3)];
 const PV1_7: &[FieldPath] = &[p(b"PV1", 7, 0)];
 const MRG_1_1: &[FieldPath] = &[p(b"MRG", 1, 1)];
 
-/// Where CONTRACT §3 looks for a field by default, first match wins. Fields with
+/// Where docs/interface.md §3 looks for a field by default, first match wins. Fields with
 /// a rule beyond "first non-empty" (the MR identifier, the NET e-mail, the CP
 /// phone, the NPI repetition) list the field their rule reads.
 pub fn default_paths(name: FieldName) -> &'static [FieldPath] {
@@ -117,9 +117,13 @@ fn default_rule(name: FieldName) -> Option<&'static str> {
     Some(match name {
         PatientId => "of the repetition whose PID-3.5 is MR, else of the first",
         PatientEmail => "of the NET/Internet repetition, else any PID-13/PID-14 component with '@'",
-        PatientMobile => "CP repetition: PID-13.5-7, else PID-13.1",
+        PatientMobile => {
+            "CP repetition: PID-13.5-7, else PID-13.1; else PID-13.1 of the first untyped repetition"
+        }
         AppointmentStatus => "unless the trigger is S15, S17 or S26",
-        TreatingTherapistNpi | SupervisingTherapistNpi => "repetition whose XCN-13 is NPI",
+        TreatingTherapistNpi | SupervisingTherapistNpi => {
+            "repetition whose XCN-13 is NPI, or whose XCN-9 is NPI or 2.16.840.1.113883.4.6"
+        }
         _ => return None,
     })
 }
@@ -266,7 +270,7 @@ pub struct InvalidValue {
     pub reason: String,
 }
 
-/// The CONTRACT §3 fields of one message, normalised and typed.
+/// The docs/interface.md §3 fields of one message, normalised and typed.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct MappedMessage {
     /// The org of the ingest key, or MSH-4.1 when there is none.
@@ -299,6 +303,11 @@ pub struct MappedMessage {
     pub supervising_therapist: Therapist,
     pub prior_patient_id: Option<String>,
     pub invalid: Vec<InvalidValue>,
+    /// SCH-25 is `Blocked`: a blocked slot, not a visit (the message is ignored).
+    pub blocked_slot: bool,
+    /// Fields whose value holds a line break that did not start a segment
+    /// (kept as text, and reported by `hl7 inspect`).
+    pub line_breaks: Vec<FieldName>,
 }
 
 impl MappedMessage {
@@ -371,6 +380,12 @@ pub fn rfc3339(z: &Zoned) -> String {
 /// The text of the first primitive at a value, trimmed; `None` if blank or null.
 fn text(v: Value<'_>) -> Option<String> {
     v.primitive().trimmed()
+}
+
+fn has_line_break(v: Value<'_>) -> bool {
+    v.primitive()
+        .text()
+        .is_some_and(|t| t.trim().contains(['\r', '\n']))
 }
 
 struct Reader<'m, 'a> {
@@ -501,25 +516,36 @@ impl Reader<'_, '_> {
         None
     }
 
+    /// The CP repetition, else the first repetition without a type (PID-13.3):
+    /// a number typed as a landline, fax, pager or address is never texted.
     fn mobile(&self) -> Option<String> {
         let reps: Vec<Value<'_>> = self.segment_values("PID", 13).collect();
         let cp = reps
             .iter()
             .find(|r| text(r.component(3)).is_some_and(|t| t.eq_ignore_ascii_case("CP")));
+        let untyped = reps.iter().find(|r| text(r.component(3)).is_none());
         let part = |r: &Value<'_>, c| text(r.component(c)).unwrap_or_default();
         cp.and_then(|r| normalize::phone_parts(&part(r, 5), &part(r, 6), &part(r, 7)))
             .or_else(|| cp.and_then(|r| normalize::phone(&part(r, 1))))
-            .or_else(|| reps.first().and_then(|r| normalize::phone(&part(r, 1))))
+            .or_else(|| untyped.and_then(|r| normalize::phone(&part(r, 1))))
     }
 
     /// An XCN field: ID, family and given name, and the NPI from the repetition
-    /// whose identifier type (XCN-13) is NPI.
+    /// labelled NPI by its identifier type (XCN-13) or by its assigning
+    /// authority (XCN-9, by name or by the NPI's OID).
     fn therapist(&self, seg: &str, field: u16, names: [FieldName; 4]) -> Therapist {
         let [id, family, given, npi] = names;
+        let is_npi =
+            |v: Value<'_>| text(v).is_some_and(|t| t.eq_ignore_ascii_case("NPI") || t == NPI_OID);
         let npi = self.read_with(npi, || {
             self.segment_values(seg, usize::from(field))
                 .enumerate()
-                .find(|(_, r)| text(r.component(13)).is_some_and(|t| t.eq_ignore_ascii_case("NPI")))
+                .find(|(_, r)| {
+                    let authority = r.component(9);
+                    is_npi(r.component(13))
+                        || is_npi(authority.subcomponent(1))
+                        || is_npi(authority.subcomponent(2))
+                })
                 .and_then(|(i, r)| text(r.component(1)).map(|t| (t, i)))
                 .map(|(t, i)| {
                     (
@@ -538,6 +564,9 @@ impl Reader<'_, '_> {
         }
     }
 }
+
+/// The OID of the US National Provider Identifier, as an assigning authority.
+const NPI_OID: &str = "2.16.840.1.113883.4.6";
 
 /// Maps a parsed message to the contract's fields. Never fails: absent values are
 /// `None`, and values that are present but unreadable are listed in `invalid`.
@@ -594,10 +623,20 @@ pub fn extract(msg: &Message<'_>, ctx: &MapContext) -> MappedMessage {
         .as_ref()
         .filter(|_| is_siu)
         .and_then(|t| normalize::status_from_trigger(&t.trigger));
+    let sch_25 = if is_siu {
+        r.read(F::AppointmentStatus)
+    } else {
+        None
+    };
+    // Whatever the trigger: cancelling or deleting a blocked slot is no visit either.
+    let blocked_slot = sch_25
+        .as_ref()
+        .is_some_and(|(raw, _)| normalize::is_blocked_slot(raw));
     let appointment_status = match by_trigger {
         Some(status) => Some(status),
+        None if blocked_slot => None,
         None if is_siu => {
-            let found = r.read(F::AppointmentStatus);
+            let found = sch_25;
             r.parsed(F::AppointmentStatus, found, |raw| {
                 normalize::appointment_status(raw)
                     .ok_or_else(|| "not a known appointment status (HL7 table 0278)".into())
@@ -663,11 +702,36 @@ pub fn extract(msg: &Message<'_>, ctx: &MapContext) -> MappedMessage {
         ),
         prior_patient_id: r.string(F::PriorPatientId),
         invalid: Vec::new(),
+        blocked_slot,
+        line_breaks: Vec::new(),
     };
     MappedMessage {
+        line_breaks: fields_with_line_breaks(&r),
         invalid: r.invalid,
         ..mapped
     }
+}
+
+/// The fields whose value, where the map found it, holds a line break. Only
+/// messages with a break inside a segment pay for the look.
+fn fields_with_line_breaks(r: &Reader<'_, '_>) -> Vec<FieldName> {
+    let any = r
+        .msg
+        .segments()
+        .any(|s| memchr::memchr2(b'\r', b'\n', s.raw()).is_some());
+    if !any {
+        return Vec::new();
+    }
+    FieldName::ALL
+        .iter()
+        .copied()
+        .filter(|&name| {
+            r.map.paths(name).iter().any(|p| {
+                let v = p.locate(r.msg);
+                text(v).is_some() && has_line_break(v)
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -735,14 +799,26 @@ mod tests {
     }
 
     #[test]
-    fn mobile_from_parts_then_from_the_first_number() {
+    fn mobile_from_parts_then_from_the_first_untyped_number() {
         let input = WORKED.replace("^PRN^CP^^1^503^5550101", "(971) 555-0199^PRN^CP");
         assert_eq!(map(&input).patient_mobile.as_deref(), Some("+19715550199"));
-        let no_cp = WORKED.replace(
+        // A landline, fax, pager or address is never the mobile...
+        for kind in ["PH", "FX", "BP", "MD", "TDD", "TTY", "Internet", "X.400"] {
+            let typed = WORKED.replace(
+                "^PRN^PH^^1^503^5550100~^PRN^CP^^1^503^5550101~",
+                &format!("503.555.0123^PRN^{kind}~"),
+            );
+            assert_eq!(map(&typed).patient_mobile, None, "{kind}");
+        }
+        // ...but the first number without a type may be.
+        let untyped = WORKED.replace(
             "^PRN^PH^^1^503^5550100~^PRN^CP^^1^503^5550101~",
-            "503.555.0123^PRN^PH~",
+            "503.555.0100^PRN^PH~503.555.0123~",
         );
-        assert_eq!(map(&no_cp).patient_mobile.as_deref(), Some("+15035550123"));
+        assert_eq!(
+            map(&untyped).patient_mobile.as_deref(),
+            Some("+15035550123")
+        );
     }
 
     #[test]

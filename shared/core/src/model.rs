@@ -203,7 +203,7 @@ impl PatientRecord {
     }
 }
 
-/// Where a stored message is in its life (CONTRACT §5 `messages list`).
+/// Where a stored message is in its life (docs/interface.md §5 `messages list`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageStatus {
@@ -270,7 +270,7 @@ pub struct StoredMessage {
     pub raw: Vec<u8>,
 }
 
-/// What happened, for the workflow engine (CONTRACT §6 triggers).
+/// What happened, for the workflow engine (docs/interface.md §6 triggers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {

@@ -21,15 +21,23 @@ pub fn appointment_status(raw: &str) -> Option<AppointmentStatus> {
         .map(|c| c.to_ascii_lowercase())
         .collect();
     match key.as_str() {
-        "booked" | "pending" | "waitlist" | "scheduled" => Some(AppointmentStatus::Scheduled),
+        "booked" | "pending" | "waitlist" | "overbook" | "scheduled" => {
+            Some(AppointmentStatus::Scheduled)
+        }
         "complete" | "completed" | "arrived" | "started" | "checkedin" => {
             Some(AppointmentStatus::Arrived)
         }
-        "cancelled" | "canceled" => Some(AppointmentStatus::Canceled),
+        "cancelled" | "canceled" | "dc" => Some(AppointmentStatus::Canceled),
         "noshow" => Some(AppointmentStatus::NoShow),
         "deleted" => Some(AppointmentStatus::Deleted),
         _ => None,
     }
+}
+
+/// Whether SCH-25 marks a blocked slot (table 0278 `Blocked`): time held in
+/// the schedule, not a visit, so the message is ignored.
+pub fn is_blocked_slot(raw: &str) -> bool {
+    raw.trim().eq_ignore_ascii_case("blocked")
 }
 
 /// The status an SIU trigger event implies; it wins over SCH-25.

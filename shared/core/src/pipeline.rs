@@ -13,13 +13,13 @@ use crate::ports::{
     StepStore, StoreError, StoreResult, WorkItem, WorkQueue, WorkflowStore,
 };
 use crate::rules::{self, Context, Decision};
-use crate::validation::validate;
+use crate::validation::{invalid_value_warnings, validate};
 use crate::workflow::dispatch::appointment_updates;
 use crate::workflow::enrol::enrol;
 use crate::workflow::steps::{ScheduledStep, StepStatus, StepUpdate};
 use crate::{ErrorCode, Issue};
 
-/// The default limit on a posted message (CONTRACT §4).
+/// The default limit on a posted message (docs/interface.md §4).
 pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 
 const PATIENT_STEP: &str = "patient";
@@ -99,17 +99,13 @@ fn message_id(org: &str, input: &[u8], body_hash: &str) -> String {
     sha256_hex(&key)
 }
 
-/// The stored status for a message with these ingest errors (CONTRACT §4).
+/// The stored status for a message with these ingest errors (docs/interface.md §4).
 fn status_for(errors: &[Issue]) -> MessageStatus {
     use tendon_hl7::AckCode;
     match crate::inspect::ack_code(errors) {
         AckCode::Reject => MessageStatus::Rejected,
         AckCode::Error => MessageStatus::Failed,
-        AckCode::Accept
-            if errors
-                .iter()
-                .any(|e| e.code == ErrorCode::UnsupportedMessageType) =>
-        {
+        AckCode::Accept if errors.iter().any(|e| e.code.ignores_message()) => {
             MessageStatus::Ignored
         }
         AckCode::Accept => MessageStatus::Accepted,
@@ -433,7 +429,13 @@ fn commit_of(
             step.name().to_owned()
         },
         status: decision.status,
-        errors: decision.errors.clone(),
+        // The ingest warnings stay with the message once it is processed.
+        errors: {
+            let mut errors = decision.errors.clone();
+            let warnings = invalid_value_warnings(&loaded.fields, &errors);
+            errors.extend(warnings);
+            errors
+        },
         patient_id: resolved,
         records: decision.writes.clone(),
         events: decision.events.clone(),

@@ -1,4 +1,4 @@
-//! CONTRACT §2: the seed's patient and episode rules, as pure decisions.
+//! docs/interface.md §2: the seed's patient and episode rules, as pure decisions.
 //!
 //! A processing step loads the patient records a message touches, asks these
 //! functions what to do, and commits the answer atomically. Nothing here does
@@ -347,7 +347,7 @@ fn updated_demographics(
     (write.record.patient != rec.patient).then_some(write)
 }
 
-/// The events an appointment's new status fires (CONTRACT §6): `appointment_*`
+/// The events an appointment's new status fires (docs/interface.md §6): `appointment_*`
 /// for every appointment, `initial_evaluation_*` in addition for an IE.
 fn status_events(status: AppointmentStatus, ie: bool) -> &'static [EventKind] {
     use EventKind::*;

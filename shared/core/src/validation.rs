@@ -1,4 +1,4 @@
-//! The seed's *Near Real-Time Integration Required Data* checks (CONTRACT §2),
+//! The seed's *Near Real-Time Integration Required Data* checks (docs/interface.md §2),
 //! reported with the §7 codes.
 use crate::mapping::{FieldMap, MappedMessage};
 use crate::{ErrorCode, FieldName, Issue};
@@ -55,6 +55,17 @@ pub fn validate(m: &MappedMessage, map: &FieldMap, account_id: Option<&str>) -> 
         ));
         return issues;
     }
+    if m.blocked_slot {
+        issues.push(
+            Issue::new(
+                ErrorCode::BlockedSlot,
+                Some(FieldName::AppointmentStatus),
+                "SCH-25 is Blocked: a blocked slot, not a visit; it is stored and ignored",
+            )
+            .at(map.paths(FieldName::AppointmentStatus).first().cloned()),
+        );
+        return issues;
+    }
     if m.control_id.is_none() {
         issues.push(missing(m, map, FieldName::ControlId));
     }
@@ -80,7 +91,31 @@ pub fn validate(m: &MappedMessage, map: &FieldMap, account_id: Option<&str>) -> 
     if kind.is("ADT", "A40") && m.prior_patient_id.is_none() {
         issues.push(missing(m, map, FieldName::PriorPatientId));
     }
+    let warnings = invalid_value_warnings(m, &issues);
+    issues.extend(warnings);
     issues
+}
+
+/// `invalid_value` warnings for the unreadable values `reported` does not
+/// already name. A value that is sent but unreadable is left out either way
+/// (ADT or SIU alike); where the type does not require it, the rest of the
+/// message still applies, and the warning says what was left out.
+pub fn invalid_value_warnings(m: &MappedMessage, reported: &[Issue]) -> Vec<Issue> {
+    m.invalid
+        .iter()
+        .filter(|bad| !reported.iter().any(|i| i.field == Some(bad.field)))
+        .map(|bad| {
+            Issue::new(
+                ErrorCode::InvalidValue,
+                Some(bad.field),
+                format!(
+                    "{} in {} is present but invalid and was left out: {}",
+                    bad.field, bad.path, bad.reason
+                ),
+            )
+            .at(Some(bad.path.clone()))
+        })
+        .collect()
 }
 
 fn missing(m: &MappedMessage, map: &FieldMap, field: FieldName) -> Issue {

@@ -1,4 +1,4 @@
-//! Golden tests over the shared conformance corpus (`../shared/hl7-samples`, or
+//! Golden tests over the shared conformance corpus (`tests/fixtures/hl7/conformance`, or
 //! `$TENDON_SAMPLES`): every message parses, and the mapped fields of the ones in
 //! `golden/expected.json` match values read off the raw bytes by hand.
 use std::collections::BTreeMap;

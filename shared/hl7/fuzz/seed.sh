@@ -1,25 +1,26 @@
 #!/usr/bin/env bash
 # Fills corpus/parse with seeds for the `parse` target:
-#  - the shared HL7 sample messages (copied at run time, never committed:
-#    corpus/ is gitignored and the samples' licences keep them out of the repo);
+#  - the repo's HL7 fixture messages (tests/fixtures/hl7, copied at run time;
+#    corpus/ is gitignored);
 #  - a few small synthetic messages for paths the samples do not reach.
 # Usage: shared/hl7/fuzz/seed.sh [SAMPLES_DIR]
-# SAMPLES_DIR defaults to $HL7_SAMPLES, then ../shared/hl7-samples beside the
-# repository (/work/shared/hl7-samples on the project machines).
+# SAMPLES_DIR defaults to $HL7_SAMPLES, then tests/fixtures/hl7 in the repo
+# (searched recursively: the conformance and the external corpus).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../../.." && pwd)"
-samples="${1:-${HL7_SAMPLES:-$repo/../shared/hl7-samples}}"
+samples="${1:-${HL7_SAMPLES:-$repo/tests/fixtures/hl7}}"
 out="$here/corpus/parse"
 mkdir -p "$out"
 
 n=0
 if [ -d "$samples" ]; then
-  for f in "$samples"/*.hl7; do
-    [ -e "$f" ] || continue
-    cp "$f" "$out/sample_$(basename "$f")"
+  while IFS= read -r -d '' f; do
+    # The path in the name keeps files of the same name from two projects apart.
+    rel=${f#"$samples"/}
+    cp "$f" "$out/sample_${rel//\//_}"
     n=$((n + 1))
-  done
+  done < <(find "$samples" -name '*.hl7' -type f -print0)
 fi
 echo "copied $n sample messages from $samples" >&2
 

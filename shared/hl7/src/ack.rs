@@ -36,6 +36,9 @@ pub struct AckError<'e> {
     pub hl7_code: u16,
     /// Text for a person (ERR-8). It must not carry patient data.
     pub message: &'e str,
+    /// ERR-4 `W` rather than `E`: the message was accepted, but something in it
+    /// was not usable.
+    pub warning: bool,
 }
 
 fn hl7_error_text(code: u16) -> &'static str {
@@ -172,7 +175,7 @@ pub fn build_ack(
                 &b""[..],
                 &location.unwrap_or_default(),
                 &hl7,
-                b"E",
+                if e.warning { b"W" } else { b"E" },
                 &app,
                 b"",
                 b"",
@@ -225,6 +228,7 @@ mod tests {
             location: Some(&path),
             hl7_code: 101,
             message: "patient_email is required (PID-13.4)",
+            warning: false,
         }];
         let ack = ack_text(input, AckCode::Error, &errors);
         let m = Message::parse(ack.as_bytes()).unwrap();
@@ -270,6 +274,7 @@ mod tests {
             location: None,
             hl7_code: 100,
             message: "the message must start with an MSH segment",
+            warning: false,
         }];
         let ack = ack_text(b"\x00\x01garbage", AckCode::Reject, &errors);
         let m = Message::parse(ack.as_bytes()).unwrap();

@@ -6,7 +6,9 @@ pub struct Delimiters {
     pub repetition: u8,
     /// `None` when MSH-2 declares no escape character.
     pub escape: Option<u8>,
-    pub subcomponent: u8,
+    /// `None` when MSH-2 is `^~\` (three characters, no subcomponents): `&`
+    /// is then plain text.
+    pub subcomponent: Option<u8>,
     /// The v2.7 truncation character, when MSH-2 has a fifth character.
     pub truncation: Option<u8>,
 }
@@ -18,7 +20,7 @@ impl Default for Delimiters {
             component: b'^',
             repetition: b'~',
             escape: Some(b'\\'),
-            subcomponent: b'&',
+            subcomponent: Some(b'&'),
             truncation: None,
         }
     }
@@ -28,10 +30,10 @@ impl Delimiters {
     /// MSH-2 as it is written in a message with these delimiters.
     pub fn encoding_characters(&self) -> Vec<u8> {
         let mut out = vec![self.component, self.repetition];
-        // Without an escape character the subcomponent separator cannot keep its
-        // position, so it is written where the escape character would be.
+        // A missing escape or subcomponent character leaves three characters,
+        // read back by position (`^~\` or `^~&`, see `parse_msh_prefix`).
         out.extend(self.escape);
-        out.push(self.subcomponent);
+        out.extend(self.subcomponent);
         out.extend(self.truncation);
         out
     }

@@ -16,7 +16,7 @@ pub fn escape(text: &str, delims: &Delimiters) -> String {
         let code = match u8::try_from(c) {
             Ok(b) if b == delims.field => "F",
             Ok(b) if b == delims.component => "S",
-            Ok(b) if b == delims.subcomponent => "T",
+            Ok(b) if Some(b) == delims.subcomponent => "T",
             Ok(b) if b == delims.repetition => "R",
             Ok(b) if Some(b) == delims.escape => "E",
             Ok(b) if Some(b) == delims.truncation => "P",

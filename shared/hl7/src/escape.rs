@@ -53,7 +53,7 @@ fn expand(body: &[u8], d: &Delimiters, out: &mut Vec<u8>) -> bool {
     match body {
         b"F" => push(out, d.field),
         b"S" => push(out, d.component),
-        b"T" => push(out, d.subcomponent),
+        b"T" => push(out, d.subcomponent.unwrap_or(b'&')),
         b"R" => push(out, d.repetition),
         b"E" => push(out, d.escape.unwrap_or(b'\\')),
         b"P" => d.truncation.is_some_and(|t| push(out, t)),

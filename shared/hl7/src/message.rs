@@ -66,7 +66,7 @@ impl<'a> Message<'a> {
         let delims = parse_msh_prefix(body, offset)?;
         let terminator = detect_terminator(body);
         let mut segments = Vec::with_capacity(16);
-        for (start, end) in segment_ranges(body, terminator) {
+        for (start, end) in segment_ranges(body, delims.field) {
             let raw = &body[start..end];
             let id_ok = raw.len() >= 3
                 && raw[..3]
@@ -300,7 +300,9 @@ fn parse_msh_prefix(body: &[u8], offset: usize) -> Result<Delimiters, ParseError
         .position(|&b| b == field || b == b'\r' || b == b'\n')
         .unwrap_or(rest.len());
     let enc = &rest[..len];
-    if enc.len() < 4 {
+    // Counted in characters, so a multi-byte character counts once in the message.
+    let chars = String::from_utf8_lossy(enc).chars().count();
+    if chars < 3 || (chars == 3 && len == rest.len()) {
         return Err(if len == rest.len() {
             ParseError::TruncatedHeader {
                 offset: offset + body.len(),
@@ -312,11 +314,14 @@ fn parse_msh_prefix(body: &[u8], offset: usize) -> Result<Delimiters, ParseError
             )
         });
     }
-    if enc.len() > 5 {
+    if chars > 5 {
         return Err(bad(4, "MSH-2 has more than five encoding characters"));
     }
     if !enc.iter().all(|&b| usable(b)) {
-        return Err(bad(4, "encoding characters must be punctuation characters"));
+        return Err(bad(
+            4,
+            "encoding characters must be ASCII punctuation characters",
+        ));
     }
     let distinct = enc
         .iter()
@@ -328,12 +333,35 @@ fn parse_msh_prefix(body: &[u8], offset: usize) -> Result<Delimiters, ParseError
             "encoding characters must differ from each other and from MSH-1",
         ));
     }
+    if let [component, repetition, third] = *enc {
+        // Three characters, as HAPI and python-hl7 accept: the third is the escape
+        // character when it is `\`, the subcomponent separator when it is `&`.
+        // Any other third character could be either, so it is refused.
+        let (escape, subcomponent) = match third {
+            b'\\' => (Some(third), None),
+            b'&' => (None, Some(third)),
+            _ => {
+                return Err(bad(
+                    4,
+                    "MSH-2 has three encoding characters and the third is neither \\ (escape) nor & (subcomponent); send all four, such as ^~\\&",
+                ));
+            }
+        };
+        return Ok(Delimiters {
+            field,
+            component,
+            repetition,
+            escape,
+            subcomponent,
+            truncation: None,
+        });
+    }
     Ok(Delimiters {
         field,
         component: enc[0],
         repetition: enc[1],
         escape: Some(enc[2]),
-        subcomponent: enc[3],
+        subcomponent: Some(enc[3]),
         truncation: enc.get(4).copied(),
     })
 }
@@ -347,27 +375,54 @@ fn detect_terminator(body: &[u8]) -> Terminator {
     }
 }
 
-/// Byte ranges of the non-blank segments. With CR (or CRLF) ends, a segment's
-/// leading LF belongs to the previous CRLF, and LFs inside a segment are data.
-fn segment_ranges(
-    body: &[u8],
-    terminator: Terminator,
-) -> impl Iterator<Item = (usize, usize)> + '_ {
-    let sep = if terminator == Terminator::Lf {
-        b'\n'
-    } else {
-        b'\r'
-    };
-    let ends = memchr::memchr_iter(sep, body).chain(std::iter::once(body.len()));
+/// Byte ranges of the segments. Real senders mix CR, LF and CRLF in one
+/// message, so no break is trusted by its kind: a run of line breaks (and blank
+/// lines) ends a segment when what follows starts a segment, three letters or
+/// digits then the field separator or another break; followed by anything else
+/// it is text inside the field. Lower-case or odd IDs still start a segment
+/// (and fail the ID check) so that a malformed segment is never glued into a
+/// field silently.
+fn segment_ranges(body: &[u8], field_sep: u8) -> impl Iterator<Item = (usize, usize)> + '_ {
     let mut start = 0;
-    ends.filter_map(move |end| {
-        let mut s = start;
-        start = end + 1;
-        while s < end && matches!(body[s], b'\n' | b'\r' | b' ' | b'\t') {
-            s += 1;
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        while start < body.len() {
+            let Some(found) = memchr::memchr2(b'\r', b'\n', &body[from..]) else {
+                let range = (start, body.len());
+                start = body.len();
+                return Some(range);
+            };
+            let brk = from + found;
+            let mut next = brk;
+            while next < body.len() && matches!(body[next], b'\n' | b'\r' | b' ' | b'\t') {
+                next += 1;
+            }
+            from = next;
+            if next == body.len() || starts_segment(&body[next..], field_sep) {
+                let range = (start, brk);
+                start = next;
+                return Some(range);
+            }
         }
-        (s < end).then_some((s, end))
+        None
     })
+}
+
+/// Whether `rest` begins like a segment: three ASCII letters or digits and the
+/// field separator (any case, so that `pid|` is reported rather than glued on),
+/// or a valid ID alone on its line (`PD1`; a short line of text such as `and`
+/// stays text).
+fn starts_segment(rest: &[u8], field_sep: u8) -> bool {
+    let Some(id) = rest.get(..3) else {
+        return false;
+    };
+    match rest.get(3) {
+        Some(&b) if b == field_sep => id.iter().all(u8::is_ascii_alphanumeric),
+        None | Some(&(b'\r' | b'\n')) => id
+            .iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()),
+        Some(_) => false,
+    }
 }
 
 #[cfg(test)]
@@ -420,6 +475,67 @@ mod tests {
     }
 
     #[test]
+    fn mixed_line_breaks_each_end_a_segment_before_a_segment_id() {
+        // CR, then LF, then CRLF, then a blank line: four segments, none lost.
+        let m = Message::parse(b"MSH|^~\\&|A\rEVN|A01\nPID|1||P1\r\nPV1|1\n\nPD1\rZX1|z").unwrap();
+        let ids: Vec<_> = m.segments().map(|s| s.id()).collect();
+        assert_eq!(ids, ["MSH", "EVN", "PID", "PV1", "PD1", "ZX1"]);
+        assert_eq!(
+            m.segment("PID").unwrap().field(3).text().as_deref(),
+            Some("P1")
+        );
+    }
+
+    #[test]
+    fn a_break_not_followed_by_a_segment_id_is_text() {
+        // An LF inside a CR message, a CR inside an LF message, and a short line.
+        let m = Message::parse(b"MSH|^~\\&|A\nNTE|1||first\rsecond\nand\nPID|1").unwrap();
+        assert_eq!(m.segments().count(), 3);
+        assert_eq!(
+            m.segment("NTE").unwrap().field(3).text().as_deref(),
+            Some("first\rsecond\nand")
+        );
+    }
+
+    #[test]
+    fn three_encoding_characters_are_read_by_the_third() {
+        // `^~\`: escapes work, `&` is text.
+        let m = Message::parse(b"MSH|^~\\|A\rPID|1||P1||Smith&Co\\T\\x^Ann").unwrap();
+        let d = m.delimiters();
+        assert_eq!((d.escape, d.subcomponent), (Some(b'\\'), None));
+        let name = m.segment("PID").unwrap().field(5);
+        assert_eq!(name.component(1).text().as_deref(), Some("Smith&Co&x"));
+        assert_eq!(
+            name.component(1).subcomponent(2).presence(),
+            Presence::Absent
+        );
+        assert_eq!(name.component(2).text().as_deref(), Some("Ann"));
+        assert_eq!(d.encoding_characters(), b"^~\\");
+        // `^~&`: subcomponents work, `\` is text.
+        let m = Message::parse(b"MSH|^~&|A\rPID|1||P1&AUTH||a\\b").unwrap();
+        let d = m.delimiters();
+        assert_eq!((d.escape, d.subcomponent), (None, Some(b'&')));
+        let pid = m.segment("PID").unwrap();
+        assert_eq!(pid.field(3).subcomponent(2).text().as_deref(), Some("AUTH"));
+        assert_eq!(pid.field(5).text().as_deref(), Some("a\\b"));
+        assert_eq!(d.encoding_characters(), b"^~&");
+        // Any other third character is ambiguous.
+        assert!(matches!(
+            Message::parse(b"MSH|^~#|A\rPID|1").unwrap_err(),
+            ParseError::BadEncodingCharacters { offset: 4, .. }
+        ));
+    }
+
+    #[test]
+    fn encoding_character_diagnostics_count_characters() {
+        // Four characters, one of them two bytes: not "more than five".
+        let err = Message::parse("MSH|^~\\é|A\rPID|1".as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("ASCII punctuation"), "{err}");
+        let err = Message::parse("MSH|^~\\&!?|A".as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("more than five"), "{err}");
+    }
+
+    #[test]
     fn literal_lf_inside_a_field_is_data_when_cr_ends_segments() {
         let m = Message::parse(b"MSH|^~\\&|A\rNTE|1||line one\nline two\rPV1|1").unwrap();
         assert_eq!(m.terminator(), Terminator::Cr);
@@ -449,7 +565,7 @@ mod tests {
                 d.subcomponent,
                 d.truncation
             ),
-            (b'#', b'$', b'*', Some(b'@'), b'%', Some(b'!'))
+            (b'#', b'$', b'*', Some(b'@'), Some(b'%'), Some(b'!'))
         );
         // '!' is the truncation character here, '@' the escape.
         let pid = m.segment("PID").unwrap();
@@ -498,7 +614,7 @@ mod tests {
             Message::parse(b"MSH|^^\\&|").unwrap_err(),
             ParseError::BadEncodingCharacters { offset: 4, .. }
         ));
-        let err = Message::parse(b"MSH|^~\\&|A\rPID|1\rgarbage\r").unwrap_err();
+        let err = Message::parse(b"MSH|^~\\&|A\rPID|1\rgar|bage\r").unwrap_err();
         assert_eq!(
             err,
             ParseError::BadSegmentId {
@@ -538,7 +654,7 @@ mod tests {
 
     #[test]
     fn header_sniffing_survives_a_broken_body() {
-        let input = b"\x0bMSH|^~\\&|EMR|ACME01|TENDON|T|2026||ADT^A01| C1 |P|2.5\r!!bad";
+        let input = b"\x0bMSH|^~\\&|EMR|ACME01|TENDON|T|2026||ADT^A01| C1 |P|2.5\rbad|";
         assert!(Message::parse(input).is_err());
         let h = Header::sniff(input).unwrap();
         assert_eq!(h.control_id, b" C1 ");

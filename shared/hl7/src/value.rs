@@ -148,10 +148,10 @@ impl<'a> Value<'a> {
     pub fn subcomponent(&self, n: usize) -> Value<'a> {
         match self.level {
             Level::Field | Level::Repetition => self.component(1).subcomponent(n),
-            Level::Component => self.child(
-                self.raw.and_then(|r| nth(r, self.delims.subcomponent, n)),
-                Level::Subcomponent,
-            ),
+            Level::Component => match self.delims.subcomponent {
+                Some(sep) => self.child(self.raw.and_then(|r| nth(r, sep, n)), Level::Subcomponent),
+                None => self.only_first(n),
+            },
             _ => self.only_first(n),
         }
     }

@@ -104,7 +104,7 @@ fn delimiters() -> impl Strategy<Value = Delimiters> {
             component: b'$',
             repetition: b'*',
             escape: Some(b'@'),
-            subcomponent: b'%',
+            subcomponent: Some(b'%'),
             truncation: Some(b'!')
         }),
         Just(Delimiters {
@@ -132,7 +132,10 @@ fn encode(tree: &Tree, d: &Delimiters) -> Vec<u8> {
             .map(|reps| {
                 let reps = reps.iter().map(|comps| {
                     let comps = comps.iter().map(|subs| {
-                        join(subs.iter().map(|s| escape(s, d)).collect(), d.subcomponent)
+                        join(
+                            subs.iter().map(|s| escape(s, d)).collect(),
+                            d.subcomponent.unwrap(),
+                        )
                     });
                     join(comps.collect(), d.component)
                 });

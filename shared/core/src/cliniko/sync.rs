@@ -83,7 +83,7 @@ pub enum Outcome {
     Ignored,
 }
 
-/// A failed profile in a sync's result (CONTRACT §5 `cliniko sync`).
+/// A failed profile in a sync's result (docs/interface.md §5 `cliniko sync`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FailureReport {
     pub cliniko_id: String,

@@ -32,7 +32,7 @@ pub const CLAIM_BATCH: usize = 100;
 /// Failed sends of one step before it is marked failed.
 pub const MAX_ATTEMPTS: u32 = 5;
 
-/// What one pass did (CONTRACT §5 `tendon dispatch`).
+/// What one pass did (docs/interface.md §5 `tendon dispatch`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct PassReport {
     pub sent: usize,

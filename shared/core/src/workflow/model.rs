@@ -1,4 +1,4 @@
-//! Workflow definitions (CONTRACT §6, extended): a patient group, a trigger,
+//! Workflow definitions (docs/interface.md §6, extended): a patient group, a trigger,
 //! and steps scheduled before or after it, each carrying a task.
 //!
 //! A definition is imported as JSON (or YAML) and checked by
@@ -65,7 +65,7 @@ impl SourceFilter {
     }
 }
 
-/// The CONTRACT §6 trigger events (`appointment_rescheduled` and
+/// The docs/interface.md §6 trigger events (`appointment_rescheduled` and
 /// `appointment_deleted` are log events, not triggers).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,11 +1,12 @@
-//! The shared conformance corpus: `../shared/hl7-samples` beside the repo, or `$TENDON_SAMPLES`.
+//! The conformance corpus: `tests/fixtures/hl7/conformance` in the repo (see its
+//! SOURCES.md), or `$TENDON_SAMPLES`.
 use std::path::PathBuf;
 
 pub fn corpus_dir() -> PathBuf {
     std::env::var_os("TENDON_SAMPLES")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/hl7-samples")
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/hl7/conformance")
         })
 }
 
@@ -29,4 +30,51 @@ pub fn corpus() -> Vec<(String, Vec<u8>)> {
         .collect();
     files.sort();
     files
+}
+
+/// The external corpus: `tests/fixtures/hl7/external/<project>/**/*.hl7` (see
+/// its SOURCES.md), gathered from other HL7 projects' test data.
+#[allow(dead_code)] // not every test binary that includes this module uses it
+pub fn external_corpus_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/hl7/external")
+}
+
+/// Every `.hl7` file under `dir`, recursively, named by its path relative to
+/// `dir` with `/` separators (`hapi-hl7v2/foo.hl7`), sorted by name.
+#[allow(dead_code)]
+pub fn hl7_files_under(dir: &std::path::Path) -> Vec<(String, PathBuf)> {
+    fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<(String, PathBuf)>) {
+        let entries =
+            std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else if path.extension().is_some_and(|x| x == "hl7") {
+                let rel = path.strip_prefix(root).unwrap();
+                let name = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                out.push((name, path));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// The external corpus as (relative name, path, bytes).
+#[allow(dead_code)]
+pub fn external_corpus() -> Vec<(String, PathBuf, Vec<u8>)> {
+    hl7_files_under(&external_corpus_dir())
+        .into_iter()
+        .map(|(name, path)| {
+            let bytes = std::fs::read(&path).unwrap();
+            (name, path, bytes)
+        })
+        .collect()
 }

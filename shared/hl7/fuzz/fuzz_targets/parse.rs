@@ -36,6 +36,7 @@ fuzz_target!(|data: &[u8]| {
         location: Some(&path),
         hl7_code: 101,
         message: "PID-3 is \"\" | ^~\\& \r\n",
+        warning: false,
     }];
     let _ = build_ack(
         header.as_ref(),

@@ -27,6 +27,7 @@ fuzz_target!(|data: &[u8]| {
             location: Some(&path),
             hl7_code: 101,
             message: "PID-3 is \"\" | ^~\\& \r\n",
+            warning: false,
         }];
         for (code, errs) in [(AckCode::Accept, &[][..]), (AckCode::Reject, &errors[..])] {
             let ack = build_ack(Some(&h), code, errs, "20261120093001", "ACK1");
