@@ -51,9 +51,11 @@ const SCENARIOS: &[(&str, Scenario)] = scenarios![
     new_case_ie_creates_a_case_episode_whose_supervisor_never_changes,
     appointment_lifecycle_on_a_known_case,
     sch25_statuses_map_to_appointment_statuses,
+    blocked_slots_are_acknowledged_and_ignored,
     inactive_case_status_discharges_the_case_episode,
     // §2: ADT.
     adt_updates_demographics_of_a_known_patient,
+    an_unreadable_optional_value_is_left_out_with_a_warning,
     adt_for_an_unknown_patient_is_pending,
     pending_adt_is_reapplied_when_an_siu_creates_the_patient,
     a40_merge_moves_everything_to_an_existing_survivor,
@@ -498,10 +500,12 @@ fn sch25_statuses_map_to_appointment_statuses(t: &Tendon, org: &str) {
         ("Booked", "scheduled"),
         ("Pending", "scheduled"),
         ("Waitlist", "scheduled"),
+        ("Overbook", "scheduled"),
         ("Complete", "arrived"),
         ("Arrived", "arrived"),
         ("Started", "arrived"),
         ("Cancelled", "canceled"),
+        ("Dc", "canceled"),
         ("Noshow", "no_show"),
         ("Deleted", "deleted"),
     ];
@@ -522,12 +526,44 @@ fn sch25_statuses_map_to_appointment_statuses(t: &Tendon, org: &str) {
         expected_msgs.push(format!("{cid} processed"));
         expected_appts.push(appointment(&id, FU, START, status, "C-42", "445566"));
     }
-    let complete = c.siu("S9").at(2).trigger("S14").status("Complete");
-    assert_eq!(c.send(&complete).summary(), "AA S9");
-    expected_msgs.push("S9 processed".to_owned());
+    let complete = c.siu("S99").at(2).trigger("S14").status("Complete");
+    assert_eq!(c.send(&complete).summary(), "AA S99");
+    expected_msgs.push("S99 processed".to_owned());
     let expected_msgs: Vec<&str> = expected_msgs.iter().map(String::as_str).collect();
     c.expect_messages(&expected_msgs);
+    // `patient show` lists appointments by ID (B10 before B2).
+    expected_appts.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
     assert_eq!(appointments(&c.patient("P555")), expected_appts);
+}
+
+/// SCH-25 `Blocked` (table 0278) is a blocked slot, not a visit: `AA` without
+/// ERR, stored `ignored`, whatever the trigger, and no appointment appears.
+fn blocked_slots_are_acknowledged_and_ignored(t: &Tendon, org: &str) {
+    let c = t.clinic(org);
+    known_patient(&c);
+    let booked = c
+        .siu("K1")
+        .at(1)
+        .appointment("BL1")
+        .follow_up()
+        .status("Blocked");
+    assert_eq!(c.send(&booked).summary(), "AA K1");
+    // A blocked slot with no patient at all is ignored too, not failed.
+    let bare = c
+        .siu("K2")
+        .at(2)
+        .appointment("BL2")
+        .trigger("S15")
+        .status("BLOCKED")
+        .set("PID-3", "")
+        .set("PID-5", "");
+    assert_eq!(c.send(&bare).summary(), "AA K2");
+    c.expect_messages(&[
+        "M0 processed",
+        "K1 ignored blocked_slot:appointment_status",
+        "K2 ignored blocked_slot:appointment_status",
+    ]);
+    assert_eq!(appointments(&c.patient("P555")), [worked_ie("445566")]);
 }
 
 /// PV1-41 `Inactive` discharges the case's EOC; the Default stays active.
@@ -589,6 +625,30 @@ fn adt_updates_demographics_of_a_known_patient(t: &Tendon, org: &str) {
     assert_eq!(episodes(&p), known_episodes(), "ADT leaves episodes alone");
     assert_eq!(appointments(&p).len(), 1);
     assert_eq!(c.patients().len(), 1);
+}
+
+/// An unreadable birth date (no 31 November) in an ADT is left out, as it is
+/// in an SIU, and reported: `AA` with a warning ERR, stored `processed` with
+/// `invalid_value`, the rest of the update applied and the stored date kept.
+fn an_unreadable_optional_value_is_left_out_with_a_warning(t: &Tendon, org: &str) {
+    let c = t.clinic(org);
+    known_patient(&c);
+    let a08 = c
+        .adt("A08", "D1")
+        .at(1)
+        .name("Rivera-Lopez", "Ana")
+        .set("PID-7", "19791131");
+    assert_eq!(
+        c.send(&a08).summary(),
+        "AA D1 invalid_value:patient_birth_date"
+    );
+    c.expect_messages(&[
+        "M0 processed",
+        "D1 processed invalid_value:patient_birth_date",
+    ]);
+    let p = c.patient("P555");
+    assert_eq!(p["last_name"], "Rivera-Lopez");
+    assert_eq!(p["birth_date"], "1985-03-12");
 }
 
 /// An ADT for an unknown patient is stored `pending`, not `failed`, and creates nothing.

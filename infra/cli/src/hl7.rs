@@ -23,7 +23,7 @@ pub enum Hl7Command {
         /// (default: the org's, else America/New_York).
         #[arg(long)]
         timezone: Option<String>,
-        /// Print only JSON: {"type","control_id","fields","errors"}.
+        /// Print only JSON: {"type","control_id","fields","errors","warnings"}.
         #[arg(long)]
         json: bool,
     },
@@ -115,6 +115,16 @@ fn render(r: &Report) -> String {
         for e in &r.errors {
             let field = e.field.map_or("-", |f| f.as_str());
             out += &format!("  {:<24} {:<28} {}\n", e.code.as_str(), field, e.message);
+        }
+    }
+    if !r.warnings.is_empty() {
+        out += &format!(
+            "\n{} warning(s) on how the message was read:\n",
+            r.warnings.len()
+        );
+        for w in &r.warnings {
+            let field = w.field.map_or("-", |f| f.as_str());
+            out += &format!("  {:<24} {:<28} {}\n", w.code, field, w.message);
         }
     }
     out

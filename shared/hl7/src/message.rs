@@ -7,13 +7,13 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 const MLLP_START: u8 = 0x0B;
 const MLLP_END: u8 = 0x1C;
 
-/// How segments end in the message as received.
+/// How the first segment of the message ends, as received (a message may mix
+/// them; see `segment_ranges` for how segments are found).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Terminator {
     Cr,
     CrLf,
-    /// LF only. Used only when the message has no CR at all, because a field may
-    /// hold a literal LF when CR ends segments.
+    /// LF: the first line break is an LF.
     Lf,
 }
 
@@ -58,9 +58,9 @@ pub struct Header<'a> {
 }
 
 impl<'a> Message<'a> {
-    /// Parses one message. Accepts CR, LF or CRLF segment ends, a UTF-8 BOM, stray
-    /// MLLP bytes at either end, blank lines between segments and a missing final
-    /// terminator.
+    /// Parses one message. Accepts CR, LF or CRLF segment ends, also mixed, a UTF-8
+    /// BOM, stray MLLP bytes at either end, blank lines between segments and a
+    /// missing final terminator.
     pub fn parse(input: &'a [u8]) -> Result<Message<'a>, ParseError> {
         let (offset, body) = strip_framing(input);
         let delims = parse_msh_prefix(body, offset)?;
@@ -367,11 +367,10 @@ fn parse_msh_prefix(body: &[u8], offset: usize) -> Result<Delimiters, ParseError
 }
 
 fn detect_terminator(body: &[u8]) -> Terminator {
-    match memchr::memchr(b'\r', body) {
-        Some(i) if body.get(i + 1) == Some(&b'\n') => Terminator::CrLf,
-        Some(_) => Terminator::Cr,
-        None if memchr::memchr(b'\n', body).is_some() => Terminator::Lf,
-        None => Terminator::Cr,
+    match memchr::memchr2(b'\r', b'\n', body).map(|i| &body[i..]) {
+        Some([b'\r', b'\n', ..]) => Terminator::CrLf,
+        Some([b'\n', ..]) => Terminator::Lf,
+        _ => Terminator::Cr,
     }
 }
 

@@ -98,6 +98,11 @@ fn round_trip(msg: &Message<'_>, v: &Value<'_>) {
     let Some(text) = v.text() else { return };
     assert!(!text.is_empty(), "text() is None rather than empty");
     let d = msg.delimiters();
+    // Without an escape character (MSH-2 `^~&`) a control character, such as a
+    // line break kept inside a field, has no written form to round-trip to.
+    if d.escape.is_none() && text.chars().any(|c| c.is_ascii_control() && c != '\t') {
+        return;
+    }
     let escaped = escape(&text, &d);
     // A field after each copy, so the escaped text is tested both inside and
     // (in MSH-3's case) away from the end of the message.
