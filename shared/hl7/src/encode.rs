@@ -6,8 +6,20 @@ use crate::Delimiters;
 /// other than TAB become hex escapes (CR and LF would end a segment, MLLP bytes
 /// would be read as framing at the end of a message), and a value that is exactly
 /// `""` is hex-escaped so it is not read as the explicit null.
+///
+/// A message without an escape character (MSH-2 `^~&`) cannot carry those
+/// characters at all, so each becomes a space: the value loses them, but the
+/// message keeps its structure.
 pub fn escape(text: &str, delims: &Delimiters) -> String {
-    let esc = delims.escape.unwrap_or(b'\\') as char;
+    let Some(esc) = delims.escape.map(char::from) else {
+        return text
+            .chars()
+            .map(|c| match u8::try_from(c) {
+                Ok(b) if is_delimiter(b, delims) || (b.is_ascii_control() && b != b'\t') => ' ',
+                _ => c,
+            })
+            .collect();
+    };
     if text == "\"\"" {
         return format!("{esc}X2222{esc}");
     }
@@ -36,6 +48,14 @@ pub fn escape(text: &str, delims: &Delimiters) -> String {
         out.push(esc);
     }
     out
+}
+
+fn is_delimiter(b: u8, d: &Delimiters) -> bool {
+    b == d.field
+        || b == d.component
+        || b == d.repetition
+        || Some(b) == d.subcomponent
+        || Some(b) == d.truncation
 }
 
 /// Builds a message segment by segment. Values given to [`MessageWriter::segment`]
@@ -106,5 +126,24 @@ mod tests {
         assert_eq!(z.text().as_deref(), Some("\"\""));
         let last = m.segment("ZZ2").unwrap().field(1);
         assert_eq!(last.text().as_deref(), Some("ends in MLLP\x1c"));
+    }
+
+    #[test]
+    fn without_an_escape_character_the_structure_survives() {
+        // MSH-2 `^~&`: nothing can be escaped, so delimiters and line breaks
+        // become spaces rather than new fields or segments.
+        let d = Message::parse(b"MSH|^~&|A").unwrap().delimiters();
+        assert_eq!(d.escape, None);
+        let mut w = MessageWriter::new(d, &["APP"]);
+        w.segment(
+            "NTE",
+            &["1", "", &escape("a|b^c&d~e\\f\r\nPID|g", &d), "END"],
+        );
+        let bytes = w.finish();
+        let m = Message::parse(&bytes).unwrap();
+        let nte = m.segment("NTE").unwrap();
+        assert_eq!(nte.field(3).text().as_deref(), Some("a b c d e\\f  PID g"));
+        assert_eq!(nte.field(4).text().as_deref(), Some("END"));
+        assert_eq!(m.segments().count(), 2);
     }
 }

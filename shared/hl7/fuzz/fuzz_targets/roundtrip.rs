@@ -98,10 +98,21 @@ fn round_trip(msg: &Message<'_>, v: &Value<'_>) {
     let Some(text) = v.text() else { return };
     assert!(!text.is_empty(), "text() is None rather than empty");
     let d = msg.delimiters();
-    // Without an escape character (MSH-2 `^~&`) a control character, such as a
-    // line break kept inside a field, has no written form to round-trip to.
-    if d.escape.is_none() && text.chars().any(|c| c.is_ascii_control() && c != '\t') {
-        return;
+    // Without an escape character (MSH-2 `^~&`) a delimiter (MSH-1 and MSH-2
+    // read literally), a control character (a line break kept inside a field)
+    // or the exact text `""` has no written form; `escape` keeps the message's
+    // structure instead (a unit test in encode.rs checks that).
+    if d.escape.is_none() {
+        let unwritable = |c: char| {
+            u8::try_from(c).is_ok_and(|b| {
+                [Some(d.field), Some(d.component), Some(d.repetition), d.subcomponent, d.truncation]
+                    .contains(&Some(b))
+                    || (b.is_ascii_control() && b != b'\t')
+            })
+        };
+        if text == "\"\"" || text.chars().any(unwritable) {
+            return;
+        }
     }
     let escaped = escape(&text, &d);
     // A field after each copy, so the escaped text is tested both inside and
