@@ -4,7 +4,8 @@ cfn-lint, with the venv's Python: it reads the template with cfn-lint's own
 decoder, which understands !Ref, !Sub and !GetAtt).
 
 The checks:
-- routes: every HTTP route is one that authenticates in code (PUBLIC_ROUTES);
+- routes: every HTTP route is one that authenticates in code, or /health,
+  which is open on purpose (PUBLIC_ROUTES);
 - queues: a DLQ on every queue that is not one, each encrypted with the
   customer-managed key, VisibilityTimeout at least 6x its consumer's Timeout;
 - IAM: no wildcard action or resource, no managed policy;
@@ -39,6 +40,9 @@ PUBLIC_ROUTES = {
     ("GET", "/unsubscribe/{org}/{patient}/{token}"): "HMAC token of (org, patient)",
     ("POST", "/unsubscribe/{org}/{patient}/{token}"): "HMAC token of (org, patient)",
     ("GET", "/cliniko/open/{token}"): "128-bit random per-connection token",
+    # Deliberately open: load balancers and uptime checks call it without a
+    # key. It reads nothing stored and answers only which part fails.
+    ("GET", "/health"): "none needed: answers only ok or which part fails, no data",
 }
 
 VISIBILITY_FACTOR = 6

@@ -60,11 +60,13 @@ const SCENARIOS: &[(&str, Scenario)] = scenarios![
     pending_adt_is_reapplied_when_an_siu_creates_the_patient,
     a40_merge_moves_everything_to_an_existing_survivor,
     a40_merge_into_a_new_id,
+    a_reverse_a40_fails_at_once_and_blocks_nothing,
     // Stale updates and replay.
     stale_updates_do_not_overwrite_newer_state,
     replay_fixes_failed_messages_once_and_only_once,
     // §7 and §4 at ingest.
     invalid_hl7_is_rejected,
+    two_messages_in_one_body_are_rejected_as_a_whole,
     account_mismatch_is_rejected,
     control_id_reused_is_rejected_and_the_original_is_unaffected,
     unsupported_message_types_are_acknowledged_and_ignored,
@@ -775,6 +777,41 @@ fn a40_merge_into_a_new_id(t: &Tendon, org: &str) {
     );
 }
 
+/// Merge P555 into P901, then P901 back into P555: the second A40 would merge
+/// the record into itself. It fails at once with `merge_reversed` (no retries,
+/// no dead letter), and the A08 behind it for the same patient is applied.
+fn a_reverse_a40_fails_at_once_and_blocks_nothing(t: &Tendon, org: &str) {
+    let c = t.clinic(org);
+    known_patient(&c);
+    let a40 = c.adt("A40", "D1").at(1).patient("P901").with("MRG|P555");
+    assert_eq!(c.send(&a40).summary(), "AA D1");
+    let reverse = c.adt("A40", "D2").at(2).patient("P555").with("MRG|P901");
+    let update = c
+        .adt("A08", "D3")
+        .at(3)
+        .patient("P555")
+        .name("Rivera-Lopez", "Ana");
+    assert_eq!(c.send(&reverse).summary(), "AA D2");
+    assert_eq!(c.send(&update).summary(), "AA D3");
+    c.expect_messages(&[
+        "M0 processed",
+        "D1 processed",
+        "D2 failed merge_reversed:prior_patient_id",
+        "D3 processed",
+    ]);
+    let p = c.patient("P901");
+    assert_eq!(p["last_name"], "Rivera-Lopez");
+    assert_eq!(episodes(&p), known_episodes());
+    // Replay decides the same at once, and changes nothing.
+    assert_eq!(c.replay(&["--failed"]), 1);
+    c.expect_messages(&[
+        "M0 processed",
+        "D1 processed",
+        "D2 failed merge_reversed:prior_patient_id",
+        "D3 processed",
+    ]);
+}
+
 // ---------------------------------------------------------------------------
 // Stale updates and replay.
 
@@ -911,6 +948,42 @@ fn invalid_hl7_is_rejected(t: &Tendon, org: &str) {
     assert_eq!(ack.summary(), "AR  invalid_hl7", "{:?}", ack.raw);
     c.expect_messages(&["- rejected invalid_hl7"]);
     assert!(c.patients().is_empty());
+}
+
+/// Two messages in one body, or a batch envelope (FHS/BHS): `AR` with
+/// `multiple_messages`, stored `rejected`, and neither message applied (the
+/// second is never dropped silently). Resent one per request, each is taken:
+/// the rejected body does not make M1's control ID "reused".
+fn two_messages_in_one_body_are_rejected_as_a_whole(t: &Tendon, org: &str) {
+    let c = t.clinic(org);
+    let first = c.siu("M1");
+    let second = c.adt("A08", "M2").at(1).name("Rivera-Lopez", "Ana");
+    let both = Hl7::parse(&format!("{}{}", first.text(), second.text()));
+    assert_eq!(c.inspect(&both).1, ["multiple_messages"]);
+    assert_eq!(c.send(&both).summary(), "AR M1 multiple_messages");
+    let batch = format!(
+        "FHS|^~\\&|EMR|{org}\rBHS|^~\\&|EMR|{org}\r{}BTS|1\rFTS|1\r",
+        first.text()
+    );
+    assert_eq!(
+        c.send_raw(batch.as_bytes()).summary(),
+        "AR  multiple_messages"
+    );
+    c.expect_messages(&[
+        "M1 rejected multiple_messages",
+        "- rejected multiple_messages",
+    ]);
+    assert!(c.patients().is_empty());
+
+    assert_eq!(c.send(&first).summary(), "AA M1");
+    assert_eq!(c.send(&second).summary(), "AA M2");
+    c.expect_messages(&[
+        "M1 rejected multiple_messages",
+        "- rejected multiple_messages",
+        "M1 processed",
+        "M2 processed",
+    ]);
+    assert_eq!(c.patient("P555")["last_name"], "Rivera-Lopez");
 }
 
 /// MSH-4.1 must be the key's org when present: `AR`, `rejected`, nothing

@@ -2,7 +2,11 @@
 //! over HTTP, and the operator commands, on a fresh SQLite database per test.
 mod common;
 
-use common::{Tendon, WORKED, msa};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{LOCAL_DEADLINE, Tendon, WORKED, msa};
 
 /// The worked example's org, location, practitioner and IE type; returns the ingest key.
 fn acme(env: &Tendon) -> String {
@@ -361,4 +365,449 @@ fn a_field_map_override_moves_a_field_and_resets() {
     }
     let (ok, _, err) = env.cli(&["org", "field-map", "--org", "NOPE"]);
     assert!(!ok && err.contains("no org"), "{err}");
+}
+
+// ---------------------------------------------------------------------------
+// The HTTP server's limits (docs/interface.md §4): timeouts, every oversized
+// body's JSON 413, and /health.
+
+/// How long a connection may stay open after a 1 s timeout should have
+/// closed it: generous, for a busy machine. A server without the timeout
+/// keeps it open past this, and the test fails.
+const CLOSED_WITHIN: Duration = Duration::from_secs(30);
+
+/// Every HTTP timeout of `tendon serve` at 1 s (the defaults are 10 to 30 s).
+/// Headers and bodies get a second; a request, well beyond that, so a body
+/// that stops half way always meets the body timeout first.
+const SHORT_TIMEOUTS: [(&str, &str); 3] = [
+    ("TENDON_HTTP_HEADER_TIMEOUT", "1"),
+    ("TENDON_HTTP_BODY_TIMEOUT", "1"),
+    ("TENDON_HTTP_REQUEST_TIMEOUT", "10"),
+];
+
+/// Reads until the server closes the connection (EOF or a reset); what it
+/// sent. Fails when it is still open after [`CLOSED_WITHIN`].
+fn read_until_closed(s: &mut TcpStream) -> String {
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let left = CLOSED_WITHIN.saturating_sub(started.elapsed());
+        s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!(
+                "the server did not close the connection within {CLOSED_WITHIN:?} ({e}); it sent {:?}",
+                String::from_utf8_lossy(&got)
+            ),
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// The JSON body of an HTTP answer.
+fn json_body(answer: &str) -> serde_json::Value {
+    let body = answer.split_once("\r\n\r\n").map_or(answer, |(_, b)| b);
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {answer:?}"))
+}
+
+#[test]
+fn slow_stalled_and_idle_connections_are_closed() {
+    let mut env = Tendon::local("slow");
+    let key = acme(&env);
+    env.serve_with(&SHORT_TIMEOUTS);
+    let addr = env.addr();
+    let connect = || TcpStream::connect(&addr).expect("the server accepts connections");
+
+    // Slowloris: half a header, on many connections at once. Each is closed
+    // after the header timeout, without a request ever reaching Tendon.
+    let mut halves: Vec<TcpStream> = (0..50)
+        .map(|_| {
+            let mut s = connect();
+            s.write_all(b"POST /hl7 HTTP/1.1\r\nHost: tendon\r\nAuthorization: Bea")
+                .unwrap();
+            s
+        })
+        .collect();
+    let started = Instant::now();
+    for s in &mut halves {
+        let sent = read_until_closed(s);
+        assert!(!sent.contains("200 OK"), "{sent:?}");
+    }
+    eprintln!("50 half headers closed in {:.1?}", started.elapsed());
+
+    // A body that stops half way: 408 `timeout`, and the connection closed.
+    let mut s = connect();
+    write!(
+        s,
+        "POST /hl7 HTTP/1.1\r\nHost: tendon\r\nAuthorization: Bearer {key}\r\nContent-Length: 1000\r\n\r\nMSH|^~\\&|"
+    )
+    .unwrap();
+    let answer = read_until_closed(&mut s);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert_eq!(json_body(&answer)["error"], "timeout", "{answer:?}");
+
+    // A kept-alive connection is answered, then closed once idle.
+    let mut s = connect();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: tendon\r\n\r\n")
+        .unwrap();
+    let answer = read_until_closed(&mut s);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "{answer:?}");
+
+    // None of that stored anything, and the server still answers.
+    assert!(messages(&env).is_empty());
+    assert_eq!(msa(&env.post(Some(&key), WORKED.as_bytes()).1).0, "AA");
+}
+
+/// Holds the SQLite database's write lock from another connection, so the
+/// server's writer waits on it (its busy timeout is 5 s).
+fn lock_database(env: &Tendon) -> rusqlite::Connection {
+    let lock = rusqlite::Connection::open(env.db()).expect("the database opens");
+    lock.busy_timeout(Duration::from_secs(30)).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE")
+        .expect("the write lock");
+    lock
+}
+
+#[test]
+fn a_stalled_store_times_out_with_503_and_the_retry_is_acknowledged() {
+    let mut env = Tendon::local("stalled");
+    let key = acme(&env);
+    env.serve_with(&[("TENDON_HTTP_REQUEST_TIMEOUT", "1")]);
+    let lock = lock_database(&env);
+    let (status, answer) = env.post(Some(&key), WORKED.as_bytes());
+    let json: serde_json::Value = serde_json::from_str(&answer)
+        .unwrap_or_else(|e| panic!("503 body is not JSON ({e}): {answer:?}"));
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(json["error"], "timeout", "{answer}");
+    lock.execute_batch("ROLLBACK").unwrap();
+    drop(lock);
+    // The write queued before the timeout goes through once the lock is
+    // gone; the message is then marked as never acknowledged.
+    env.wait_until("ACME01", "the message marked unacknowledged", |msgs| {
+        msgs.len() == 1 && msgs[0]["acknowledged"] == false
+    });
+
+    // The gateway retries until it is acknowledged (a retry may itself time
+    // out while the writer catches up); the message is stored once.
+    let deadline = Instant::now() + LOCAL_DEADLINE;
+    loop {
+        let (status, answer) = env.post(Some(&key), WORKED.as_bytes());
+        if status == 200 {
+            assert_eq!(msa(&answer), ("AA".into(), "MSG00042".into()));
+            break;
+        }
+        assert_eq!(status, 503, "{answer}");
+        assert!(Instant::now() < deadline, "never acknowledged: {answer}");
+    }
+    let msgs = env.settle("ACME01");
+    assert_eq!(msgs.len(), 1, "{msgs:#?}");
+    assert_eq!(msgs[0]["status"], "processed");
+    assert_eq!(msgs[0]["acknowledged"], true, "the retry's AA");
+}
+
+#[test]
+fn health_says_ok_and_which_part_fails() {
+    let mut env = Tendon::local("health");
+    env.serve();
+    let health = || {
+        let (status, body) = env.request("GET", "/health", "", b"");
+        let json: serde_json::Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("/health is not JSON ({e}): {body:?}"));
+        (status, json)
+    };
+    assert_eq!(health(), (200, serde_json::json!({"status": "ok"})));
+
+    // A store whose writer cannot write (here: locked by another process).
+    let lock = lock_database(&env);
+    let (status, json) = health();
+    assert_eq!(status, 503, "{json}");
+    assert_eq!(json["status"], "unavailable");
+    assert_eq!(json["failing"], serde_json::json!(["store"]));
+    lock.execute_batch("ROLLBACK").unwrap();
+    drop(lock);
+
+    // Healthy again once the writer is through the probes it queued meanwhile.
+    let deadline = Instant::now() + LOCAL_DEADLINE;
+    while health().0 != 200 {
+        assert!(Instant::now() < deadline, "/health stays failing");
+    }
+}
+
+#[test]
+fn every_oversized_body_gets_the_json_413() {
+    let mut env = Tendon::local("oversize");
+    let key = acme(&env);
+    env.serve();
+    for size in [2 << 20, 12 << 20] {
+        let mut body = WORKED.as_bytes().to_vec();
+        body.resize(size, b'x');
+        let (status, answer) = env.post(Some(&key), &body);
+        let json: serde_json::Value = serde_json::from_str(&answer)
+            .unwrap_or_else(|e| panic!("{size} bytes: 413 body is not JSON ({e}): {answer:?}"));
+        assert_eq!(status, 413, "{size} bytes: {answer}");
+        assert_eq!(json["error"], "body_too_large", "{size} bytes: {answer}");
+        assert!(
+            json["message"]
+                .as_str()
+                .unwrap()
+                .contains(&size.to_string()),
+            "{json}"
+        );
+        // The key is checked first, whatever the size.
+        assert_eq!(env.post(Some("tdn_wrong"), &body).0, 401);
+    }
+
+    // Chunked, so no Content-Length: refused once it passes the limit.
+    let mut s = TcpStream::connect(env.addr()).unwrap();
+    write!(
+        s,
+        "POST /hl7 HTTP/1.1\r\nHost: tendon\r\nAuthorization: Bearer {key}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let chunk = vec![b'x'; 64 << 10];
+    for _ in 0..32 {
+        write!(s, "{:x}\r\n", chunk.len()).unwrap();
+        s.write_all(&chunk).unwrap();
+        s.write_all(b"\r\n").unwrap();
+    }
+    s.write_all(b"0\r\n\r\n").unwrap();
+    let answer = read_until_closed(&mut s);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer:?}");
+    assert_eq!(json_body(&answer)["error"], "body_too_large");
+
+    assert!(messages(&env).is_empty(), "nothing stored");
+    assert_eq!(msa(&env.post(Some(&key), WORKED.as_bytes()).1).0, "AA");
+}
+
+/// Every way the CLI prints, with its stdout a pipe nobody reads any more
+/// (`tendon messages list | head -3`): the command ends quietly, exit 0 and
+/// nothing on stderr, never a panic (exit 101).
+#[test]
+fn a_closed_stdout_ends_every_printing_command_quietly() {
+    let env = Tendon::local("closed");
+    acme(&env);
+    let worked = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/worked-example.hl7"
+    );
+    let commands: &[&[&str]] = &[
+        &["messages", "list", "--org", "ACME01"],
+        &["messages", "list", "--org", "ACME01", "--json"],
+        &["patient", "list", "--org", "ACME01"],
+        &["org", "keys", "--org", "ACME01"],
+        &["org", "keys", "--org", "ACME01", "--json"],
+        &["workflow", "install-defaults", "--org", "ACME01"],
+        &["workflow", "list", "--org", "ACME01"],
+        &["dispatch", "--at", "2026-12-01T09:00:00Z"],
+        &["cliniko", "failures", "--org", "ACME01"],
+        &["hl7", "inspect", worked],
+        &["hl7", "inspect", worked, "--json"],
+        &["hl7", "inspect", worked, "--org", "ACME01"],
+        &["--help"],
+        &["--version"],
+    ];
+    for args in commands {
+        let mut command = env.command();
+        command.args(*args);
+        let (status, stderr) = common::with_closed_stdout(command);
+        assert!(
+            status.success() && stderr.is_empty(),
+            "tendon {args:?} with a closed stdout: {status}, stderr {stderr:?}"
+        );
+    }
+    // What a command did before printing is done (`install-defaults` above).
+    assert!(
+        env.ok(&["workflow", "list", "--org", "ACME01"])
+            .as_array()
+            .is_some_and(|all| !all.is_empty())
+    );
+}
+
+/// A command other than `org create` and `serve` pointed at a database file
+/// that does not exist says so (stderr, exit 1) and creates nothing, rather
+/// than starting an empty database and answering "no org". `org create`
+/// starts one; `hl7 inspect --org` stores nothing, so it checks without the
+/// org's configuration and says so.
+#[test]
+fn a_missing_database_is_named_and_never_created_by_other_commands() {
+    let dir = std::env::temp_dir().join(format!("tendon-nodb-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+    let tendon = |db: &std::path::Path, args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tendon"))
+            .env_remove("TENDON_DB")
+            .env_remove("TENDON_BACKEND")
+            .arg("--db")
+            .arg(db)
+            .args(args)
+            .output()
+            .expect("tendon runs")
+    };
+    let listing = |dir: &std::path::Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    let worked = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/worked-example.hl7"
+    );
+    let reads: &[&[&str]] = &[
+        &["messages", "list", "--org", "A"],
+        &["messages", "replay", "--org", "A", "--failed"],
+        &["patient", "list", "--org", "A"],
+        &["patient", "show", "--org", "A", "--id", "P1"],
+        &["location", "add", "--org", "A", "--id", "1", "--name", "X"],
+        &["org", "keys", "--org", "A"],
+        &["org", "add-key", "--org", "A"],
+        &["workflow", "list", "--org", "A"],
+        &["workflow", "install-defaults", "--org", "A"],
+        &["outbox", "list", "--org", "A"],
+        &["dispatch", "--at", "2026-12-01T09:00:00Z"],
+        &["cliniko", "sync", "--all"],
+    ];
+    let in_dir = dir.join("tendon.db");
+    let nowhere = dir.join("no").join("such").join("x.db");
+    for db in [&in_dir, &nowhere] {
+        for args in reads {
+            let out = tendon(db, args);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !out.status.success()
+                    && stderr.contains(&format!(
+                        "the database file {} does not exist",
+                        db.display()
+                    )),
+                "tendon --db {} {args:?}: {} {stderr}",
+                db.display(),
+                out.status
+            );
+            assert!(out.stdout.is_empty(), "{args:?}");
+            assert_eq!(
+                listing(&dir),
+                Vec::<String>::new(),
+                "{args:?} created nothing"
+            );
+        }
+    }
+    // TENDON_DB alike.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tendon"))
+        .env("TENDON_DB", &in_dir)
+        .env_remove("TENDON_BACKEND")
+        .args(["messages", "list", "--org", "A"])
+        .output()
+        .expect("tendon runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+
+    let out = tendon(
+        &in_dir,
+        &["hl7", "inspect", worked, "--org", "ACME01", "--json"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report["errors"], serde_json::json!([]), "MSH-4 is checked");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("configuration"),
+        "it says the org's configuration was not applied"
+    );
+    assert_eq!(
+        listing(&dir),
+        Vec::<String>::new(),
+        "inspect stores nothing"
+    );
+
+    let out = tendon(&in_dir, &["org", "create", "--id", "A", "--name", "A"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(in_dir.exists(), "org create starts the database");
+    let out = tendon(&in_dir, &["messages", "list", "--org", "A", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The unsubscribe link on `tendon serve`: a GET (a person, or a mail
+/// scanner following the link) shows a page with one button, a form that
+/// POSTs to the same URL, and leaves the patient subscribed, whether the
+/// patient exists or not; a POST unsubscribes, as a plain form post or as a
+/// mail client's RFC 8058 one-click; a wrong token is a 404 either way.
+#[test]
+fn an_unsubscribe_link_shows_a_form_on_get_and_unsubscribes_on_post() {
+    use tendon_core::workflow::dispatch::{unsubscribe_token, unsubscribe_url};
+    let mut env = Tendon::local("unsubscribe");
+    env.serve();
+    let c = env.clinic("ACME01");
+    c.send(&c.siu("M1"));
+    c.send(
+        &c.siu("M2")
+            .patient("P2")
+            .appointment("A2")
+            .case("C-2", "Knee"),
+    );
+    c.settle();
+    let secret = {
+        let store = tendon_local::SqliteStore::open(env.db()).expect("the deployment's database");
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(store.unsubscribe_secret())
+            .expect("the secret")
+    };
+    let link = |p: &str| unsubscribe_url("", "ACME01", p, &unsubscribe_token(&secret, "ACME01", p));
+    let subscribed = |p: &str| c.patient(p)["unsubscribed"] == false;
+    let form = "Content-Type: application/x-www-form-urlencoded\r\n";
+
+    let (status, page) = env.request("GET", &link("P555"), "", b"");
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page.matches("<form method=\"post\">").count(), 1, "{page}");
+    assert_eq!(page.matches("<button").count(), 1, "{page}");
+    assert!(!page.contains("You are unsubscribed"), "{page}");
+    assert!(subscribed("P555"), "a GET changes nothing");
+    assert_eq!(
+        env.request("GET", &link("NOBODY"), "", b""),
+        (status, page.clone()),
+        "a GET does not tell whether the patient exists"
+    );
+    let wrong = format!("/unsubscribe/ACME01/P555/{}", "0".repeat(32));
+    for method in ["GET", "POST"] {
+        let (status, body) = env.request(method, &wrong, form, b"List-Unsubscribe=One-Click");
+        assert_eq!(status, 404, "{method}: {body}");
+        assert!(body.contains("not valid"), "{body}");
+    }
+    assert!(subscribed("P555"));
+
+    // The page's button: a plain form post to the same URL.
+    let (status, body) = env.request("POST", &link("P555"), form, b"List-Unsubscribe=One-Click");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("You are unsubscribed"), "{body}");
+    assert!(!subscribed("P555"));
+    // A POST without the one-click body acts too.
+    assert!(subscribed("P2"));
+    let (status, body) = env.request("POST", &link("P2"), "", b"");
+    assert_eq!(status, 200, "{body}");
+    assert!(!subscribed("P2"));
 }

@@ -1314,7 +1314,9 @@ fn patient_group_filters_choose_who_is_enrolled(t: &Tendon, org: &str) {
 }
 
 /// The unsubscribe link at the end of an email, followed on the served
-/// endpoint with GET (a browser) and with POST (one-click): 200, and the
+/// endpoint: a GET (a browser, or a mail scanner) shows a page with one
+/// button and changes nothing; a POST (that button's plain form, or a mail
+/// client's RFC 8058 one-click) unsubscribes: 200, and the
 /// patient's next email is skipped `unsubscribed` (texts still go, until a
 /// text opt-out: `text_opt_out`). A link
 /// with a tampered token, or one patient's token on another's path, is a 404
@@ -1377,13 +1379,25 @@ fn following_the_unsubscribe_link_stops_later_emails(t: &Tendon, org: &str) {
         let (status, body) = t.request(method, path, form, b"List-Unsubscribe=One-Click");
         assert_eq!(status, 404, "{method} {path}: {body}");
     }
-    let (status, body) = t.request("GET", &l1, "", b"");
-    assert_eq!(status, 200, "GET {l1}: {body}");
-    assert!(body.contains("unsubscribed"), "{body}");
+    for path in [&l1, &l2, &l3] {
+        let (status, body) = t.request("GET", path, "", b"");
+        assert_eq!(status, 200, "GET {path}: {body}");
+        assert!(body.contains("<form method=\"post\">"), "{body}");
+        assert!(!body.contains("You are unsubscribed"), "{body}");
+    }
+    for p in ["P1", "P2", "P3"] {
+        assert_eq!(c.patient(p)["unsubscribed"], false, "a GET changes nothing");
+    }
+    // The page's button (a plain form POST) and a mail client's one-click.
+    let (status, body) = t.request("POST", &l1, "", b"");
+    assert_eq!(status, 200, "POST {l1}: {body}");
+    assert!(body.contains("You are unsubscribed"), "{body}");
     let (status, body) = t.request("POST", &l2, form, b"List-Unsubscribe=One-Click");
     assert_eq!(status, 200, "POST {l2}: {body}");
+    assert!(body.contains("You are unsubscribed"), "{body}");
     assert_eq!(
-        t.request("GET", &l1, "", b"").0,
+        t.request("POST", &l1, form, b"List-Unsubscribe=One-Click")
+            .0,
         200,
         "following it again is fine"
     );

@@ -185,9 +185,41 @@ impl Tendon {
 
     /// Starts `tendon serve` on a free port; returns its address.
     pub fn serve(&mut self) -> String {
-        let mut child = self
-            .command()
-            .args(["serve", "--addr", "127.0.0.1:0"])
+        self.serve_with(&[])
+    }
+
+    /// Starts `tendon serve` with extra environment variables (the HTTP
+    /// timeouts, a broken resource name); returns its address.
+    pub fn serve_with(&mut self, env: &[(&str, &str)]) -> String {
+        let mut command = self.command();
+        command
+            .envs(env.iter().copied())
+            .args(["serve", "--addr", "127.0.0.1:0"]);
+        self.start_server(command)
+    }
+
+    /// Starts `tendon serve` through `bash -c '<setup>; exec tendon serve ..'`,
+    /// so that the setup (a `ulimit`, a `trap`) applies to the server alone.
+    pub fn serve_after(&mut self, setup: &str) -> String {
+        let mut serve = self.command();
+        serve.args(["serve", "--addr", "127.0.0.1:0"]);
+        let mut command = Command::new("bash");
+        command
+            .arg("-c")
+            .arg(format!("{setup}; exec \"$0\" \"$@\""))
+            .arg(serve.get_program())
+            .args(serve.get_args());
+        for (k, v) in serve.get_envs() {
+            match v {
+                Some(v) => command.env(k, v),
+                None => command.env_remove(k),
+            };
+        }
+        self.start_server(command)
+    }
+
+    fn start_server(&mut self, mut command: Command) -> String {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(self.log_path()).expect("a server log file"))
             .spawn()
@@ -1103,4 +1135,22 @@ impl Hl7 {
         }
         out
     }
+}
+
+/// Runs `command` with its stdout a pipe whose reader is already gone (as
+/// `tendon ... | head -3` leaves it once `head` has exited): its exit status
+/// and its stderr.
+pub fn with_closed_stdout(mut command: Command) -> (std::process::ExitStatus, String) {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let out = command
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("tendon runs");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

@@ -603,6 +603,7 @@ pub async fn messages<B: Backend>(backend: &B, cmd: MessagesCommand) -> Result<(
                         "errors": m.errors,
                         "received_at": m.received_at,
                         "patient_id": m.patient_id,
+                        "acknowledged": m.acknowledged,
                     })
                 })
                 .collect();

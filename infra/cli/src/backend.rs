@@ -4,20 +4,23 @@ use std::future::Future;
 
 use tendon_aws::{AwsMailer, AwsStore};
 use tendon_core::cliniko::sync::sync_all;
+use tendon_core::health::HealthCheck;
 use tendon_core::model::StoredMessage;
 use tendon_core::pipeline;
 use tendon_core::ports::{
-    ClinikoStore, ConfigStore, Mailer, MessageLog, PatientStore, QueueName, StoreResult, WorkQueue,
-    WorkflowStore,
+    ClinikoStore, ConfigStore, Intake, Mailer, MessageLog, PatientStore, QueueName, StoreResult,
+    WorkQueue, WorkflowStore,
 };
-use tendon_core::workflow::dispatch::{Dispatcher, PassReport, unsubscribe_token_ok};
-use tendon_core::workflow::steps::Channel;
+use tendon_core::workflow::dispatch::{Dispatcher, PassReport};
+use tendon_core::workflow::unsubscribe;
 use tendon_local::worker::{self, LocalQueue};
 use tendon_local::{LocalOutbox, SqliteStore};
 
 pub trait Backend: Clone + Send + Sync + 'static {
-    type Store: ConfigStore + MessageLog + PatientStore + WorkflowStore + ClinikoStore;
-    type Queue: WorkQueue;
+    /// Also the `/health` probe (`tendon_core::health`): SQLite's writer
+    /// locally; DynamoDB and SQS on AWS.
+    type Store: ConfigStore + MessageLog + PatientStore + WorkflowStore + ClinikoStore + HealthCheck;
+    type Queue: WorkQueue + Intake;
     type Mailer: Mailer + Send + Sync + 'static;
 
     fn store(&self) -> &Self::Store;
@@ -42,13 +45,21 @@ pub trait Backend: Clone + Send + Sync + 'static {
         pipeline::replay(self.store(), self.queue(), messages)
     }
 
-    /// One dispatcher pass at `at`.
+    /// One dispatcher pass at `at`, after a sweep of messages stored but never
+    /// queued (`pipeline::sweep_unqueued`).
     fn dispatch(
         &self,
         public_url: &str,
         at: jiff::Timestamp,
     ) -> impl Future<Output = Result<PassReport, String>> + Send {
         async move {
+            // As the dispatch function does: first queue the messages stored
+            // but never queued, without letting a failed sweep stop the pass.
+            match pipeline::sweep_unqueued(self.queue(), at).await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(queued = n, "sweeper queued stored messages"),
+                Err(e) => tracing::error!(error = %e, "sweep failed; the next pass retries"),
+            }
             let mailer = self.mailer().await?;
             let secret = self.unsubscribe_secret().await.map_err(|e| e.to_string())?;
             let d = Dispatcher {
@@ -125,23 +136,23 @@ pub trait Backend: Clone + Send + Sync + 'static {
         });
     }
 
-    /// Follows an unsubscribe link: true if the link is valid (the patient is
-    /// then unsubscribed).
+    /// Answers a request to an unsubscribe link: a `GET` shows the page, a
+    /// `POST` unsubscribes (`tendon_core::workflow::unsubscribe`).
     fn unsubscribe(
         &self,
+        request: unsubscribe::Request,
         org: &str,
         patient_id: &str,
         token: &str,
-    ) -> impl Future<Output = StoreResult<bool>> + Send {
-        async move {
-            let secret = self.unsubscribe_secret().await?;
-            if !unsubscribe_token_ok(&secret, org, patient_id, token) {
-                return Ok(false);
-            }
-            self.store()
-                .set_opt_out(org, patient_id, Channel::Email, true)
-                .await
-        }
+    ) -> impl Future<Output = unsubscribe::Answer> + Send {
+        unsubscribe::follow(
+            self.store(),
+            self.unsubscribe_secret(),
+            request,
+            org,
+            patient_id,
+            token,
+        )
     }
 }
 

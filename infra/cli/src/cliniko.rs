@@ -8,7 +8,7 @@ use tendon_core::cliniko::sync::{self, SyncReport, SyncStore};
 use tendon_core::cliniko::{ClinikoConnection, open_url};
 
 use crate::admin::JsonFlag;
-use crate::output::print;
+use crate::output::{line, print};
 
 #[derive(Subcommand)]
 pub enum ClinikoCommand {
@@ -177,20 +177,20 @@ fn print_report(json_out: bool, report: &SyncReport) -> Result<(), String> {
         return print(true, report);
     }
     for f in &report.failures {
-        println!(
+        line(&format!(
             "failed  Cliniko patient {}: missing {}",
             f.cliniko_id,
             f.missing.join(", ")
-        );
+        ))?;
     }
-    println!(
+    line(&format!(
         "synced {}, failed {} ({} unchanged, {} made inactive)",
         report.synced, report.failed, report.unchanged, report.deactivated
-    );
+    ))?;
     if report.failed > 0 {
-        println!(
-            "Fix the failed profiles in Cliniko, then sync again: `tendon cliniko failures` lists them."
-        );
+        line(
+            "Fix the failed profiles in Cliniko, then sync again: `tendon cliniko failures` lists them.",
+        )?;
     }
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! `tendon hl7 ...`
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::PathBuf;
 
 use clap::Subcommand;
@@ -66,9 +66,7 @@ pub async fn run(cmd: Hl7Command, store: Option<&impl ConfigStore>) -> Result<()
     } else {
         render(&report)
     };
-    std::io::stdout()
-        .write_all(out.as_bytes())
-        .map_err(|e| format!("cannot write output: {e}"))
+    crate::output::write(&out)
 }
 
 fn zone(name: &str) -> Result<jiff::tz::TimeZone, String> {

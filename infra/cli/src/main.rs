@@ -1,5 +1,6 @@
 //! `tendon`: the local embedded mode (`serve`) and the operator commands. Each
 //! subcommand is a thin adapter over `tendon-core`; see `tendon --help`.
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -114,13 +115,36 @@ enum Opened {
     Aws(AwsStore),
 }
 
-async fn open(db: &Path, backend: BackendKind) -> Result<Opened, String> {
+/// Opens the backend. Only a command that starts a deployment (`creates`:
+/// `serve`, `org create`) may create the local database file; any other
+/// says that it does not exist, rather than reading a new, empty one (and
+/// answering "no org"), and creates nothing.
+async fn open(db: &Path, backend: BackendKind, creates: bool) -> Result<Opened, String> {
     match backend {
+        BackendKind::Local if !creates && missing(db) => Err(format!(
+            "the database file {} does not exist: check --db (env TENDON_DB); \
+             `tendon org create` or `tendon serve` starts a new one",
+            db.display()
+        )),
         BackendKind::Local => SqliteStore::open(db)
             .map(|s| Opened::Local(LocalQueue::new(s)))
             .map_err(|e| format!("cannot open database {}: {e}", db.display())),
         BackendKind::Aws => AwsStore::from_env().await.map(Opened::Aws),
     }
+}
+
+/// Whether there is no file at `db` (a path in a missing folder included);
+/// any other trouble is left for SQLite to report.
+fn missing(db: &Path) -> bool {
+    std::fs::metadata(db).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+}
+
+/// Whether the command starts a deployment, and so may create the database.
+fn creates_database(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Serve { .. } | Command::Org(admin::OrgCommand::Create { .. })
+    )
 }
 
 /// Runs `$body` with `$b` bound to whichever backend was opened.
@@ -141,8 +165,19 @@ macro_rules! on_backend {
 
 async fn run(cli: Cli) -> Result<(), String> {
     let (db, kind) = (cli.db.clone(), cli.backend);
-    let opened = || open(&db, kind);
+    let creates = creates_database(&cli.command);
+    let opened = || open(&db, kind, creates);
     match cli.command {
+        // `hl7 inspect --org` applies the org's configuration if it has one,
+        // and stores nothing: without a database it checks MSH-4 alone.
+        Command::Hl7(cmd) if cmd.needs_store() && kind == BackendKind::Local && missing(&db) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "tendon: no database file {}: the org's configuration (field map, time zones) is not applied",
+                db.display()
+            );
+            hl7::run(cmd, None::<&SqliteStore>).await
+        }
         Command::Hl7(cmd) if cmd.needs_store() => {
             on_backend!(opened().await?, |b| hl7::run(cmd, Some(b.store())).await)
         }
@@ -228,14 +263,17 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("tendon: cannot start the runtime: {e}");
+            let _ = writeln!(std::io::stderr(), "tendon: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // Whoever read the output went away (`tendon messages list | head
+        // -3`): the command ends quietly, as Unix tools do.
+        Err(e) if output::stdout_closed(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tendon: {e}");
+            let _ = writeln!(std::io::stderr(), "tendon: {e}");
             ExitCode::FAILURE
         }
     }

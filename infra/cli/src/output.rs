@@ -1,6 +1,37 @@
 //! Printing: `--json` prints only JSON on stdout; otherwise a compact view for people.
+//!
+//! Everything the commands print goes through [`write`], which never panics:
+//! when whoever reads stdout has gone (`tendon messages list | head -3`), it
+//! returns [`STDOUT_CLOSED`], which ends the command quietly with exit 0.
+use std::io::{ErrorKind, Write};
+
 use serde::Serialize;
 use serde_json::Value;
+
+/// The error of a write to a closed stdout (a broken pipe). `main` ends the
+/// command with exit 0 and prints nothing, as Unix tools do (`println!`
+/// would panic).
+pub const STDOUT_CLOSED: &str = "stdout is closed";
+
+/// Whether a command's error is [`STDOUT_CLOSED`].
+pub fn stdout_closed(error: &str) -> bool {
+    error == STDOUT_CLOSED
+}
+
+/// Writes `text` to stdout as it is, and flushes it.
+pub fn write(text: &str) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => Err(STDOUT_CLOSED.to_owned()),
+        Err(e) => Err(format!("cannot write to stdout: {e}")),
+    }
+}
+
+/// Writes `text` and a line break to stdout.
+pub fn line(text: &str) -> Result<(), String> {
+    write(&format!("{text}\n"))
+}
 
 /// Prints `value` as JSON, or as readable text (objects as `key: value` lines,
 /// lists as one object per block).
@@ -11,8 +42,7 @@ pub fn print<T: Serialize>(json: bool, value: &T) -> Result<(), String> {
     } else {
         human(&v, 0)
     };
-    println!("{}", text.trim_end());
-    Ok(())
+    line(text.trim_end())
 }
 
 fn scalar(v: &Value) -> String {

@@ -144,6 +144,21 @@ where
 }
 
 impl AwsStore {
+    /// An UpdateItem of the item (`pk`, `sk`), counted as one request and one
+    /// item write; the caller adds the expressions and sends it.
+    pub(crate) fn update_one(
+        &self,
+        pk: String,
+        sk: impl Into<String>,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.count();
+        self.count_writes(1);
+        self.dynamo
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+    }
+
     /// One PutItem, under `condition` if given: `Ok(false)` if the condition failed.
     pub(crate) async fn put_if(
         &self,

@@ -131,7 +131,8 @@ pub fn event_time(event: &serde_json::Value) -> jiff::Timestamp {
 pub const DISPATCH_BUDGET: jiff::SignedDuration = jiff::SignedDuration::from_secs(40);
 
 /// The `main` of the dispatch function: the store and the mailer once per
-/// container, the unsubscribe secret on the first pass, then a pass per event.
+/// container, the unsubscribe secret on the first pass, then per event a sweep
+/// of messages stored but never queued and a dispatcher pass.
 pub async fn run_dispatch_function() -> Result<(), lambda_runtime::Error> {
     crate::init_lambda_logs();
     let store = AwsStore::from_env().await?;
@@ -149,6 +150,13 @@ pub async fn run_dispatch_function() -> Result<(), lambda_runtime::Error> {
                 let secret = secret
                     .get_or_try_init(|| store.unsubscribe_secret())
                     .await?;
+                // Messages stored but never queued: before the steps, and never
+                // in their way (a failed sweep is retried next minute).
+                match tendon_core::pipeline::sweep_unqueued(store, at).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(queued = n, "sweeper queued stored messages"),
+                    Err(e) => tracing::error!(error = %e, "sweep failed; the next pass retries"),
+                }
                 let dispatcher = tendon_core::workflow::dispatch::Dispatcher {
                     store,
                     mailer,
@@ -211,6 +219,57 @@ pub async fn run_feedback_function() -> Result<(), lambda_runtime::Error> {
     .await
 }
 
+/// The ingest function's unsubscribe links,
+/// `GET|POST /unsubscribe/{org}/{patient}/{token}` (`path` as the HTTP API
+/// passes it, still percent-encoded): the status and HTML page of
+/// `tendon_core::workflow::unsubscribe` (a `GET` shows the page with one
+/// button, a `POST` unsubscribes), as `tendon serve` answers them.
+pub async fn handle_unsubscribe(store: &AwsStore, method: &str, path: &str) -> (u16, String) {
+    use tendon_core::workflow::unsubscribe::{Answer, Request, follow};
+    let parts: Vec<&str> = path
+        .trim_start_matches("/unsubscribe/")
+        .split('/')
+        .collect();
+    let [org, patient, token] = parts[..] else {
+        return Answer::NotValid.http();
+    };
+    let (org, patient) = (percent_decode(org), percent_decode(patient));
+    let request = Request::from_method(method);
+    follow(
+        store,
+        store.unsubscribe_secret(),
+        request,
+        &org,
+        &patient,
+        token,
+    )
+    .await
+    .http()
+}
+
+/// `%XX` escapes decoded (the link's org and patient segments are escaped).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                b.get(i + 1).and_then(|c| hex(*c)),
+                b.get(i + 2).and_then(|c| hex(*c)),
+            )
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +283,12 @@ mod tests {
         m.attributes
             .insert("ApproximateReceiveCount".into(), "3".into());
         m
+    }
+
+    #[test]
+    fn percent_escapes_are_decoded_and_a_stray_percent_is_kept() {
+        assert_eq!(percent_decode("ACME%2001"), "ACME 01");
+        assert_eq!(percent_decode("P%2F1%zz%4"), "P/1%zz%4");
     }
 
     #[test]

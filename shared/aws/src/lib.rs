@@ -116,6 +116,8 @@ mod cache;
 mod cliniko;
 mod config;
 pub mod consumer;
+mod health;
+mod intake;
 mod items;
 pub mod lambda;
 mod mail;

@@ -109,6 +109,13 @@ impl MessageLog for AwsStore {
         } else {
             Vec::new()
         };
+        if !message.queued {
+            let ms = message
+                .received_at
+                .parse::<jiff::Timestamp>()
+                .map_or(0, |t| t.as_millisecond());
+            crate::intake::unqueued_keys(&mut item, ms, &message.id);
+        }
         if chunks.is_empty() {
             item.insert(
                 RAW.to_owned(),
@@ -204,20 +211,23 @@ impl MessageLog for AwsStore {
         self.parked(org, patient_id).await
     }
 
-    /// One conditional Update: accepted, no errors, no steps, `replays` + 1.
+    /// One conditional Update: accepted, no errors, no steps, `replays` + 1,
+    /// and unqueued (on the sweeper's list) until replay has sent it.
     async fn reset_message(&self, org: &str, id: &str) -> StoreResult<()> {
         const WHAT: &str = "reset_message";
-        self.count();
-        self.count_writes(1);
         let result = self
-            .dynamo
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(message_pk(org, id), MESSAGE_SK)))
+            .update_one(message_pk(org, id), MESSAGE_SK)
             .update_expression(
-                "SET #st = :accepted, #er = :none, #sd = :none, #rp = if_not_exists(#rp, :zero) + :one",
+                "SET #st = :accepted, #er = :none, #sd = :none, #rp = if_not_exists(#rp, :zero) + :one, #q = :no, #dpk = :dpk, #dat = :dat REMOVE #claim",
             )
             .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#q", "queued")
+            .expression_attribute_names("#dpk", crate::items::DUE_PK)
+            .expression_attribute_names("#dat", crate::items::DUE_AT)
+            .expression_attribute_names("#claim", "sweep_until")
+            .expression_attribute_values(":no", AttributeValue::Bool(false))
+            .expression_attribute_values(":dpk", s(crate::intake::INTAKE_SHARD))
+            .expression_attribute_values(":dat", s(crate::intake::unqueued_key(jiff::Timestamp::now().as_millisecond(), id)))
             .expression_attribute_names("#st", "status")
             .expression_attribute_names("#er", "errors")
             .expression_attribute_names("#sd", "steps_done")

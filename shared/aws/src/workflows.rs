@@ -65,7 +65,7 @@ pub(crate) fn shard(id: &str) -> String {
 }
 
 /// Unix milliseconds as a fixed-width sort key (up to the year 2286).
-fn ms_key(ms: i64) -> String {
+pub(crate) fn ms_key(ms: i64) -> String {
     format!("{:013}", ms.clamp(0, 9_999_999_999_999))
 }
 

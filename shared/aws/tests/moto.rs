@@ -264,6 +264,7 @@ struct Deployed {
     patient: AwsStore,
     episode: AwsStore,
     esm: AwsStore,
+    env: tendon_aws::BootstrapEnv,
 }
 
 async fn deployed(name: &str) -> Deployed {
@@ -274,6 +275,7 @@ async fn deployed(name: &str) -> Deployed {
         patient: AwsStore::from_config(&sdk, &env),
         episode: AwsStore::from_config(&sdk, &env),
         esm,
+        env,
     }
 }
 
@@ -300,7 +302,6 @@ async fn post(f: &Deployed, body: &str) -> (String, Cost) {
     let (reply, cost) = cost_of(
         store,
         ingest(
-            store,
             store,
             store,
             &SystemClock,
@@ -412,6 +413,96 @@ async fn the_worked_example_end_to_end_and_once_only() {
     assert_eq!(
         store.list_messages("ACME01", None).await.expect("list"),
         messages
+    );
+}
+
+/// DynamoDB and SQS share no transaction. When the queue fails after the
+/// message is stored (here SendMessage to a queue that does not exist), the
+/// sender gets no ACK and the message stays stored, unqueued and marked never
+/// acknowledged. The sweeper queues it (two sweepers at once queue it once);
+/// it is processed once, and the sender's resend acknowledges it without effect.
+#[tokio::test]
+async fn a_message_stored_but_never_queued_is_swept_and_processed_once() {
+    use tendon_core::pipeline::{SWEEP_AFTER, sweep_unqueued};
+    let f = deployed("sweep").await;
+    setup_org(&f.esm).await;
+    let sdk = common::sdk_config().await;
+    let broken = AwsStore::from_config(
+        &sdk,
+        &tendon_aws::BootstrapEnv {
+            patients_queue_url: format!("{}-gone", f.env.patients_queue_url),
+            ..f.env.clone()
+        },
+    );
+    let auth = format!("Bearer {KEY}");
+    let failed = ingest(
+        &broken,
+        &broken,
+        &SystemClock,
+        Some(&auth),
+        WORKED.as_bytes(),
+        DEFAULT_MAX_BODY,
+    )
+    .await;
+    assert!(failed.is_err(), "no ACK without the queue: {failed:?}");
+    let stored = f.esm.list_messages("ACME01", None).await.expect("list");
+    assert_eq!(stored.len(), 1, "stored before the queue failed");
+    let m = &stored[0];
+    assert_eq!(
+        (m.status, m.queued, m.acknowledged),
+        (MessageStatus::Accepted, false, false)
+    );
+    assert!(drain(&f).await.is_empty(), "nothing reached the queue");
+
+    let now = jiff::Timestamp::now();
+    assert_eq!(
+        sweep_unqueued(&f.esm, now).await,
+        Ok(0),
+        "too recent to sweep"
+    );
+    let later = now + SWEEP_AFTER + jiff::SignedDuration::from_secs(1);
+    let (a, b) = tokio::join!(
+        sweep_unqueued(&f.esm, later),
+        sweep_unqueued(&f.patient, later)
+    );
+    assert_eq!(
+        a.expect("sweep") + b.expect("sweep"),
+        1,
+        "two sweepers at once queue it once"
+    );
+    let steps = drain(&f).await;
+    assert_eq!(
+        steps.len(),
+        2,
+        "one patient and one episode step: {steps:?}"
+    );
+    let m = f
+        .esm
+        .get_message("ACME01", &m.id)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(
+        (m.status, m.queued, m.acknowledged),
+        (MessageStatus::Processed, true, false)
+    );
+    assert_eq!(sweep_unqueued(&f.esm, later).await, Ok(0));
+
+    let events = f.esm.list_events("ACME01").await.expect("events");
+    let (ack, _) = post(&f, WORKED).await;
+    assert!(ack.contains("MSA|AA|MSG00042"), "{ack}");
+    drain(&f).await;
+    let m = f
+        .esm
+        .get_message("ACME01", &m.id)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert!(m.acknowledged, "the resend was answered AA");
+    assert_eq!(f.esm.list_events("ACME01").await.expect("events"), events);
+    assert_eq!(
+        f.esm.list_patients("ACME01").await.expect("patients").len(),
+        1
     );
 }
 
@@ -547,6 +638,8 @@ async fn a_record_failing_on_its_last_receive_is_marked_dead_letter() {
         patient_id: Some("P555".into()),
         steps_done: Vec::new(),
         replays: 0,
+        queued: true,
+        acknowledged: true,
         raw: body.into_bytes(),
     };
     f.esm.insert_message(&stored).await.expect("insert");
@@ -1129,6 +1222,20 @@ async fn a_dispatch_pass_sends_due_steps_through_ses() {
     assert_eq!(store.open_assignments(&org, &patient).await, Ok(0));
 }
 
+/// A new org with one stored patient, `patient` (a contract record).
+async fn org_with_patient(store: &AwsStore, org: &str, patient: &str) {
+    let message_id = org_with_message(store, org).await;
+    let mut record = tendon_core::contract::patient_record(patient, 1);
+    record.patient.id = patient.to_owned();
+    let mut commit = commit_of(org, &message_id, Vec::new());
+    commit.patient_id = Some(patient.to_owned());
+    commit.records = vec![RecordWrite {
+        record,
+        expected_version: None,
+    }];
+    assert_eq!(store.commit(&commit).await, Ok(CommitOutcome::Applied));
+}
+
 /// Opting out (the unsubscribe link, a text STOP) rewrites the patient record
 /// under its version; an unknown patient is `false`; opting in undoes it.
 #[tokio::test]
@@ -1136,17 +1243,8 @@ async fn opt_outs_are_recorded_on_the_patient() {
     use tendon_core::workflow::steps::Channel;
     let (store, _) = common::fresh_store("optout").await;
     let org = unique("ORG");
-    let message_id = org_with_message(&store, &org).await;
     let patient = unique("P");
-    let mut record = tendon_core::contract::patient_record(&patient, 1);
-    record.patient.id = patient.clone();
-    let mut commit = commit_of(&org, &message_id, Vec::new());
-    commit.patient_id = Some(patient.clone());
-    commit.records = vec![RecordWrite {
-        record,
-        expected_version: None,
-    }];
-    assert_eq!(store.commit(&commit).await, Ok(CommitOutcome::Applied));
+    org_with_patient(&store, &org, &patient).await;
 
     assert_eq!(
         store
@@ -1189,6 +1287,76 @@ async fn opt_outs_are_recorded_on_the_patient() {
         .unwrap();
     let stored = store.load_patient(&org, &patient).await.unwrap().unwrap();
     assert!(!stored.patient.unsubscribed && stored.patient.text_opt_out);
+}
+
+/// The ingest function's unsubscribe links
+/// (`tendon_aws::lambda::handle_unsubscribe`): a GET (a person, or a mail
+/// scanner following the link) shows the page with one button and changes
+/// nothing, for a patient who exists or not alike; a POST (that button, or a
+/// mail client's RFC 8058 one-click) unsubscribes; a wrong token is a 404
+/// either way.
+#[tokio::test]
+async fn the_unsubscribe_link_shows_a_page_on_get_and_acts_on_post() {
+    use tendon_aws::lambda::handle_unsubscribe;
+    use tendon_core::workflow::dispatch::{path_segment, unsubscribe_token};
+    let (store, _) = common::fresh_store("unsub").await;
+    let org = unique("ORG");
+    // Escaped in the link, as the dispatcher writes it.
+    let patient = format!("{} /1", unique("P"));
+    org_with_patient(&store, &org, &patient).await;
+    let secret = store.unsubscribe_secret().await.unwrap();
+    let link = |p: &str, token: &str| {
+        format!(
+            "/unsubscribe/{}/{}/{token}",
+            path_segment(&org),
+            path_segment(p)
+        )
+    };
+    let valid = link(&patient, &unsubscribe_token(&secret, &org, &patient));
+    async fn unsubscribed(store: &AwsStore, org: &str, patient: &str) -> bool {
+        let rec = store.load_patient(org, patient).await.unwrap().unwrap();
+        rec.patient.unsubscribed
+    }
+
+    for method in ["GET", "HEAD"] {
+        let (status, page) = handle_unsubscribe(&store, method, &valid).await;
+        assert_eq!(status, 200, "{method}: {page}");
+        assert!(page.contains("<form method=\"post\">"), "{page}");
+        assert!(!page.contains("You are unsubscribed"), "{page}");
+    }
+    assert!(
+        !unsubscribed(&store, &org, &patient).await,
+        "a GET changes nothing"
+    );
+    let ghost = unique("P");
+    assert_eq!(
+        handle_unsubscribe(
+            &store,
+            "GET",
+            &link(&ghost, &unsubscribe_token(&secret, &org, &ghost))
+        )
+        .await,
+        handle_unsubscribe(&store, "GET", &valid).await,
+        "a GET does not tell whether the patient exists"
+    );
+    let wrong = link(&patient, &"0".repeat(32));
+    for method in ["GET", "POST"] {
+        let (status, page) = handle_unsubscribe(&store, method, &wrong).await;
+        assert_eq!(status, 404, "{method}: {page}");
+        assert!(page.contains("not valid"), "{page}");
+    }
+    assert_eq!(
+        handle_unsubscribe(&store, "GET", "/unsubscribe/only-one")
+            .await
+            .0,
+        404
+    );
+    assert!(!unsubscribed(&store, &org, &patient).await);
+
+    let (status, page) = handle_unsubscribe(&store, "POST", &valid).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("You are unsubscribed"), "{page}");
+    assert!(unsubscribed(&store, &org, &patient).await);
 }
 
 /// SES feedback on moto: an SNS-wrapped permanent bounce and a complaint, as

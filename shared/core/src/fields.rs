@@ -106,6 +106,15 @@ pub enum ErrorCode {
     /// An extension of §7: SCH-25 is `Blocked`, a blocked slot and not a
     /// visit. Acknowledged `AA` and stored `ignored`, like an unsupported type.
     BlockedSlot,
+    /// An extension of §7: an A40 whose prior patient (MRG-1) already took in
+    /// this message's patient (PID-3) by an earlier merge. Applying it would
+    /// undo that merge, which an A40 cannot do (HL7 has A37 for unlinking), so
+    /// it fails at once instead of retrying, and blocks no later message.
+    MergeReversed,
+    /// An extension of §7: the body holds more than one message (a second
+    /// MSH, or an FHS/BHS batch envelope). One message per request: the body
+    /// is rejected as a whole, so no message in it is silently dropped.
+    MultipleMessages,
 }
 
 impl ErrorCode {
@@ -122,6 +131,8 @@ impl ErrorCode {
             ErrorCode::DeadLetter => "dead_letter",
             ErrorCode::InvalidValue => "invalid_value",
             ErrorCode::BlockedSlot => "blocked_slot",
+            ErrorCode::MergeReversed => "merge_reversed",
+            ErrorCode::MultipleMessages => "multiple_messages",
         }
     }
 
@@ -139,6 +150,9 @@ impl ErrorCode {
             ErrorCode::DeadLetter => 207,
             ErrorCode::InvalidValue => 102,
             ErrorCode::BlockedSlot => 0,
+            ErrorCode::MergeReversed => 204,
+            // Segment sequence error: a segment (MSH, FHS, BHS) where none may be.
+            ErrorCode::MultipleMessages => 100,
         }
     }
 
@@ -146,9 +160,10 @@ impl ErrorCode {
     /// An unsupported type is accepted and ignored.
     pub fn ack_code(self) -> AckCode {
         match self {
-            ErrorCode::InvalidHl7 | ErrorCode::AccountMismatch | ErrorCode::ControlIdReused => {
-                AckCode::Reject
-            }
+            ErrorCode::InvalidHl7
+            | ErrorCode::AccountMismatch
+            | ErrorCode::ControlIdReused
+            | ErrorCode::MultipleMessages => AckCode::Reject,
             ErrorCode::UnsupportedMessageType
             | ErrorCode::BlockedSlot
             | ErrorCode::InvalidValue => AckCode::Accept,

@@ -118,8 +118,80 @@ pub fn ack_bytes(input: &[u8], errors: &[Issue], now: &str, ack_control_id: &str
     build_ack(header.as_ref(), code, &errs, now, ack_control_id)
 }
 
-/// Parses, maps and validates one message.
+/// Parses, maps and validates one message. A body that holds more than one
+/// message ([`several_messages`]) is refused as a whole: its one error is
+/// `multiple_messages`, whatever the first message says.
 pub fn inspect(input: &[u8], ctx: &MapContext) -> Report {
+    let mut report = inspect_one(input, ctx);
+    if let Some(found) = several_messages(input) {
+        report.errors = vec![Issue::new(
+            ErrorCode::MultipleMessages,
+            None,
+            format!(
+                "the body holds more than one message ({found}); send one message per request, without a batch envelope"
+            ),
+        )];
+    }
+    report
+}
+
+/// Segment IDs that only a batch has: file and batch headers and trailers.
+const BATCH_SEGMENTS: [(&[u8], &str); 4] = [
+    (b"FHS", "an FHS batch file header"),
+    (b"BHS", "a BHS batch header"),
+    (b"BTS", "a BTS batch trailer"),
+    (b"FTS", "an FTS batch file trailer"),
+];
+
+/// What in `input` shows that it holds more than one message: a second MSH
+/// segment (also one after an MLLP frame end, which the parser would keep as
+/// text), or a batch envelope (FHS, BHS, BTS, FTS). `None` for one message,
+/// and for a body that is not HL7 at all (that is `invalid_hl7`). Read from
+/// the raw bytes, so a batch, which starts with FHS or BHS and so does not
+/// parse as a message, is named for what it is. A segment starts as the
+/// parser's do: after a line break, three characters and the field separator
+/// (a batch trailer may also stand alone on its line).
+pub fn several_messages(input: &[u8]) -> Option<&'static str> {
+    let framing = |b: &u8| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0x0B | 0x1C);
+    let start = input
+        .strip_prefix(b"\xEF\xBB\xBF".as_slice())
+        .unwrap_or(input);
+    let lead = start.iter().take_while(|b| framing(b)).count();
+    let body = &start[lead..];
+    let first = body.get(..3)?;
+    let field_sep = *body.get(3)?;
+    let header = first == b"MSH" || BATCH_SEGMENTS[..2].iter().any(|(id, _)| *id == first);
+    if !header || !field_sep.is_ascii_punctuation() {
+        return None;
+    }
+    let found = |rest: &[u8]| -> Option<&'static str> {
+        let id = rest.get(..3)?;
+        let next = rest.get(3).copied();
+        if id == b"MSH" && next == Some(field_sep) {
+            return Some("a second MSH segment");
+        }
+        let ends = matches!(next, None | Some(b'\r' | b'\n')) || next == Some(field_sep);
+        BATCH_SEGMENTS
+            .iter()
+            .find(|(batch, _)| *batch == id && ends)
+            .map(|(_, what)| *what)
+    };
+    if first != b"MSH" {
+        return found(body);
+    }
+    let mut at = 0;
+    while let Some(brk) = memchr::memchr3(b'\r', b'\n', 0x1C, &body[at..]) {
+        let rest = &body[at + brk..];
+        let skip = rest.iter().take_while(|b| framing(b)).count();
+        if let Some(what) = found(&rest[skip..]) {
+            return Some(what);
+        }
+        at += brk + skip.max(1);
+    }
+    None
+}
+
+fn inspect_one(input: &[u8], ctx: &MapContext) -> Report {
     match Message::parse(input) {
         Ok(msg) => {
             let fields = extract(&msg, ctx);
@@ -163,4 +235,80 @@ pub fn ack_code(errors: &[Issue]) -> tendon_hl7::AckCode {
             (Error, _) | (_, Error) => Error,
             _ => Accept,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WORKED: &str = include_str!("../../../examples/worked-example.hl7");
+
+    fn codes(report: &Report) -> Vec<&'static str> {
+        report.errors.iter().map(|e| e.code.as_str()).collect()
+    }
+
+    #[test]
+    fn one_message_is_one_message() {
+        assert_eq!(several_messages(WORKED.as_bytes()), None);
+        // Framing, a BOM, LF ends, and text that merely mentions MSH.
+        let framed = format!("\u{feff}\x0b{}\x1c\r", WORKED.replace('\r', "\n"));
+        assert_eq!(several_messages(framed.as_bytes()), None);
+        let nte = "MSH|^~\\&|A|B|||2026||ADT^A08|1|P|2.5\rNTE|1||see\nMSH-10 and MSH fields\r";
+        assert_eq!(several_messages(nte.as_bytes()), None);
+        assert_eq!(several_messages(b"garbage\rMSH|^~\\&|A"), None, "not HL7");
+        assert!(codes(&inspect(WORKED.as_bytes(), &MapContext::default())).is_empty());
+    }
+
+    #[test]
+    fn two_messages_or_a_batch_are_rejected_as_a_whole() {
+        let second = WORKED.replace("MSG00042", "MSG00043");
+        let batch_lines = |s: &str| s.trim_end_matches('\r').to_owned();
+        let cases = [
+            (format!("{WORKED}{second}"), "a second MSH segment"),
+            (
+                format!("{WORKED}\n\n{}", second.replace('\r', "\n")),
+                "a second MSH segment",
+            ),
+            // Two MLLP frames in one body: the parser would keep the second
+            // message as text in the last field of the first.
+            (
+                format!("\x0b{WORKED}\x1c\r\x0b{second}\x1c\r"),
+                "a second MSH segment",
+            ),
+            (
+                format!("\x0b{}\x1c\x0b{second}\x1c", batch_lines(WORKED)),
+                "a second MSH segment",
+            ),
+            (
+                format!("FHS|^~\\&|EMR\rBHS|^~\\&|EMR\r{WORKED}BTS|1\rFTS|1\r"),
+                "an FHS batch file header",
+            ),
+            (
+                format!("BHS|^~\\&|EMR\r{WORKED}BTS|1\r"),
+                "a BHS batch header",
+            ),
+            (format!("{WORKED}BTS|1\rFTS|1"), "a BTS batch trailer"),
+            (format!("{WORKED}FTS"), "an FTS batch file trailer"),
+        ];
+        for (body, found) in &cases {
+            assert_eq!(several_messages(body.as_bytes()), Some(*found), "{body:?}");
+            let report = inspect(body.as_bytes(), &MapContext::default());
+            assert_eq!(codes(&report), ["multiple_messages"], "{body:?}");
+            assert!(
+                report.errors[0].message.contains(found),
+                "{:?}",
+                report.errors
+            );
+            assert_eq!(report.ack_code(), tendon_hl7::AckCode::Reject);
+        }
+        // The ACK names the first message and carries one ERR with code 100.
+        let report = inspect(cases[0].0.as_bytes(), &MapContext::default());
+        let ack = String::from_utf8(report.ack(cases[0].0.as_bytes(), "20261120", "ACK1")).unwrap();
+        assert!(ack.contains("MSA|AR|MSG00042"), "{ack:?}");
+        assert!(
+            ack.contains("|100^") && ack.contains("multiple_messages^^TENDON"),
+            "{ack:?}"
+        );
+        assert_eq!(ErrorCode::MultipleMessages.hl7_code(), 100);
+    }
 }

@@ -9,6 +9,7 @@ pub mod cliniko;
 #[cfg(feature = "contract-tests")]
 pub mod contract;
 pub mod fields;
+pub mod health;
 pub mod inspect;
 pub mod join;
 pub mod keys;

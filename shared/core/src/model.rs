@@ -264,10 +264,25 @@ pub struct StoredMessage {
     /// dedupe IDs, so a replay is never mistaken for a duplicate delivery.
     #[serde(default)]
     pub replays: u32,
+    /// False while an `accepted` message's pointer is stored but not yet on
+    /// the patients queue (a backend that cannot store and queue in one step
+    /// stores it first; the sweeper finishes a hand-off that did not).
+    #[serde(default = "yes")]
+    pub queued: bool,
+    /// False when the sender was never told `AA` (or `AE`, `AR`) for this
+    /// message: the reply failed after it was stored. It is processed all the
+    /// same; a resend is a duplicate and acknowledges it.
+    #[serde(default = "yes")]
+    pub acknowledged: bool,
     /// The message as received. Adapters store it apart from the JSON record
     /// (a BLOB column, a binary attribute); it never travels on a queue.
     #[serde(skip)]
     pub raw: Vec<u8>,
+}
+
+/// Records stored before a field existed had it true.
+fn yes() -> bool {
+    true
 }
 
 /// What happened, for the workflow engine (docs/interface.md §6 triggers).

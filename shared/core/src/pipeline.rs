@@ -9,8 +9,8 @@ use crate::inspect::{ack_bytes, inspect};
 use crate::mapping::{MappedMessage, extract};
 use crate::model::{DomainEvent, MessageStatus, OrgConfig, PatientRecord, StoredMessage};
 use crate::ports::{
-    Clock, Commit, CommitOutcome, ConfigStore, MessageLog, PatientStore, QueueName, RecordWrite,
-    StepStore, StoreError, StoreResult, WorkItem, WorkQueue, WorkflowStore,
+    Clock, Commit, CommitOutcome, ConfigStore, HandOff, Intake, MessageLog, PatientStore,
+    QueueName, RecordWrite, StepStore, StoreError, StoreResult, WorkItem, WorkQueue, WorkflowStore,
 };
 use crate::rules::{self, Context, Decision};
 use crate::validation::{invalid_value_warnings, validate};
@@ -81,10 +81,15 @@ fn rfc3339(t: Timestamp) -> String {
 }
 
 /// The dedupe identity of a message: (org, MSH-3, MSH-4, MSH-10), or the body
-/// itself when there is no usable header.
+/// itself when there is no usable header. A body of several messages
+/// (`multiple_messages`) is identified by its bytes too, so that its first
+/// message, resent alone, is a new message and not a reused control ID.
 fn message_id(org: &str, input: &[u8], body_hash: &str) -> String {
     let mut key = org.as_bytes().to_vec();
-    match Header::sniff(input).filter(|h| !h.control_id.is_empty()) {
+    let header = Header::sniff(input)
+        .filter(|h| !h.control_id.is_empty())
+        .filter(|_| crate::inspect::several_messages(input).is_none());
+    match header {
         Some(h) => {
             for part in [h.sending_application, h.sending_facility, h.control_id] {
                 key.push(0);
@@ -116,13 +121,100 @@ fn group(org: &str, patient: Option<&str>, message_id: &str) -> String {
     format!("{org}#{}", patient.unwrap_or(message_id))
 }
 
+/// The key of an `Authorization: Bearer <key>` header, if there is one.
+fn bearer_key(authorization: Option<&str>) -> Option<&str> {
+    authorization
+        .map(str::trim)
+        .and_then(|h| {
+            h.get(..7)
+                .filter(|p| p.eq_ignore_ascii_case("bearer "))
+                .map(|_| h[7..].trim())
+        })
+        .filter(|k| !k.is_empty())
+}
+
+/// The patients-queue pointer of a stored message. Ingest and every replay
+/// have their own dedupe ID, so the queue never takes a replay for a
+/// duplicate delivery, while a resent pointer of the same one is dropped.
+fn hand_off(org: &str, id: &str, patient_id: Option<&str>, replays: u32) -> HandOff {
+    let dedupe_id = match replays {
+        0 => id.to_owned(),
+        n => format!("{id}:replay:{n}"),
+    };
+    HandOff {
+        queue: QueueName::Patients,
+        group: group(org, patient_id, id),
+        dedupe_id,
+        item: WorkItem {
+            org: org.to_owned(),
+            message_id: id.to_owned(),
+            patient_id: patient_id.map(str::to_owned),
+        },
+    }
+}
+
+fn hand_off_of(message: &StoredMessage) -> HandOff {
+    hand_off(
+        &message.org,
+        &message.id,
+        message.patient_id.as_deref(),
+        message.replays,
+    )
+}
+
+/// The org configuration of the request's ingest key, or the `401` that
+/// refuses the request.
+async fn authenticate<C: ConfigStore>(
+    cfg: &C,
+    authorization: Option<&str>,
+) -> StoreResult<Result<OrgConfig, HttpReply>> {
+    let Some(key) = bearer_key(authorization) else {
+        return Ok(Err(HttpReply::json(
+            401,
+            "missing_ingest_key",
+            "send the org's ingest key as 'Authorization: Bearer <key>'",
+        )));
+    };
+    let config = match cfg.org_for_key(&key_hash(key)).await? {
+        Some(org) => cfg.org_config(&org).await?,
+        None => None,
+    };
+    Ok(config
+        .ok_or_else(|| HttpReply::json(401, "invalid_ingest_key", "the ingest key is not valid")))
+}
+
+/// The `413` for a body over `max_body`: `size` bytes, when known.
+fn too_large(size: Option<u64>, max_body: usize) -> HttpReply {
+    let message = match size {
+        Some(size) => format!("the message is {size} bytes; the limit is {max_body}"),
+        None => format!("the message is over the limit of {max_body} bytes"),
+    };
+    HttpReply::json(413, "body_too_large", &message)
+}
+
+/// `POST /hl7` with a body the HTTP server knows is over `max_body` without
+/// having read it all (it stops reading there): the answer [`ingest`] gives
+/// such a body, in the same order (`401` for a missing or wrong key, then
+/// `413`), and nothing is stored. `size` is the body's length when known
+/// (`Content-Length`).
+pub async fn ingest_too_large<C: ConfigStore>(
+    cfg: &C,
+    authorization: Option<&str>,
+    size: Option<u64>,
+    max_body: usize,
+) -> StoreResult<HttpReply> {
+    Ok(match authenticate(cfg, authorization).await? {
+        Ok(_) => too_large(size, max_body),
+        Err(refused) => refused,
+    })
+}
+
 /// `POST /hl7`: authenticate, store, validate and acknowledge one message.
 /// The message is stored before the reply is built, and an accepted one is
 /// queued (as a pointer) for the patient step.
-pub async fn ingest<C, L, Q, K>(
+pub async fn ingest<C, I, K>(
     cfg: &C,
-    log: &L,
-    queue: &Q,
+    intake: &I,
     clock: &K,
     authorization: Option<&str>,
     body: &[u8],
@@ -130,45 +222,15 @@ pub async fn ingest<C, L, Q, K>(
 ) -> StoreResult<HttpReply>
 where
     C: ConfigStore,
-    L: MessageLog,
-    Q: WorkQueue,
+    I: Intake,
     K: Clock,
 {
-    let key = authorization
-        .map(str::trim)
-        .and_then(|h| {
-            h.get(..7)
-                .filter(|p| p.eq_ignore_ascii_case("bearer "))
-                .map(|_| h[7..].trim())
-        })
-        .filter(|k| !k.is_empty());
-    let Some(key) = key else {
-        return Ok(HttpReply::json(
-            401,
-            "missing_ingest_key",
-            "send the org's ingest key as 'Authorization: Bearer <key>'",
-        ));
-    };
-    let config = match cfg.org_for_key(&key_hash(key)).await? {
-        Some(org) => cfg.org_config(&org).await?,
-        None => None,
-    };
-    let Some(config) = config else {
-        return Ok(HttpReply::json(
-            401,
-            "invalid_ingest_key",
-            "the ingest key is not valid",
-        ));
+    let config = match authenticate(cfg, authorization).await? {
+        Ok(config) => config,
+        Err(refused) => return Ok(refused),
     };
     if body.len() > max_body {
-        return Ok(HttpReply::json(
-            413,
-            "body_too_large",
-            &format!(
-                "the message is {} bytes; the limit is {max_body}",
-                body.len()
-            ),
-        ));
+        return Ok(too_large(Some(body.len() as u64), max_body));
     }
     let org = config.org.id.clone();
     let now = clock.now();
@@ -186,14 +248,25 @@ where
         patient_id: report.fields.patient_id.clone(),
         steps_done: Vec::new(),
         replays: 0,
+        queued: true,
+        acknowledged: true,
         raw: body.to_vec(),
     };
-    match log.insert_message(&message).await? {
+    let hand_off = (message.status == MessageStatus::Accepted).then(|| hand_off_of(&message));
+    match intake.store_and_queue(&message, hand_off.as_ref()).await? {
         crate::ports::Inserted::New => {}
         crate::ports::Inserted::Existing(prev) if prev.body_hash == message.body_hash => {
-            // A retry of a message we have: same answer, no further effect. If the
-            // first attempt died between storing and queueing, queue it now.
+            // A retry of a message we have: same answer, no further effect. If
+            // the first attempt failed before the message was queued or
+            // answered, finish that now.
             message = prev;
+            if message.status == MessageStatus::Accepted && !message.queued {
+                intake
+                    .queue_stored(&org, &message.id, &hand_off_of(&message), true)
+                    .await?;
+            } else if !message.acknowledged {
+                intake.set_acknowledged(&org, &message.id, true).await?;
+            }
         }
         crate::ports::Inserted::Existing(prev) => {
             message.errors = vec![Issue::new(
@@ -204,23 +277,8 @@ where
             )];
             message.status = MessageStatus::Rejected;
             message.id = sha256_hex(format!("{}:{}", prev.id, message.body_hash).as_bytes());
-            log.insert_message(&message).await?;
+            intake.store_and_queue(&message, None).await?;
         }
-    }
-    if message.status == MessageStatus::Accepted {
-        let item = WorkItem {
-            org: org.clone(),
-            message_id: message.id.clone(),
-            patient_id: message.patient_id.clone(),
-        };
-        queue
-            .send(
-                QueueName::Patients,
-                &group(&org, message.patient_id.as_deref(), &message.id),
-                &message.id,
-                &item,
-            )
-            .await?;
     }
     tracing::info!(org = %org, message_id = %message.id, status = message.status.as_str(), "hl7 message stored");
     if matches!(
@@ -740,27 +798,74 @@ async fn resume_after_patient_step<S: StepStore, Q: WorkQueue>(
 
 /// `messages replay`: puts stored messages back through the same steps with the
 /// org's current configuration. Replaying a processed message changes nothing
-/// (every step is idempotent); a failed one is decided again.
-pub async fn replay<L, Q>(log: &L, queue: &Q, messages: &[StoredMessage]) -> StoreResult<usize>
+/// (every step is idempotent); a failed one is decided again. The reset leaves
+/// the message `queued: false` until its pointer is sent, so a crash between
+/// the two leaves it to the sweeper, not stuck.
+pub async fn replay<L, I>(log: &L, intake: &I, messages: &[StoredMessage]) -> StoreResult<usize>
 where
     L: MessageLog,
-    Q: WorkQueue,
+    I: Intake,
 {
     for m in messages {
         log.reset_message(&m.org, &m.id).await?;
-        let item = WorkItem {
-            org: m.org.clone(),
-            message_id: m.id.clone(),
-            patient_id: m.patient_id.clone(),
-        };
-        // Per replay, so the queue does not swallow it as a duplicate delivery.
-        let dedupe = format!("{}:replay:{}", m.id, m.replays + 1);
-        let group = group(&m.org, m.patient_id.as_deref(), &m.id);
-        queue
-            .send(QueueName::Patients, &group, &dedupe, &item)
-            .await?;
+        let hand_off = hand_off(&m.org, &m.id, m.patient_id.as_deref(), m.replays + 1);
+        intake.queue_stored(&m.org, &m.id, &hand_off, false).await?;
     }
     Ok(messages.len())
+}
+
+/// How long a message may stay stored but unqueued before the sweeper queues
+/// it: far longer than an ingest takes (the ingest function times out after
+/// 10 s), so the sweeper never races a hand-off still under way.
+pub const SWEEP_AFTER: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
+/// How long a sweeper's claim on a message keeps other sweepers off it.
+pub const SWEEP_CLAIM: jiff::SignedDuration = jiff::SignedDuration::from_secs(5 * 60);
+const SWEEP_BATCH: usize = 100;
+
+/// The sweeper: queues every message stored more than [`SWEEP_AFTER`] ago
+/// whose pointer never reached the queue (the store succeeded, then the queue
+/// failed or the process died). Safe to run concurrently: each message is
+/// claimed by one sweeper. Returns how many it queued.
+pub async fn sweep_unqueued<I: Intake>(intake: &I, now: Timestamp) -> StoreResult<usize> {
+    let mut total = 0;
+    loop {
+        let claimed = intake
+            .claim_unqueued(now - SWEEP_AFTER, now, now + SWEEP_CLAIM, SWEEP_BATCH)
+            .await?;
+        for u in &claimed {
+            let hand_off = hand_off(&u.org, &u.id, u.patient_id.as_deref(), u.replays);
+            intake.queue_stored(&u.org, &u.id, &hand_off, false).await?;
+            tracing::warn!(org = %u.org, message_id = %u.id, "a stored message was never queued; the sweeper queued it");
+        }
+        total += claimed.len();
+        if claimed.len() < SWEEP_BATCH {
+            return Ok(total);
+        }
+    }
+}
+
+/// After `POST /hl7` failed or timed out without an answer: marks the message
+/// of this request, if it was stored (or its store is still under way: a
+/// backend applies writes in order), as never acknowledged. Best effort; the
+/// reply is a 503 whatever this returns.
+pub async fn unanswered<C, I>(
+    cfg: &C,
+    intake: &I,
+    authorization: Option<&str>,
+    body: &[u8],
+) -> StoreResult<()>
+where
+    C: ConfigStore,
+    I: Intake,
+{
+    let Some(key) = bearer_key(authorization) else {
+        return Ok(());
+    };
+    let Some(org) = cfg.org_for_key(&key_hash(key)).await? else {
+        return Ok(());
+    };
+    let id = message_id(&org, body, &sha256_hex(body));
+    intake.set_acknowledged(&org, &id, false).await
 }
 
 /// One record of a queue batch: its ID (SQS message ID or local receipt), its
@@ -925,6 +1030,26 @@ mod tests {
             "a3 is not run after a2 failed"
         );
         assert_eq!(retry, ["a2", "a3"]);
+    }
+
+    /// A body of two messages is identified by its bytes: its first message
+    /// resent alone is a new message, not a reused control ID.
+    #[test]
+    fn two_messages_in_one_body_do_not_take_the_first_ones_identity() {
+        let first = "MSH|^~\\&|EMR|ACME01|||20261120||ADT^A08|M1|P|2.5.1\rPID|1||P1\r";
+        let second = first.replace("|M1|", "|M2|");
+        let both = format!("{first}{second}");
+        let id = |body: &str| message_id("ACME01", body.as_bytes(), &sha256_hex(body.as_bytes()));
+        assert_ne!(id(&both), id(first));
+        assert_eq!(
+            id(first),
+            id(&first.replace("P1", "P2")),
+            "keyed on MSH-3, 4, 10"
+        );
+        assert_ne!(
+            id(&both),
+            id(&format!("{first}{}", second.replace("P1", "P2")))
+        );
     }
 
     /// A minimal executor for a future that never waits.

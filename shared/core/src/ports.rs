@@ -141,8 +141,8 @@ pub trait MessageLog: Send + Sync {
         org: &str,
         status: Option<MessageStatus>,
     ) -> impl Future<Output = StoreResult<Vec<StoredMessage>>> + Send;
-    /// Sets a message back to `accepted` with no steps done and counts the replay
-    /// (`replays` + 1), for replay.
+    /// Sets a message back to `accepted`, `queued: false`, with no steps done,
+    /// and counts the replay (`replays` + 1), for replay.
     fn reset_message(&self, org: &str, id: &str) -> impl Future<Output = StoreResult<()>> + Send;
     /// The IDs of the messages parked for a patient ID that does not exist yet
     /// (ADTs with status `pending`, see [`Commit::park`]), oldest first. A
@@ -311,6 +311,73 @@ pub trait WorkQueue: Send + Sync {
         dedupe_id: &str,
         item: &WorkItem,
     ) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+/// Where a stored message's pointer goes: a queue, a message group and a
+/// dedupe ID (see [`WorkQueue::send`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HandOff {
+    pub queue: QueueName,
+    pub group: String,
+    pub dedupe_id: String,
+    pub item: WorkItem,
+}
+
+/// A stored message whose pointer is not on the queue (`queued: false`),
+/// claimed by one sweeper.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unqueued {
+    pub org: String,
+    pub id: String,
+    pub patient_id: Option<String>,
+    pub replays: u32,
+}
+
+/// Storing a received message and handing it to the queue, so that nothing
+/// acknowledged is lost and nothing stored is left unqueued
+/// (docs/interface.md §4).
+pub trait Intake: Send + Sync {
+    /// Stores `message` unless one with the same (org, id) exists (as
+    /// [`MessageLog::insert_message`]); when it is new and `hand_off` is given,
+    /// also queues its pointer and records it `queued` and `acknowledged`. A
+    /// backend whose store and queue share a transaction does all of it at
+    /// once; another stores the message `queued: false, acknowledged: false`
+    /// first, then sends, then records both, so a failure between the steps
+    /// leaves the message for [`Intake::claim_unqueued`].
+    fn store_and_queue(
+        &self,
+        message: &StoredMessage,
+        hand_off: Option<&HandOff>,
+    ) -> impl Future<Output = StoreResult<Inserted>> + Send;
+    /// Sends a stored message's pointer and records it `queued` (and
+    /// `acknowledged` if `acknowledge`). Sending a pointer twice is harmless:
+    /// the queue's dedupe and the steps' guards absorb it.
+    fn queue_stored(
+        &self,
+        org: &str,
+        id: &str,
+        hand_off: &HandOff,
+        acknowledge: bool,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Records whether the sender was answered for a stored message (nothing
+    /// happens if there is no such message).
+    fn set_acknowledged(
+        &self,
+        org: &str,
+        id: &str,
+        acknowledged: bool,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Up to `limit` messages, of every org, stored `queued: false` before
+    /// `stored_before`, oldest first, each claimed until `claim_until`: a
+    /// message another sweeper holds an unexpired claim on is left out, so
+    /// concurrent sweepers take each message at most once per claim.
+    fn claim_unqueued(
+        &self,
+        stored_before: jiff::Timestamp,
+        now: jiff::Timestamp,
+        claim_until: jiff::Timestamp,
+        limit: usize,
+    ) -> impl Future<Output = StoreResult<Vec<Unqueued>>> + Send;
 }
 
 /// Workflows, the steps enrolment scheduled, and the deliveries dispatch made.

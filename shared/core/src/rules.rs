@@ -282,6 +282,18 @@ fn merge(
     at: Option<String>,
 ) -> Decision {
     let prior = prior.filter(|p| p.patient.id != survivor_id && p.patient.merged_into.is_none());
+    // The survivor's ID already leads (through its merge alias) to the prior
+    // record: this A40 would merge a record into itself, undoing the earlier
+    // merge. Decided now, as a business failure: retrying cannot change it.
+    if let (Some(prior), Some(survivor)) = (prior, survivor)
+        && survivor.patient.id == prior.patient.id
+    {
+        return Decision::failed(
+            ErrorCode::MergeReversed,
+            FieldName::PriorPatientId,
+            "MRG-1's patient already took in this message's patient (PID-3) by an earlier merge; an A40 cannot reverse a merge: unlink the two in the EMR (A37), or send the merge the other way".into(),
+        );
+    }
     let Some(prior) = prior else {
         // Nothing to merge: either done already, or neither side is known yet.
         return match survivor {
@@ -786,5 +798,29 @@ mod tests {
         // Applying it again (the alias is already merged) changes nothing more.
         let again = patient_step(&ctx(&cfg, "a40"), &m, Some(&survivor.record), Some(alias));
         assert!(again.writes.is_empty());
+    }
+
+    #[test]
+    fn a_reverse_a40_fails_at_once_as_merge_reversed() {
+        let cfg = config();
+        let (_, _, prior) = siu(&cfg, "m1", WORKED, None);
+        let a40 = "MSH|^~\\&|EMR|ACME01|||20261122090000||ADT^A40|M1|P|2.5.1\rPID|1||P900^^^^MR||Rivera^Ana\rMRG|P555\r";
+        let d = patient_step(&ctx(&cfg, "a40"), &fields(a40), None, prior.as_ref());
+        let survivor = d.writes[0].record.clone();
+        // P555 now leads to P900. Merging P900 into P555: the message's patient
+        // (P555, followed to P900) is the prior record itself.
+        let reverse = "MSH|^~\\&|EMR|ACME01|||20261122091000||ADT^A40|M2|P|2.5.1\rPID|1||P555^^^^MR||Rivera^Ana\rMRG|P900\r";
+        let d2 = patient_step(
+            &ctx(&cfg, "a40-reverse"),
+            &fields(reverse),
+            Some(&survivor),
+            Some(&survivor),
+        );
+        assert_eq!(d2.status, MessageStatus::Failed);
+        assert!(d2.writes.is_empty(), "{:?}", d2.writes);
+        assert_eq!(
+            (d2.errors[0].code, d2.errors[0].field),
+            (ErrorCode::MergeReversed, Some(FieldName::PriorPatientId))
+        );
     }
 }

@@ -29,7 +29,8 @@
 //! applies the writes queued while it was busy together, in one SQLite
 //! transaction (group commit), each in a savepoint of its own: a failed write
 //! rolls back alone, and every caller gets its answer only after the
-//! transaction committed, so what it wrote is visible to every later read.
+//! transaction committed and was synced to disk, so what it wrote is visible
+//! to every later read and survives a crash of the machine.
 //! Reads run on a pool of read-only connections beside it (WAL readers never
 //! wait for the writer): point reads on the calling thread, lists on tokio's
 //! blocking pool. An in-memory database has the one connection only, so its
@@ -48,6 +49,7 @@ use tokio::sync::oneshot;
 
 mod cliniko;
 mod config;
+mod health;
 mod messages;
 mod patients;
 mod queue;
@@ -88,17 +90,36 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-/// Sets up a file connection: busy timeout, WAL, `synchronous=NORMAL`.
+/// Sets up a file connection: busy timeout, WAL, `synchronous=FULL`.
+///
+/// FULL, not NORMAL: in WAL mode NORMAL leaves a commit in the OS's cache
+/// until the next checkpoint, so a machine or filesystem failure after the
+/// `AA` could lose an acknowledged message. With FULL each commit is synced
+/// before it is answered; the writer's group commit makes one sync cover every
+/// write that arrived meanwhile (docs/benchmarks.md has the cost).
 fn setup_file_connection(conn: &Connection) -> rusqlite::Result<String> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "synchronous", synchronous())?;
     Ok(mode)
+}
+
+/// The environment variable that lowers `synchronous` to NORMAL: for
+/// measuring what durable acknowledgements cost (docs/benchmarks.md), or a
+/// deployment that accepts losing the last acknowledged messages when the
+/// machine fails (docs/operations.md). Any other value keeps FULL.
+pub const ENV_SQLITE_SYNCHRONOUS: &str = "TENDON_SQLITE_SYNCHRONOUS";
+
+fn synchronous() -> &'static str {
+    match std::env::var(ENV_SQLITE_SYNCHRONOUS) {
+        Ok(v) if v.eq_ignore_ascii_case("normal") => "NORMAL",
+        _ => "FULL",
+    }
 }
 
 impl SqliteStore {
     /// Opens (or creates) the database file and brings its schema up to date.
-    /// The file uses WAL journaling with `synchronous=NORMAL`, a busy timeout
+    /// The file uses WAL journaling with `synchronous=FULL`, a busy timeout
     /// and enforced foreign keys.
     pub fn open(path: &Path) -> Result<SqliteStore, String> {
         let shown = path.display();
@@ -532,6 +553,23 @@ mod tests {
             .await
             .expect("read");
         assert_eq!(ids, ["A", "D"]);
+    }
+
+    /// An acknowledged message must survive a machine or filesystem failure:
+    /// the writer commits with `synchronous=FULL` (2), not NORMAL (1).
+    #[tokio::test]
+    async fn the_writer_syncs_every_commit() {
+        let dir = std::env::temp_dir().join(format!("tendon-sync-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let store = SqliteStore::open(&dir.join("sync.db")).expect("store");
+        let level = store
+            .run("probe", |conn| {
+                Ok(conn.query_row("PRAGMA synchronous", [], |r| r.get::<_, i64>(0))?)
+            })
+            .await;
+        assert_eq!(level, Ok(2));
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]

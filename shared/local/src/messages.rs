@@ -1,9 +1,13 @@
 //! [`MessageLog`]: received messages, the JSON record beside the raw bytes.
+use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 use tendon_core::model::{MessageStatus, StoredMessage};
-use tendon_core::ports::{Inserted, MessageLog, StoreError, StoreResult};
+use tendon_core::ports::{
+    HandOff, Inserted, Intake, MessageLog, StoreError, StoreResult, Unqueued,
+};
 
-use crate::{Fail, SqliteStore, write_tx};
+use crate::queue::enqueue;
+use crate::{Fail, SqliteStore, now_ms, write_tx};
 
 /// The sort key of `received_at`: Unix nanoseconds, or NULL (first) if it is
 /// not an RFC 3339 instant.
@@ -43,35 +47,52 @@ pub(crate) fn save_state(conn: &Connection, message: &StoredMessage) -> Result<(
     Ok(())
 }
 
+/// Inserts the message unless one with its (org, id) exists, on the open
+/// transaction; `unqueued_at` is set for a message stored `queued: false`.
+fn insert(tx: &Connection, m: &StoredMessage, json: &str, now_ms: i64) -> Result<Inserted, Fail> {
+    let added = tx
+        .prepare_cached(
+            "INSERT INTO messages (org, id, status, control_id, received_at, patient_id, json, raw, unqueued_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (org, id) DO NOTHING",
+        )?
+        .execute(params![
+            m.org,
+            m.id,
+            m.status.as_str(),
+            m.control_id,
+            received_key(&m.received_at),
+            m.patient_id,
+            json,
+            m.raw,
+            (!m.queued).then(|| {
+                m.received_at
+                    .parse::<Timestamp>()
+                    .map_or(now_ms, |t| t.as_millisecond())
+            }),
+        ])?;
+    if added == 1 {
+        return Ok(Inserted::New);
+    }
+    let existing = load(tx, &m.org, &m.id)?.ok_or_else(|| {
+        StoreError::Backend("insert_message: the existing message vanished".to_owned())
+    })?;
+    Ok(Inserted::Existing(existing))
+}
+
+/// The JSON record of a message, for storing.
+fn record_json(what: &str, message: &StoredMessage) -> StoreResult<String> {
+    serde_json::to_string(message).map_err(|e| Fail::Json(e).into_store_error(what))
+}
+
 impl MessageLog for SqliteStore {
     async fn insert_message(&self, message: &StoredMessage) -> StoreResult<Inserted> {
-        let json = serde_json::to_string(message)
-            .map_err(|e| Fail::Json(e).into_store_error("insert_message"))?;
+        let json = record_json("insert_message", message)?;
         let m = message.clone();
         self.run("insert_message", move |conn| {
             let tx = write_tx(conn)?;
-            let added = tx
-                .prepare_cached(
-                    "INSERT INTO messages (org, id, status, control_id, received_at, patient_id, json, raw)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (org, id) DO NOTHING",
-                )?
-                .execute(params![
-                    m.org,
-                    m.id,
-                    m.status.as_str(),
-                    m.control_id,
-                    received_key(&m.received_at),
-                    m.patient_id,
-                    json,
-                    m.raw
-                ])?;
-            if added == 1 {
-                tx.commit()?;
-                return Ok(Inserted::New);
-            }
-            let existing = load(&tx, &m.org, &m.id)?.ok_or_else(|| StoreError::Backend("insert_message: the existing message vanished".to_owned()))?;
-            tx.finish()?;
-            Ok(Inserted::Existing(existing))
+            let inserted = insert(&tx, &m, &json, now_ms())?;
+            tx.commit()?;
+            Ok(inserted)
         })
         .await
     }
@@ -140,10 +161,149 @@ impl MessageLog for SqliteStore {
             message.errors.clear();
             message.steps_done.clear();
             message.replays += 1;
+            message.queued = false;
             save_state(&tx, &message)?;
+            tx.prepare_cached(
+                "UPDATE messages SET unqueued_at = ?3, claimed_until = NULL WHERE org = ?1 AND id = ?2",
+            )?
+            .execute(params![org, id, now_ms()])?;
             tx.commit()?;
             Ok(())
         })
         .await
     }
+}
+
+/// Ingest stores the message and queues its pointer in one transaction: the
+/// queue lives in the same database, so there is no moment at which one is
+/// done and the other is not.
+impl Intake for SqliteStore {
+    async fn store_and_queue(
+        &self,
+        message: &StoredMessage,
+        hand_off: Option<&HandOff>,
+    ) -> StoreResult<Inserted> {
+        const WHAT: &str = "store_and_queue";
+        let mut m = message.clone();
+        // Both are true once this transaction commits.
+        if hand_off.is_some() {
+            m.queued = true;
+            m.acknowledged = true;
+        }
+        let json = record_json(WHAT, &m)?;
+        let pointer = hand_off
+            .map(|h| Ok::<_, StoreError>((h.clone(), pointer_json(WHAT, h)?)))
+            .transpose()?;
+        self.run(WHAT, move |conn| {
+            let tx = write_tx(conn)?;
+            let now = now_ms();
+            let inserted = insert(&tx, &m, &json, now)?;
+            if let (Inserted::New, Some((h, body))) = (&inserted, &pointer) {
+                enqueue(&tx, h.queue, &h.group, &h.dedupe_id, body, now)?;
+            }
+            tx.commit()?;
+            Ok(inserted)
+        })
+        .await
+    }
+
+    async fn queue_stored(
+        &self,
+        org: &str,
+        id: &str,
+        hand_off: &HandOff,
+        acknowledge: bool,
+    ) -> StoreResult<()> {
+        const WHAT: &str = "queue_stored";
+        let body = pointer_json(WHAT, hand_off)?;
+        let (org, id, h) = (org.to_owned(), id.to_owned(), hand_off.clone());
+        self.run(WHAT, move |conn| {
+            let tx = write_tx(conn)?;
+            let Some(mut message) = load(&tx, &org, &id)? else {
+                return Err(Fail::Store(StoreError::NotFound(format!("message {id}"))));
+            };
+            enqueue(&tx, h.queue, &h.group, &h.dedupe_id, &body, now_ms())?;
+            message.queued = true;
+            message.acknowledged |= acknowledge;
+            save_state(&tx, &message)?;
+            tx.prepare_cached(
+                "UPDATE messages SET unqueued_at = NULL, claimed_until = NULL WHERE org = ?1 AND id = ?2",
+            )?
+            .execute([&org, &id])?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_acknowledged(&self, org: &str, id: &str, acknowledged: bool) -> StoreResult<()> {
+        let (org, id) = (org.to_owned(), id.to_owned());
+        self.run("set_acknowledged", move |conn| {
+            let tx = write_tx(conn)?;
+            if let Some(mut message) = load(&tx, &org, &id)?
+                && message.acknowledged != acknowledged
+            {
+                message.acknowledged = acknowledged;
+                save_state(&tx, &message)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn claim_unqueued(
+        &self,
+        stored_before: Timestamp,
+        now: Timestamp,
+        claim_until: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<Unqueued>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run("claim_unqueued", move |conn| {
+            let tx = write_tx(conn)?;
+            let mut claimed = Vec::new();
+            {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT org, id, json FROM messages
+                     WHERE unqueued_at IS NOT NULL AND unqueued_at < ?1
+                       AND (claimed_until IS NULL OR claimed_until <= ?2)
+                     ORDER BY unqueued_at LIMIT ?3",
+                )?;
+                let rows = stmt.query_map(
+                    params![stored_before.as_millisecond(), now.as_millisecond(), limit],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                        ))
+                    },
+                )?;
+                for row in rows {
+                    let (org, id, json) = row?;
+                    let m: StoredMessage = serde_json::from_str(&json)?;
+                    claimed.push(Unqueued {
+                        org,
+                        id,
+                        patient_id: m.patient_id,
+                        replays: m.replays,
+                    });
+                }
+            }
+            for u in &claimed {
+                tx.prepare_cached(
+                    "UPDATE messages SET claimed_until = ?3 WHERE org = ?1 AND id = ?2",
+                )?
+                .execute(params![u.org, u.id, claim_until.as_millisecond()])?;
+            }
+            tx.commit()?;
+            Ok(claimed)
+        })
+        .await
+    }
+}
+
+fn pointer_json(what: &str, hand_off: &HandOff) -> StoreResult<String> {
+    serde_json::to_string(&hand_off.item).map_err(|e| Fail::Json(e).into_store_error(what))
 }

@@ -24,7 +24,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use rusqlite::params;
+use rusqlite::{Connection, params};
 use tendon_core::ports::{QueueName, StoreResult, WorkItem, WorkQueue};
 
 use crate::{Fail, SqliteStore, now_ms, write_tx};
@@ -63,6 +63,34 @@ impl WorkQueue for SqliteStore {
     }
 }
 
+/// Queues the JSON `body` in `group` on the open transaction, unless
+/// `dedupe_id` was sent to `queue` in the [`DEDUPE_WINDOW`] before `now_ms`.
+/// True if it was queued. Ingest calls it inside the transaction that stores
+/// the message, so storing and queueing are one step.
+pub(crate) fn enqueue(
+    tx: &Connection,
+    queue: QueueName,
+    group: &str,
+    dedupe_id: &str,
+    body: &str,
+    now_ms: i64,
+) -> Result<bool, Fail> {
+    tx.prepare_cached("DELETE FROM queue_dedupe WHERE expires_at <= ?1")?
+        .execute([now_ms])?;
+    let fresh = tx
+        .prepare_cached("INSERT INTO queue_dedupe (queue, dedupe_id, expires_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")?
+        .execute(params![queue.as_str(), dedupe_id, now_ms.saturating_add(millis(DEDUPE_WINDOW))])?;
+    if fresh == 0 {
+        return Ok(false);
+    }
+    tx.prepare_cached(
+        "INSERT INTO queue (queue, group_id, dedupe_id, body, visible_at, receive_count, receipt, enqueued_at)
+         VALUES (?1, ?2, ?3, ?4, 0, 0, NULL, ?5)",
+    )?
+    .execute(params![queue.as_str(), group, dedupe_id, body, now_ms])?;
+    Ok(true)
+}
+
 impl SqliteStore {
     /// Queues `item` in `group` unless `dedupe_id` was sent to this queue in the
     /// [`DEDUPE_WINDOW`] before `now_ms`. True if it was queued, false if it
@@ -80,20 +108,9 @@ impl SqliteStore {
         let (group, dedupe_id) = (group.to_owned(), dedupe_id.to_owned());
         self.run("queue send", move |conn| {
             let tx = write_tx(conn)?;
-            tx.prepare_cached("DELETE FROM queue_dedupe WHERE expires_at <= ?1")?.execute([now_ms])?;
-            let fresh = tx
-                .prepare_cached("INSERT INTO queue_dedupe (queue, dedupe_id, expires_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")?
-                .execute(params![queue.as_str(), dedupe_id, now_ms.saturating_add(millis(DEDUPE_WINDOW))])?;
-            if fresh == 0 {
-                return Ok(false);
-            }
-            tx.prepare_cached(
-                "INSERT INTO queue (queue, group_id, dedupe_id, body, visible_at, receive_count, receipt, enqueued_at)
-                 VALUES (?1, ?2, ?3, ?4, 0, 0, NULL, ?5)",
-            )?
-            .execute(params![queue.as_str(), group, dedupe_id, body, now_ms])?;
+            let queued = enqueue(&tx, queue, &group, &dedupe_id, &body, now_ms)?;
             tx.commit()?;
-            Ok(true)
+            Ok(queued)
         })
         .await
     }

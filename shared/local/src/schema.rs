@@ -172,6 +172,14 @@ CREATE TABLE suppressed_addresses (
     r#"
 ALTER TABLE ingest_keys ADD COLUMN created_at TEXT;
 "#,
+    // 6 → 7: messages stored but not yet on the queue (a replay's reset; ingest
+    // stores and queues in one transaction), and the sweeper's claim on them.
+    // The partial index holds only those, so a sweep reads nothing else.
+    r#"
+ALTER TABLE messages ADD COLUMN unqueued_at INTEGER;
+ALTER TABLE messages ADD COLUMN claimed_until INTEGER;
+CREATE INDEX messages_unqueued ON messages (unqueued_at) WHERE unqueued_at IS NOT NULL;
+"#,
 ];
 
 /// Applies the migrations the database has not had, each in its own write

@@ -1,11 +1,15 @@
 //! Queue workers for the local backend: the same handlers as the patient and
 //! episode Lambdas, fed from the SQLite queues the way an SQS event source
 //! mapping feeds a function (batches, in order per message group).
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tendon_core::model::StoredMessage;
 use tendon_core::pipeline::{BatchRecord, run_queue_batch};
-use tendon_core::ports::{QueueName, StoreResult, SystemClock, WorkItem, WorkQueue};
+use tendon_core::ports::{
+    HandOff, Inserted, Intake, QueueName, StoreResult, SystemClock, Unqueued, WorkItem, WorkQueue,
+};
 
 use crate::SqliteStore;
 use tokio::sync::Notify;
@@ -56,6 +60,55 @@ impl WorkQueue for LocalQueue {
         // notify_one keeps a permit when no worker is waiting, so no wake-up is lost.
         self.notify(queue).notify_one();
         Ok(())
+    }
+}
+
+/// The store's [`Intake`], waking the patients worker when a pointer was queued.
+impl Intake for LocalQueue {
+    async fn store_and_queue(
+        &self,
+        message: &StoredMessage,
+        hand_off: Option<&HandOff>,
+    ) -> StoreResult<Inserted> {
+        let inserted = self.store.store_and_queue(message, hand_off).await?;
+        if let (Inserted::New, Some(h)) = (&inserted, hand_off) {
+            self.notify(h.queue).notify_one();
+        }
+        Ok(inserted)
+    }
+
+    async fn queue_stored(
+        &self,
+        org: &str,
+        id: &str,
+        hand_off: &HandOff,
+        acknowledge: bool,
+    ) -> StoreResult<()> {
+        self.store
+            .queue_stored(org, id, hand_off, acknowledge)
+            .await?;
+        self.notify(hand_off.queue).notify_one();
+        Ok(())
+    }
+
+    fn set_acknowledged(
+        &self,
+        org: &str,
+        id: &str,
+        acknowledged: bool,
+    ) -> impl Future<Output = StoreResult<()>> + Send {
+        self.store.set_acknowledged(org, id, acknowledged)
+    }
+
+    fn claim_unqueued(
+        &self,
+        stored_before: jiff::Timestamp,
+        now: jiff::Timestamp,
+        claim_until: jiff::Timestamp,
+        limit: usize,
+    ) -> impl Future<Output = StoreResult<Vec<Unqueued>>> + Send {
+        self.store
+            .claim_unqueued(stored_before, now, claim_until, limit)
     }
 }
 

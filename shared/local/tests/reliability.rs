@@ -12,7 +12,10 @@ const WORKED: &str = include_str!("../../../examples/worked-example.hl7");
 const KEY: &str = "tdn_test_key_acme";
 
 async fn setup() -> LocalQueue {
-    let store = SqliteStore::open_in_memory().unwrap();
+    setup_with(SqliteStore::open_in_memory().unwrap()).await
+}
+
+async fn setup_with(store: SqliteStore) -> LocalQueue {
     let org = Org {
         id: "ACME01".into(),
         name: "Acme PT".into(),
@@ -46,7 +49,6 @@ async fn setup() -> LocalQueue {
 async fn post(q: &LocalQueue, key: &str, body: &str) -> String {
     let auth = format!("Bearer {key}");
     let reply = ingest(
-        q.store(),
         q.store(),
         q,
         &SystemClock,
@@ -335,6 +337,8 @@ async fn a_poison_message_lands_in_the_dlq_and_can_be_redriven() {
         patient_id: Some("P555".into()),
         steps_done: Vec::new(),
         replays: 0,
+        queued: true,
+        acknowledged: true,
         raw: ghost.into_bytes(),
     };
     q.store().insert_message(&msg).await.unwrap();
@@ -537,4 +541,154 @@ async fn a_parked_adt_is_applied_once_its_patient_exists_even_across_a_crash() {
     );
     let (_, events) = state(&q).await;
     assert_eq!(events.len(), 4, "{events:?}");
+}
+
+/// Storing a message and queueing its pointer are one transaction: when the
+/// queue cannot take the pointer (a trigger fails the insert, as a full disk
+/// fails a write), the message is not stored either, and the sender gets no
+/// ACK. Its resend is stored, queued and processed once.
+#[tokio::test]
+async fn a_message_is_stored_and_queued_together_or_not_at_all() {
+    let dir = std::env::temp_dir().join(format!("tendon-intake-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("intake.db");
+    let _ = std::fs::remove_file(&db);
+    let q = setup_with(SqliteStore::open(&db).unwrap()).await;
+    let other = rusqlite::Connection::open(&db).unwrap();
+    other
+        .execute_batch(
+            "CREATE TRIGGER queue_full BEFORE INSERT ON queue BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+        )
+        .unwrap();
+    let auth = format!("Bearer {KEY}");
+    let failed = ingest(
+        q.store(),
+        &q,
+        &SystemClock,
+        Some(&auth),
+        WORKED.as_bytes(),
+        DEFAULT_MAX_BODY,
+    )
+    .await;
+    assert!(failed.is_err(), "no ACK without the queue: {failed:?}");
+    assert_eq!(
+        q.store().list_messages("ACME01", None).await.unwrap(),
+        [],
+        "the message was not stored without its pointer"
+    );
+
+    other.execute_batch("DROP TRIGGER queue_full;").unwrap();
+    assert!(post(&q, KEY, WORKED).await.contains("MSA|AA|MSG00042"));
+    drain(&q).await.unwrap();
+    let messages = q.store().list_messages("ACME01", None).await.unwrap();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].status, MessageStatus::Processed);
+    assert!(messages[0].queued && messages[0].acknowledged);
+    assert_eq!(q.store().list_patients("ACME01").await.unwrap().len(), 1);
+    drop(q);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A replay cut short between resetting the message and queueing it leaves the
+/// message `accepted` and unqueued: the sweeper queues it once it is older
+/// than `SWEEP_AFTER`, and it is processed once.
+#[tokio::test]
+async fn a_replay_cut_short_before_queueing_is_swept() {
+    use tendon_core::pipeline::{SWEEP_AFTER, sweep_unqueued};
+    let q = setup().await;
+    let unknown_clinic = WORKED.replace("|12^^^Salem Clinic|", "|99^^^Elsewhere|");
+    assert!(post(&q, KEY, &unknown_clinic).await.contains("MSA|AA"));
+    drain(&q).await.unwrap();
+    let failed = q.store().list_messages("ACME01", None).await.unwrap();
+    assert_eq!(failed[0].status, MessageStatus::Failed);
+    q.store()
+        .put_location(
+            "ACME01",
+            &Location {
+                id: "99".into(),
+                name: "Elsewhere".into(),
+                timezone: None,
+            },
+        )
+        .await
+        .unwrap();
+    // The replay's first step, and then the process dies.
+    q.store()
+        .reset_message("ACME01", &failed[0].id)
+        .await
+        .unwrap();
+    drain(&q).await.unwrap();
+    let stuck = q
+        .store()
+        .get_message("ACME01", &failed[0].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (stuck.status, stuck.queued),
+        (MessageStatus::Accepted, false)
+    );
+
+    let now = jiff::Timestamp::now();
+    assert_eq!(sweep_unqueued(&q, now).await, Ok(0), "too recent to sweep");
+    let later = now + SWEEP_AFTER + jiff::SignedDuration::from_secs(1);
+    assert_eq!(sweep_unqueued(&q, later).await, Ok(1));
+    assert_eq!(sweep_unqueued(&q, later).await, Ok(0), "queued once");
+    drain(&q).await.unwrap();
+    let done = q
+        .store()
+        .get_message("ACME01", &failed[0].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((done.status, done.queued), (MessageStatus::Processed, true));
+    let patients = q.store().list_patients("ACME01").await.unwrap();
+    assert_eq!(patients.len(), 1);
+    let created = q
+        .store()
+        .list_events("ACME01")
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.kind == tendon_core::model::EventKind::PatientCreated)
+        .count();
+    assert_eq!(created, 1);
+}
+
+/// A request that got no answer (the server timed out or failed after the
+/// store) marks its message as never acknowledged; the sender's resend is a
+/// duplicate that acknowledges it, with no further effect.
+#[tokio::test]
+async fn an_unanswered_message_is_marked_until_its_resend() {
+    use tendon_core::pipeline::unanswered;
+    let q = setup().await;
+    let auth = format!("Bearer {KEY}");
+    assert!(post(&q, KEY, WORKED).await.contains("MSA|AA"));
+    unanswered(q.store(), &q, Some(&auth), WORKED.as_bytes())
+        .await
+        .unwrap();
+    drain(&q).await.unwrap();
+    let m = &q.store().list_messages("ACME01", None).await.unwrap()[0];
+    assert_eq!(
+        (m.status, m.acknowledged),
+        (MessageStatus::Processed, false)
+    );
+    let events = q.store().list_events("ACME01").await.unwrap();
+    assert!(post(&q, KEY, WORKED).await.contains("MSA|AA|MSG00042"));
+    drain(&q).await.unwrap();
+    let m = &q.store().list_messages("ACME01", None).await.unwrap()[0];
+    assert_eq!((m.status, m.acknowledged), (MessageStatus::Processed, true));
+    assert_eq!(q.store().list_events("ACME01").await.unwrap(), events);
+    // A body that was never stored, or a bad key: nothing to mark.
+    unanswered(
+        q.store(),
+        &q,
+        Some(&auth),
+        b"MSH|^~\\&|X|ACME01|||||ADT^A08|NEVER|P|2.5.1\r",
+    )
+    .await
+    .unwrap();
+    unanswered(q.store(), &q, Some("Bearer nope"), WORKED.as_bytes())
+        .await
+        .unwrap();
 }

@@ -80,7 +80,6 @@ async fn post(q: &LocalQueue, body: &str) {
     let auth = format!("Bearer {KEY}");
     let reply = ingest(
         q.store(),
-        q.store(),
         q,
         &SystemClock,
         Some(&auth),

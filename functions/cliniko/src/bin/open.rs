@@ -1,12 +1,16 @@
 //! The "Open in" function: `GET /cliniko/open/{token}?patient_id=ID` behind
 //! the HTTP API. It syncs that one Cliniko patient, then redirects (303) to
 //! the patient's profile (`TENDON_PROFILE_URL`, a template with `{org}` and
-//! `{patient_id}`), as `tendon serve` does.
+//! `{patient_id}`), as `tendon serve` does. Every 404 goes out
+//! `NOT_FOUND_FLOOR` after the request came in, whichever path found nothing
+//! (`tendon_core::cliniko::open::hold`), so its timing does not tell whether
+//! the token exists.
 use lambda_http::{Body, Error, Request, RequestExt, Response, service_fn};
 use tendon_aws::AwsStore;
-use tendon_core::cliniko::open::{DEFAULT_PROFILE_URL, open};
+use tendon_core::cliniko::open::{DEFAULT_PROFILE_URL, hold, open};
 
 async fn handle(store: &AwsStore, template: &str, req: Request) -> Result<Response<Body>, Error> {
+    let started = tokio::time::Instant::now();
     let token = req
         .uri()
         .path()
@@ -24,6 +28,9 @@ async fn handle(store: &AwsStore, template: &str, req: Request) -> Result<Respon
         jiff::Timestamp::now(),
     )
     .await;
+    if let Ok(answer) = &answer {
+        hold(answer, started, tokio::time::sleep_until).await;
+    }
     let (status, location, body) = match &answer {
         Ok(answer) => answer.http(),
         Err(e) => {

@@ -2,7 +2,12 @@
 //! `GET /cliniko/open/{token}?patient_id=ID`; Tendon syncs that profile, then
 //! redirects to the patient's profile in the engagement app. The answers for
 //! an unknown token and an unknown patient are the same, so neither tells
-//! whether the other exists.
+//! whether the other exists, and they take the same time: every 404 is held
+//! until [`NOT_FOUND_FLOOR`] after the request started ([`hold`]).
+use std::future::Future;
+use std::ops::Add;
+use std::time::Duration;
+
 use jiff::Timestamp;
 
 use super::ClinikoConnection;
@@ -14,6 +19,34 @@ use crate::workflow::dispatch::path_segment;
 /// The default profile URL template (`{org}` and `{patient_id}` are
 /// replaced, URL-encoded).
 pub const DEFAULT_PROFILE_URL: &str = "https://app.tendon.example/orgs/{org}/patients/{patient_id}";
+
+/// How long after the request started every 404 of the route goes out, at
+/// the earliest.
+///
+/// An unknown token is answered after one store read (milliseconds); a known
+/// token with an unknown patient only after asking Cliniko for the profile
+/// (some 25 times longer, hundreds of milliseconds from another continent).
+/// Sent when ready, the two 404s would tell a guesser by their timing which
+/// tokens exist, although their status and page are the same. Held to this
+/// floor, they leave at the same moment: 1.5 s is above Cliniko's usual
+/// answer to one patient request plus our writes, and still short for a
+/// person who clicked a button. A 404 whose Cliniko call took longer than the
+/// floor (Cliniko slow or rate limiting) goes out when ready. The other
+/// answers (303, 422, 502) need a valid token anyway, so they are not held.
+pub const NOT_FOUND_FLOOR: Duration = Duration::from_millis(1500);
+
+/// Holds `answer` until it may be sent ([`OpenAnswer::not_before`]) for a
+/// request that started at `started`, with `sleep_until`, the adapter's
+/// timer (`tokio::time::sleep_until`); any other answer returns at once.
+pub async fn hold<I, W>(answer: &OpenAnswer, started: I, sleep_until: impl FnOnce(I) -> W)
+where
+    I: Add<Duration, Output = I>,
+    W: Future<Output = ()>,
+{
+    if let Some(at) = answer.not_before(started) {
+        sleep_until(at).await;
+    }
+}
 
 /// What the endpoint answers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +62,14 @@ pub enum OpenAnswer {
 }
 
 impl OpenAnswer {
+    /// When the answer may be sent, for a request that started at `started`
+    /// (an instant of any clock: std's, tokio's): a 404 not before
+    /// [`NOT_FOUND_FLOOR`] after it, whichever path found nothing; `None`
+    /// (at once) for the others.
+    pub fn not_before<I: Add<Duration, Output = I>>(&self, started: I) -> Option<I> {
+        matches!(self, OpenAnswer::NotFound).then(|| started + NOT_FOUND_FLOOR)
+    }
+
     /// The HTTP answer: status, `Location` (a redirect's) and an HTML body
     /// (field names only, never patient data).
     pub fn http(&self) -> (u16, Option<&str>, String) {
@@ -140,6 +181,24 @@ mod tests {
             profile_url(DEFAULT_PROFILE_URL, "ACME 01", "1234567890123456789"),
             "https://app.tendon.example/orgs/ACME%2001/patients/1234567890123456789"
         );
+    }
+
+    #[test]
+    fn every_not_found_answer_waits_for_the_floor_and_no_other_does() {
+        let started = std::time::Instant::now();
+        assert_eq!(
+            OpenAnswer::NotFound.not_before(started),
+            Some(started + NOT_FOUND_FLOOR)
+        );
+        for other in [
+            OpenAnswer::Redirect("https://app.example/p/1".into()),
+            OpenAnswer::Incomplete(vec!["email"]),
+            OpenAnswer::Unavailable("refused".into()),
+        ] {
+            assert_eq!(other.not_before(started), None, "{other:?}");
+        }
+        // As docs/interface.md §4 and docs/cliniko.md say.
+        assert_eq!(NOT_FOUND_FLOOR, Duration::from_millis(1500));
     }
 
     #[test]

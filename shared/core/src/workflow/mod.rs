@@ -12,6 +12,7 @@ pub mod retry;
 pub mod schedule;
 pub mod simulate;
 pub mod steps;
+pub mod unsubscribe;
 
 pub use model::{
     Direction, Exit, PatientGroup, Repeat, Schedule, SourceFilter, StepDef, Task, TaskKind,
