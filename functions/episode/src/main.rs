@@ -1,4 +1,4 @@
-//! The episode function: the episode step (`pipeline::run_step`) for each record
+//! The episode function: the episode step (`processing::run_step`) for each record
 //! of a batch from the episodes SQS FIFO queue, in order, reporting the records
 //! to retry (`ReportBatchItemFailures`).
 use tendon_core::ports::QueueName;

@@ -1,12 +1,12 @@
 //! The ingest function: `POST /hl7` behind an API Gateway HTTP API. It calls
-//! `pipeline::ingest`, which authenticates the key, stores the message before
+//! `intake::ingest`, which authenticates the key, stores the message before
 //! answering, and queues a pointer for the patient function. It also answers
 //! the public unsubscribe links of workflow emails
 //! (`GET|POST /unsubscribe/{org}/{patient}/{token}`), and `GET /health`
 //! (`tendon_core::health`: DynamoDB and SQS answer).
 use lambda_http::{Body, Error, Request, Response, service_fn};
 use tendon_aws::AwsStore;
-use tendon_core::pipeline::{DEFAULT_MAX_BODY, HttpReply, ingest};
+use tendon_core::intake::{DEFAULT_MAX_BODY, HttpReply, ingest};
 use tendon_core::ports::SystemClock;
 
 /// An unsubscribe link (`tendon_aws::lambda::handle_unsubscribe`): a GET

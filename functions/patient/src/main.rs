@@ -1,4 +1,4 @@
-//! The patient function: the patient step (`pipeline::run_step`) for each record
+//! The patient function: the patient step (`processing::run_step`) for each record
 //! of a batch from the patients SQS FIFO queue, in order, reporting the records
 //! to retry (`ReportBatchItemFailures`).
 use tendon_core::ports::QueueName;

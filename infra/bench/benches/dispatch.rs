@@ -21,8 +21,8 @@ use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use jiff::{SignedDuration, Timestamp};
 use rusqlite::{Connection, params};
 use tendon_core::contract;
+use tendon_core::keys::key_hash;
 use tendon_core::model::MessageStatus;
-use tendon_core::pipeline::key_hash;
 use tendon_core::ports::{
     Commit, CommitOutcome, ConfigStore, MessageLog, PatientStore, RecordWrite, WorkflowStore,
 };

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use tendon_cliniko::{Client, ClientConfig};
 use tendon_core::cliniko::api::ClinikoPatient;
 use tendon_core::cliniko::{ClinikoConnection, sync};
-use tendon_core::model::Org;
+use tendon_core::org::Org;
 use tendon_core::ports::{ClinikoStore, ConfigStore};
 use tendon_fake_cliniko::FakeCliniko;
 use tendon_local::SqliteStore;

@@ -1,9 +1,9 @@
 //! Operator commands: orgs, locations, practitioners, IE types, patients, messages.
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
-use tendon_core::keys;
-use tendon_core::model::{Location, MessageStatus, Org, PatientRecord, Practitioner};
-use tendon_core::pipeline::{key_hash, new_ingest_key};
+use tendon_core::keys::{self, key_hash, new_ingest_key};
+use tendon_core::model::{MessageStatus, PatientRecord};
+use tendon_core::org::{Location, Org, Practitioner};
 use tendon_core::ports::{ConfigStore, MessageLog, PatientStore, StoreError, WorkflowStore};
 use tendon_core::workflow::steps::Channel;
 

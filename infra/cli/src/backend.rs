@@ -5,8 +5,8 @@ use std::future::Future;
 use tendon_aws::{AwsMailer, AwsStore};
 use tendon_core::cliniko::sync::sync_all;
 use tendon_core::health::HealthCheck;
+use tendon_core::intake;
 use tendon_core::model::StoredMessage;
-use tendon_core::pipeline;
 use tendon_core::ports::{
     ClinikoStore, ConfigStore, Intake, Mailer, MessageLog, PatientStore, QueueName, StoreResult,
     WorkQueue, WorkflowStore,
@@ -42,11 +42,11 @@ pub trait Backend: Clone + Send + Sync + 'static {
         &self,
         messages: &[StoredMessage],
     ) -> impl Future<Output = StoreResult<usize>> + Send {
-        pipeline::replay(self.store(), self.queue(), messages)
+        intake::replay(self.store(), self.queue(), messages)
     }
 
     /// One dispatcher pass at `at`, after a sweep of messages stored but never
-    /// queued (`pipeline::sweep_unqueued`).
+    /// queued (`intake::sweep_unqueued`).
     fn dispatch(
         &self,
         public_url: &str,
@@ -55,7 +55,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
         async move {
             // As the dispatch function does: first queue the messages stored
             // but never queued, without letting a failed sweep stop the pass.
-            match pipeline::sweep_unqueued(self.queue(), at).await {
+            match intake::sweep_unqueued(self.queue(), at).await {
                 Ok(0) => {}
                 Ok(n) => tracing::warn!(queued = n, "sweeper queued stored messages"),
                 Err(e) => tracing::error!(error = %e, "sweep failed; the next pass retries"),

@@ -4,8 +4,9 @@ use std::io::IsTerminal;
 
 use clap::Subcommand;
 use serde_json::json;
-use tendon_core::cliniko::sync::{self, SyncReport, SyncStore};
+use tendon_core::cliniko::sync::{self, SyncReport};
 use tendon_core::cliniko::{ClinikoConnection, open_url};
+use tendon_core::ports::SyncStore;
 
 use crate::admin::JsonFlag;
 use crate::output::{line, print};

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use tendon_core::pipeline::{DEFAULT_MAX_BODY, HttpReply, ingest, ingest_too_large};
+use tendon_core::intake::{DEFAULT_MAX_BODY, HttpReply, ingest, ingest_too_large};
 use tendon_core::ports::SystemClock;
 use tendon_core::workflow::unsubscribe;
 
@@ -140,7 +140,7 @@ async fn hl7<B: Backend>(
 }
 
 /// Marks the request's message, if stored, as never acknowledged when it is
-/// dropped armed (`pipeline::unanswered`). The marking runs on its own task,
+/// dropped armed (`intake::unanswered`). The marking runs on its own task,
 /// after the store's writes already queued (the SQLite writer keeps order).
 struct UnansweredGuard<B: Backend> {
     backend: Option<B>,
@@ -155,7 +155,7 @@ impl<B: Backend> Drop for UnansweredGuard<B> {
         };
         let (auth, body) = (self.auth.take(), std::mem::take(&mut self.body));
         tokio::spawn(async move {
-            let marked = tendon_core::pipeline::unanswered(
+            let marked = tendon_core::intake::unanswered(
                 backend.store(),
                 backend.queue(),
                 auth.as_deref(),

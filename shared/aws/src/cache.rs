@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use tendon_core::model::OrgConfig;
+use tendon_core::org::OrgConfig;
 
 /// How long ingest trusts a cached key or configuration.
 pub const INGEST_TTL: Duration = Duration::from_secs(30);
@@ -90,7 +90,7 @@ impl Caches {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tendon_core::model::Org;
+    use tendon_core::org::Org;
 
     fn config(org: &str, tz: &str) -> OrgConfig {
         OrgConfig {

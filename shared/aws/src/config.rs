@@ -4,7 +4,7 @@
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{ConditionCheck, Delete, Put, TransactWriteItem, Update};
 use serde::Serialize;
-use tendon_core::model::{Location, Org, OrgConfig, Practitioner};
+use tendon_core::org::{Location, Org, OrgConfig, Practitioner};
 use tendon_core::ports::{ConfigStore, IngestKey, StoreError, StoreResult};
 use tendon_core::workflow::Workflow;
 

@@ -1,7 +1,7 @@
 //! Polling the queues the way an SQS event source mapping does, for
 //! `tendon serve --backend aws` and `tendon messages replay` on the AWS backend.
 //! The deployed functions get their batches from the mapping instead.
-use tendon_core::pipeline::{BatchRecord, run_queue_batch};
+use tendon_core::batch::{BatchRecord, run_queue_batch};
 use tendon_core::ports::{QueueName, StoreResult, SystemClock};
 
 use crate::AwsStore;

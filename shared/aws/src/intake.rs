@@ -3,7 +3,7 @@
 //! sparse `due` index under the [`INTAKE_SHARD`] partition; then sends its
 //! pointer; then records it queued and acknowledged, which takes it out of the
 //! index. A message the process never got to queue stays in the index, where
-//! the sweeper (`pipeline::sweep_unqueued`, run by the dispatch function each
+//! the sweeper (`intake::sweep_unqueued`, run by the dispatch function each
 //! minute) finds it.
 use aws_sdk_dynamodb::types::AttributeValue;
 use jiff::Timestamp;

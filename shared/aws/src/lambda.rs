@@ -1,9 +1,9 @@
 //! What the queue-consumer Lambdas share: turning an SQS event into the core's
-//! batch records, running them (`pipeline::run_queue_batch`), and reporting the
+//! batch records, running them (`batch::run_queue_batch`), and reporting the
 //! records to retry (`ReportBatchItemFailures`). Each function's `main` is
 //! [`run_queue_function`] with its queue.
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use tendon_core::pipeline::{BatchRecord, run_queue_batch};
+use tendon_core::batch::{BatchRecord, run_queue_batch};
 use tendon_core::ports::{QueueName, SystemClock, WorkItem};
 
 use crate::AwsStore;
@@ -152,7 +152,7 @@ pub async fn run_dispatch_function() -> Result<(), lambda_runtime::Error> {
                     .await?;
                 // Messages stored but never queued: before the steps, and never
                 // in their way (a failed sweep is retried next minute).
-                match tendon_core::pipeline::sweep_unqueued(store, at).await {
+                match tendon_core::intake::sweep_unqueued(store, at).await {
                     Ok(0) => {}
                     Ok(n) => tracing::warn!(queued = n, "sweeper queued stored messages"),
                     Err(e) => tracing::error!(error = %e, "sweep failed; the next pass retries"),

@@ -35,7 +35,7 @@
 //!
 //! | item | `pk` | `sk` | notes |
 //! |---|---|---|---|
-//! | org | `ORG#<org>` | `ORG` | [`Org`](tendon_core::model::Org) |
+//! | org | `ORG#<org>` | `ORG` | [`Org`](tendon_core::org::Org) |
 //! | location | `ORG#<org>` | `LOC#<id>` | `org_config` is one Query of `ORG#<org>` |
 //! | practitioner | `ORG#<org>` | `PRAC#<id>` | |
 //! | ingest key | `KEY#<hash>` | `KEY` | attribute `org` |

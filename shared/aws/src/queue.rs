@@ -22,10 +22,7 @@ pub fn queue_safe_id(id: &str) -> String {
     if valid {
         id.to_owned()
     } else {
-        format!(
-            "sha256:{}",
-            tendon_core::pipeline::sha256_hex(id.as_bytes())
-        )
+        format!("sha256:{}", tendon_core::hash::sha256_hex(id.as_bytes()))
     }
 }
 

@@ -879,7 +879,7 @@ impl AwsStore {
         ) {
             return Ok(secret);
         }
-        let fresh = tendon_core::pipeline::new_ingest_key().map_err(StoreError::Backend)?;
+        let fresh = tendon_core::keys::new_ingest_key().map_err(StoreError::Backend)?;
         let mut item = key(SETTINGS_PK.to_owned(), UNSUBSCRIBE_SECRET_SK);
         item.insert("value".to_owned(), s(fresh));
         self.count();

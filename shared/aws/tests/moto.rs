@@ -8,8 +8,10 @@ use std::collections::HashMap;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use tendon_aws::lambda::handle_sqs_batch;
 use tendon_aws::{AwsStore, queue_safe_id};
-use tendon_core::model::{Location, MessageStatus, Org, Practitioner};
-use tendon_core::pipeline::{DEFAULT_MAX_BODY, ingest, key_hash};
+use tendon_core::intake::{DEFAULT_MAX_BODY, ingest};
+use tendon_core::keys::key_hash;
+use tendon_core::model::MessageStatus;
+use tendon_core::org::{Location, Org, Practitioner};
 use tendon_core::ports::{
     ConfigStore, MessageLog, PatientStore, QueueName, SystemClock, WorkItem, WorkQueue,
 };
@@ -423,7 +425,7 @@ async fn the_worked_example_end_to_end_and_once_only() {
 /// it is processed once, and the sender's resend acknowledges it without effect.
 #[tokio::test]
 async fn a_message_stored_but_never_queued_is_swept_and_processed_once() {
-    use tendon_core::pipeline::{SWEEP_AFTER, sweep_unqueued};
+    use tendon_core::intake::{SWEEP_AFTER, sweep_unqueued};
     let f = deployed("sweep").await;
     setup_org(&f.esm).await;
     let sdk = common::sdk_config().await;

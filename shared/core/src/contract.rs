@@ -20,9 +20,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::model::{
-    Appointment, DomainEvent, Episode, EpisodeStatus, EventKind, Location, MessageStatus, Org,
-    Patient, PatientRecord, Practitioner, Source, StoredMessage,
+    Appointment, DomainEvent, Episode, EpisodeStatus, EventKind, MessageStatus, Patient,
+    PatientRecord, Source, StoredMessage,
 };
+use crate::org::{Location, Org, Practitioner};
 use crate::ports::{
     Commit, CommitOutcome, HandOff, Inserted, Intake, QueueName, RecordWrite, StepStore,
     StoreError, WorkItem, WorkQueue,

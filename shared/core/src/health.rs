@@ -6,7 +6,7 @@ use std::future::Future;
 
 use serde_json::json;
 
-use crate::pipeline::HttpReply;
+use crate::intake::HttpReply;
 
 /// A part of a deployment that `/health` checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

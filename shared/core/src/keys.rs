@@ -1,9 +1,24 @@
-//! Ingest keys after they are issued: listing and revoking. A key is shown
-//! once, when `org create` or `org add-key` issues it; afterwards operators
-//! name it by its key ID, the first hex digits of its SHA-256, which is what
-//! the store keeps and says nothing usable about the key.
-use crate::pipeline::key_hash;
+//! Ingest keys: issuing a new one, its hash, and, after it is issued,
+//! listing and revoking. A key is shown once, when `org create` or `org
+//! add-key` issues it; afterwards operators name it by its key ID, the first
+//! hex digits of its SHA-256, which is what the store keeps and says nothing
+//! usable about the key.
+use crate::hash::sha256_hex;
 use crate::ports::{ConfigStore, IngestKey, StoreError};
+
+/// A new ingest key: `tdn_` and 160 random bits. Only its hash is stored.
+pub fn new_ingest_key() -> Result<String, String> {
+    let mut bytes = [0u8; 20];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for a new key: {e}"))?;
+    Ok(format!(
+        "tdn_{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ))
+}
+
+pub fn key_hash(key: &str) -> String {
+    sha256_hex(key.trim().as_bytes())
+}
 
 /// Hex digits of the hash shown as a key's ID.
 pub const KEY_ID_LEN: usize = 12;

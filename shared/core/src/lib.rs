@@ -1,27 +1,45 @@
-//! Tendon's domain core.
+//! Tendon's domain core: pure, behind ports (no I/O, no AWS, no SQLite).
 //!
-//! Today it holds the HL7 side of the first seed: the docs/interface.md §3 field map
-//! ([`mapping`]), the required-data checks ([`validation`]) with the §7 error
-//! codes ([`ErrorCode`]), and [`inspect`], which ties them together the way
-//! ingest will. Everything here is pure: no I/O, no AWS, no SQLite.
+//! The modules, from the leaves up:
+//! - the contract's vocabulary: [`field_types`] (§3.1 field names and coded
+//!   values), [`error_code`] (§7 codes and [`Issue`]), [`hash`] (SHA-256 hex);
+//! - reading HL7: [`normalize`], [`mapping`] (the §3 field map and
+//!   extraction), [`validation`] (required data), [`report`] (the check of
+//!   one message and its ACK, [`inspect`]);
+//! - the records and the ports: [`model`] (patients, stored messages, domain
+//!   events), [`org`] (an org and its configuration), [`ports`];
+//! - deciding: [`rules`] (the patient and episode rules), [`event_effects`]
+//!   (the workflow steps a commit's events schedule or move);
+//! - the handlers: [`intake`] (ingest, replay, the sweeper), [`processing`]
+//!   (the patient and episode steps), [`batch`] (queue batches, dead
+//!   letters), [`keys`] (ingest keys), [`health`];
+//! - the workflow engine ([`workflow`]) and the Cliniko sync ([`cliniko`]);
+//! - helpers: [`join`] (a few futures polled together).
 
+pub mod batch;
 pub mod cliniko;
 #[cfg(feature = "contract-tests")]
 pub mod contract;
-pub mod fields;
+pub mod error_code;
+pub mod event_effects;
+pub mod field_types;
+pub mod hash;
 pub mod health;
-pub mod inspect;
+pub mod intake;
 pub mod join;
 pub mod keys;
 pub mod mapping;
 pub mod model;
 pub mod normalize;
-pub mod pipeline;
+pub mod org;
 pub mod ports;
+pub mod processing;
+pub mod report;
 pub mod rules;
 pub mod validation;
 pub mod workflow;
 
-pub use fields::{AppointmentStatus, CaseStatus, ErrorCode, FieldName, Gender, Issue, MessageType};
-pub use inspect::{Report, inspect};
+pub use error_code::{ErrorCode, Issue};
+pub use field_types::{AppointmentStatus, CaseStatus, FieldName, Gender, MessageType};
 pub use mapping::{FieldMap, MapContext, MappedMessage, extract};
+pub use report::{Report, inspect};

@@ -1,16 +1,15 @@
 //! The ports: what the core needs from the outside world. `shared/local`
 //! (SQLite) and `shared/aws` (DynamoDB, SQS) implement them; a handler takes
-//! only the ports it uses.
+//! only the ports it uses, or a bound that groups them (`StepStore` for the
+//! processing steps, `SyncStore` for the Cliniko sync).
 use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::Issue;
-use crate::model::{
-    DomainEvent, Location, MessageStatus, Org, OrgConfig, Patient, PatientRecord, Practitioner,
-    StoredMessage,
-};
+use crate::model::{DomainEvent, MessageStatus, Patient, PatientRecord, StoredMessage};
+use crate::org::{Location, Org, OrgConfig, Practitioner};
 use crate::workflow::Workflow;
 use crate::workflow::steps::{Delivery, DeliveryStatus, ScheduledStep, StepUpdate};
 
@@ -566,3 +565,7 @@ pub trait ClinikoStore: Send + Sync {
         org: &str,
     ) -> impl Future<Output = StoreResult<Vec<crate::cliniko::ClinikoFailure>>> + Send;
 }
+
+/// What the stores must offer the Cliniko sync.
+pub trait SyncStore: ConfigStore + PatientStore + WorkflowStore + ClinikoStore {}
+impl<T: ConfigStore + PatientStore + WorkflowStore + ClinikoStore> SyncStore for T {}

@@ -5,9 +5,10 @@
 //! I/O, so every rule is unit-tested directly.
 use crate::mapping::MappedMessage;
 use crate::model::{
-    Appointment, DomainEvent, Episode, EpisodeStatus, EventKind, MessageStatus, OrgConfig, Patient,
+    Appointment, DomainEvent, Episode, EpisodeStatus, EventKind, MessageStatus, Patient,
     PatientRecord, Source,
 };
+use crate::org::OrgConfig;
 use crate::ports::RecordWrite;
 use crate::{AppointmentStatus, CaseStatus, ErrorCode, FieldName, Issue};
 
@@ -501,7 +502,7 @@ pub fn close_case(ctx: &Context<'_>, current: &PatientRecord, case_id: &str) -> 
 mod tests {
     use super::*;
     use crate::mapping::{MapContext, extract};
-    use crate::model::{Location, Org, Practitioner};
+    use crate::org::{Location, Org, Practitioner};
     use tendon_hl7::Message;
 
     const WORKED: &str = include_str!("../../../examples/worked-example.hl7");

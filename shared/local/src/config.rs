@@ -1,6 +1,6 @@
 //! [`ConfigStore`]: orgs, ingest keys (hashes), locations and practitioners.
 use rusqlite::{Connection, OptionalExtension, params};
-use tendon_core::model::{Location, Org, OrgConfig, Practitioner};
+use tendon_core::org::{Location, Org, OrgConfig, Practitioner};
 use tendon_core::ports::{ConfigStore, IngestKey, StoreError, StoreResult};
 
 use crate::{Fail, SqliteStore, read_tx, write_tx};

@@ -5,8 +5,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tendon_core::batch::{BatchRecord, run_queue_batch};
 use tendon_core::model::StoredMessage;
-use tendon_core::pipeline::{BatchRecord, run_queue_batch};
 use tendon_core::ports::{
     HandOff, Inserted, Intake, QueueName, StoreResult, SystemClock, Unqueued, WorkItem, WorkQueue,
 };

@@ -85,7 +85,7 @@ impl SqliteStore {
             let secret = match found {
                 Some(s) => s,
                 None => {
-                    let s = tendon_core::pipeline::new_ingest_key()
+                    let s = tendon_core::keys::new_ingest_key()
                         .map_err(|e| Fail::Store(StoreError::Backend(e)))?;
                     tx.prepare_cached(
                         "INSERT INTO settings (name, value) VALUES ('unsubscribe_secret', ?1)",

@@ -1,10 +1,13 @@
 //! Reliability on the local backend, through the real handlers, store and
 //! queues: redelivery, reordering, crashes mid-step and tenant isolation.
-use tendon_core::model::{Location, MessageStatus, Org, Practitioner};
-use tendon_core::pipeline::{DEFAULT_MAX_BODY, ingest, key_hash, patient_step};
+use tendon_core::intake::{DEFAULT_MAX_BODY, ingest};
+use tendon_core::keys::key_hash;
+use tendon_core::model::MessageStatus;
+use tendon_core::org::{Location, Org, Practitioner};
 use tendon_core::ports::{
     ConfigStore, MessageLog, PatientStore, QueueName, SystemClock, WorkQueue,
 };
+use tendon_core::processing::patient_step;
 use tendon_local::worker::{LocalQueue, VISIBILITY, drain, process_batch_at};
 use tendon_local::{SqliteStore, now_ms};
 
@@ -594,7 +597,7 @@ async fn a_message_is_stored_and_queued_together_or_not_at_all() {
 /// than `SWEEP_AFTER`, and it is processed once.
 #[tokio::test]
 async fn a_replay_cut_short_before_queueing_is_swept() {
-    use tendon_core::pipeline::{SWEEP_AFTER, sweep_unqueued};
+    use tendon_core::intake::{SWEEP_AFTER, sweep_unqueued};
     let q = setup().await;
     let unknown_clinic = WORKED.replace("|12^^^Salem Clinic|", "|99^^^Elsewhere|");
     assert!(post(&q, KEY, &unknown_clinic).await.contains("MSA|AA"));
@@ -660,7 +663,7 @@ async fn a_replay_cut_short_before_queueing_is_swept() {
 /// duplicate that acknowledges it, with no further effect.
 #[tokio::test]
 async fn an_unanswered_message_is_marked_until_its_resend() {
-    use tendon_core::pipeline::unanswered;
+    use tendon_core::intake::unanswered;
     let q = setup().await;
     let auth = format!("Bearer {KEY}");
     assert!(post(&q, KEY, WORKED).await.contains("MSA|AA"));

@@ -1,8 +1,9 @@
 //! Workflows on the local backend, through the real handlers: enrolment in the
 //! event's commit, dispatch passes at chosen instants, the outbox.
 use jiff::Timestamp;
-use tendon_core::model::{Location, Org, Practitioner};
-use tendon_core::pipeline::{DEFAULT_MAX_BODY, ingest, key_hash};
+use tendon_core::intake::{DEFAULT_MAX_BODY, ingest};
+use tendon_core::keys::key_hash;
+use tendon_core::org::{Location, Org, Practitioner};
 use tendon_core::ports::{ConfigStore, FixedClock, PatientStore, SystemClock, WorkflowStore};
 use tendon_core::workflow::Workflow;
 use tendon_core::workflow::dispatch::{Dispatcher, PassReport};

@@ -29,14 +29,12 @@ use serde::Serialize;
 use super::api::{
     ClinikoAppointment, ClinikoAttendee, ClinikoBusiness, ClinikoCase, ClinikoGroupAppointment,
 };
+use crate::event_effects::{enrolments, pending_steps, step_updates};
 use crate::mapping::{MappedMessage, Therapist};
-use crate::model::{Location, OrgConfig, Practitioner};
-use crate::pipeline::{enrolments, pending_steps, step_updates};
-use crate::ports::{CommitOutcome, RecordCommit, StoreError};
+use crate::org::{Location, OrgConfig, Practitioner};
+use crate::ports::{CommitOutcome, RecordCommit, StoreError, SyncStore};
 use crate::rules::{self, Context, Decision};
 use crate::{AppointmentStatus, CaseStatus, MessageType};
-
-use super::sync::SyncStore;
 
 /// The case of an appointment that names none.
 pub fn default_case_id(patient_id: &str) -> String {
@@ -298,7 +296,7 @@ async fn commit_decision<S: SyncStore>(
     };
     let outcome = store.commit_records(&commit).await?;
     if outcome == CommitOutcome::Applied {
-        crate::pipeline::log_events(&commit.events);
+        crate::event_effects::log_events(&commit.events);
     }
     Ok(outcome)
 }
@@ -405,7 +403,7 @@ pub async fn apply_closed_case<S: SyncStore>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Org;
+    use crate::org::Org;
 
     fn config() -> OrgConfig {
         OrgConfig {

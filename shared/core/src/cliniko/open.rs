@@ -12,8 +12,9 @@ use jiff::Timestamp;
 
 use super::ClinikoConnection;
 use super::api::ClinikoApi;
-use super::sync::{Outcome, SyncError, SyncStore, sync_patient};
+use super::sync::{Outcome, SyncError, sync_patient};
 use crate::model::Source;
+use crate::ports::SyncStore;
 use crate::workflow::dispatch::path_segment;
 
 /// The default profile URL template (`{org}` and `{patient_id}` are

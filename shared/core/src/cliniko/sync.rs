@@ -29,13 +29,11 @@ use super::{ClinikoConnection, ClinikoFailure};
 use crate::Gender;
 use crate::join::{join_all, join2};
 use crate::model::{
-    DomainEvent, Episode, EpisodeStatus, EventKind, OrgConfig, Patient, PatientRecord, Source,
+    DomainEvent, Episode, EpisodeStatus, EventKind, Patient, PatientRecord, Source,
 };
 use crate::normalize;
-use crate::ports::{
-    ClinikoStore, CommitOutcome, ConfigStore, PatientStore, RecordCommit, RecordWrite, StoreError,
-    WorkflowStore,
-};
+use crate::org::OrgConfig;
+use crate::ports::{CommitOutcome, RecordCommit, RecordWrite, StoreError, SyncStore};
 use crate::workflow::enrol::enrol;
 use crate::workflow::steps::{StepStatus, StepUpdate};
 
@@ -49,10 +47,6 @@ pub const WATERMARK_OVERLAP: SignedDuration = SignedDuration::from_secs(300);
 
 /// Version conflicts (a concurrent sync, an "Open in" click) before giving up.
 const MAX_CONFLICTS: usize = 8;
-
-/// What the stores must offer the sync.
-pub trait SyncStore: ConfigStore + PatientStore + WorkflowStore + ClinikoStore {}
-impl<T: ConfigStore + PatientStore + WorkflowStore + ClinikoStore> SyncStore for T {}
 
 #[derive(Debug, Error)]
 pub enum SyncError {
@@ -462,7 +456,7 @@ pub async fn apply_profile<S: SyncStore>(
         match store.commit_records(&commit).await? {
             CommitOutcome::Conflict => continue,
             CommitOutcome::Applied | CommitOutcome::AlreadyApplied => {
-                crate::pipeline::log_events(&commit.events);
+                crate::event_effects::log_events(&commit.events);
                 tracing::info!(org = %org, patient_id = %profile.id, outcome = ?outcome, "Cliniko profile synced");
                 return Ok(outcome);
             }

@@ -7,7 +7,7 @@
 //! the case's body region, read from the case description.
 use serde::Serialize;
 
-use super::model::TaskKind;
+use super::task::TaskKind;
 
 /// Body regions, as the MIPS outcome measures divide them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]

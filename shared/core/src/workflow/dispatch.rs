@@ -15,12 +15,14 @@ use serde_json::json;
 
 use super::catalogue;
 use super::enrol::next_occurrence;
-use super::model::{Direction, Exit, TaskKind, WorkflowStatus};
+use super::model::{Direction, Exit, WorkflowStatus};
 use super::render;
 use super::schedule;
 use super::steps::{Channel, Delivery, DeliveryStatus, ScheduledStep, StepStatus, StepUpdate};
+use super::task::TaskKind;
 use crate::AppointmentStatus;
-use crate::model::{DomainEvent, EpisodeStatus, EventKind, OrgConfig, PatientRecord};
+use crate::model::{DomainEvent, EpisodeStatus, EventKind, PatientRecord};
+use crate::org::OrgConfig;
 use crate::ports::{
     Clock, Inserted, Mailer, PatientStore, SendError, StoreError, StoreResult, WorkflowStore,
 };
@@ -614,7 +616,7 @@ where
 /// inputs cannot be extended past the secret.)
 pub fn unsubscribe_token(secret: &str, org: &str, patient_id: &str) -> String {
     let input = format!("{}\0{secret}\0{org}\0{patient_id}", secret.len());
-    crate::pipeline::sha256_hex(input.as_bytes())[..32].to_owned()
+    crate::hash::sha256_hex(input.as_bytes())[..32].to_owned()
 }
 
 /// Whether `token` is the unsubscribe token of (org, patient ID); compared in
@@ -632,7 +634,8 @@ pub fn unsubscribe_token_ok(secret: &str, org: &str, patient_id: &str, token: &s
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Appointment, Org, Patient, Source};
+    use crate::model::{Appointment, Patient, Source};
+    use crate::org::Org;
     use crate::workflow::Workflow;
     use crate::workflow::enrol::enrol;
 

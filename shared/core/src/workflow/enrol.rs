@@ -10,7 +10,8 @@ use super::model::{Direction, PatientGroup, Workflow, WorkflowStatus};
 use super::schedule;
 use super::steps::{ScheduledStep, StepStatus};
 use crate::AppointmentStatus;
-use crate::model::{Appointment, DomainEvent, EventKind, OrgConfig, PatientRecord};
+use crate::model::{Appointment, DomainEvent, EventKind, PatientRecord};
+use crate::org::OrgConfig;
 
 /// The zone a patient's schedule runs in: the appointment's location's, else the org's.
 pub fn zone_for(config: &OrgConfig, location: Option<&str>) -> (String, TimeZone) {
@@ -198,7 +199,7 @@ pub fn step_id(
     event: &str,
     occurrence: u32,
 ) -> String {
-    crate::pipeline::sha256_hex(
+    crate::hash::sha256_hex(
         format!("{org}\0{workflow}\0{version}\0{step}\0{event}\0{occurrence}").as_bytes(),
     )
 }

@@ -12,9 +12,11 @@ pub mod retry;
 pub mod schedule;
 pub mod simulate;
 pub mod steps;
+pub mod task;
 pub mod unsubscribe;
 
 pub use model::{
-    Direction, Exit, PatientGroup, Repeat, Schedule, SourceFilter, StepDef, Task, TaskKind,
-    Trigger, Unit, Workflow, WorkflowStatus,
+    Direction, Exit, PatientGroup, Repeat, Schedule, SourceFilter, StepDef, Trigger, Unit,
+    Workflow, WorkflowStatus,
 };
+pub use task::{Task, TaskKind};

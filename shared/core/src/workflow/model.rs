@@ -5,6 +5,7 @@
 //! [`Workflow::validate`]; the same structs are stored.
 use serde::{Deserialize, Serialize};
 
+use super::task::{Task, TaskKind};
 use crate::Gender;
 use crate::model::{EventKind, Source};
 
@@ -150,50 +151,6 @@ pub enum Exit {
     EpisodeDischarged,
     /// The patient has no scheduled appointment left.
     NoUpcomingAppointment,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TaskKind {
-    Email,
-    Text,
-    Survey,
-    Education,
-    Exercise,
-    CarePlan,
-}
-
-impl TaskKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskKind::Email => "email",
-            TaskKind::Text => "text",
-            TaskKind::Survey => "survey",
-            TaskKind::Education => "education",
-            TaskKind::Exercise => "exercise",
-            TaskKind::CarePlan => "care_plan",
-        }
-    }
-
-    /// Assigns content to the patient's account (and notifies by email).
-    pub fn assigns_content(self) -> bool {
-        !matches!(self, TaskKind::Email | TaskKind::Text)
-    }
-}
-
-/// What a step does. `subject` and `body` are minijinja templates; `content`
-/// names catalogue content for the assigning kinds (`mips:auto` picks the
-/// MIPS outcome measure for the case's body region).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Task {
-    pub kind: TaskKind,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subject: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,7 +8,8 @@ use serde::Serialize;
 use super::dispatch::build_delivery;
 use super::enrol::next_occurrence;
 use super::steps::{ScheduledStep, StepStatus};
-use crate::model::{OrgConfig, PatientRecord};
+use crate::model::PatientRecord;
+use crate::org::OrgConfig;
 
 /// Projected repeats shown per repeating step (beyond the scheduled one).
 pub const PROJECTED_REPEATS: u32 = 3;

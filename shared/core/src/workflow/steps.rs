@@ -2,7 +2,8 @@
 //! (what dispatch records before it sends).
 use serde::{Deserialize, Serialize};
 
-use super::model::{Schedule, Task, TaskKind};
+use super::model::Schedule;
+use super::task::{Task, TaskKind};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -90,7 +91,7 @@ impl ScheduledStep {
             0 => String::new(),
             n => format!("\0resend:{n}"),
         };
-        crate::pipeline::sha256_hex(
+        crate::hash::sha256_hex(
             format!(
                 "{}\0{}\0{}\0{}\0{}\0{}{resend}",
                 self.org,

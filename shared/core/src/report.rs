@@ -1,4 +1,8 @@
-//! `tendon hl7 inspect`: parse, map and validate one message without storing it.
+//! The check of one received message, without storing it: parse, map and
+//! validate it into a [`Report`] (what it maps to and what is wrong with
+//! it), refuse a body of [`several_messages`], and build the HL7 ACK its
+//! errors call for ([`ack_bytes`]). Ingest ([`intake`](crate::intake))
+//! stores and answers what [`inspect`] finds; `tendon hl7 inspect` prints it.
 use serde::Serialize;
 use tendon_hl7::{AckError, Charset, Header, Message, build_ack};
 

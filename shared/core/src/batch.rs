@@ -1,0 +1,187 @@
+//! Queue batches: a FIFO batch run in order through the processing step of
+//! its queue ([`run_queue_batch`]), the records to retry, and the marking of
+//! a message whose step is about to go to the dead-letter queue. Both the
+//! Lambda consumers and the local workers run their batches here.
+use crate::model::MessageStatus;
+use crate::ports::{
+    Clock, Commit, QueueName, StepStore, StoreError, StoreResult, WorkItem, WorkQueue,
+};
+use crate::processing::{Step, is_open, run_step};
+use crate::{ErrorCode, Issue};
+
+/// One record of a queue batch: its ID (SQS message ID or local receipt), its
+/// message group, how many times it has been received (this time included),
+/// and the pointer it carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchRecord {
+    pub id: String,
+    pub group: String,
+    pub receive_count: u32,
+    pub item: WorkItem,
+}
+
+/// Runs a FIFO batch through `handle` in order and returns the IDs of the records
+/// that must be retried: each record whose handling failed, and every later record
+/// of the same message group, so a group never runs out of order. Business
+/// failures are not errors (they are recorded outcomes), so only infrastructure
+/// errors land here.
+pub async fn run_batch<F, Fut>(records: &[BatchRecord], mut handle: F) -> Vec<String>
+where
+    F: FnMut(BatchRecord) -> Fut,
+    Fut: std::future::Future<Output = StoreResult<()>>,
+{
+    let mut failed_groups = std::collections::HashSet::new();
+    let mut retry = Vec::new();
+    for record in records {
+        if failed_groups.contains(&record.group) {
+            retry.push(record.id.clone());
+            continue;
+        }
+        if let Err(e) = handle(record.clone()).await {
+            tracing::warn!(message_id = %record.item.message_id, error = %e, "step failed; the record will be retried");
+            failed_groups.insert(record.group.clone());
+            retry.push(record.id.clone());
+        }
+    }
+    retry
+}
+
+/// A queue's batch through [`run_step`], in order ([`run_batch`]). A record
+/// that fails on its last receive (`max_receive_count`) is about to move to the
+/// dead-letter queue: its message is marked `failed` with `dead_letter`, so
+/// `tendon messages list --status failed` shows it and `messages replay` (or a
+/// DLQ redrive) resumes it. Both the Lambda consumers and the local workers use
+/// this; returns the IDs of the records to retry.
+pub async fn run_queue_batch<S, Q, K>(
+    store: &S,
+    queue: &Q,
+    clock: &K,
+    name: QueueName,
+    records: &[BatchRecord],
+    max_receive_count: u32,
+) -> Vec<String>
+where
+    S: StepStore,
+    Q: WorkQueue,
+    K: Clock,
+{
+    run_batch(records, |record| async move {
+        let result = run_step(store, queue, clock, name, &record.item).await;
+        if let Err(e) = &result
+            && record.receive_count >= max_receive_count
+        {
+            mark_dead_letter(store, name, &record, e).await;
+        }
+        result
+    })
+    .await
+}
+
+/// Records on the message that its step went to the dead-letter queue (best
+/// effort: the backend may be what is failing).
+async fn mark_dead_letter<S: StepStore>(
+    store: &S,
+    name: QueueName,
+    record: &BatchRecord,
+    error: &StoreError,
+) {
+    let item = &record.item;
+    let step = Step::of(name);
+    let still_open = match store.get_message(&item.org, &item.message_id).await {
+        Ok(Some(m)) => is_open(&m) && !m.steps_done.iter().any(|s| s == step.name()),
+        _ => false,
+    };
+    if !still_open {
+        return;
+    }
+    let commit = Commit {
+        org: item.org.clone(),
+        message_id: item.message_id.clone(),
+        step: format!("dead_letter:{}", step.name()),
+        status: MessageStatus::Failed,
+        errors: vec![Issue::new(
+            ErrorCode::DeadLetter,
+            None,
+            format!(
+                "the {} step failed {} times (last: {error}); the message is in the {} dead-letter queue. Fix the cause, then run `tendon messages replay`",
+                step.name(),
+                record.receive_count,
+                name.as_str()
+            ),
+        )],
+        patient_id: None,
+        records: Vec::new(),
+        events: Vec::new(),
+        park: None,
+        unpark: None,
+        scheduled: Vec::new(),
+        step_updates: Vec::new(),
+    };
+    match store.commit(&commit).await {
+        Ok(_) => {
+            tracing::error!(org = %item.org, message_id = %item.message_id, step = step.name(), "message dead-lettered")
+        }
+        Err(e) => {
+            tracing::error!(org = %item.org, message_id = %item.message_id, error = %e, "could not mark a dead-lettered message")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(id: &str, group: &str) -> BatchRecord {
+        BatchRecord {
+            id: id.into(),
+            group: group.into(),
+            receive_count: 1,
+            item: WorkItem {
+                org: "O".into(),
+                message_id: id.into(),
+                patient_id: None,
+            },
+        }
+    }
+
+    #[test]
+    fn a_failure_holds_back_the_rest_of_its_group_only() {
+        let records = [
+            rec("a1", "A"),
+            rec("b1", "B"),
+            rec("a2", "A"),
+            rec("b2", "B"),
+            rec("a3", "A"),
+        ];
+        let mut seen = Vec::new();
+        let retry = block_on(run_batch(&records, |record| {
+            seen.push(record.item.message_id.clone());
+            let fail = record.item.message_id == "a2";
+            async move {
+                if fail {
+                    Err(StoreError::Backend("down".into()))
+                } else {
+                    Ok(())
+                }
+            }
+        }));
+        assert_eq!(
+            seen,
+            ["a1", "b1", "a2", "b2"],
+            "a3 is not run after a2 failed"
+        );
+        assert_eq!(retry, ["a2", "a3"]);
+    }
+
+    /// A minimal executor for a future that never waits.
+    fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+        use std::task::{Context, Poll, Waker};
+        let mut fut = std::pin::pin!(fut);
+        let mut cx = Context::from_waker(Waker::noop());
+        loop {
+            if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
+    }
+}
