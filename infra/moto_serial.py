@@ -1,6 +1,6 @@
 """moto_server with its DynamoDB backend serialised: the test harness's moto.
 
-Usage (what shared/aws/tests/common/mod.rs runs):
+Usage (what shared/testkit/src/moto.rs runs):
 
     target/venv/bin/python infra/moto_serial.py -H 127.0.0.1 -p PORT
 

@@ -22,14 +22,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 
-#[path = "../../shared/aws/tests/common/mod.rs"]
-pub mod moto;
+pub use tendon_testkit::moto;
 
 /// The User-Agent every test deployment sends to Cliniko.
 pub const CLINIKO_USER_AGENT: &str = "Tendon e2e (ci@tendon-health.dev)";
 
 /// docs/interface.md §8's worked example, segments ending in CR.
-pub const WORKED: &str = include_str!("../../examples/worked-example.hl7");
+pub use tendon_testkit::acme::WORKED;
 
 /// How long the local workers may take to settle the messages of one org.
 pub const LOCAL_DEADLINE: Duration = Duration::from_secs(60);

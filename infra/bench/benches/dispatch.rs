@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use jiff::{SignedDuration, Timestamp};
 use rusqlite::{Connection, params};
-use tendon_core::contract;
+use tendon_contract as contract;
 use tendon_core::keys::key_hash;
 use tendon_core::model::MessageStatus;
 use tendon_core::ports::{

@@ -3,40 +3,39 @@
 use std::future::Future;
 
 use tendon_aws::{AwsMailer, AwsStore};
+use tendon_core::batch::{self, Consumer};
 use tendon_core::cliniko::sync::sync_all;
-use tendon_core::health::HealthCheck;
 use tendon_core::intake;
 use tendon_core::model::StoredMessage;
-use tendon_core::ports::{
-    ClinikoStore, ConfigStore, Intake, Mailer, MessageLog, PatientStore, QueueName, StoreResult,
-    WorkQueue, WorkflowStore,
-};
+use tendon_core::ports::{Mailer, QueueName, StepStore, StoreResult, SystemClock, WorkQueue};
 use tendon_core::workflow::dispatch::{Dispatcher, PassReport};
-use tendon_core::workflow::unsubscribe;
-use tendon_local::worker::{self, LocalQueue};
-use tendon_local::{LocalOutbox, SqliteStore};
+use tendon_http::App;
+use tendon_local::LocalOutbox;
+use tendon_local::LocalQueue;
 
-pub trait Backend: Clone + Send + Sync + 'static {
-    /// Also the `/health` probe (`tendon_core::health`): SQLite's writer
-    /// locally; DynamoDB and SQS on AWS.
-    type Store: ConfigStore + MessageLog + PatientStore + WorkflowStore + ClinikoStore + HealthCheck;
-    type Queue: WorkQueue + Intake;
+/// A backend: what the HTTP routes need (`tendon_http::App`: the store, the
+/// intake, the unsubscribe secret), and the rest of what the commands use.
+pub trait Backend: App<Store: StepStore, Queue: WorkQueue + Consumer> {
     type Mailer: Mailer + Send + Sync + 'static;
-
-    fn store(&self) -> &Self::Store;
-    fn queue(&self) -> &Self::Queue;
 
     /// The sender: the outbox table locally; SES and SNS on AWS.
     fn mailer(&self) -> impl Future<Output = Result<Self::Mailer, String>> + Send;
 
-    /// The secret unsubscribe links are signed with (kept in the store).
-    fn unsubscribe_secret(&self) -> impl Future<Output = StoreResult<String>> + Send;
-
     /// Processes queued work until the queues are empty.
-    fn drain(&self) -> impl Future<Output = StoreResult<()>> + Send;
+    fn drain(&self) -> impl Future<Output = StoreResult<()>> + Send {
+        batch::drain(self.store(), self.queue(), self.queue(), &SystemClock)
+    }
 
-    /// Starts the queue consumers of `tendon serve`.
-    fn spawn_workers(&self);
+    /// Starts the queue consumers of `tendon serve` (`batch::run`).
+    fn spawn_workers(&self) {
+        for name in [QueueName::Patients, QueueName::Episodes] {
+            let backend = self.clone();
+            tokio::spawn(async move {
+                let (store, queue) = (backend.store(), backend.queue());
+                batch::run(store, queue, queue, &SystemClock, name, tokio::time::sleep).await;
+            });
+        }
+    }
 
     fn replay(
         &self,
@@ -135,25 +134,6 @@ pub trait Backend: Clone + Send + Sync + 'static {
             }
         });
     }
-
-    /// Answers a request to an unsubscribe link: a `GET` shows the page, a
-    /// `POST` unsubscribes (`tendon_core::workflow::unsubscribe`).
-    fn unsubscribe(
-        &self,
-        request: unsubscribe::Request,
-        org: &str,
-        patient_id: &str,
-        token: &str,
-    ) -> impl Future<Output = unsubscribe::Answer> + Send {
-        unsubscribe::follow(
-            self.store(),
-            self.unsubscribe_secret(),
-            request,
-            org,
-            patient_id,
-            token,
-        )
-    }
 }
 
 /// The time to the next whole minute (the tick is on the minute, like EventBridge's).
@@ -163,65 +143,17 @@ fn until_next_minute(now: jiff::Timestamp) -> std::time::Duration {
 }
 
 impl Backend for LocalQueue {
-    type Store = SqliteStore;
-    type Queue = LocalQueue;
     type Mailer = LocalOutbox;
-
-    fn store(&self) -> &SqliteStore {
-        LocalQueue::store(self)
-    }
-
-    fn queue(&self) -> &LocalQueue {
-        self
-    }
-
-    fn drain(&self) -> impl Future<Output = StoreResult<()>> + Send {
-        worker::drain(self)
-    }
-
-    fn spawn_workers(&self) {
-        for name in [QueueName::Patients, QueueName::Episodes] {
-            tokio::spawn(worker::run(self.clone(), name));
-        }
-    }
 
     async fn mailer(&self) -> Result<LocalOutbox, String> {
         Ok(LocalOutbox)
     }
-
-    async fn unsubscribe_secret(&self) -> StoreResult<String> {
-        LocalQueue::store(self).unsubscribe_secret().await
-    }
 }
 
 impl Backend for AwsStore {
-    type Store = AwsStore;
-    type Queue = AwsStore;
     type Mailer = AwsMailer;
-
-    fn store(&self) -> &AwsStore {
-        self
-    }
-
-    fn queue(&self) -> &AwsStore {
-        self
-    }
-
-    fn drain(&self) -> impl Future<Output = StoreResult<()>> + Send {
-        tendon_aws::consumer::drain(self)
-    }
-
-    fn spawn_workers(&self) {
-        for name in [QueueName::Patients, QueueName::Episodes] {
-            tokio::spawn(tendon_aws::consumer::run(self.clone(), name));
-        }
-    }
 
     async fn mailer(&self) -> Result<AwsMailer, String> {
         AwsMailer::from_env().await
-    }
-
-    async fn unsubscribe_secret(&self) -> StoreResult<String> {
-        AwsStore::unsubscribe_secret(self).await
     }
 }

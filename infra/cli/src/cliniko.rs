@@ -172,7 +172,7 @@ fn progress_bar() -> indicatif::ProgressBar {
     bar
 }
 
-/// The results, failed profiles first (as the seed's sync page lists them).
+/// The results, failed profiles first (as a sync results page lists them).
 fn print_report(json_out: bool, report: &SyncReport) -> Result<(), String> {
     if json_out {
         return print(true, report);

@@ -8,8 +8,9 @@ use std::process::ExitCode;
 use backend::Backend;
 use clap::{Parser, Subcommand, ValueEnum};
 use tendon_aws::AwsStore;
+use tendon_http::App;
+use tendon_local::LocalQueue;
 use tendon_local::SqliteStore;
-use tendon_local::worker::LocalQueue;
 
 mod admin;
 mod aws;

@@ -28,7 +28,7 @@ pub enum WorkflowCommand {
         #[command(flatten)]
         out: JsonFlag,
     },
-    /// A workflow as the seed's "View Workflow" shows it (title, patient
+    /// A workflow as a "View Workflow" page shows it (title, patient
     /// group, trigger, each step's schedule and content), with each step's
     /// counts: scheduled, sent, skipped, failed.
     Show {

@@ -114,8 +114,8 @@ pub async fn run_queue_function(queue: QueueName) -> Result<(), lambda_runtime::
 /// Environment variable with the public base URL (unsubscribe links).
 pub const ENV_PUBLIC_URL: &str = "TENDON_PUBLIC_URL";
 /// Environment variable with the profile URL template of the "Open in"
-/// redirect (`{org}`, `{patient_id}`).
-pub const ENV_PROFILE_URL: &str = "TENDON_PROFILE_URL";
+/// redirect (`{org}`, `{patient_id}`); the route itself is `tendon-http`'s.
+pub use tendon_core::cliniko::open::ENV_PROFILE_URL;
 
 /// The instant a scheduled event stands for: its `time` (RFC 3339), else now.
 pub fn event_time(event: &serde_json::Value) -> jiff::Timestamp {
@@ -219,57 +219,6 @@ pub async fn run_feedback_function() -> Result<(), lambda_runtime::Error> {
     .await
 }
 
-/// The ingest function's unsubscribe links,
-/// `GET|POST /unsubscribe/{org}/{patient}/{token}` (`path` as the HTTP API
-/// passes it, still percent-encoded): the status and HTML page of
-/// `tendon_core::workflow::unsubscribe` (a `GET` shows the page with one
-/// button, a `POST` unsubscribes), as `tendon serve` answers them.
-pub async fn handle_unsubscribe(store: &AwsStore, method: &str, path: &str) -> (u16, String) {
-    use tendon_core::workflow::unsubscribe::{Answer, Request, follow};
-    let parts: Vec<&str> = path
-        .trim_start_matches("/unsubscribe/")
-        .split('/')
-        .collect();
-    let [org, patient, token] = parts[..] else {
-        return Answer::NotValid.http();
-    };
-    let (org, patient) = (percent_decode(org), percent_decode(patient));
-    let request = Request::from_method(method);
-    follow(
-        store,
-        store.unsubscribe_secret(),
-        request,
-        &org,
-        &patient,
-        token,
-    )
-    .await
-    .http()
-}
-
-/// `%XX` escapes decoded (the link's org and patient segments are escaped).
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%'
-            && let (Some(h), Some(l)) = (
-                b.get(i + 1).and_then(|c| hex(*c)),
-                b.get(i + 2).and_then(|c| hex(*c)),
-            )
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,12 +232,6 @@ mod tests {
         m.attributes
             .insert("ApproximateReceiveCount".into(), "3".into());
         m
-    }
-
-    #[test]
-    fn percent_escapes_are_decoded_and_a_stray_percent_is_kept() {
-        assert_eq!(percent_decode("ACME%2001"), "ACME 01");
-        assert_eq!(percent_decode("P%2F1%zz%4"), "P/1%zz%4");
     }
 
     #[test]

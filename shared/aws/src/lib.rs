@@ -23,7 +23,7 @@
 //! [`PatientStore`](tendon_core::ports::PatientStore),
 //! [`WorkflowStore`](tendon_core::ports::WorkflowStore) and
 //! [`WorkQueue`](tendon_core::ports::WorkQueue) with the semantics their docs
-//! give (the `tendon_core::contract` suites check them on moto).
+//! give (the `tendon-contract` suites check them on moto).
 //! [`AwsMailer`] implements [`Mailer`](tendon_core::ports::Mailer): email
 //! through SES (`SendRawEmail`, MIME built here), texts through SNS.
 //!
@@ -99,8 +99,9 @@
 //!   without `completed_at`). `list_steps` of a patient is one Query; of an
 //!   org, the patient listing and that Query per patient.
 //! - Org IDs are assumed to contain no `#` (they are EMR account IDs).
-//! - An item is at most 400 KB: a raw message (or a patient record) larger than
-//!   that is refused by DynamoDB as a `Backend` error.
+//! - An item is at most 400 KB: a raw message larger than that is stored in
+//!   chunk items beside its message item (`messages.rs`); a patient record
+//!   larger than that is refused by DynamoDB as a `Backend` error.
 //!
 //! Errors become [`StoreError::Backend`](tendon_core::ports::StoreError) with
 //! the operation and the AWS error code, never a stored value.

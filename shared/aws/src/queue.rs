@@ -26,17 +26,7 @@ pub fn queue_safe_id(id: &str) -> String {
     }
 }
 
-/// One delivered queue message.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Received {
-    /// Deletes this delivery (SQS receipt handle).
-    pub receipt: String,
-    pub item: WorkItem,
-    /// The message group.
-    pub group: String,
-    /// How many times SQS has delivered it, this time included.
-    pub receive_count: u32,
-}
+pub use tendon_core::batch::Received;
 
 impl WorkQueue for AwsStore {
     /// SendMessage: the item as JSON, `group` as the message group and

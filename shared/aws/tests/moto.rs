@@ -1,7 +1,7 @@
-//! The AWS backend on moto (one moto_server for this binary, see common/mod.rs):
-//! bootstrap, the port contract, SQS FIFO behaviour, and the worked example
-//! end to end through the real handlers.
-mod common;
+//! The AWS backend on moto (one moto_server for this binary, see
+//! `tendon_testkit::moto`): bootstrap, the port contract (one test per check,
+//! each on fresh resources), SQS FIFO behaviour, and the worked example end to
+//! end through the real handlers.
 
 use std::collections::HashMap;
 
@@ -9,20 +9,18 @@ use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use tendon_aws::lambda::handle_sqs_batch;
 use tendon_aws::{AwsStore, queue_safe_id};
 use tendon_core::intake::{DEFAULT_MAX_BODY, ingest};
-use tendon_core::keys::key_hash;
 use tendon_core::model::MessageStatus;
-use tendon_core::org::{Location, Org, Practitioner};
+use tendon_core::org::{Location, Org};
 use tendon_core::ports::{
     ConfigStore, MessageLog, PatientStore, QueueName, SystemClock, WorkItem, WorkQueue,
 };
-
-const WORKED: &str = include_str!("../../../examples/worked-example.hl7");
-const KEY: &str = "tdn_test_key_acme";
+use tendon_testkit::acme::{self, KEY, WORKED};
+use tendon_testkit::moto;
 
 #[tokio::test]
 async fn bootstrap_creates_the_template_resources() {
-    let sdk = common::sdk_config().await;
-    let prefix = common::unique_prefix("boot");
+    let sdk = moto::sdk_config().await;
+    let prefix = moto::unique_prefix("boot");
     let env = tendon_aws::bootstrap_with(&sdk, &prefix)
         .await
         .expect("bootstrap");
@@ -125,15 +123,17 @@ async fn bootstrap_creates_the_template_resources() {
     );
 }
 
-#[tokio::test]
-async fn aws_store_meets_the_port_contract() {
-    let (store, _) = common::fresh_store("contract").await;
-    tendon_core::contract::run_all(|| store.clone()).await;
+tendon_contract::contract_tests! {
+    #[tokio::test]
+    mod contract: port, workflows, cliniko = {
+        let (store, _) = moto::fresh_store("contract").await;
+        move || store.clone()
+    };
 }
 
 #[tokio::test]
 async fn sqs_fifo_keeps_group_order_and_dedupes() {
-    let (store, _) = common::fresh_store("fifo").await;
+    let (store, _) = moto::fresh_store("fifo").await;
     let item = |id: &str| WorkItem {
         org: "ACME01".to_owned(),
         message_id: id.to_owned(),
@@ -189,7 +189,7 @@ async fn sqs_fifo_keeps_group_order_and_dedupes() {
 
 #[tokio::test]
 async fn a_group_is_blocked_while_its_head_is_in_flight() {
-    let (store, _) = common::fresh_store("block").await;
+    let (store, _) = moto::fresh_store("block").await;
     let item = |id: &str| WorkItem {
         org: "ACME01".to_owned(),
         message_id: id.to_owned(),
@@ -227,37 +227,6 @@ async fn a_group_is_blocked_while_its_head_is_in_flight() {
     assert_eq!(next[0].item.message_id, "m2");
 }
 
-async fn setup_org(store: &AwsStore) {
-    let org = Org {
-        id: "ACME01".into(),
-        name: "Acme PT".into(),
-        timezone: "America/Los_Angeles".into(),
-        ie_types: vec!["Initial Eval".into()],
-        field_map: Default::default(),
-    };
-    store.create_org(&org, &key_hash(KEY)).await.expect("org");
-    let location = Location {
-        id: "12".into(),
-        name: "Salem".into(),
-        timezone: None,
-    };
-    store
-        .put_location("ACME01", &location)
-        .await
-        .expect("location");
-    let p = Practitioner {
-        id: "445566".into(),
-        first_name: "Chidi".into(),
-        last_name: "Okafor".into(),
-        npi: None,
-        email: None,
-    };
-    store
-        .put_practitioner("ACME01", &p)
-        .await
-        .expect("practitioner");
-}
-
 /// The deployed pieces on one set of resources, each with its own store (so
 /// its own caches and request counts), as separate Lambda functions have; `esm`
 /// plays the event source mappings and the operator.
@@ -270,8 +239,8 @@ struct Deployed {
 }
 
 async fn deployed(name: &str) -> Deployed {
-    let (esm, env) = common::fresh_store(name).await;
-    let sdk = common::sdk_config().await;
+    let (esm, env) = moto::fresh_store(name).await;
+    let sdk = moto::sdk_config().await;
     Deployed {
         ingest: AwsStore::from_config(&sdk, &env).with_ingest_cache(),
         patient: AwsStore::from_config(&sdk, &env),
@@ -298,24 +267,13 @@ async fn cost_of<F: std::future::Future>(store: &AwsStore, work: F) -> (F::Outpu
     (out, cost)
 }
 
+/// `POST /hl7` to the ingest function with ACME01's key: the ACK and its cost.
 async fn post(f: &Deployed, body: &str) -> (String, Cost) {
-    let auth = format!("Bearer {KEY}");
-    let store = &f.ingest;
-    let (reply, cost) = cost_of(
-        store,
-        ingest(
-            store,
-            store,
-            &SystemClock,
-            Some(&auth),
-            body.as_bytes(),
-            DEFAULT_MAX_BODY,
-        ),
+    cost_of(
+        &f.ingest,
+        tendon_testkit::post(&f.ingest, &f.ingest, KEY, body),
     )
-    .await;
-    let reply = reply.expect("ingest");
-    assert_eq!(reply.status, 200);
-    (String::from_utf8(reply.body).expect("ack text"), cost)
+    .await
 }
 
 /// What an event source mapping does, for both queues, until both are empty:
@@ -371,7 +329,7 @@ async fn drain(f: &Deployed) -> Vec<(QueueName, Cost)> {
 async fn the_worked_example_end_to_end_and_once_only() {
     let f = deployed("e2e").await;
     let store = &f.esm;
-    setup_org(store).await;
+    acme::setup(store).await;
 
     let (ack, _) = post(&f, WORKED).await;
     assert!(ack.contains("MSA|AA"), "{ack}");
@@ -427,8 +385,8 @@ async fn the_worked_example_end_to_end_and_once_only() {
 async fn a_message_stored_but_never_queued_is_swept_and_processed_once() {
     use tendon_core::intake::{SWEEP_AFTER, sweep_unqueued};
     let f = deployed("sweep").await;
-    setup_org(&f.esm).await;
-    let sdk = common::sdk_config().await;
+    acme::setup(&f.esm).await;
+    let sdk = moto::sdk_config().await;
     let broken = AwsStore::from_config(
         &sdk,
         &tendon_aws::BootstrapEnv {
@@ -522,7 +480,7 @@ fn another_patient(n: u32) -> String {
 #[tokio::test]
 async fn a_new_patient_ie_message_costs_at_most_8_requests() {
     let f = deployed("cost").await;
-    setup_org(&f.esm).await;
+    acme::setup(&f.esm).await;
     // Warm-up: the first message fills the functions' caches.
     post(&f, &another_patient(0)).await;
     drain(&f).await;
@@ -594,7 +552,7 @@ async fn a_new_patient_ie_message_costs_at_most_8_requests() {
 #[tokio::test]
 async fn a_one_mebibyte_message_is_stored_and_processed() {
     let f = deployed("big").await;
-    setup_org(&f.esm).await;
+    acme::setup(&f.esm).await;
     let mut big = another_patient(3);
     let room = DEFAULT_MAX_BODY - big.len() - 8;
     big.push_str(&format!("\rNTE|1||{}", "x".repeat(room)));
@@ -684,39 +642,8 @@ async fn a_record_failing_on_its_last_receive_is_marked_dead_letter() {
     assert_eq!(failed[0].errors[0].code, tendon_core::ErrorCode::DeadLetter);
 
     // Fixed (the org is configured), then redriven from the DLQ: processed once.
-    let org = Org {
-        id: "GHOST1".into(),
-        name: "Ghost".into(),
-        timezone: "America/Los_Angeles".into(),
-        ie_types: vec!["Initial Eval".into()],
-        field_map: Default::default(),
-    };
-    f.esm
-        .create_org(&org, &key_hash("tdn_ghost"))
-        .await
-        .expect("org");
-    f.esm
-        .put_location(
-            "GHOST1",
-            &Location {
-                id: "12".into(),
-                name: "Salem".into(),
-                timezone: None,
-            },
-        )
-        .await
-        .expect("location");
-    let p = Practitioner {
-        id: "445566".into(),
-        first_name: "C".into(),
-        last_name: "O".into(),
-        npi: None,
-        email: None,
-    };
-    f.esm
-        .put_practitioner("GHOST1", &p)
-        .await
-        .expect("practitioner");
+    let org = acme::clinic("GHOST1", "Ghost", "America/Los_Angeles");
+    acme::configure(&f.esm, &org, "tdn_ghost").await;
     let r = handle_sqs_batch(&f.patient, QueueName::Patients, event(1)).await;
     assert!(r.batch_item_failures.is_empty(), "{r:?}");
     drain(&f).await;
@@ -733,38 +660,20 @@ async fn a_record_failing_on_its_last_receive_is_marked_dead_letter() {
 // ---- Workflows: the store, the due index, the mailer ----
 
 use tendon_aws::AwsMailer;
-use tendon_core::contract::{scheduled_step, unique, workflow_def};
+use tendon_contract::{scheduled_step, unique, workflow_def};
 use tendon_core::ports::{
     Commit, CommitOutcome, Mailer, RecordWrite, SendError, StepStore, WorkflowStore,
 };
 use tendon_core::workflow::TaskKind;
 use tendon_core::workflow::steps::{Channel, Delivery, DeliveryStatus, ScheduledStep, StepStatus};
 
-#[tokio::test]
-async fn aws_store_meets_the_workflow_contract() {
-    let (store, _) = common::fresh_store("wfcontract").await;
-    let started = std::time::Instant::now();
-    tendon_core::contract::run_workflows(|| store.clone()).await;
-    eprintln!(
-        "workflow contract on moto: {} requests, {:.1} s",
-        store.request_count(),
-        started.elapsed().as_secs_f64()
-    );
-}
-
-#[tokio::test]
-async fn aws_store_meets_the_cliniko_contract() {
-    let (store, _) = common::fresh_store("clcontract").await;
-    tendon_core::contract::run_cliniko(|| store.clone()).await;
-}
-
 /// An org with a stored message to commit against; returns the message ID.
 async fn org_with_message(store: &AwsStore, org: &str) -> String {
     store
-        .create_org(&tendon_core::contract::org(org), &unique("hash"))
+        .create_org(&tendon_contract::org(org), &unique("hash"))
         .await
         .expect("create_org");
-    let m = tendon_core::contract::message(org, &unique("m"), "2026-11-20T17:30:00Z");
+    let m = tendon_contract::message(org, &unique("m"), "2026-11-20T17:30:00Z");
     store.insert_message(&m).await.expect("insert_message");
     m.id
 }
@@ -817,7 +726,7 @@ async fn due_index(store: &AwsStore) -> Vec<(String, String)> {
 /// and a finished one leaves the index.
 #[tokio::test]
 async fn a_claim_reads_only_the_due_part_of_the_index() {
-    let (store, _) = common::fresh_store("due").await;
+    let (store, _) = moto::fresh_store("due").await;
     let org = unique("ORG");
     let message_id = org_with_message(&store, &org).await;
     let patient = unique("P");
@@ -952,7 +861,7 @@ async fn a_claim_reads_only_the_due_part_of_the_index() {
 /// cached configuration (read_step) carries them at once.
 #[tokio::test]
 async fn workflow_changes_reach_the_steps_configuration_at_once() {
-    let (store, _) = common::fresh_store("wfcache").await;
+    let (store, _) = moto::fresh_store("wfcache").await;
     let org = unique("ORG");
     let message_id = org_with_message(&store, &org).await;
     let read = || async {
@@ -989,7 +898,7 @@ async fn workflow_changes_reach_the_steps_configuration_at_once() {
 /// `GET {moto}/moto-api/data.json`: moto's state (sent SES messages, SMS).
 fn moto_state() -> serde_json::Value {
     use std::io::{Read, Write};
-    let endpoint = &common::moto().endpoint;
+    let endpoint = &moto::moto().endpoint;
     let host = endpoint.trim_start_matches("http://");
     let mut stream = std::net::TcpStream::connect(host).expect("moto accepts connections");
     stream
@@ -1038,8 +947,8 @@ fn email_delivery(to: &str, subject: &str) -> Delivery {
 
 #[tokio::test]
 async fn the_aws_mailer_sends_safe_multipart_email_and_texts_on_moto() {
-    let (_, env) = common::fresh_store("mail").await;
-    let sdk = common::sdk_config().await;
+    let (_, env) = moto::fresh_store("mail").await;
+    let sdk = moto::sdk_config().await;
     let mailer = AwsMailer::from_config(&sdk, &env);
     // The pace comes from SES's GetSendQuota (moto's MaxSendRate is 1/s).
     assert_eq!(mailer.send_rate().await, 1.0);
@@ -1167,8 +1076,8 @@ async fn the_aws_mailer_sends_safe_multipart_email_and_texts_on_moto() {
 /// through SES, recorded in the outbox, finished; a second pass finds nothing.
 #[tokio::test]
 async fn a_dispatch_pass_sends_due_steps_through_ses() {
-    let (store, env) = common::fresh_store("dispatch").await;
-    let sdk = common::sdk_config().await;
+    let (store, env) = moto::fresh_store("dispatch").await;
+    let sdk = moto::sdk_config().await;
     let mailer = AwsMailer::from_config(&sdk, &env);
     let org = unique("ORG");
     let message_id = org_with_message(&store, &org).await;
@@ -1177,7 +1086,7 @@ async fn a_dispatch_pass_sends_due_steps_through_ses() {
         .await
         .expect("put_workflow");
     let patient = unique("P");
-    let mut record = tendon_core::contract::patient_record(&patient, 1);
+    let mut record = tendon_contract::patient_record(&patient, 1);
     record.patient.id = patient.clone();
     let steps: Vec<ScheduledStep> = (0..3)
         .map(|i| scheduled_step(&org, &patient, 0, &format!("2026-11-20T17:0{i}:00Z")))
@@ -1227,7 +1136,7 @@ async fn a_dispatch_pass_sends_due_steps_through_ses() {
 /// A new org with one stored patient, `patient` (a contract record).
 async fn org_with_patient(store: &AwsStore, org: &str, patient: &str) {
     let message_id = org_with_message(store, org).await;
-    let mut record = tendon_core::contract::patient_record(patient, 1);
+    let mut record = tendon_contract::patient_record(patient, 1);
     record.patient.id = patient.to_owned();
     let mut commit = commit_of(org, &message_id, Vec::new());
     commit.patient_id = Some(patient.to_owned());
@@ -1243,7 +1152,7 @@ async fn org_with_patient(store: &AwsStore, org: &str, patient: &str) {
 #[tokio::test]
 async fn opt_outs_are_recorded_on_the_patient() {
     use tendon_core::workflow::steps::Channel;
-    let (store, _) = common::fresh_store("optout").await;
+    let (store, _) = moto::fresh_store("optout").await;
     let org = unique("ORG");
     let patient = unique("P");
     org_with_patient(&store, &org, &patient).await;
@@ -1291,76 +1200,6 @@ async fn opt_outs_are_recorded_on_the_patient() {
     assert!(!stored.patient.unsubscribed && stored.patient.text_opt_out);
 }
 
-/// The ingest function's unsubscribe links
-/// (`tendon_aws::lambda::handle_unsubscribe`): a GET (a person, or a mail
-/// scanner following the link) shows the page with one button and changes
-/// nothing, for a patient who exists or not alike; a POST (that button, or a
-/// mail client's RFC 8058 one-click) unsubscribes; a wrong token is a 404
-/// either way.
-#[tokio::test]
-async fn the_unsubscribe_link_shows_a_page_on_get_and_acts_on_post() {
-    use tendon_aws::lambda::handle_unsubscribe;
-    use tendon_core::workflow::dispatch::{path_segment, unsubscribe_token};
-    let (store, _) = common::fresh_store("unsub").await;
-    let org = unique("ORG");
-    // Escaped in the link, as the dispatcher writes it.
-    let patient = format!("{} /1", unique("P"));
-    org_with_patient(&store, &org, &patient).await;
-    let secret = store.unsubscribe_secret().await.unwrap();
-    let link = |p: &str, token: &str| {
-        format!(
-            "/unsubscribe/{}/{}/{token}",
-            path_segment(&org),
-            path_segment(p)
-        )
-    };
-    let valid = link(&patient, &unsubscribe_token(&secret, &org, &patient));
-    async fn unsubscribed(store: &AwsStore, org: &str, patient: &str) -> bool {
-        let rec = store.load_patient(org, patient).await.unwrap().unwrap();
-        rec.patient.unsubscribed
-    }
-
-    for method in ["GET", "HEAD"] {
-        let (status, page) = handle_unsubscribe(&store, method, &valid).await;
-        assert_eq!(status, 200, "{method}: {page}");
-        assert!(page.contains("<form method=\"post\">"), "{page}");
-        assert!(!page.contains("You are unsubscribed"), "{page}");
-    }
-    assert!(
-        !unsubscribed(&store, &org, &patient).await,
-        "a GET changes nothing"
-    );
-    let ghost = unique("P");
-    assert_eq!(
-        handle_unsubscribe(
-            &store,
-            "GET",
-            &link(&ghost, &unsubscribe_token(&secret, &org, &ghost))
-        )
-        .await,
-        handle_unsubscribe(&store, "GET", &valid).await,
-        "a GET does not tell whether the patient exists"
-    );
-    let wrong = link(&patient, &"0".repeat(32));
-    for method in ["GET", "POST"] {
-        let (status, page) = handle_unsubscribe(&store, method, &wrong).await;
-        assert_eq!(status, 404, "{method}: {page}");
-        assert!(page.contains("not valid"), "{page}");
-    }
-    assert_eq!(
-        handle_unsubscribe(&store, "GET", "/unsubscribe/only-one")
-            .await
-            .0,
-        404
-    );
-    assert!(!unsubscribed(&store, &org, &patient).await);
-
-    let (status, page) = handle_unsubscribe(&store, "POST", &valid).await;
-    assert_eq!(status, 200, "{page}");
-    assert!(page.contains("You are unsubscribed"), "{page}");
-    assert!(unsubscribed(&store, &org, &patient).await);
-}
-
 /// SES feedback on moto: an SNS-wrapped permanent bounce and a complaint, as
 /// the feedback function receives them from SQS, suppress the addresses for
 /// the org and unsubscribe the patient; a transient bounce and foreign mail
@@ -1369,7 +1208,7 @@ async fn the_unsubscribe_link_shows_a_page_on_get_and_acts_on_post() {
 async fn bounces_and_complaints_suppress_the_address_and_the_patient() {
     use tendon_core::ports::RecordCommit;
     use tendon_core::workflow::feedback::tag_value;
-    let (store, _) = common::fresh_store("feedback").await;
+    let (store, _) = moto::fresh_store("feedback").await;
     let org = unique("ORG");
     store
         .create_org(
@@ -1385,7 +1224,7 @@ async fn bounces_and_complaints_suppress_the_address_and_the_patient() {
         .await
         .unwrap();
     let patient = "P_1 2";
-    let record = tendon_core::contract::patient_record(patient, 1);
+    let record = tendon_contract::patient_record(patient, 1);
     let commit = RecordCommit {
         org: org.clone(),
         records: vec![RecordWrite {
@@ -1475,7 +1314,7 @@ async fn bounces_and_complaints_suppress_the_address_and_the_patient() {
 /// its TLS settings and carries requests: a store on it passes a round trip.
 #[tokio::test]
 async fn the_amazon_only_http_client_carries_requests() {
-    let moto = common::moto();
+    let moto = moto::moto();
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(&moto.endpoint)
         .region(aws_config::Region::new("us-east-1"))
@@ -1485,13 +1324,13 @@ async fn the_amazon_only_http_client_carries_requests() {
         .http_client(tendon_aws::sdk::amazon_only_http_client())
         .load()
         .await;
-    let env = tendon_aws::bootstrap_with(&sdk, &common::unique_prefix("ats"))
+    let env = tendon_aws::bootstrap_with(&sdk, &moto::unique_prefix("ats"))
         .await
         .expect("bootstrap through the Amazon-only client");
     let store = tendon_aws::AwsStore::from_config(&sdk, &env);
-    let org = tendon_core::contract::org(&tendon_core::contract::unique("ATS"));
+    let org = tendon_contract::org(&tendon_contract::unique("ATS"));
     store
-        .create_org(&org, &tendon_core::contract::unique("hash"))
+        .create_org(&org, &tendon_contract::unique("hash"))
         .await
         .expect("a write through the Amazon-only client");
     assert!(store.org_config(&org.id).await.expect("a read").is_some());
@@ -1517,14 +1356,14 @@ fn in_lambda_the_sdk_config_comes_from_the_environment() {
                 .await
                 .expect("credentials from the environment");
             assert_eq!(creds.access_key_id(), "AKIDLAMBDACHILD");
-            let env = tendon_aws::bootstrap_with(&sdk, &common::unique_prefix("lambda"))
+            let env = tendon_aws::bootstrap_with(&sdk, &moto::unique_prefix("lambda"))
                 .await
                 .expect("a round trip through the function's client");
             assert!(env.table.contains("lambda"));
         });
         return;
     }
-    let moto = common::moto();
+    let moto = moto::moto();
     let out = std::process::Command::new(std::env::current_exe().expect("the test binary"))
         .args(["--exact", TEST, "--test-threads", "1"])
         .env("TENDON_TEST_LAMBDA_CHILD", "1")

@@ -1,7 +1,13 @@
-//! Queue batches: a FIFO batch run in order through the processing step of
-//! its queue ([`run_queue_batch`]), the records to retry, and the marking of
-//! a message whose step is about to go to the dead-letter queue. Both the
-//! Lambda consumers and the local workers run their batches here.
+//! Queue batches, from receive to delete: a FIFO batch run in order through
+//! the processing step of its queue ([`run_queue_batch`]), the records to
+//! retry, and the marking of a message whose step is about to go to the
+//! dead-letter queue. The Lambda consumers get their batches from the event
+//! source mapping; everything else polls through the [`Consumer`] port with
+//! one loop ([`consume_batch`], [`drain`], [`run`]): the local workers,
+//! `tendon serve --backend aws` and `tendon messages replay`.
+use std::future::Future;
+use std::time::Duration;
+
 use crate::model::MessageStatus;
 use crate::ports::{
     Clock, Commit, QueueName, StepStore, StoreError, StoreResult, WorkItem, WorkQueue,
@@ -123,6 +129,143 @@ async fn mark_dead_letter<S: StepStore>(
         }
         Err(e) => {
             tracing::error!(org = %item.org, message_id = %item.message_id, error = %e, "could not mark a dead-lettered message")
+        }
+    }
+}
+
+/// Records taken per receive: SQS's maximum.
+pub const BATCH: usize = 10;
+
+/// How long a poller waits for a record before it receives again (SQS long
+/// polling; locally, a send wakes the worker sooner).
+pub const POLL_WAIT: Duration = Duration::from_secs(10);
+
+/// The pause after a failed receive or delete, before the next try.
+pub const RETRY_PAUSE: Duration = Duration::from_secs(1);
+
+/// One delivery of a queued record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Received {
+    /// Deletes (or, locally, releases) this delivery, and no later one.
+    pub receipt: String,
+    pub item: WorkItem,
+    /// The message group.
+    pub group: String,
+    /// How many times the record has been delivered, this time included.
+    pub receive_count: u32,
+}
+
+/// The consuming side of a queue backend.
+pub trait Consumer: Send + Sync {
+    /// Up to `max` records of `queue`, in group order, each now invisible to
+    /// other receivers; when there are none, waits up to `wait` for one.
+    fn receive(
+        &self,
+        queue: QueueName,
+        max: usize,
+        wait: Duration,
+    ) -> impl Future<Output = StoreResult<Vec<Received>>> + Send;
+
+    /// Deletes these deliveries: the records are done.
+    fn delete(
+        &self,
+        queue: QueueName,
+        receipts: Vec<String>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// The receive after which a failing record moves to the dead-letter
+    /// queue (SQS's `maxReceiveCount`).
+    fn max_receive_count(&self) -> u32;
+}
+
+/// Receives one batch of `name` (waiting up to `wait`), runs it in order, and
+/// deletes every record not left for retry: those come back after their
+/// visibility timeout, as on SQS. Returns the batch size.
+pub async fn consume_batch<S, Q, C, K>(
+    store: &S,
+    queue: &Q,
+    consumer: &C,
+    clock: &K,
+    name: QueueName,
+    wait: Duration,
+) -> StoreResult<usize>
+where
+    S: StepStore,
+    Q: WorkQueue,
+    C: Consumer,
+    K: Clock,
+{
+    let received = consumer.receive(name, BATCH, wait).await?;
+    let records: Vec<BatchRecord> = received
+        .into_iter()
+        .map(|r| BatchRecord {
+            id: r.receipt,
+            group: r.group,
+            receive_count: r.receive_count,
+            item: r.item,
+        })
+        .collect();
+    let retry = run_queue_batch(
+        store,
+        queue,
+        clock,
+        name,
+        &records,
+        consumer.max_receive_count(),
+    )
+    .await;
+    let n = records.len();
+    let done: Vec<String> = records
+        .into_iter()
+        .map(|r| r.id)
+        .filter(|id| !retry.contains(id))
+        .collect();
+    if !done.is_empty() {
+        consumer.delete(name, done).await?;
+    }
+    Ok(n)
+}
+
+/// Consumes both queues until both answer empty (records in flight
+/// elsewhere are not waited for).
+pub async fn drain<S, Q, C, K>(store: &S, queue: &Q, consumer: &C, clock: &K) -> StoreResult<()>
+where
+    S: StepStore,
+    Q: WorkQueue,
+    C: Consumer,
+    K: Clock,
+{
+    loop {
+        let mut n = 0;
+        for name in [QueueName::Patients, QueueName::Episodes] {
+            n += consume_batch(store, queue, consumer, clock, name, Duration::ZERO).await?;
+        }
+        if n == 0 {
+            return Ok(());
+        }
+    }
+}
+
+/// Consumes `name` for ever, waiting [`POLL_WAIT`] for work; after a failure
+/// it pauses [`RETRY_PAUSE`] (through `sleep`, the runtime's) and goes on.
+pub async fn run<S, Q, C, K, W>(
+    store: &S,
+    queue: &Q,
+    consumer: &C,
+    clock: &K,
+    name: QueueName,
+    sleep: impl Fn(Duration) -> W,
+) where
+    S: StepStore,
+    Q: WorkQueue,
+    C: Consumer,
+    K: Clock,
+    W: Future<Output = ()>,
+{
+    loop {
+        if let Err(e) = consume_batch(store, queue, consumer, clock, name, POLL_WAIT).await {
+            tracing::error!(queue = name.as_str(), error = %e, "queue consumer failed; retrying");
+            sleep(RETRY_PAUSE).await;
         }
     }
 }

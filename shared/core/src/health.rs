@@ -6,7 +6,7 @@ use std::future::Future;
 
 use serde_json::json;
 
-use crate::intake::HttpReply;
+use crate::reply::HttpReply;
 
 /// A part of a deployment that `/health` checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -68,11 +68,10 @@ pub fn reply(failing: &[Failing]) -> HttpReply {
             "message": "a part Tendon needs does not answer; see the server's log",
         })
     };
-    HttpReply {
-        status: if failing.is_empty() { 200 } else { 503 },
-        content_type: "application/json",
-        body: body.to_string().into_bytes(),
-    }
+    HttpReply::json(
+        if failing.is_empty() { 200 } else { 503 },
+        &body.to_string(),
+    )
 }
 
 #[cfg(test)]

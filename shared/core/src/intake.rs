@@ -4,10 +4,8 @@
 //! authenticates the key, stores, checks and acknowledges the message, and
 //! hands an accepted one to the queue; [`replay`] hands stored messages over
 //! again, and the sweeper ([`sweep_unqueued`]) finishes a hand-off that did
-//! not reach the queue. The [`HttpReply`] type is the answer, independent of
-//! the server that sends it.
+//! not reach the queue. Each answers an [`HttpReply`] (`reply.rs`).
 use jiff::Timestamp;
-use serde_json::json;
 use tendon_hl7::Header;
 
 use crate::hash::sha256_hex;
@@ -17,39 +15,12 @@ use crate::org::OrgConfig;
 use crate::ports::{
     Clock, ConfigStore, HandOff, Inserted, Intake, MessageLog, QueueName, StoreResult, WorkItem,
 };
+pub use crate::reply::HttpReply;
 use crate::report::{ack_bytes, ack_code, inspect, several_messages};
 use crate::{ErrorCode, FieldName, Issue};
 
 /// The default limit on a posted message (docs/interface.md §4).
 pub const DEFAULT_MAX_BODY: usize = 1 << 20;
-
-/// An HTTP reply, independent of the server that sends it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HttpReply {
-    pub status: u16,
-    pub content_type: &'static str,
-    pub body: Vec<u8>,
-}
-
-impl HttpReply {
-    fn json(status: u16, error: &str, message: &str) -> HttpReply {
-        HttpReply {
-            status,
-            content_type: "application/json",
-            body: json!({ "error": error, "message": message })
-                .to_string()
-                .into_bytes(),
-        }
-    }
-
-    fn hl7(body: Vec<u8>) -> HttpReply {
-        HttpReply {
-            status: 200,
-            content_type: "application/hl7-v2",
-            body,
-        }
-    }
-}
 
 /// The dedupe identity of a message: (org, MSH-3, MSH-4, MSH-10), or the body
 /// itself when there is no usable header. A body of several messages
@@ -140,7 +111,7 @@ async fn authenticate<C: ConfigStore>(
     authorization: Option<&str>,
 ) -> StoreResult<Result<OrgConfig, HttpReply>> {
     let Some(key) = bearer_key(authorization) else {
-        return Ok(Err(HttpReply::json(
+        return Ok(Err(HttpReply::json_error(
             401,
             "missing_ingest_key",
             "send the org's ingest key as 'Authorization: Bearer <key>'",
@@ -150,8 +121,9 @@ async fn authenticate<C: ConfigStore>(
         Some(org) => cfg.org_config(&org).await?,
         None => None,
     };
-    Ok(config
-        .ok_or_else(|| HttpReply::json(401, "invalid_ingest_key", "the ingest key is not valid")))
+    Ok(config.ok_or_else(|| {
+        HttpReply::json_error(401, "invalid_ingest_key", "the ingest key is not valid")
+    }))
 }
 
 /// The `413` for a body over `max_body`: `size` bytes, when known.
@@ -160,7 +132,7 @@ fn too_large(size: Option<u64>, max_body: usize) -> HttpReply {
         Some(size) => format!("the message is {size} bytes; the limit is {max_body}"),
         None => format!("the message is over the limit of {max_body} bytes"),
     };
-    HttpReply::json(413, "body_too_large", &message)
+    HttpReply::json_error(413, "body_too_large", &message)
 }
 
 /// `POST /hl7` with a body the HTTP server knows is over `max_body` without

@@ -2,7 +2,7 @@
 //!
 //! The modules, from the leaves up:
 //! - the contract's vocabulary: [`field_types`] (§3.1 field names and coded
-//!   values), [`error_code`] (§7 codes and [`Issue`]), [`hash`] (SHA-256 hex);
+//!   values), [`error_code`] (§7 codes and [`Issue`]), [`hash`] (SHA-256 hex), [`reply`] (the HTTP answer);
 //! - reading HL7: [`normalize`], [`mapping`] (the §3 field map and
 //!   extraction), [`validation`] (required data), [`report`] (the check of
 //!   one message and its ACK, [`inspect`]);
@@ -11,15 +11,13 @@
 //! - deciding: [`rules`] (the patient and episode rules), [`event_effects`]
 //!   (the workflow steps a commit's events schedule or move);
 //! - the handlers: [`intake`] (ingest, replay, the sweeper), [`processing`]
-//!   (the patient and episode steps), [`batch`] (queue batches, dead
-//!   letters), [`keys`] (ingest keys), [`health`];
+//!   (the patient and episode steps), [`batch`] (queue batches from
+//!   receive to delete, dead letters), [`keys`] (ingest keys), [`health`];
 //! - the workflow engine ([`workflow`]) and the Cliniko sync ([`cliniko`]);
 //! - helpers: [`join`] (a few futures polled together).
 
 pub mod batch;
 pub mod cliniko;
-#[cfg(feature = "contract-tests")]
-pub mod contract;
 pub mod error_code;
 pub mod event_effects;
 pub mod field_types;
@@ -34,6 +32,7 @@ pub mod normalize;
 pub mod org;
 pub mod ports;
 pub mod processing;
+pub mod reply;
 pub mod report;
 pub mod rules;
 pub mod validation;

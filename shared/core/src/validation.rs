@@ -1,4 +1,4 @@
-//! The seed's *Near Real-Time Integration Required Data* checks (docs/interface.md §2),
+//! The required-data checks (Clinicient's *Near Real-Time Integration Required Data* chart) (docs/interface.md §2),
 //! reported with the §7 codes.
 use crate::mapping::{FieldMap, MappedMessage};
 use crate::{ErrorCode, FieldName, Issue};

@@ -21,7 +21,7 @@
 //! [`MessageLog`](tendon_core::ports::MessageLog),
 //! [`PatientStore`](tendon_core::ports::PatientStore) and
 //! [`WorkQueue`](tendon_core::ports::WorkQueue) with the semantics their docs
-//! give (the `tendon_core::contract` suite checks them). Records are stored
+//! give (the `tendon-contract` suites check them). Records are stored
 //! as the core's JSON; the columns beside them exist for keys, filters and
 //! ordering only.
 //!
@@ -54,10 +54,9 @@ mod messages;
 mod patients;
 mod queue;
 mod schema;
-pub mod worker;
 mod workflows;
 
-pub use queue::{DEDUPE_WINDOW, Received};
+pub use queue::{DEDUPE_WINDOW, LocalQueue, Received, VISIBILITY, drain, process_batch_at};
 pub use workflows::LocalOutbox;
 
 /// How many receives a queue message gets before it moves to the dead letters.

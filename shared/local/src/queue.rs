@@ -1,6 +1,9 @@
-//! [`WorkQueue`] and its consumer side: FIFO queues with message groups, in
-//! SQLite, with the semantics of SQS FIFO queues that `tendon serve` and the
-//! Lambdas rely on:
+//! The local queues: FIFO queues with message groups in SQLite, and
+//! [`LocalQueue`], which is the core's queue ports over them (it sends,
+//! [`WorkQueue`]; stores and queues in one transaction, [`Intake`]; and is
+//! consumed by the core's one loop, [`Consumer`], waking a worker when
+//! something is sent). They keep the semantics of SQS FIFO queues that
+//! `tendon serve` and the Lambdas rely on:
 //!
 //! - **Dedupe**: a send whose dedupe ID the queue saw in the last
 //!   [`DEDUPE_WINDOW`] (5 minutes, as SQS) is accepted and dropped. After the
@@ -22,27 +25,24 @@
 //! in production), so tests move the clock instead of sleeping. A new or
 //! released message is visible at once, whatever clock the consumer uses.
 use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{Connection, params};
-use tendon_core::ports::{QueueName, StoreResult, WorkItem, WorkQueue};
+use tendon_core::batch::{self, Consumer};
+use tendon_core::model::StoredMessage;
+use tendon_core::ports::{
+    HandOff, Inserted, Intake, QueueName, StoreResult, SystemClock, Unqueued, WorkItem, WorkQueue,
+};
+use tokio::sync::Notify;
 
 use crate::{Fail, SqliteStore, now_ms, write_tx};
 
 /// How long a dedupe ID suppresses repeated sends (SQS: 5 minutes).
 pub const DEDUPE_WINDOW: Duration = Duration::from_secs(5 * 60);
 
-/// One delivered queue message.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Received {
-    /// Deletes or releases this delivery, and no later one.
-    pub receipt: String,
-    pub item: WorkItem,
-    /// The message group.
-    pub group: String,
-    /// How many times the message has been delivered, this time included.
-    pub receive_count: u32,
-}
+pub use tendon_core::batch::Received;
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -299,4 +299,179 @@ impl SqliteStore {
         })
         .await
     }
+}
+
+/// How long a received record stays invisible; a worker that dies mid-batch
+/// leaves its records to be redelivered after this.
+pub const VISIBILITY: Duration = Duration::from_secs(30);
+
+/// The longest a local receive waits for a send (see the `Consumer` impl).
+const LOCAL_WAIT: Duration = Duration::from_secs(1);
+
+/// The SQLite queues, waking the local workers when something is sent.
+#[derive(Clone)]
+pub struct LocalQueue {
+    store: SqliteStore,
+    patients: Arc<Notify>,
+    episodes: Arc<Notify>,
+}
+
+impl LocalQueue {
+    pub fn new(store: SqliteStore) -> LocalQueue {
+        LocalQueue {
+            store,
+            patients: Arc::new(Notify::new()),
+            episodes: Arc::new(Notify::new()),
+        }
+    }
+
+    pub fn store(&self) -> &SqliteStore {
+        &self.store
+    }
+
+    fn notify(&self, queue: QueueName) -> &Notify {
+        match queue {
+            QueueName::Patients => &self.patients,
+            QueueName::Episodes => &self.episodes,
+        }
+    }
+}
+
+impl WorkQueue for LocalQueue {
+    async fn send(
+        &self,
+        queue: QueueName,
+        group: &str,
+        dedupe_id: &str,
+        item: &WorkItem,
+    ) -> StoreResult<()> {
+        self.store.send(queue, group, dedupe_id, item).await?;
+        // notify_one keeps a permit when no worker is waiting, so no wake-up is lost.
+        self.notify(queue).notify_one();
+        Ok(())
+    }
+}
+
+/// The store's [`Intake`], waking the patients worker when a pointer was queued.
+impl Intake for LocalQueue {
+    async fn store_and_queue(
+        &self,
+        message: &StoredMessage,
+        hand_off: Option<&HandOff>,
+    ) -> StoreResult<Inserted> {
+        let inserted = self.store.store_and_queue(message, hand_off).await?;
+        if let (Inserted::New, Some(h)) = (&inserted, hand_off) {
+            self.notify(h.queue).notify_one();
+        }
+        Ok(inserted)
+    }
+
+    async fn queue_stored(
+        &self,
+        org: &str,
+        id: &str,
+        hand_off: &HandOff,
+        acknowledge: bool,
+    ) -> StoreResult<()> {
+        self.store
+            .queue_stored(org, id, hand_off, acknowledge)
+            .await?;
+        self.notify(hand_off.queue).notify_one();
+        Ok(())
+    }
+
+    fn set_acknowledged(
+        &self,
+        org: &str,
+        id: &str,
+        acknowledged: bool,
+    ) -> impl Future<Output = StoreResult<()>> + Send {
+        self.store.set_acknowledged(org, id, acknowledged)
+    }
+
+    fn claim_unqueued(
+        &self,
+        stored_before: jiff::Timestamp,
+        now: jiff::Timestamp,
+        claim_until: jiff::Timestamp,
+        limit: usize,
+    ) -> impl Future<Output = StoreResult<Vec<Unqueued>>> + Send {
+        self.store
+            .claim_unqueued(stored_before, now, claim_until, limit)
+    }
+}
+
+/// The SQLite queues consumed as SQS is, with one difference: a receive
+/// waits at most [`LOCAL_WAIT`] for a send, because a send by another
+/// process (`tendon messages replay`) or a redelivery wakes nobody.
+impl Consumer for LocalQueue {
+    async fn receive(
+        &self,
+        queue: QueueName,
+        max: usize,
+        wait: Duration,
+    ) -> StoreResult<Vec<Received>> {
+        let got = self
+            .store
+            .receive(queue, max, VISIBILITY, crate::now_ms())
+            .await?;
+        if !got.is_empty() || wait.is_zero() {
+            return Ok(got);
+        }
+        let _ = tokio::time::timeout(wait.min(LOCAL_WAIT), self.notify(queue).notified()).await;
+        self.store
+            .receive(queue, max, VISIBILITY, crate::now_ms())
+            .await
+    }
+
+    async fn delete(&self, _queue: QueueName, receipts: Vec<String>) -> StoreResult<()> {
+        self.store.delete_many(receipts).await.map(drop)
+    }
+
+    fn max_receive_count(&self) -> u32 {
+        self.store.max_receive_count()
+    }
+}
+
+/// The local queues as if at `now_ms` (tests expire visibility timeouts
+/// without waiting).
+struct At<'a>(&'a LocalQueue, i64);
+
+impl Consumer for At<'_> {
+    async fn receive(
+        &self,
+        queue: QueueName,
+        max: usize,
+        _wait: Duration,
+    ) -> StoreResult<Vec<Received>> {
+        self.0.store.receive(queue, max, VISIBILITY, self.1).await
+    }
+
+    fn delete(
+        &self,
+        queue: QueueName,
+        receipts: Vec<String>,
+    ) -> impl Future<Output = StoreResult<()>> + Send {
+        self.0.delete(queue, receipts)
+    }
+
+    fn max_receive_count(&self) -> u32 {
+        self.0.max_receive_count()
+    }
+}
+
+/// One batch of `name` as if at `now_ms` (`batch::consume_batch`), so tests
+/// can expire visibility timeouts without waiting.
+pub async fn process_batch_at(
+    queue: &LocalQueue,
+    name: QueueName,
+    now_ms: i64,
+) -> StoreResult<usize> {
+    let at = At(queue, now_ms);
+    batch::consume_batch(&queue.store, queue, &at, &SystemClock, name, Duration::ZERO).await
+}
+
+/// Processes until both queues are empty (records in flight elsewhere are not waited for).
+pub async fn drain(queue: &LocalQueue) -> StoreResult<()> {
+    batch::drain(&queue.store, queue, queue, &SystemClock).await
 }

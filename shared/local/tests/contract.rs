@@ -1,5 +1,7 @@
-//! The port contract suite (`tendon_core::contract`) on SQLite: in memory, and
-//! on a database file that every check opens anew.
+//! The port contract suite (`tendon-contract`) on SQLite: one test per check
+//! in memory (every suite) and on a database file of its own (the `port`
+//! suite), and the `port` suite in turn on one shared store; then what only
+//! SQLite does (reopening a file, ordering by instant).
 use std::path::PathBuf;
 
 use tendon_core::ports::{ConfigStore, MessageLog};
@@ -31,29 +33,34 @@ impl Drop for TempDb {
     }
 }
 
-#[tokio::test]
-async fn in_memory_store_meets_the_port_contract() {
-    tendon_core::contract::run_all(|| SqliteStore::open_in_memory().expect("in-memory store"))
-        .await;
+tendon_contract::contract_tests! {
+    #[tokio::test]
+    mod in_memory: port, workflows, cliniko =
+        || SqliteStore::open_in_memory().expect("in-memory store");
 }
 
-#[tokio::test]
-async fn file_store_meets_the_port_contract() {
-    let db = TempDb::new("contract");
-    tendon_core::contract::run_all(|| SqliteStore::open(&db.0).expect("file store")).await;
+// Each check on a database file of its own, opened by the check.
+tendon_contract::contract_tests! {
+    #[tokio::test]
+    mod file_store: port = {
+        let db = TempDb::new(&tendon_contract::unique("contract"));
+        move || SqliteStore::open(&db.0).expect("file store")
+    };
 }
 
+/// Every check in turn on one store, its clones shared: the data of the
+/// checks before is there for the next, on a multi-thread runtime.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shared_store_meets_the_port_contract_on_a_multi_thread_runtime() {
     let store = SqliteStore::open_in_memory().expect("in-memory store");
-    tendon_core::contract::run_all(|| store.clone()).await;
+    tendon_contract::run_all(|| store.clone()).await;
 }
 
 #[tokio::test]
 async fn a_file_store_keeps_its_data_across_opens() {
     let db = TempDb::new("reopen");
-    let org = tendon_core::contract::org("ACME01");
-    let message = tendon_core::contract::message("ACME01", "m1", "2026-11-20T17:30:00Z");
+    let org = tendon_contract::org("ACME01");
+    let message = tendon_contract::message("ACME01", "m1", "2026-11-20T17:30:00Z");
     {
         let store = SqliteStore::open(&db.0).expect("file store");
         store.create_org(&org, "hash-1").await.expect("create_org");
@@ -91,9 +98,9 @@ fn open_reports_an_unusable_path() {
 async fn received_at_orders_by_instant_not_by_text() {
     // "…:00.5Z" sorts before "…:00Z" as text, but is half a second later.
     let store = SqliteStore::open_in_memory().expect("store");
-    let later = tendon_core::contract::message("ACME01", "later", "2026-11-20T17:30:00.5Z");
-    let earlier = tendon_core::contract::message("ACME01", "earlier", "2026-11-20T17:30:00Z");
-    let offset = tendon_core::contract::message("ACME01", "offset", "2026-11-20T09:30:00.25-08:00");
+    let later = tendon_contract::message("ACME01", "later", "2026-11-20T17:30:00.5Z");
+    let earlier = tendon_contract::message("ACME01", "earlier", "2026-11-20T17:30:00Z");
+    let offset = tendon_contract::message("ACME01", "offset", "2026-11-20T09:30:00.25-08:00");
     for m in [&later, &earlier, &offset] {
         store.insert_message(m).await.expect("insert_message");
     }
@@ -111,11 +118,11 @@ async fn received_at_orders_by_instant_not_by_text() {
 async fn create_org_with_a_key_of_another_org_creates_nothing() {
     let store = SqliteStore::open_in_memory().expect("store");
     store
-        .create_org(&tendon_core::contract::org("A"), "shared-hash")
+        .create_org(&tendon_contract::org("A"), "shared-hash")
         .await
         .expect("create A");
     let got = store
-        .create_org(&tendon_core::contract::org("B"), "shared-hash")
+        .create_org(&tendon_contract::org("B"), "shared-hash")
         .await;
     assert!(
         matches!(got, Err(tendon_core::ports::StoreError::AlreadyExists(_))),
@@ -139,18 +146,4 @@ async fn create_org_with_a_key_of_another_org_creates_nothing() {
         store.add_ingest_key("B", "shared-hash").await,
         Err(tendon_core::ports::StoreError::NotFound(_))
     ));
-}
-
-#[tokio::test]
-async fn in_memory_store_meets_the_workflow_contract() {
-    tendon_core::contract::run_workflows(|| {
-        SqliteStore::open_in_memory().expect("in-memory store")
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn in_memory_store_meets_the_cliniko_contract() {
-    tendon_core::contract::run_cliniko(|| SqliteStore::open_in_memory().expect("in-memory store"))
-        .await;
 }

@@ -5,13 +5,13 @@
 //! tokio's paused clock, so the durations are exact, never measured.
 use std::time::Duration;
 
+use tendon_contract::{cliniko_connection, org, unique};
 use tendon_core::cliniko::api::{
     AppointmentList, ClinikoApi, ClinikoAppointment, ClinikoAppointmentType, ClinikoAttendee,
     ClinikoBusiness, ClinikoCase, ClinikoError, ClinikoGroupAppointment, ClinikoPatient,
     ClinikoPractitioner, Listing, Page, PatientList,
 };
 use tendon_core::cliniko::open::{DEFAULT_PROFILE_URL, NOT_FOUND_FLOOR, OpenAnswer, hold, open};
-use tendon_core::contract::{cliniko_connection, org, unique};
 use tendon_core::ports::{ClinikoStore, ConfigStore};
 use tendon_local::SqliteStore;
 use tokio::time::Instant;

@@ -1,67 +1,24 @@
 //! Reliability on the local backend, through the real handlers, store and
 //! queues: redelivery, reordering, crashes mid-step and tenant isolation.
 use tendon_core::intake::{DEFAULT_MAX_BODY, ingest};
-use tendon_core::keys::key_hash;
 use tendon_core::model::MessageStatus;
-use tendon_core::org::{Location, Org, Practitioner};
+use tendon_core::org::Location;
 use tendon_core::ports::{
     ConfigStore, MessageLog, PatientStore, QueueName, SystemClock, WorkQueue,
 };
 use tendon_core::processing::patient_step;
-use tendon_local::worker::{LocalQueue, VISIBILITY, drain, process_batch_at};
+use tendon_local::{LocalQueue, VISIBILITY, drain, process_batch_at};
 use tendon_local::{SqliteStore, now_ms};
-
-const WORKED: &str = include_str!("../../../examples/worked-example.hl7");
-const KEY: &str = "tdn_test_key_acme";
+use tendon_testkit::acme::{self, KEY, WORKED};
+use tendon_testkit::post;
 
 async fn setup() -> LocalQueue {
     setup_with(SqliteStore::open_in_memory().unwrap()).await
 }
 
 async fn setup_with(store: SqliteStore) -> LocalQueue {
-    let org = Org {
-        id: "ACME01".into(),
-        name: "Acme PT".into(),
-        timezone: "America/Los_Angeles".into(),
-        ie_types: vec!["Initial Eval".into()],
-        field_map: Default::default(),
-    };
-    store.create_org(&org, &key_hash(KEY)).await.unwrap();
-    store
-        .put_location(
-            "ACME01",
-            &Location {
-                id: "12".into(),
-                name: "Salem".into(),
-                timezone: None,
-            },
-        )
-        .await
-        .unwrap();
-    let p = Practitioner {
-        id: "445566".into(),
-        first_name: "Chidi".into(),
-        last_name: "Okafor".into(),
-        npi: None,
-        email: None,
-    };
-    store.put_practitioner("ACME01", &p).await.unwrap();
+    acme::setup(&store).await;
     LocalQueue::new(store)
-}
-
-async fn post(q: &LocalQueue, key: &str, body: &str) -> String {
-    let auth = format!("Bearer {key}");
-    let reply = ingest(
-        q.store(),
-        q,
-        &SystemClock,
-        Some(&auth),
-        body.as_bytes(),
-        DEFAULT_MAX_BODY,
-    )
-    .await
-    .unwrap();
-    String::from_utf8(reply.body).unwrap()
 }
 
 /// Drops the fields that record wall-clock time, which differ between runs.
@@ -107,7 +64,7 @@ async fn state(q: &LocalQueue) -> (serde_json::Value, Vec<String>) {
 #[tokio::test]
 async fn a_message_delivered_three_times_gives_the_state_of_one() {
     let once = setup().await;
-    post(&once, KEY, WORKED).await;
+    post(once.store(), &once, KEY, WORKED).await;
     drain(&once).await.unwrap();
     let expected = state(&once).await;
     assert_eq!(expected.1.len(), 4);
@@ -115,7 +72,7 @@ async fn a_message_delivered_three_times_gives_the_state_of_one() {
     // Three posts (gateway retries) and three queue deliveries of the same pointer.
     let thrice = setup().await;
     for _ in 0..3 {
-        post(&thrice, KEY, WORKED).await;
+        post(thrice.store(), &thrice, KEY, WORKED).await;
     }
     let msg = thrice
         .store()
@@ -169,7 +126,7 @@ fn at(msg: &str, control: &str, msh7: &str) -> String {
 #[tokio::test]
 async fn out_of_order_updates_do_not_overwrite_newer_state() {
     let q = setup().await;
-    post(&q, KEY, &at(WORKED, "C1", "20261120090000-0800")).await;
+    post(q.store(), &q, KEY, &at(WORKED, "C1", "20261120090000-0800")).await;
     let arrived = WORKED
         .replace("SIU^S12^SIU_S12", "SIU^S14")
         .replace("||Booked", "||Arrived");
@@ -177,15 +134,33 @@ async fn out_of_order_updates_do_not_overwrite_newer_state() {
         .replace("SIU^S12^SIU_S12", "SIU^S13")
         .replace("^^45^202612011000", "^^45^202612051000");
     // The newer arrival lands before the older reschedule.
-    post(&q, KEY, &at(&arrived, "C3", "20261201100000-0800")).await;
-    post(&q, KEY, &at(&moved, "C2", "20261125090000-0800")).await;
+    post(
+        q.store(),
+        &q,
+        KEY,
+        &at(&arrived, "C3", "20261201100000-0800"),
+    )
+    .await;
+    post(q.store(), &q, KEY, &at(&moved, "C2", "20261125090000-0800")).await;
     let a08 = |control: &str, msh7: &str, family: &str| {
         format!(
             "MSH|^~\\&|EMR|ACME01|||{msh7}||ADT^A08|{control}|P|2.5.1\rPID|1||P555^^^^MR||{family}^Ana||19850312|F\r"
         )
     };
-    post(&q, KEY, &a08("A2", "20261210000000-0800", "Newer")).await;
-    post(&q, KEY, &a08("A1", "20261209000000-0800", "Older")).await;
+    post(
+        q.store(),
+        &q,
+        KEY,
+        &a08("A2", "20261210000000-0800", "Newer"),
+    )
+    .await;
+    post(
+        q.store(),
+        &q,
+        KEY,
+        &a08("A1", "20261209000000-0800", "Older"),
+    )
+    .await;
     drain(&q).await.unwrap();
     let rec = q
         .store()
@@ -218,7 +193,7 @@ async fn out_of_order_updates_do_not_overwrite_newer_state() {
 #[tokio::test]
 async fn a_worker_that_dies_after_its_writes_leaves_no_duplicate_and_no_loss() {
     let q = setup().await;
-    post(&q, KEY, WORKED).await;
+    post(q.store(), &q, KEY, WORKED).await;
     let t0 = now_ms();
     // The worker receives the record and commits the patient step, then dies
     // before deleting it from the queue (and, as far as we know, before queueing
@@ -266,45 +241,18 @@ async fn a_worker_that_dies_after_its_writes_leaves_no_duplicate_and_no_loss() {
 #[tokio::test]
 async fn one_orgs_key_never_writes_into_another_org() {
     let q = setup().await;
-    let other = Org {
-        id: "OTHER9".into(),
-        name: "Other".into(),
-        timezone: "America/New_York".into(),
-        ie_types: vec!["Initial Eval".into()],
-        field_map: Default::default(),
-    };
-    q.store()
-        .create_org(&other, &key_hash("tdn_other_key"))
-        .await
-        .unwrap();
-    q.store()
-        .put_location(
-            "OTHER9",
-            &Location {
-                id: "12".into(),
-                name: "X".into(),
-                timezone: None,
-            },
-        )
-        .await
-        .unwrap();
-    let p = Practitioner {
-        id: "445566".into(),
-        first_name: "A".into(),
-        last_name: "B".into(),
-        npi: None,
-        email: None,
-    };
-    q.store().put_practitioner("OTHER9", &p).await.unwrap();
+    let other = acme::clinic("OTHER9", "Other", "America/New_York");
+    acme::configure(q.store(), &other, "tdn_other_key").await;
 
     // ACME01's key with a message that claims to be from OTHER9.
-    let ack = post(&q, KEY, &WORKED.replace("|ACME01|", "|OTHER9|")).await;
+    let ack = post(q.store(), &q, KEY, &WORKED.replace("|ACME01|", "|OTHER9|")).await;
     assert!(
         ack.contains("MSA|AR|") && ack.contains("account_mismatch"),
         "{ack:?}"
     );
     // Without MSH-4 the tenant is the key's org, never the message's.
     post(
+        q.store(),
         &q,
         KEY,
         &WORKED.replace("|ACME01|", "||").replace("MSG00042", "M2"),
@@ -385,36 +333,8 @@ async fn a_poison_message_lands_in_the_dlq_and_can_be_redriven() {
     assert!(listed[0].errors[0].message.contains("dead-letter queue"));
 
     // The operator fixes the cause and redrives: the message is processed once.
-    let org = Org {
-        id: "GHOST1".into(),
-        name: "Ghost".into(),
-        timezone: "America/Los_Angeles".into(),
-        ie_types: vec!["Initial Eval".into()],
-        field_map: Default::default(),
-    };
-    q.store()
-        .create_org(&org, &key_hash("tdn_ghost"))
-        .await
-        .unwrap();
-    q.store()
-        .put_location(
-            "GHOST1",
-            &Location {
-                id: "12".into(),
-                name: "S".into(),
-                timezone: None,
-            },
-        )
-        .await
-        .unwrap();
-    let p = Practitioner {
-        id: "445566".into(),
-        first_name: "C".into(),
-        last_name: "O".into(),
-        npi: None,
-        email: None,
-    };
-    q.store().put_practitioner("GHOST1", &p).await.unwrap();
+    let org = acme::clinic("GHOST1", "Ghost", "America/Los_Angeles");
+    acme::configure(q.store(), &org, "tdn_ghost").await;
     assert_eq!(q.store().redrive(QueueName::Patients).await.unwrap(), 1);
     drain(&q).await.unwrap();
     assert_eq!(
@@ -461,7 +381,11 @@ async fn a_parked_adt_is_applied_once_its_patient_exists_even_across_a_crash() {
                EVN|A08|20261120100000\r\
                PID|1||P555^^^ACME^MR||Rivera^Ana^M||19850312|F|||||^NET^Internet^ana.new@example.com\r\
                PV1|1|O\r";
-    assert!(post(&q, KEY, a08).await.contains("MSA|AA|MSG-A08-1"));
+    assert!(
+        post(q.store(), &q, KEY, a08)
+            .await
+            .contains("MSA|AA|MSG-A08-1")
+    );
     drain(&q).await.unwrap();
     let pending = q
         .store()
@@ -476,7 +400,7 @@ async fn a_parked_adt_is_applied_once_its_patient_exists_even_across_a_crash() {
 
     // The IE creates P555, and the worker dies after the commit, before it
     // queues anything (the episode step, the parked A08).
-    post(&q, KEY, WORKED).await;
+    post(q.store(), &q, KEY, WORKED).await;
     let t0 = now_ms();
     let batch = q
         .store()
@@ -581,7 +505,11 @@ async fn a_message_is_stored_and_queued_together_or_not_at_all() {
     );
 
     other.execute_batch("DROP TRIGGER queue_full;").unwrap();
-    assert!(post(&q, KEY, WORKED).await.contains("MSA|AA|MSG00042"));
+    assert!(
+        post(q.store(), &q, KEY, WORKED)
+            .await
+            .contains("MSA|AA|MSG00042")
+    );
     drain(&q).await.unwrap();
     let messages = q.store().list_messages("ACME01", None).await.unwrap();
     assert_eq!(messages.len(), 1);
@@ -600,7 +528,11 @@ async fn a_replay_cut_short_before_queueing_is_swept() {
     use tendon_core::intake::{SWEEP_AFTER, sweep_unqueued};
     let q = setup().await;
     let unknown_clinic = WORKED.replace("|12^^^Salem Clinic|", "|99^^^Elsewhere|");
-    assert!(post(&q, KEY, &unknown_clinic).await.contains("MSA|AA"));
+    assert!(
+        post(q.store(), &q, KEY, &unknown_clinic)
+            .await
+            .contains("MSA|AA")
+    );
     drain(&q).await.unwrap();
     let failed = q.store().list_messages("ACME01", None).await.unwrap();
     assert_eq!(failed[0].status, MessageStatus::Failed);
@@ -666,7 +598,7 @@ async fn an_unanswered_message_is_marked_until_its_resend() {
     use tendon_core::intake::unanswered;
     let q = setup().await;
     let auth = format!("Bearer {KEY}");
-    assert!(post(&q, KEY, WORKED).await.contains("MSA|AA"));
+    assert!(post(q.store(), &q, KEY, WORKED).await.contains("MSA|AA"));
     unanswered(q.store(), &q, Some(&auth), WORKED.as_bytes())
         .await
         .unwrap();
@@ -677,7 +609,11 @@ async fn an_unanswered_message_is_marked_until_its_resend() {
         (MessageStatus::Processed, false)
     );
     let events = q.store().list_events("ACME01").await.unwrap();
-    assert!(post(&q, KEY, WORKED).await.contains("MSA|AA|MSG00042"));
+    assert!(
+        post(q.store(), &q, KEY, WORKED)
+            .await
+            .contains("MSA|AA|MSG00042")
+    );
     drain(&q).await.unwrap();
     let m = &q.store().list_messages("ACME01", None).await.unwrap()[0];
     assert_eq!((m.status, m.acknowledged), (MessageStatus::Processed, true));

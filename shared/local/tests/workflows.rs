@@ -1,18 +1,15 @@
 //! Workflows on the local backend, through the real handlers: enrolment in the
 //! event's commit, dispatch passes at chosen instants, the outbox.
 use jiff::Timestamp;
-use tendon_core::intake::{DEFAULT_MAX_BODY, ingest};
-use tendon_core::keys::key_hash;
-use tendon_core::org::{Location, Org, Practitioner};
-use tendon_core::ports::{ConfigStore, FixedClock, PatientStore, SystemClock, WorkflowStore};
+use tendon_core::ports::{FixedClock, PatientStore, WorkflowStore};
 use tendon_core::workflow::Workflow;
 use tendon_core::workflow::dispatch::{Dispatcher, PassReport};
 use tendon_core::workflow::steps::{Channel, StepStatus};
-use tendon_local::worker::{LocalQueue, drain};
 use tendon_local::{LocalOutbox, SqliteStore};
+use tendon_local::{LocalQueue, drain};
+use tendon_testkit::acme::{self, KEY, WORKED};
+use tendon_testkit::post;
 
-const WORKED_EXAMPLE: &str = include_str!("../../../examples/worked-example.hl7");
-const KEY: &str = "tdn_test_key_acme";
 /// How far ahead of today the tests' IE is: the schedule depends on the real
 /// clock (a step already past at enrolment is skipped), so no date is fixed.
 const IE_IN_DAYS: i32 = 10;
@@ -47,49 +44,18 @@ fn hl7_start(offset: i32) -> String {
 
 /// The worked example with its IE [`IE_IN_DAYS`] days from today.
 fn worked() -> String {
-    WORKED_EXAMPLE.replace("202612011000", &hl7_start(0))
+    WORKED.replace("202612011000", &hl7_start(0))
 }
 
 async fn setup() -> LocalQueue {
     let store = SqliteStore::open_in_memory().unwrap();
-    let org = Org {
-        id: "ACME01".into(),
-        name: "Acme PT".into(),
-        timezone: "America/Los_Angeles".into(),
-        ie_types: vec!["Initial Eval".into()],
-        field_map: Default::default(),
-    };
-    store.create_org(&org, &key_hash(KEY)).await.unwrap();
-    let loc = Location {
-        id: "12".into(),
-        name: "Salem Clinic".into(),
-        timezone: None,
-    };
-    store.put_location("ACME01", &loc).await.unwrap();
-    let p = Practitioner {
-        id: "445566".into(),
-        first_name: "Chidi".into(),
-        last_name: "Okafor".into(),
-        npi: None,
-        email: None,
-    };
-    store.put_practitioner("ACME01", &p).await.unwrap();
+    acme::setup(&store).await;
     LocalQueue::new(store)
 }
 
-async fn post(q: &LocalQueue, body: &str) {
-    let auth = format!("Bearer {KEY}");
-    let reply = ingest(
-        q.store(),
-        q,
-        &SystemClock,
-        Some(&auth),
-        body.as_bytes(),
-        DEFAULT_MAX_BODY,
-    )
-    .await
-    .unwrap();
-    assert!(String::from_utf8_lossy(&reply.body).contains("MSA|AA"));
+/// The message through ingest (accepted), then the queues drained.
+async fn post_and_drain(q: &LocalQueue, body: &str) {
+    assert!(post(q.store(), q, KEY, body).await.contains("MSA|AA"));
     drain(q).await.unwrap();
 }
 
@@ -135,7 +101,7 @@ async fn the_contract_example_workflow_sends_once_escaped_and_on_time() {
         "Rivera^Ana^M",
         "Rivera^<b>Ana</b>\\X0D0A\\Bcc: evil@example.com^M",
     );
-    post(&q, &hostile).await;
+    post_and_drain(&q, &hostile).await;
     let steps = q.store().list_steps("ACME01", Some("P555")).await.unwrap();
     assert_eq!(steps.len(), 2, "{steps:#?}");
 
@@ -205,13 +171,13 @@ async fn a_canceled_appointment_skips_and_a_rescheduled_one_moves_its_reminder()
         )
         .await
         .unwrap();
-    post(&q, &worked()).await;
+    post_and_drain(&q, &worked()).await;
     // S13: moved two days later.
     let moved = worked()
         .replace("SIU^S12^SIU_S12|MSG00042", "SIU^S13^SIU_S12|MSG00043")
         .replace("20261120093000-0800", "20261120094000-0800")
         .replace(&hl7_start(0), &hl7_start(2));
-    post(&q, &moved).await;
+    post_and_drain(&q, &moved).await;
     // The move's commit moves the reminder.
     let steps = q.store().list_steps("ACME01", Some("P555")).await.unwrap();
     assert_eq!(steps.len(), 1);
@@ -233,11 +199,11 @@ async fn a_canceled_appointment_skips_and_a_rescheduled_one_moves_its_reminder()
         .replace("MSG00042", "MSG00050")
         .replace("A9001", "A9002")
         .replace(&hl7_start(0), &hl7_start(7));
-    post(&q, &second).await;
+    post_and_drain(&q, &second).await;
     let cancel = second
         .replace("SIU^S12^SIU_S12|MSG00050", "SIU^S15^SIU_S12|MSG00051")
         .replace("20261120093000-0800", "20261120095000-0800");
-    post(&q, &cancel).await;
+    post_and_drain(&q, &cancel).await;
     // The cancel's commit skips it at once, not at its due time.
     let steps = q.store().list_steps("ACME01", Some("P555")).await.unwrap();
     let canceled = steps
@@ -274,7 +240,7 @@ async fn inactive_workflows_and_unmatched_groups_schedule_nothing() {
             .await
             .unwrap();
     }
-    post(&q, &worked()).await;
+    post_and_drain(&q, &worked()).await;
     let steps = q.store().list_steps("ACME01", None).await.unwrap();
     assert_eq!(steps.len(), 1, "only the shoulder survey: {steps:#?}");
     assert_eq!(steps[0].workflow_id, "shoulders");
@@ -338,7 +304,7 @@ async fn crashes_around_the_send_cost_at_most_one_duplicate_and_lose_nothing() {
         .put_workflow("ACME01", &workflow(WELCOME))
         .await
         .unwrap();
-    post(&q, &worked()).await;
+    post_and_drain(&q, &worked()).await;
     let mailer = CountingMailer::default();
     let t0 = Timestamp::now();
 
@@ -404,7 +370,7 @@ async fn an_operator_retries_a_failed_step_and_it_is_sent_once() {
         .put_workflow("ACME01", &workflow(WELCOME))
         .await
         .unwrap();
-    post(&q, &worked()).await;
+    post_and_drain(&q, &worked()).await;
     let t0 = Timestamp::now();
     let refused = pass_with(&q, &RejectingMailer, &t0.to_string()).await;
     assert_eq!(refused.failed, 1);
@@ -449,7 +415,7 @@ async fn concurrent_passes_never_send_a_step_twice() {
             .replace("MSG00042", &format!("MSG2{n:04}"))
             .replace("P555", &format!("P{}", 2000 + n))
             .replace("A9001", &format!("A{}", 20000 + n));
-        post(&q, &body).await;
+        post_and_drain(&q, &body).await;
     }
     let mailer = CountingMailer::default();
     let now = Timestamp::now().to_string();
@@ -493,7 +459,7 @@ async fn opted_out_channels_are_skipped_and_the_other_channel_still_sends() {
         )
         .await
         .unwrap();
-    post(&q, &worked()).await;
+    post_and_drain(&q, &worked()).await;
     assert!(
         q.store()
             .set_opt_out("ACME01", "P555", Channel::Text, true)
@@ -545,7 +511,7 @@ async fn a_suppressed_address_gets_no_email_whichever_patient_has_it() {
         .suppress_address("ACME01", "Ana.Rivera@example.com", "bounce")
         .await
         .unwrap();
-    post(&q, &worked()).await;
+    post_and_drain(&q, &worked()).await;
     let r = pass(&q, &Timestamp::now().to_string()).await;
     assert_eq!((r.sent, r.skipped), (0, 1));
     let steps = q.store().list_steps("ACME01", Some("P555")).await.unwrap();
@@ -582,7 +548,7 @@ async fn a_pass_out_of_time_stops_claiming_and_the_next_sends_the_rest() {
             .replace("MSG00042", &format!("MSG3{n:04}"))
             .replace("P555", &format!("P{}", 3000 + n))
             .replace("A9001", &format!("A{}", 30000 + n));
-        post(&q, &body).await;
+        post_and_drain(&q, &body).await;
     }
     let now = Timestamp::now();
     let q = &q;

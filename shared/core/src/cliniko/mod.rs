@@ -1,4 +1,4 @@
-//! Cliniko sync (seed 3): the one-way import of a clinic's Cliniko patients,
+//! Cliniko sync (docs/cliniko.md): the one-way import of a clinic's Cliniko patients,
 //! their appointments and cases, behind the [`api::ClinikoApi`] port.
 pub mod api;
 pub mod appointments;

@@ -15,7 +15,12 @@ use super::api::ClinikoApi;
 use super::sync::{Outcome, SyncError, sync_patient};
 use crate::model::Source;
 use crate::ports::SyncStore;
+use crate::reply::HttpReply;
 use crate::workflow::dispatch::path_segment;
+
+/// The environment variable holding the profile URL template, for the
+/// "Open in" route on every server.
+pub const ENV_PROFILE_URL: &str = "TENDON_PROFILE_URL";
 
 /// The default profile URL template (`{org}` and `{patient_id}` are
 /// replaced, URL-encoded).
@@ -71,17 +76,14 @@ impl OpenAnswer {
         matches!(self, OpenAnswer::NotFound).then(|| started + NOT_FOUND_FLOOR)
     }
 
-    /// The HTTP answer: status, `Location` (a redirect's) and an HTML body
-    /// (field names only, never patient data).
-    pub fn http(&self) -> (u16, Option<&str>, String) {
-        let page = |text: &str| format!("<!doctype html><meta charset=\"utf-8\"><p>{text}</p>\n");
+    /// The HTTP answer: an HTML page (field names only, never patient data),
+    /// with a redirect's `Location`.
+    pub fn reply(&self) -> HttpReply {
         match self {
-            OpenAnswer::Redirect(url) => (
-                303,
-                Some(url.as_str()),
-                page("Opening the patient's profile."),
-            ),
-            OpenAnswer::NotFound => (404, None, page("This patient cannot be opened here.")),
+            OpenAnswer::Redirect(url) => {
+                HttpReply::page(303, "Opening the patient's profile.").with_location(url.clone())
+            }
+            OpenAnswer::NotFound => HttpReply::page(404, "This patient cannot be opened here."),
             OpenAnswer::Incomplete(missing) => {
                 let names: Vec<&str> = missing
                     .iter()
@@ -98,16 +100,18 @@ impl OpenAnswer {
                     "This patient's Cliniko profile is missing: {}. Add it in Cliniko, then open the patient again.",
                     names.join(", ")
                 );
-                (422, None, page(&text))
+                HttpReply::page(422, &text)
             }
-            OpenAnswer::Unavailable(_) => (
+            OpenAnswer::Unavailable(_) => HttpReply::page(
                 502,
-                None,
-                page(
-                    "Cliniko could not be reached with this clinic's connection. Try again; if it keeps failing, reconnect Cliniko in Tendon.",
-                ),
+                "Cliniko could not be reached with this clinic's connection. Try again; if it keeps failing, reconnect Cliniko in Tendon.",
             ),
         }
+    }
+
+    /// The answer when the store failed before Cliniko was asked.
+    pub fn try_later() -> HttpReply {
+        HttpReply::page(503, "Please try again later.")
     }
 }
 

@@ -1,4 +1,4 @@
-//! docs/interface.md §2: the seed's patient and episode rules, as pure decisions.
+//! docs/interface.md §2: the patient and episode rules, as pure decisions.
 //!
 //! A processing step loads the patient records a message touches, asks these
 //! functions what to do, and commits the answer atomically. Nothing here does

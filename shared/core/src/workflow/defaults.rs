@@ -44,7 +44,7 @@ mod tests {
     use crate::model::EventKind;
 
     #[test]
-    fn the_defaults_are_valid_and_cover_the_seed() {
+    fn the_defaults_are_valid_and_cover_every_group() {
         let all = all();
         let ids: std::collections::HashSet<_> = all.iter().map(|w| w.id.as_str()).collect();
         assert_eq!(ids.len(), all.len(), "IDs are unique");

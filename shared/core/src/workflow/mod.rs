@@ -1,4 +1,4 @@
-//! Workflows (the second seed): definitions, the content catalogue, schedule
+//! Workflows (docs/workflows.md): definitions, the content catalogue, schedule
 //! maths and rendering. Enrolment turns a domain event into scheduled steps;
 //! dispatch sends the due ones. All pure; storage and sending are ports.
 pub mod catalogue;

@@ -17,6 +17,7 @@ use std::future::Future;
 use super::dispatch::unsubscribe_token_ok;
 use super::steps::Channel;
 use crate::ports::{StoreResult, WorkflowStore};
+use crate::reply::HttpReply;
 
 /// What a request to the link asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,15 +65,13 @@ const CONFIRM_PAGE: &str = "<!doctype html>\n\
 <button type=\"submit\">Unsubscribe</button></form></body></html>\n";
 
 impl Answer {
-    /// The HTTP answer: the status and an HTML page (`text/html;
-    /// charset=utf-8`), with no patient data.
-    pub fn http(self) -> (u16, String) {
-        let page = |text: &str| format!("<!doctype html><meta charset=\"utf-8\"><p>{text}</p>\n");
+    /// The HTTP answer: an HTML page, with no patient data.
+    pub fn reply(self) -> HttpReply {
         match self {
-            Answer::Confirm => (200, CONFIRM_PAGE.to_owned()),
-            Answer::Unsubscribed => (200, page("You are unsubscribed from these emails.")),
-            Answer::NotValid => (404, page("This unsubscribe link is not valid.")),
-            Answer::Unavailable => (503, page("Please try again later.")),
+            Answer::Confirm => HttpReply::html(200, CONFIRM_PAGE),
+            Answer::Unsubscribed => HttpReply::page(200, "You are unsubscribed from these emails."),
+            Answer::NotValid => HttpReply::page(404, "This unsubscribe link is not valid."),
+            Answer::Unavailable => HttpReply::page(503, "Please try again later."),
         }
     }
 }
@@ -132,8 +131,9 @@ mod tests {
 
     #[test]
     fn the_confirmation_page_is_one_form_posting_to_the_same_url() {
-        let (status, page) = Answer::Confirm.http();
-        assert_eq!(status, 200);
+        let reply = Answer::Confirm.reply();
+        assert_eq!(reply.status, 200);
+        let page = String::from_utf8(reply.body).unwrap();
         assert_eq!(page.matches("<form").count(), 1, "{page}");
         assert!(page.contains("<form method=\"post\">"), "no action: {page}");
         assert!(
@@ -142,8 +142,8 @@ mod tests {
         );
         assert_eq!(page.matches("<button").count(), 1, "{page}");
         assert!(!page.contains("You are unsubscribed"), "{page}");
-        assert_eq!(Answer::Unsubscribed.http().0, 200);
-        assert_eq!(Answer::NotValid.http().0, 404);
-        assert_eq!(Answer::Unavailable.http().0, 503);
+        assert_eq!(Answer::Unsubscribed.reply().status, 200);
+        assert_eq!(Answer::NotValid.reply().status, 404);
+        assert_eq!(Answer::Unavailable.reply().status, 503);
     }
 }

@@ -1,4 +1,4 @@
-//! The one-way sync of Cliniko profiles into patient records (seed 3).
+//! The one-way sync of Cliniko profiles into patient records (docs/cliniko.md).
 //!
 //! Cliniko is the source of truth: a profile's fields overwrite the record's.
 //! A profile without the required fields (first and last name, date of

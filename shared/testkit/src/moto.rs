@@ -1,5 +1,7 @@
 //! The moto harness: one `moto_server` per test binary, on a free port of
-//! 127.0.0.1, and AWS clients pointed at it.
+//! 127.0.0.1, and AWS clients pointed at it. Every test of a binary shares
+//! the server ([`moto`]); each works in resources of its own
+//! ([`fresh_store`], [`unique_prefix`]).
 //!
 //! moto is `infra/moto_serial.py` run by `target/venv/bin/python` (moto is
 //! installed there by `infra/test` from infra/requirements-test.txt): moto's
@@ -12,7 +14,6 @@
 //! process ends (even by a panic or a kill), the pipe closes and the watchdog
 //! stops moto, so no server outlives its test binary. (A `static` is never
 //! dropped, so a Drop impl alone would not do.)
-#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
