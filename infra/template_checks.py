@@ -526,7 +526,9 @@ def _binary_env_reads(binary, crates, bins):
         for m in re.finditer(r"(?<![\w:])((?:\w+\s*::\s*)+)([a-z_]\w*)\b(?!\s*::)", code):
             segs = [s.strip() for s in m.group(1).split("::") if s.strip()]
             out += resolve_path(segs, m.group(2), f)
-        for m in re.finditer(r"(?<![\w:.!])(?<!fn )([a-z_]\w*)\b(?!\s*::)\s*(\()?", code):
+        # A fn named alone: called, or passed as a value (a route's handler,
+        # `get(hl7::<A>)`, with its turbofish).
+        for m in re.finditer(r"(?<![\w:.!])(?<!fn )([a-z_]\w*)\b(?!\s*::\s*(?!<))\s*(\()?", code):
             name, call = m.group(1), m.group(2)
             if name in _RUST_KEYWORDS:
                 continue

@@ -58,7 +58,7 @@ fn workflows_on_the_aws_backend() {
 /// pass sends it as a delivery of its own.
 #[test]
 fn an_operator_retries_a_failed_step() {
-    use tendon_core::ports::WorkflowStore;
+    use tendon_core::ports::StepSchedule;
     use tendon_core::workflow::steps::StepStatus;
     let mut t = Tendon::local("retry");
     t.serve();
@@ -141,7 +141,7 @@ fn an_operator_retries_a_failed_step() {
 /// is in the store contract).
 #[test]
 fn an_operator_lists_and_lifts_suppressed_addresses() {
-    use tendon_core::ports::WorkflowStore;
+    use tendon_core::ports::Suppressions;
     let t = Tendon::local("suppress");
     t.clinic("ACME01");
     let store = tendon_local::SqliteStore::open(t.db()).expect("the deployment's database");
@@ -667,7 +667,7 @@ fn quoted_printable_decode(text: &str) -> String {
 
 /// The HTML parts of the org's emails, as the local outbox table keeps them.
 fn local_html(t: &Tendon, org: &str) -> Vec<String> {
-    use tendon_core::ports::WorkflowStore;
+    use tendon_core::ports::DeliveryLog;
     let store = tendon_local::SqliteStore::open(t.db()).expect("the deployment's database");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

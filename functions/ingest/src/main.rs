@@ -1,6 +1,6 @@
-//! The ingest function: Tendon's HTTP application (`tendon-http`) behind an
-//! API Gateway HTTP API, for `POST /hl7`, `GET /health` and the unsubscribe
-//! links of workflow emails.
+//! The ingest function: the ingest routes of Tendon's HTTP application
+//! (`tendon_http::ingest_router`: `POST /hl7`, `GET /health` and the
+//! unsubscribe links of workflow emails) behind an API Gateway HTTP API.
 use lambda_http::Error;
 use tendon_aws::AwsStore;
 
@@ -8,9 +8,6 @@ use tendon_aws::AwsStore;
 async fn main() -> Result<(), Error> {
     tendon_aws::init_lambda_logs();
     let store = AwsStore::from_env().await?.with_ingest_cache();
-    lambda_http::run(tendon_http::router(
-        store,
-        tendon_http::Settings::from_env()?,
-    ))
-    .await
+    let timeouts = tendon_http::Timeouts::from_env()?;
+    lambda_http::run(tendon_http::ingest_router(store, timeouts)).await
 }

@@ -4,7 +4,8 @@ use serde_json::{Value, json};
 use tendon_core::keys::{self, key_hash, new_ingest_key};
 use tendon_core::model::{MessageStatus, PatientRecord};
 use tendon_core::org::{Location, Org, Practitioner};
-use tendon_core::ports::{ConfigStore, MessageLog, PatientStore, StoreError, WorkflowStore};
+use tendon_core::ports::{ConfigStore, MessageLog, PatientStore, StoreError, Suppressions};
+use tendon_core::workflow::opt_out;
 use tendon_core::workflow::steps::Channel;
 
 use crate::backend::Backend;
@@ -273,10 +274,7 @@ async fn require_org(store: &impl ConfigStore, org: &str) -> Result<Org, String>
     }
 }
 
-pub async fn org(
-    store: &(impl ConfigStore + WorkflowStore),
-    cmd: OrgCommand,
-) -> Result<(), String> {
+pub async fn org(store: &(impl ConfigStore + Suppressions), cmd: OrgCommand) -> Result<(), String> {
     let (id, name, timezone, ie_types, out) = match cmd {
         OrgCommand::Create {
             id,
@@ -473,7 +471,7 @@ pub async fn ie_type(store: &impl ConfigStore, cmd: IeTypeCommand) -> Result<(),
     print(out.json, &org_json(&o))
 }
 
-async fn set_opt_out<S: ConfigStore + PatientStore + WorkflowStore>(
+async fn set_opt_out<S: ConfigStore + PatientStore>(
     store: &S,
     org: &str,
     id: &str,
@@ -484,8 +482,7 @@ async fn set_opt_out<S: ConfigStore + PatientStore + WorkflowStore>(
     let channel = Channel::parse(channel)
         .ok_or_else(|| format!("--channel must be email or text, not {channel:?}"))?;
     require_org(store, org).await?;
-    if !store
-        .set_opt_out(org, id, channel, opted_out)
+    if !opt_out::set_opt_out(store, org, id, channel, opted_out)
         .await
         .map_err(err)?
     {
@@ -538,7 +535,7 @@ fn patient_json(rec: &PatientRecord) -> Value {
     })
 }
 
-pub async fn patient<S: ConfigStore + PatientStore + WorkflowStore>(
+pub async fn patient<S: ConfigStore + PatientStore>(
     store: &S,
     cmd: PatientCommand,
 ) -> Result<(), String> {

@@ -7,7 +7,9 @@ use tendon_core::batch::{self, Consumer};
 use tendon_core::cliniko::sync::sync_all;
 use tendon_core::intake;
 use tendon_core::model::StoredMessage;
-use tendon_core::ports::{Mailer, QueueName, StepStore, StoreResult, SystemClock, WorkQueue};
+use tendon_core::ports::{
+    DispatchStore, Mailer, QueueName, StepStore, StoreResult, SystemClock, WorkQueue, WorkflowStore,
+};
 use tendon_core::workflow::dispatch::{Dispatcher, PassReport};
 use tendon_http::App;
 use tendon_local::LocalOutbox;
@@ -15,7 +17,9 @@ use tendon_local::LocalQueue;
 
 /// A backend: what the HTTP routes need (`tendon_http::App`: the store, the
 /// intake, the unsubscribe secret), and the rest of what the commands use.
-pub trait Backend: App<Store: StepStore, Queue: WorkQueue + Consumer> {
+pub trait Backend:
+    App<Store: StepStore + DispatchStore + WorkflowStore, Queue: WorkQueue + Consumer>
+{
     type Mailer: Mailer + Send + Sync + 'static;
 
     /// The sender: the outbox table locally; SES and SNS on AWS.

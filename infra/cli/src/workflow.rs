@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 use serde_json::{Value, json};
-use tendon_core::ports::{ConfigStore, PatientStore, StoreError, WorkflowStore};
+use tendon_core::ports::{
+    ConfigStore, DeliveryLog, PatientStore, StepSchedule, StoreError, WorkflowStore,
+};
 use tendon_core::workflow::{Workflow, WorkflowStatus, defaults};
 
 use crate::admin::JsonFlag;
@@ -152,7 +154,7 @@ async fn require_org<S: ConfigStore>(store: &S, org: &str) -> Result<Vec<Workflo
     }
 }
 
-pub async fn run<S: ConfigStore + WorkflowStore + PatientStore>(
+pub async fn run<S: ConfigStore + WorkflowStore + StepSchedule + PatientStore>(
     store: &S,
     cmd: WorkflowCommand,
 ) -> Result<(), String> {
@@ -290,7 +292,7 @@ async fn set_status<S: WorkflowStore>(
     }
 }
 
-pub async fn assignment<S: WorkflowStore>(store: &S, cmd: AssignmentCommand) -> Result<(), String> {
+pub async fn assignment<S: DeliveryLog>(store: &S, cmd: AssignmentCommand) -> Result<(), String> {
     let AssignmentCommand::Complete { org, delivery, out } = cmd;
     if !store
         .complete_assignment(&org, &delivery)
@@ -308,7 +310,7 @@ pub async fn assignment<S: WorkflowStore>(store: &S, cmd: AssignmentCommand) -> 
     )
 }
 
-pub async fn outbox<S: WorkflowStore>(store: &S, cmd: OutboxCommand) -> Result<(), String> {
+pub async fn outbox<S: DeliveryLog>(store: &S, cmd: OutboxCommand) -> Result<(), String> {
     let OutboxCommand::List { org, out } = cmd;
     let all = store.list_deliveries(&org).await.map_err(err)?;
     let view: Vec<Value> = all

@@ -21,7 +21,10 @@
 //! One [`AwsStore`] implements [`ConfigStore`](tendon_core::ports::ConfigStore),
 //! [`MessageLog`](tendon_core::ports::MessageLog),
 //! [`PatientStore`](tendon_core::ports::PatientStore),
-//! [`WorkflowStore`](tendon_core::ports::WorkflowStore) and
+//! the workflow ports ([`WorkflowStore`](tendon_core::ports::WorkflowStore),
+//! [`StepSchedule`](tendon_core::ports::StepSchedule),
+//! [`DeliveryLog`](tendon_core::ports::DeliveryLog),
+//! [`Suppressions`](tendon_core::ports::Suppressions)) and
 //! [`WorkQueue`](tendon_core::ports::WorkQueue) with the semantics their docs
 //! give (the `tendon-contract` suites check them on moto).
 //! [`AwsMailer`] implements [`Mailer`](tendon_core::ports::Mailer): email
@@ -118,7 +121,6 @@ mod cliniko;
 mod config;
 pub mod consumer;
 mod health;
-mod intake;
 mod items;
 pub mod lambda;
 mod mail;
@@ -127,7 +129,6 @@ pub mod pace;
 mod patients;
 mod queue;
 pub mod sdk;
-mod steps;
 mod workflows;
 
 pub use bootstrap::{BootstrapEnv, bootstrap, bootstrap_with};

@@ -1,7 +1,9 @@
-//! [`WorkflowStore`]: workflows in the org partition, scheduled steps in their
-//! patient's partition (claimed through the sparse `due` GSI), deliveries
-//! with their listing, and the assignment markers of sent surveys and
-//! exercises. See the item layout in the crate docs.
+//! The workflow ports on DynamoDB: [`WorkflowStore`] (workflows in the org
+//! partition), [`StepSchedule`] (scheduled steps in their patient's
+//! partition, claimed through the sparse `due` GSI), [`DeliveryLog`]
+//! (deliveries with their listing, and the assignment markers of sent
+//! surveys and exercises) and [`Suppressions`] (the org's `SUPPRESS`
+//! partition). See the item layout in the crate docs.
 //!
 //! **The due index.** A step item carries `due_pk` and `due_at` only while
 //! its status is `scheduled`: `due_pk` is `DUE#<n>` (a hash of the step ID
@@ -24,8 +26,11 @@ use aws_sdk_dynamodb::types::{
 };
 use jiff::Timestamp;
 use tendon_core::join::join_all;
-use tendon_core::ports::{Inserted, StoreError, StoreResult, Suppression, WorkflowStore};
-use tendon_core::workflow::steps::{Channel, Delivery, DeliveryStatus, ScheduledStep, StepStatus};
+use tendon_core::ports::{
+    DeliveryLog, Inserted, StepSchedule, StoreError, StoreResult, Suppression, Suppressions,
+    WorkflowStore,
+};
+use tendon_core::workflow::steps::{Delivery, DeliveryStatus, ScheduledStep, StepStatus};
 use tendon_core::workflow::{TaskKind, Workflow, WorkflowStatus};
 
 use crate::config::{org_changed, put};
@@ -275,153 +280,6 @@ impl AwsStore {
 }
 
 impl WorkflowStore for AwsStore {
-    /// A Put of `ORG#<org>#SUPPRESS` / `<address>` (the first reason stays).
-    async fn suppress_address(&self, org: &str, address: &str, reason: &str) -> StoreResult<()> {
-        const WHAT: &str = "suppress_address";
-        let mut item = key(
-            format!("ORG#{org}#SUPPRESS"),
-            address.trim().to_ascii_lowercase(),
-        );
-        item.insert("reason".to_owned(), s(reason));
-        // Suppressed already: the first reason stays.
-        self.put_if(WHAT, item, Some("attribute_not_exists(pk)"))
-            .await
-            .map(|_| ())
-    }
-
-    /// One GetItem.
-    async fn is_suppressed(&self, org: &str, address: &str) -> StoreResult<bool> {
-        Ok(self
-            .get(
-                "is_suppressed",
-                format!("ORG#{org}#SUPPRESS"),
-                &address.trim().to_ascii_lowercase(),
-            )
-            .await?
-            .is_some())
-    }
-
-    /// A Query of `ORG#<org>#SUPPRESS` (its `sk` is the address).
-    async fn suppressed_addresses(&self, org: &str) -> StoreResult<Vec<Suppression>> {
-        Ok(self
-            .query_all("suppressed_addresses", format!("ORG#{org}#SUPPRESS"))
-            .await?
-            .iter()
-            .filter_map(|item| {
-                Some(Suppression {
-                    address: string_attr(item, SK)?.to_owned(),
-                    reason: string_attr(item, "reason").unwrap_or_default().to_owned(),
-                })
-            })
-            .collect())
-    }
-
-    /// A DeleteItem that returns the old item, so it tells whether there was one.
-    async fn unsuppress_address(&self, org: &str, address: &str) -> StoreResult<bool> {
-        const WHAT: &str = "unsuppress_address";
-        self.count();
-        self.count_writes(1);
-        let out = self
-            .dynamo
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(
-                format!("ORG#{org}#SUPPRESS"),
-                address.trim().to_ascii_lowercase(),
-            )))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(|e| backend(WHAT, &e))?;
-        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
-    }
-
-    /// Opts a patient out of (or back into) workflow messages on `channel`: a
-    /// versioned rewrite of the record (retried on a concurrent change).
-    /// `false` if there is no such patient.
-    async fn set_opt_out(
-        &self,
-        org: &str,
-        patient_id: &str,
-        channel: Channel,
-        opted_out: bool,
-    ) -> StoreResult<bool> {
-        use tendon_core::ports::PatientStore;
-        const WHAT: &str = "set_opt_out";
-        for _ in 0..8 {
-            let Some(mut record) = self.load_patient(org, patient_id).await? else {
-                return Ok(false);
-            };
-            if !channel.set_opt_out(&mut record.patient, opted_out) {
-                return Ok(true);
-            }
-            let expected = record.version;
-            record.version += 1;
-            let item = crate::items::to_item(
-                WHAT,
-                &record,
-                patient_pk(org, patient_id),
-                crate::items::PATIENT_SK,
-            )?;
-            self.count();
-            self.count_writes(1);
-            let put = self
-                .dynamo
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("#v = :expected")
-                .expression_attribute_names("#v", "version")
-                .expression_attribute_values(":expected", AttributeValue::N(expected.to_string()))
-                .send()
-                .await;
-            match put {
-                Ok(_) => return Ok(true),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
-                Err(e) => return Err(backend(WHAT, &e)),
-            }
-        }
-        Err(StoreError::Backend(format!(
-            "{WHAT}: the record kept changing"
-        )))
-    }
-
-    /// Marks an assigned survey or exercise complete (by delivery ID): a
-    /// GetItem of the delivery and an Update of its marker. `false` if there
-    /// is no such open assignment.
-    async fn complete_assignment(&self, org: &str, delivery_id: &str) -> StoreResult<bool> {
-        const WHAT: &str = "complete_assignment";
-        let Some(item) = self
-            .get(WHAT, delivery_pk(org, delivery_id), DELIVERY_SK)
-            .await?
-        else {
-            return Ok(false);
-        };
-        let delivery: Delivery = from_item(WHAT, item)?;
-        if !is_assignment(delivery.kind) || delivery.status != DeliveryStatus::Sent {
-            return Ok(false);
-        }
-        self.count();
-        self.count_writes(1);
-        let result = self
-            .dynamo
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(
-                patient_pk(org, &delivery.patient_id),
-                assignment_sk(delivery_id),
-            )))
-            .update_expression("SET #c = :now")
-            .condition_expression("attribute_exists(pk) AND attribute_not_exists(#c)")
-            .expression_attribute_names("#c", COMPLETED_AT)
-            .expression_attribute_values(":now", s(Timestamp::now().to_string()))
-            .send()
-            .await;
-        written(WHAT, result)
-    }
-
     /// A GetItem of the current version, then one transaction: the workflow
     /// (conditional on that version) and a fresh configuration token on the
     /// org item (which must exist). A racing import is retried.
@@ -499,7 +357,9 @@ impl WorkflowStore for AwsStore {
             "{WHAT}: the workflow kept changing"
         )))
     }
+}
 
+impl StepSchedule for AwsStore {
     /// A Query of each due-index shard (at once) for steps due at `at`, then
     /// a conditional UpdateItem per step (unclaimed at `now`), oldest first,
     /// until `limit` are claimed or the index has no more. Steps that are not
@@ -649,6 +509,48 @@ impl WorkflowStore for AwsStore {
         written(WHAT, result)
     }
 
+    /// One patient: a Query of the patient's `STEP#` items. The whole org:
+    /// the patient listing, then that Query per patient (a few at once).
+    /// Sorted by due time, then ID.
+    async fn list_steps(
+        &self,
+        org: &str,
+        patient_id: Option<&str>,
+    ) -> StoreResult<Vec<ScheduledStep>> {
+        const WHAT: &str = "list_steps";
+        let mut steps = match patient_id {
+            Some(p) => self.patient_steps(WHAT, org, p).await?,
+            None => {
+                let ids: Vec<String> = self
+                    .query_all(WHAT, patient_list_pk(org))
+                    .await?
+                    .iter()
+                    .filter_map(|i| string_attr(i, "id").map(str::to_owned))
+                    .collect::<HashSet<_>>()
+                    .into_iter()
+                    .collect();
+                let mut out = Vec::new();
+                for chunk in ids.chunks(LIST_CONCURRENCY) {
+                    let pages = join_all(
+                        chunk
+                            .iter()
+                            .map(|id| self.patient_steps(WHAT, org, id))
+                            .collect(),
+                    )
+                    .await;
+                    for page in pages {
+                        out.extend(page?);
+                    }
+                }
+                out
+            }
+        };
+        steps.sort_by_cached_key(|s| (millis(WHAT, &s.due_at).unwrap_or(i64::MAX), s.id.clone()));
+        Ok(steps)
+    }
+}
+
+impl DeliveryLog for AwsStore {
     /// One transaction: the delivery (`attribute_not_exists`) and its listing
     /// item; on a duplicate, a GetItem returns the stored one.
     async fn begin_delivery(&self, delivery: &Delivery) -> StoreResult<Inserted<Delivery>> {
@@ -787,46 +689,6 @@ impl WorkflowStore for AwsStore {
         Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
     }
 
-    /// One patient: a Query of the patient's `STEP#` items. The whole org:
-    /// the patient listing, then that Query per patient (a few at once).
-    /// Sorted by due time, then ID.
-    async fn list_steps(
-        &self,
-        org: &str,
-        patient_id: Option<&str>,
-    ) -> StoreResult<Vec<ScheduledStep>> {
-        const WHAT: &str = "list_steps";
-        let mut steps = match patient_id {
-            Some(p) => self.patient_steps(WHAT, org, p).await?,
-            None => {
-                let ids: Vec<String> = self
-                    .query_all(WHAT, patient_list_pk(org))
-                    .await?
-                    .iter()
-                    .filter_map(|i| string_attr(i, "id").map(str::to_owned))
-                    .collect::<HashSet<_>>()
-                    .into_iter()
-                    .collect();
-                let mut out = Vec::new();
-                for chunk in ids.chunks(LIST_CONCURRENCY) {
-                    let pages = join_all(
-                        chunk
-                            .iter()
-                            .map(|id| self.patient_steps(WHAT, org, id))
-                            .collect(),
-                    )
-                    .await;
-                    for page in pages {
-                        out.extend(page?);
-                    }
-                }
-                out
-            }
-        };
-        steps.sort_by_cached_key(|s| (millis(WHAT, &s.due_at).unwrap_or(i64::MAX), s.id.clone()));
-        Ok(steps)
-    }
-
     /// One Query of the patient's `ASG#` markers, counting those without
     /// `completed_at` (Select COUNT).
     async fn open_assignments(&self, org: &str, patient_id: &str) -> StoreResult<usize> {
@@ -858,6 +720,103 @@ impl WorkflowStore for AwsStore {
                 _ => return Ok(total),
             }
         }
+    }
+
+    /// Marks an assigned survey or exercise complete (by delivery ID): a
+    /// GetItem of the delivery and an Update of its marker. `false` if there
+    /// is no such open assignment.
+    async fn complete_assignment(&self, org: &str, delivery_id: &str) -> StoreResult<bool> {
+        const WHAT: &str = "complete_assignment";
+        let Some(item) = self
+            .get(WHAT, delivery_pk(org, delivery_id), DELIVERY_SK)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let delivery: Delivery = from_item(WHAT, item)?;
+        if !is_assignment(delivery.kind) || delivery.status != DeliveryStatus::Sent {
+            return Ok(false);
+        }
+        self.count();
+        self.count_writes(1);
+        let result = self
+            .dynamo
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                patient_pk(org, &delivery.patient_id),
+                assignment_sk(delivery_id),
+            )))
+            .update_expression("SET #c = :now")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(#c)")
+            .expression_attribute_names("#c", COMPLETED_AT)
+            .expression_attribute_values(":now", s(Timestamp::now().to_string()))
+            .send()
+            .await;
+        written(WHAT, result)
+    }
+}
+
+impl Suppressions for AwsStore {
+    /// A Put of `ORG#<org>#SUPPRESS` / `<address>` (the first reason stays).
+    async fn suppress_address(&self, org: &str, address: &str, reason: &str) -> StoreResult<()> {
+        const WHAT: &str = "suppress_address";
+        let mut item = key(
+            format!("ORG#{org}#SUPPRESS"),
+            address.trim().to_ascii_lowercase(),
+        );
+        item.insert("reason".to_owned(), s(reason));
+        // Suppressed already: the first reason stays.
+        self.put_if(WHAT, item, Some("attribute_not_exists(pk)"))
+            .await
+            .map(|_| ())
+    }
+
+    /// One GetItem.
+    async fn is_suppressed(&self, org: &str, address: &str) -> StoreResult<bool> {
+        Ok(self
+            .get(
+                "is_suppressed",
+                format!("ORG#{org}#SUPPRESS"),
+                &address.trim().to_ascii_lowercase(),
+            )
+            .await?
+            .is_some())
+    }
+
+    /// A Query of `ORG#<org>#SUPPRESS` (its `sk` is the address).
+    async fn suppressed_addresses(&self, org: &str) -> StoreResult<Vec<Suppression>> {
+        Ok(self
+            .query_all("suppressed_addresses", format!("ORG#{org}#SUPPRESS"))
+            .await?
+            .iter()
+            .filter_map(|item| {
+                Some(Suppression {
+                    address: string_attr(item, SK)?.to_owned(),
+                    reason: string_attr(item, "reason").unwrap_or_default().to_owned(),
+                })
+            })
+            .collect())
+    }
+
+    /// A DeleteItem that returns the old item, so it tells whether there was one.
+    async fn unsuppress_address(&self, org: &str, address: &str) -> StoreResult<bool> {
+        const WHAT: &str = "unsuppress_address";
+        self.count();
+        self.count_writes(1);
+        let out = self
+            .dynamo
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                format!("ORG#{org}#SUPPRESS"),
+                address.trim().to_ascii_lowercase(),
+            )))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| backend(WHAT, &e))?;
+        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
     }
 }
 

@@ -662,7 +662,8 @@ async fn a_record_failing_on_its_last_receive_is_marked_dead_letter() {
 use tendon_aws::AwsMailer;
 use tendon_contract::{scheduled_step, unique, workflow_def};
 use tendon_core::ports::{
-    Commit, CommitOutcome, Mailer, RecordWrite, SendError, StepStore, WorkflowStore,
+    Commit, CommitOutcome, DeliveryLog, Mailer, RecordWrite, SendError, StepSchedule, StepStore,
+    Suppressions, WorkflowStore,
 };
 use tendon_core::workflow::TaskKind;
 use tendon_core::workflow::steps::{Channel, Delivery, DeliveryStatus, ScheduledStep, StepStatus};
@@ -1151,6 +1152,7 @@ async fn org_with_patient(store: &AwsStore, org: &str, patient: &str) {
 /// under its version; an unknown patient is `false`; opting in undoes it.
 #[tokio::test]
 async fn opt_outs_are_recorded_on_the_patient() {
+    use tendon_core::workflow::opt_out::set_opt_out;
     use tendon_core::workflow::steps::Channel;
     let (store, _) = moto::fresh_store("optout").await;
     let org = unique("ORG");
@@ -1158,28 +1160,22 @@ async fn opt_outs_are_recorded_on_the_patient() {
     org_with_patient(&store, &org, &patient).await;
 
     assert_eq!(
-        store
-            .set_opt_out(&org, &patient, Channel::Email, true)
-            .await,
+        set_opt_out(&store, &org, &patient, Channel::Email, true).await,
         Ok(true)
     );
     assert_eq!(
-        store.set_opt_out(&org, &patient, Channel::Text, true).await,
+        set_opt_out(&store, &org, &patient, Channel::Text, true).await,
         Ok(true)
     );
     assert_eq!(
-        store
-            .set_opt_out(&org, &unique("P"), Channel::Email, true)
-            .await,
+        set_opt_out(&store, &org, &unique("P"), Channel::Email, true).await,
         Ok(false)
     );
     let stored = store.load_patient(&org, &patient).await.unwrap().unwrap();
     assert!(stored.patient.unsubscribed && stored.patient.text_opt_out);
     assert_eq!(stored.version, 3, "two changes, two versions");
     assert_eq!(
-        store
-            .set_opt_out(&org, &patient, Channel::Email, true)
-            .await,
+        set_opt_out(&store, &org, &patient, Channel::Email, true).await,
         Ok(true)
     );
     assert_eq!(
@@ -1192,8 +1188,7 @@ async fn opt_outs_are_recorded_on_the_patient() {
         3,
         "no change, no write"
     );
-    store
-        .set_opt_out(&org, &patient, Channel::Email, false)
+    set_opt_out(&store, &org, &patient, Channel::Email, false)
         .await
         .unwrap();
     let stored = store.load_patient(&org, &patient).await.unwrap().unwrap();

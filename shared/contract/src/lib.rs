@@ -4,17 +4,19 @@
 //! [`PatientStore`](tendon_core::ports::PatientStore),
 //! [`StepStore`](tendon_core::ports::StepStore),
 //! [`WorkQueue`](tendon_core::ports::WorkQueue),
-//! [`Intake`](tendon_core::ports::Intake),
-//! [`WorkflowStore`](tendon_core::ports::WorkflowStore) and
+//! [`Intake`](tendon_core::ports::Intake), the workflow ports
+//! ([`WorkflowStore`], [`StepSchedule`](tendon_core::ports::StepSchedule),
+//! [`DeliveryLog`], [`Suppressions`]) and
 //! [`ClinikoStore`](tendon_core::ports::ClinikoStore)) as executable checks.
 //! A dev-only crate: adapters take it as a dev-dependency.
 //!
 //! Every adapter runs the same suite, so the backends cannot drift. The
 //! checks are split by port, one module each ([`config`], [`messages`],
-//! [`patients`], [`queue`], [`intake`], [`workflows`], [`cliniko`]), and
-//! grouped in three suites: `port` (every adapter), `workflows` (once it
-//! implements `WorkflowStore`) and `cliniko` (once it implements
-//! `ClinikoStore`). [`contract_tests!`] makes one test per check:
+//! [`patients`], [`queue`], [`intake`], [`workflows`], [`schedule`],
+//! [`deliveries`], [`suppressions`], [`cliniko`]), and grouped in three
+//! suites: `port` (every adapter), `workflows` (once it implements the
+//! workflow ports) and `cliniko` (once it implements `ClinikoStore`).
+//! [`contract_tests!`] makes one test per check:
 //!
 //! ```text
 //! tendon_contract::contract_tests! {
@@ -35,11 +37,14 @@
 
 pub mod cliniko;
 pub mod config;
+pub mod deliveries;
 pub mod fixtures;
 pub mod intake;
 pub mod messages;
 pub mod patients;
 pub mod queue;
+pub mod schedule;
+pub mod suppressions;
 pub mod workflows;
 
 pub use fixtures::{
@@ -47,7 +52,7 @@ pub use fixtures::{
     scheduled_step, unique, workflow_def,
 };
 
-use tendon_core::ports::{Intake, StepStore, WorkQueue};
+use tendon_core::ports::{DeliveryLog, Intake, StepStore, Suppressions, WorkQueue, WorkflowStore};
 
 /// Everything an adapter of the storage ports implements.
 pub trait Stores: StepStore + WorkQueue + Intake {}
@@ -82,11 +87,11 @@ macro_rules! __checks {
     (workflows, $then:ident ! $args:tt) => {
         $crate::$then! { $args
             workflows::workflow_definitions
-            workflows::scheduled_steps
-            workflows::step_updates
-            workflows::deliveries
-            workflows::suppressed_addresses
-            workflows::failed_steps_are_made_due_again
+            schedule::scheduled_steps
+            schedule::step_updates
+            deliveries::deliveries
+            suppressions::suppressed_addresses
+            schedule::failed_steps_are_made_due_again
         }
     };
     (cliniko, $then:ident ! $args:tt) => {
@@ -160,9 +165,13 @@ pub async fn run_all<S: Stores>(make: impl Fn() -> S) {
 }
 
 /// Runs the workflow checks in order, each on a store from `make`. (An adapter
-/// joins here once it implements
-/// [`WorkflowStore`](tendon_core::ports::WorkflowStore).)
-pub async fn run_workflows<S: Stores + tendon_core::ports::WorkflowStore>(make: impl Fn() -> S) {
+/// joins here once it implements the workflow ports: [`WorkflowStore`],
+/// [`StepSchedule`](tendon_core::ports::StepSchedule) (a [`Stores`] has it),
+/// [`DeliveryLog`] and [`Suppressions`].)
+pub async fn run_workflows<S>(make: impl Fn() -> S)
+where
+    S: Stores + WorkflowStore + DeliveryLog + Suppressions,
+{
     __checks!(workflows, __run!(make));
 }
 

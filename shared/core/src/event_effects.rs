@@ -8,7 +8,7 @@ use jiff::Timestamp;
 
 use crate::model::{DomainEvent, PatientRecord};
 use crate::org::OrgConfig;
-use crate::ports::{RecordWrite, StoreResult, WorkflowStore};
+use crate::ports::{RecordWrite, StepSchedule, StoreResult};
 use crate::workflow::dispatch::appointment_updates;
 use crate::workflow::enrol::enrol;
 use crate::workflow::steps::{ScheduledStep, StepStatus, StepUpdate};
@@ -51,7 +51,7 @@ pub(crate) fn step_updates(
 
 /// The pending workflow steps of the patients whose appointments `events`
 /// move, cancel or delete (read only then: most commits need none).
-pub(crate) async fn pending_steps<S: WorkflowStore>(
+pub(crate) async fn pending_steps<S: StepSchedule>(
     store: &S,
     config: &OrgConfig,
     events: &[DomainEvent],

@@ -1,7 +1,9 @@
 //! The ports: what the core needs from the outside world. `shared/local`
 //! (SQLite) and `shared/aws` (DynamoDB, SQS) implement them; a handler takes
 //! only the ports it uses, or a bound that groups them (`StepStore` for the
-//! processing steps, `SyncStore` for the Cliniko sync).
+//! processing steps, `DispatchStore` for a dispatch pass, `SyncStore` for the
+//! Cliniko sync). A port holds no domain rule: a change to a record that the
+//! rules make (an opt-out, say) is read, decided in the core and committed.
 use std::future::Future;
 
 use serde::{Deserialize, Serialize};
@@ -95,7 +97,7 @@ pub trait ConfigStore: Send + Sync {
 }
 
 /// An email address no workflow email goes to (see
-/// [`WorkflowStore::suppress_address`]).
+/// [`Suppressions::suppress_address`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Suppression {
     /// Lower-cased.
@@ -244,7 +246,7 @@ pub struct StepInput {
 /// The store a processing step runs on. `read_step` is the step's first read;
 /// a backend where each read is a network round trip fetches it all at once
 /// (the AWS backend: one BatchGetItem).
-pub trait StepStore: ConfigStore + MessageLog + PatientStore + WorkflowStore {
+pub trait StepStore: ConfigStore + MessageLog + PatientStore + StepSchedule {
     fn read_step(
         &self,
         org: &str,
@@ -379,7 +381,9 @@ pub trait Intake: Send + Sync {
     ) -> impl Future<Output = StoreResult<Vec<Unqueued>>> + Send;
 }
 
-/// Workflows, the steps enrolment scheduled, and the deliveries dispatch made.
+/// Workflow definitions: storing one (a new version of its ID) and switching
+/// it on or off. They are read with the org's configuration
+/// ([`ConfigStore::org_config`]).
 pub trait WorkflowStore: Send + Sync {
     /// Stores a workflow of an existing org (`NotFound` otherwise) under its
     /// ID: version 1 if new, else the stored version + 1. Returns it as stored.
@@ -396,6 +400,13 @@ pub trait WorkflowStore: Send + Sync {
         id: &str,
         status: crate::workflow::WorkflowStatus,
     ) -> impl Future<Output = StoreResult<Workflow>> + Send;
+}
+
+/// The workflow steps enrolment scheduled (a commit writes them:
+/// [`Commit::scheduled`], [`Commit::step_updates`]): claiming the due ones,
+/// recording how each went, making a failed one due again, listing them. Not
+/// a message's processing steps: those run on a [`StepStore`].
+pub trait StepSchedule: Send + Sync {
     /// Takes up to `limit` steps, of any org, that are `scheduled`, due at
     /// `at` or before, and not claimed beyond `now` (the real time: a pass
     /// may run for an `at` long past); each is claimed until `until`. Two
@@ -421,6 +432,18 @@ pub trait WorkflowStore: Send + Sync {
         &self,
         step: &ScheduledStep,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// The org's scheduled steps (all statuses), optionally of one patient,
+    /// by due time.
+    fn list_steps(
+        &self,
+        org: &str,
+        patient_id: Option<&str>,
+    ) -> impl Future<Output = StoreResult<Vec<ScheduledStep>>> + Send;
+}
+
+/// What dispatch sent: the deliveries (the outbox), and the surveys and
+/// exercises they assigned, open until the patient completes them.
+pub trait DeliveryLog: Send + Sync {
     /// Records a delivery unless one with its ID exists (then returns that one).
     fn begin_delivery(
         &self,
@@ -437,13 +460,6 @@ pub trait WorkflowStore: Send + Sync {
     /// The org's deliveries (the outbox), oldest first.
     fn list_deliveries(&self, org: &str)
     -> impl Future<Output = StoreResult<Vec<Delivery>>> + Send;
-    /// The org's scheduled steps (all statuses), optionally of one patient,
-    /// by due time.
-    fn list_steps(
-        &self,
-        org: &str,
-        patient_id: Option<&str>,
-    ) -> impl Future<Output = StoreResult<Vec<ScheduledStep>>> + Send;
     /// How many surveys and exercises assigned to the patient are not complete.
     fn open_assignments(
         &self,
@@ -458,6 +474,11 @@ pub trait WorkflowStore: Send + Sync {
         org: &str,
         delivery_id: &str,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
+}
+
+/// The email addresses of an org that no workflow email goes to (a
+/// permanent bounce, a complaint), until an operator lifts one.
+pub trait Suppressions: Send + Sync {
     /// Suppresses an email address for the org (lower-cased): no workflow
     /// email goes to it again. `reason`: `bounce`, `complaint`, ...
     fn suppress_address(
@@ -485,17 +506,17 @@ pub trait WorkflowStore: Send + Sync {
         org: &str,
         address: &str,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
-    /// Opts a patient out of (or back into) workflow messages on `channel`
-    /// (email: the unsubscribe link; text: an SMS STOP), by
-    /// [`Channel::set_opt_out`](crate::workflow::steps::Channel::set_opt_out)
-    /// on the stored record. `false` if there is no such patient.
-    fn set_opt_out(
-        &self,
-        org: &str,
-        patient_id: &str,
-        channel: crate::workflow::steps::Channel,
-        opted_out: bool,
-    ) -> impl Future<Output = StoreResult<bool>> + Send;
+}
+
+/// What a dispatch pass needs: the org's configuration, the patient, the due
+/// steps, the deliveries and the suppressed addresses.
+pub trait DispatchStore:
+    ConfigStore + PatientStore + StepSchedule + DeliveryLog + Suppressions
+{
+}
+impl<T: ConfigStore + PatientStore + StepSchedule + DeliveryLog + Suppressions> DispatchStore
+    for T
+{
 }
 
 /// Why a send failed.
@@ -567,5 +588,5 @@ pub trait ClinikoStore: Send + Sync {
 }
 
 /// What the stores must offer the Cliniko sync.
-pub trait SyncStore: ConfigStore + PatientStore + WorkflowStore + ClinikoStore {}
-impl<T: ConfigStore + PatientStore + WorkflowStore + ClinikoStore> SyncStore for T {}
+pub trait SyncStore: ConfigStore + PatientStore + StepSchedule + ClinikoStore {}
+impl<T: ConfigStore + PatientStore + StepSchedule + ClinikoStore> SyncStore for T {}

@@ -1,8 +1,10 @@
 //! Tendon's one HTTP application: the axum [`Router`] of every route, over
-//! either backend ([`App`]). `tendon serve` runs it on its own HTTP/1.1
-//! server (the `server` feature, with timeouts); the ingest and "Open in"
-//! functions run it under `lambda_http::run`. A route only adapts HTTP to a
-//! core handler and its [`HttpReply`]:
+//! either backend ([`App`]). `tendon serve` runs all of it ([`router`]) on its
+//! own HTTP/1.1 server (the `server` feature, with timeouts); under
+//! `lambda_http::run`, the ingest function runs its part ([`ingest_router`])
+//! and the "Open in" function its own ([`open_router`]), so each carries only
+//! the code, configuration and permissions of its routes. A route only adapts
+//! HTTP to a core handler and its [`HttpReply`]:
 //!
 //! | route | core handler |
 //! |---|---|
@@ -120,25 +122,29 @@ pub struct Settings {
 
 impl Settings {
     /// The timeouts ([`Timeouts::from_env`]) and the profile URL template
-    /// (`TENDON_PROFILE_URL`, else the default).
+    /// ([`profile_template_from_env`]).
     pub fn from_env() -> Result<Settings, String> {
         Ok(Settings {
             timeouts: Timeouts::from_env()?,
-            profile_template: std::env::var(ENV_PROFILE_URL)
-                .unwrap_or_else(|_| DEFAULT_PROFILE_URL.to_owned()),
+            profile_template: profile_template_from_env(),
         })
     }
 }
 
-/// The routes' state: the backend and the settings.
-#[derive(Clone)]
-struct Shared<A> {
-    app: A,
-    settings: Arc<Settings>,
+/// The profile URL template of the "Open in" redirect: `TENDON_PROFILE_URL`,
+/// else the default.
+pub fn profile_template_from_env() -> String {
+    std::env::var(ENV_PROFILE_URL).unwrap_or_else(|_| DEFAULT_PROFILE_URL.to_owned())
 }
 
-/// Every route of Tendon, over `app`.
+/// Every route of Tendon, over `app`: what `tendon serve` answers.
 pub fn router<A: App>(app: A, settings: Settings) -> Router {
+    ingest_router(app.clone(), settings.timeouts).merge(open_router(app, settings.profile_template))
+}
+
+/// The routes of the ingest function: `POST /hl7`, `GET /health` and the
+/// unsubscribe links.
+pub fn ingest_router<A: App>(app: A, timeouts: Timeouts) -> Router {
     Router::new()
         .route("/hl7", post(hl7::<A>))
         .route("/health", get(health::<A>))
@@ -146,11 +152,32 @@ pub fn router<A: App>(app: A, settings: Settings) -> Router {
             "/unsubscribe/{org}/{patient}/{token}",
             get(unsubscribe::<A>).post(unsubscribe::<A>),
         )
+        .with_state(Ingest { app, timeouts })
+}
+
+/// The route of the "Open in" function: `GET /cliniko/open/{token}`. Apart
+/// from the ingest routes, so the ingest function carries no Cliniko client.
+pub fn open_router<A: App>(app: A, profile_template: String) -> Router {
+    Router::new()
         .route("/cliniko/open/{token}", get(cliniko_open::<A>))
-        .with_state(Shared {
+        .with_state(Open {
             app,
-            settings: Arc::new(settings),
+            profile_template: Arc::from(profile_template),
         })
+}
+
+/// The ingest routes' state.
+#[derive(Clone)]
+struct Ingest<A> {
+    app: A,
+    timeouts: Timeouts,
+}
+
+/// The "Open in" route's state.
+#[derive(Clone)]
+struct Open<A> {
+    app: A,
+    profile_template: Arc<str>,
 }
 
 /// A core handler's answer as an HTTP response.
@@ -169,18 +196,18 @@ pub fn respond(reply: HttpReply) -> Response {
 }
 
 /// `GET /health`: the backend's probe (`tendon_core::health`), `200` or `503`.
-async fn health<A: App>(State(shared): State<Shared<A>>) -> Response {
-    respond(tendon_core::health::check(shared.app.store()).await)
+async fn health<A: App>(State(state): State<Ingest<A>>) -> Response {
+    respond(tendon_core::health::check(state.app.store()).await)
 }
 
 /// `POST /hl7`. The body is read here, at most the limit and within the
 /// body timeout: every body over the limit gets the core's JSON `413` (after
 /// the key's `401`), however large.
-async fn hl7<A: App>(State(shared): State<Shared<A>>, headers: HeaderMap, body: Body) -> Response {
+async fn hl7<A: App>(State(state): State<Ingest<A>>, headers: HeaderMap, body: Body) -> Response {
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let (app, within) = (&shared.app, shared.settings.timeouts.body);
+    let (app, within) = (&state.app, state.timeouts.body);
     let body = match read_body(&headers, body, DEFAULT_MAX_BODY, within).await {
         Ok(body) => body,
         Err(BodyError::TooLarge(size)) => {
@@ -270,11 +297,11 @@ impl<A: App> Drop for UnansweredGuard<A> {
 /// (`tendon_core::workflow::unsubscribe`). No answer says whether the patient
 /// exists.
 async fn unsubscribe<A: App>(
-    State(shared): State<Shared<A>>,
+    State(state): State<Ingest<A>>,
     method: Method,
     Path((org, patient, token)): Path<(String, String, String)>,
 ) -> Response {
-    let app = &shared.app;
+    let app = &state.app;
     let answer = unsubscribe::follow(
         app.store(),
         app.unsubscribe_secret(),
@@ -297,17 +324,17 @@ struct OpenQuery {
 /// whichever path found nothing (`tendon_core::cliniko::open::hold`), so its
 /// timing does not tell whether the token exists.
 async fn cliniko_open<A: App>(
-    State(shared): State<Shared<A>>,
+    State(state): State<Open<A>>,
     Path(token): Path<String>,
     Query(query): Query<OpenQuery>,
 ) -> Response {
     let started = tokio::time::Instant::now();
     let answer = tendon_core::cliniko::open::open(
-        shared.app.store(),
+        state.app.store(),
         |c| tendon_cliniko::client_for(c).map_err(|e| e.to_string()),
         &token,
         query.patient_id.as_deref(),
-        &shared.settings.profile_template,
+        &state.profile_template,
         jiff::Timestamp::now(),
     )
     .await;

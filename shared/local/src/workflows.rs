@@ -1,12 +1,15 @@
-//! [`WorkflowStore`] on SQLite: workflows, scheduled steps (claimed through a
-//! partial index of the due ones) and deliveries; and [`LocalOutbox`], the
-//! embedded mode's [`Mailer`], whose outbox is the deliveries table.
+//! The workflow ports on SQLite: [`WorkflowStore`] (the workflows table),
+//! [`StepSchedule`] (scheduled steps, claimed through a partial index of the
+//! due ones), [`DeliveryLog`] (the deliveries table, assignments included)
+//! and [`Suppressions`]; and [`LocalOutbox`], the embedded mode's
+//! [`Mailer`], whose outbox is the deliveries table.
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 use tendon_core::ports::{
-    Inserted, Mailer, SendError, StoreError, StoreResult, Suppression, WorkflowStore,
+    DeliveryLog, Inserted, Mailer, SendError, StepSchedule, StoreError, StoreResult, Suppression,
+    Suppressions, WorkflowStore,
 };
-use tendon_core::workflow::steps::{Channel, Delivery, DeliveryStatus, ScheduledStep, StepUpdate};
+use tendon_core::workflow::steps::{Delivery, DeliveryStatus, ScheduledStep, StepUpdate};
 use tendon_core::workflow::{Workflow, WorkflowStatus};
 
 use crate::{Fail, SqliteStore, write_tx};
@@ -102,106 +105,6 @@ impl SqliteStore {
 }
 
 impl WorkflowStore for SqliteStore {
-    async fn suppress_address(&self, org: &str, address: &str, reason: &str) -> StoreResult<()> {
-        let (org, address, reason) = (
-            org.to_owned(),
-            address.trim().to_ascii_lowercase(),
-            reason.to_owned(),
-        );
-        self.run("suppress_address", move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO suppressed_addresses (org, address, reason) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (org, address) DO NOTHING",
-            )?
-            .execute(params![org, address, reason])?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn is_suppressed(&self, org: &str, address: &str) -> StoreResult<bool> {
-        let (org, address) = (org.to_owned(), address.trim().to_ascii_lowercase());
-        self.read("is_suppressed", move |conn| {
-            Ok(conn
-                .prepare_cached(
-                    "SELECT 1 FROM suppressed_addresses WHERE org = ?1 AND address = ?2",
-                )?
-                .exists([&org, &address])?)
-        })
-        .await
-    }
-
-    async fn suppressed_addresses(&self, org: &str) -> StoreResult<Vec<Suppression>> {
-        let org = org.to_owned();
-        self.read("suppressed_addresses", move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT address, reason FROM suppressed_addresses WHERE org = ?1 ORDER BY address",
-            )?;
-            let rows = stmt.query_map([&org], |row| {
-                Ok(Suppression {
-                    address: row.get(0)?,
-                    reason: row.get(1)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-        .await
-    }
-
-    async fn unsuppress_address(&self, org: &str, address: &str) -> StoreResult<bool> {
-        let (org, address) = (org.to_owned(), address.trim().to_ascii_lowercase());
-        self.run("unsuppress_address", move |conn| {
-            Ok(conn
-                .prepare_cached("DELETE FROM suppressed_addresses WHERE org = ?1 AND address = ?2")?
-                .execute([&org, &address])?
-                > 0)
-        })
-        .await
-    }
-
-    /// Opts a patient out of (or back into) workflow messages on `channel`;
-    /// `false` if there is no such patient.
-    async fn set_opt_out(
-        &self,
-        org: &str,
-        patient_id: &str,
-        channel: Channel,
-        opted_out: bool,
-    ) -> StoreResult<bool> {
-        let (org, id) = (org.to_owned(), patient_id.to_owned());
-        self.run("set_opt_out", move |conn| {
-            let tx = write_tx(conn)?;
-            let row: Option<String> = tx
-                .prepare_cached("SELECT json FROM patients WHERE org = ?1 AND id = ?2")?
-                .query_row([&org, &id], |r| r.get(0))
-                .optional()?;
-            let Some(json) = row else {
-                return Ok(false);
-            };
-            let mut rec: tendon_core::model::PatientRecord = serde_json::from_str(&json)?;
-            if channel.set_opt_out(&mut rec.patient, opted_out) {
-                rec.version += 1;
-                tx.prepare_cached("UPDATE patients SET version = version + 1, json = ?3 WHERE org = ?1 AND id = ?2")?
-                    .execute(params![org, id, serde_json::to_string(&rec)?])?;
-            }
-            tx.commit()?;
-            Ok(true)
-        })
-        .await
-    }
-
-    /// Marks an assigned survey or exercise complete (by delivery ID).
-    async fn complete_assignment(&self, org: &str, delivery_id: &str) -> StoreResult<bool> {
-        let (org, id) = (org.to_owned(), delivery_id.to_owned());
-        self.run("complete_assignment", move |conn| {
-            let n = conn
-                .prepare_cached("UPDATE deliveries SET completed_at = ?3 WHERE org = ?1 AND id = ?2 AND kind IN ('survey', 'exercise') AND status = 'sent' AND completed_at IS NULL")?
-                .execute(params![org, id, crate::now_ms()])?;
-            Ok(n == 1)
-        })
-        .await
-    }
-
     async fn put_workflow(&self, org: &str, workflow: &Workflow) -> StoreResult<Workflow> {
         let (org, mut wf) = (org.to_owned(), workflow.clone());
         self.run("put_workflow", move |conn| {
@@ -250,7 +153,9 @@ impl WorkflowStore for SqliteStore {
         })
         .await
     }
+}
 
+impl StepSchedule for SqliteStore {
     /// The oldest due steps from the partial index, claimed in one write
     /// transaction (the single writer makes it atomic).
     async fn claim_due(
@@ -338,6 +243,39 @@ impl WorkflowStore for SqliteStore {
         .await
     }
 
+    async fn list_steps(
+        &self,
+        org: &str,
+        patient_id: Option<&str>,
+    ) -> StoreResult<Vec<ScheduledStep>> {
+        let (org, patient) = (org.to_owned(), patient_id.map(str::to_owned));
+        self.read("list_steps", move |conn| {
+            let mut out = Vec::new();
+            let mut push = |json: rusqlite::Result<String>| -> Result<(), Fail> {
+                out.push(serde_json::from_str::<ScheduledStep>(&json?)?);
+                Ok(())
+            };
+            match &patient {
+                Some(p) => {
+                    let mut stmt = conn.prepare_cached("SELECT json FROM scheduled_steps WHERE org = ?1 AND patient_id = ?2 ORDER BY due_at, id")?;
+                    for json in stmt.query_map(params![org, p], |r| r.get(0))? {
+                        push(json)?;
+                    }
+                }
+                None => {
+                    let mut stmt = conn.prepare_cached("SELECT json FROM scheduled_steps WHERE org = ?1 ORDER BY due_at, id")?;
+                    for json in stmt.query_map([&org], |r| r.get(0))? {
+                        push(json)?;
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+impl DeliveryLog for SqliteStore {
     async fn begin_delivery(&self, delivery: &Delivery) -> StoreResult<Inserted<Delivery>> {
         let d = delivery.clone();
         let body = json("begin_delivery", &d)?;
@@ -406,37 +344,6 @@ impl WorkflowStore for SqliteStore {
         .await
     }
 
-    async fn list_steps(
-        &self,
-        org: &str,
-        patient_id: Option<&str>,
-    ) -> StoreResult<Vec<ScheduledStep>> {
-        let (org, patient) = (org.to_owned(), patient_id.map(str::to_owned));
-        self.read("list_steps", move |conn| {
-            let mut out = Vec::new();
-            let mut push = |json: rusqlite::Result<String>| -> Result<(), Fail> {
-                out.push(serde_json::from_str::<ScheduledStep>(&json?)?);
-                Ok(())
-            };
-            match &patient {
-                Some(p) => {
-                    let mut stmt = conn.prepare_cached("SELECT json FROM scheduled_steps WHERE org = ?1 AND patient_id = ?2 ORDER BY due_at, id")?;
-                    for json in stmt.query_map(params![org, p], |r| r.get(0))? {
-                        push(json)?;
-                    }
-                }
-                None => {
-                    let mut stmt = conn.prepare_cached("SELECT json FROM scheduled_steps WHERE org = ?1 ORDER BY due_at, id")?;
-                    for json in stmt.query_map([&org], |r| r.get(0))? {
-                        push(json)?;
-                    }
-                }
-            }
-            Ok(out)
-        })
-        .await
-    }
-
     async fn open_assignments(&self, org: &str, patient_id: &str) -> StoreResult<usize> {
         let (org, patient) = (org.to_owned(), patient_id.to_owned());
         self.read_now("open_assignments", move |conn| {
@@ -447,6 +354,77 @@ impl WorkflowStore for SqliteStore {
                 )?
                 .query_row(params![org, patient], |r| r.get(0))?;
             Ok(usize::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+
+    /// Marks an assigned survey or exercise complete (by delivery ID).
+    async fn complete_assignment(&self, org: &str, delivery_id: &str) -> StoreResult<bool> {
+        let (org, id) = (org.to_owned(), delivery_id.to_owned());
+        self.run("complete_assignment", move |conn| {
+            let n = conn
+                .prepare_cached("UPDATE deliveries SET completed_at = ?3 WHERE org = ?1 AND id = ?2 AND kind IN ('survey', 'exercise') AND status = 'sent' AND completed_at IS NULL")?
+                .execute(params![org, id, crate::now_ms()])?;
+            Ok(n == 1)
+        })
+        .await
+    }
+}
+
+impl Suppressions for SqliteStore {
+    async fn suppress_address(&self, org: &str, address: &str, reason: &str) -> StoreResult<()> {
+        let (org, address, reason) = (
+            org.to_owned(),
+            address.trim().to_ascii_lowercase(),
+            reason.to_owned(),
+        );
+        self.run("suppress_address", move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO suppressed_addresses (org, address, reason) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (org, address) DO NOTHING",
+            )?
+            .execute(params![org, address, reason])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn is_suppressed(&self, org: &str, address: &str) -> StoreResult<bool> {
+        let (org, address) = (org.to_owned(), address.trim().to_ascii_lowercase());
+        self.read("is_suppressed", move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT 1 FROM suppressed_addresses WHERE org = ?1 AND address = ?2",
+                )?
+                .exists([&org, &address])?)
+        })
+        .await
+    }
+
+    async fn suppressed_addresses(&self, org: &str) -> StoreResult<Vec<Suppression>> {
+        let org = org.to_owned();
+        self.read("suppressed_addresses", move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT address, reason FROM suppressed_addresses WHERE org = ?1 ORDER BY address",
+            )?;
+            let rows = stmt.query_map([&org], |row| {
+                Ok(Suppression {
+                    address: row.get(0)?,
+                    reason: row.get(1)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn unsuppress_address(&self, org: &str, address: &str) -> StoreResult<bool> {
+        let (org, address) = (org.to_owned(), address.trim().to_ascii_lowercase());
+        self.run("unsuppress_address", move |conn| {
+            Ok(conn
+                .prepare_cached("DELETE FROM suppressed_addresses WHERE org = ?1 AND address = ?2")?
+                .execute([&org, &address])?
+                > 0)
         })
         .await
     }

@@ -1,9 +1,12 @@
 //! Workflows on the local backend, through the real handlers: enrolment in the
 //! event's commit, dispatch passes at chosen instants, the outbox.
 use jiff::Timestamp;
-use tendon_core::ports::{FixedClock, PatientStore, WorkflowStore};
+use tendon_core::ports::{
+    DeliveryLog, FixedClock, PatientStore, StepSchedule, Suppressions, WorkflowStore,
+};
 use tendon_core::workflow::Workflow;
 use tendon_core::workflow::dispatch::{Dispatcher, PassReport};
+use tendon_core::workflow::opt_out::set_opt_out;
 use tendon_core::workflow::steps::{Channel, StepStatus};
 use tendon_local::{LocalOutbox, SqliteStore};
 use tendon_local::{LocalQueue, drain};
@@ -461,14 +464,12 @@ async fn opted_out_channels_are_skipped_and_the_other_channel_still_sends() {
         .unwrap();
     post_and_drain(&q, &worked()).await;
     assert!(
-        q.store()
-            .set_opt_out("ACME01", "P555", Channel::Text, true)
+        set_opt_out(q.store(), "ACME01", "P555", Channel::Text, true)
             .await
             .unwrap()
     );
     assert!(
-        !q.store()
-            .set_opt_out("ACME01", "P404", Channel::Text, true)
+        !set_opt_out(q.store(), "ACME01", "P404", Channel::Text, true)
             .await
             .unwrap(),
         "no such patient"
@@ -486,8 +487,7 @@ async fn opted_out_channels_are_skipped_and_the_other_channel_still_sends() {
     assert_eq!(outbox.len(), 1);
     assert_eq!(outbox[0].channel, Channel::Email);
     // Opting back in is recorded on the patient.
-    q.store()
-        .set_opt_out("ACME01", "P555", Channel::Text, false)
+    set_opt_out(q.store(), "ACME01", "P555", Channel::Text, false)
         .await
         .unwrap();
     let rec = q

@@ -9,8 +9,9 @@
 //! event names them without a lookup.
 use serde_json::Value;
 
+use super::opt_out::set_opt_out;
 use super::steps::Channel;
-use crate::ports::{StoreResult, WorkflowStore};
+use crate::ports::{PatientStore, StoreResult, Suppressions};
 
 pub const ORG_TAG: &str = "tendon_org";
 pub const PATIENT_TAG: &str = "tendon_patient";
@@ -149,16 +150,17 @@ pub fn parse(text: &str) -> Result<Feedback, Ignored> {
 
 /// Acts on a notification: each address suppressed for the org, the patient
 /// unsubscribed. Idempotent (SNS and SQS deliver at least once).
-pub async fn apply<S: WorkflowStore>(store: &S, feedback: &Feedback) -> StoreResult<()> {
+pub async fn apply<S: Suppressions + PatientStore>(
+    store: &S,
+    feedback: &Feedback,
+) -> StoreResult<()> {
     for address in &feedback.addresses {
         store
             .suppress_address(&feedback.org, address, feedback.kind.as_str())
             .await?;
     }
     if let Some(patient) = &feedback.patient_id {
-        store
-            .set_opt_out(&feedback.org, patient, Channel::Email, true)
-            .await?;
+        set_opt_out(store, &feedback.org, patient, Channel::Email, true).await?;
     }
     tracing::info!(org = %feedback.org, patient_id = ?feedback.patient_id, kind = feedback.kind.as_str(), addresses = feedback.addresses.len(), "email feedback applied");
     Ok(())

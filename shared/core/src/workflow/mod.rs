@@ -7,6 +7,7 @@ pub mod dispatch;
 pub mod enrol;
 pub mod feedback;
 pub mod model;
+pub mod opt_out;
 pub mod render;
 pub mod retry;
 pub mod schedule;

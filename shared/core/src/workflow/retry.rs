@@ -3,7 +3,7 @@
 //! suppressed address lifted, the patient's address corrected in the EMR.
 use jiff::Timestamp;
 
-use crate::ports::{StoreError, WorkflowStore};
+use crate::ports::{StepSchedule, StoreError};
 use crate::workflow::steps::{ScheduledStep, StepStatus};
 
 /// Why a step could not be made due again.
@@ -28,7 +28,7 @@ pub enum RetryError {
 /// failed delivery stays in the outbox as it was). The next dispatch pass
 /// decides on it as on any due step, from the patient's and the workflow's
 /// state then: an opted-out patient or an inactive workflow still skips it.
-pub async fn retry_failed_step<S: WorkflowStore>(
+pub async fn retry_failed_step<S: StepSchedule>(
     store: &S,
     org: &str,
     patient_id: &str,

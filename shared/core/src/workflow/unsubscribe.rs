@@ -15,8 +15,9 @@
 use std::future::Future;
 
 use super::dispatch::unsubscribe_token_ok;
+use super::opt_out::set_opt_out;
 use super::steps::Channel;
-use crate::ports::{StoreResult, WorkflowStore};
+use crate::ports::{PatientStore, StoreResult};
 use crate::reply::HttpReply;
 
 /// What a request to the link asks for.
@@ -79,7 +80,7 @@ impl Answer {
 /// Answers one request to the link of (org, patient ID, token). `secret` is
 /// the backend's read of the secret the links are signed with; it is awaited
 /// for every request, so a `GET` can say that a link is not valid.
-pub async fn follow<S: WorkflowStore>(
+pub async fn follow<S: PatientStore>(
     store: &S,
     secret: impl Future<Output = StoreResult<String>>,
     request: Request,
@@ -100,10 +101,7 @@ pub async fn follow<S: WorkflowStore>(
     if request == Request::Show {
         return Answer::Confirm;
     }
-    match store
-        .set_opt_out(org, patient_id, Channel::Email, true)
-        .await
-    {
+    match set_opt_out(store, org, patient_id, Channel::Email, true).await {
         Ok(true) => {
             tracing::info!(org = %org, patient_id = %patient_id, "unsubscribed");
             Answer::Unsubscribed

@@ -11,9 +11,7 @@ use super::unsubscribe_link::{unsubscribe_token, unsubscribe_url};
 use super::verdict::{Verdict, channel_of, verdict};
 use crate::model::PatientRecord;
 use crate::org::OrgConfig;
-use crate::ports::{
-    Clock, Inserted, Mailer, PatientStore, SendError, StoreError, StoreResult, WorkflowStore,
-};
+use crate::ports::{Clock, DispatchStore, Inserted, Mailer, SendError, StoreError, StoreResult};
 use crate::workflow::enrol::next_occurrence;
 use crate::workflow::steps::{Channel, DeliveryStatus, ScheduledStep, StepStatus};
 
@@ -56,7 +54,7 @@ pub struct Dispatcher<'a, S, M> {
 
 impl<S, M> Dispatcher<'_, S, M>
 where
-    S: WorkflowStore + PatientStore + crate::ports::ConfigStore,
+    S: DispatchStore,
     M: Mailer,
 {
     /// One pass as if at `at` (an EventBridge event's `time`): claims and
