@@ -11,6 +11,8 @@ use tendon_core::workflow::steps::Channel;
 use crate::backend::Backend;
 use crate::output::print;
 
+use crate::error::{CliError, CliResult};
+
 #[derive(Args)]
 pub struct JsonFlag {
     /// Print only JSON on stdout.
@@ -242,20 +244,18 @@ pub enum MessagesCommand {
     },
 }
 
-fn err(e: StoreError) -> String {
-    e.to_string()
+fn check_zone(tz: &str) -> CliResult {
+    jiff::tz::TimeZone::get(tz).map(|_| ()).map_err(|_| {
+        CliError::from(format!(
+            "unknown time zone {tz:?}; use an IANA name such as America/New_York"
+        ))
+    })
 }
 
-fn check_zone(tz: &str) -> Result<(), String> {
-    jiff::tz::TimeZone::get(tz)
-        .map(|_| ())
-        .map_err(|_| format!("unknown time zone {tz:?}; use an IANA name such as America/New_York"))
-}
-
-fn non_empty(what: &str, v: &str) -> Result<String, String> {
+fn non_empty(what: &str, v: &str) -> CliResult<String> {
     let t = v.trim();
     if t.is_empty() {
-        Err(format!("{what} must not be empty"))
+        Err(format!("{what} must not be empty").into())
     } else {
         Ok(t.to_owned())
     }
@@ -265,16 +265,17 @@ fn org_json(org: &Org) -> Value {
     json!({ "id": org.id, "name": org.name, "timezone": org.timezone, "ie_types": org.ie_types })
 }
 
-async fn require_org(store: &impl ConfigStore, org: &str) -> Result<Org, String> {
-    match store.org_config(org).await.map_err(err)? {
+async fn require_org(store: &impl ConfigStore, org: &str) -> CliResult<Org> {
+    match store.org_config(org).await? {
         Some(cfg) => Ok(cfg.org),
         None => Err(format!(
             "no org {org:?}; create it with `tendon org create --id {org} --name NAME`"
-        )),
+        )
+        .into()),
     }
 }
 
-pub async fn org(store: &(impl ConfigStore + Suppressions), cmd: OrgCommand) -> Result<(), String> {
+pub async fn org(store: &(impl ConfigStore + Suppressions), cmd: OrgCommand) -> CliResult {
     let (id, name, timezone, ie_types, out) = match cmd {
         OrgCommand::Create {
             id,
@@ -316,12 +317,13 @@ pub async fn org(store: &(impl ConfigStore + Suppressions), cmd: OrgCommand) -> 
                     return Err(format!(
                         "--set {entry:?}: no path (use --reset {} for the default)",
                         field.trim()
-                    ));
+                    )
+                    .into());
                 }
                 o.field_map.set_str(field.trim(), paths)?;
             }
             if !(set.is_empty() && reset.is_empty()) {
-                store.update_org(&o).await.map_err(err)?;
+                store.update_org(&o).await?;
             }
             return print(out.json, &json!({"org": o.id, "overrides": o.field_map}));
         }
@@ -343,7 +345,7 @@ pub async fn org(store: &(impl ConfigStore + Suppressions), cmd: OrgCommand) -> 
             let which = match (&key_id, &key) {
                 (Some(id), _) => keys::KeyRef::Id(id),
                 (None, Some(key)) => keys::KeyRef::Key(key),
-                (None, None) => return Err("give --key-id or --key".to_owned()),
+                (None, None) => return Err("give --key-id or --key".into()),
             };
             let revoked = keys::revoke(store, &org, which, allow_none).await?;
             return print(
@@ -353,20 +355,16 @@ pub async fn org(store: &(impl ConfigStore + Suppressions), cmd: OrgCommand) -> 
         }
         OrgCommand::Suppressions { org, out } => {
             require_org(store, &org).await?;
-            let listed = store.suppressed_addresses(&org).await.map_err(err)?;
+            let listed = store.suppressed_addresses(&org).await?;
             return print(out.json, &json!(listed));
         }
         OrgCommand::Unsuppress { org, address, out } => {
             require_org(store, &org).await?;
-            if !store
-                .unsuppress_address(&org, &address)
-                .await
-                .map_err(err)?
-            {
+            if !store.unsuppress_address(&org, &address).await? {
                 return Err(format!(
                     "{:?} is not suppressed for org {org:?} (see `tendon org suppressions --org {org}`)",
                     address.trim()
-                ));
+                ).into());
             }
             return print(
                 out.json,
@@ -403,7 +401,7 @@ fn location_json(loc: &Location) -> Value {
     json!({ "id": loc.id, "name": loc.name, "timezone": loc.timezone })
 }
 
-pub async fn location(store: &impl ConfigStore, cmd: LocationCommand) -> Result<(), String> {
+pub async fn location(store: &impl ConfigStore, cmd: LocationCommand) -> CliResult {
     let (org, id, name, timezone, out) = match cmd {
         LocationCommand::Add {
             org,
@@ -415,8 +413,7 @@ pub async fn location(store: &impl ConfigStore, cmd: LocationCommand) -> Result<
         LocationCommand::List { org, out } => {
             let config = store
                 .org_config(&org)
-                .await
-                .map_err(err)?
+                .await?
                 .ok_or_else(|| format!("no org {org:?}"))?;
             let all: Vec<Value> = config.locations.iter().map(location_json).collect();
             return print(out.json, &all);
@@ -431,14 +428,11 @@ pub async fn location(store: &impl ConfigStore, cmd: LocationCommand) -> Result<
         name: non_empty("--name", &name)?,
         timezone,
     };
-    store.put_location(&org, &loc).await.map_err(err)?;
+    store.put_location(&org, &loc).await?;
     print(out.json, &location_json(&loc))
 }
 
-pub async fn practitioner(
-    store: &impl ConfigStore,
-    cmd: PractitionerCommand,
-) -> Result<(), String> {
+pub async fn practitioner(store: &impl ConfigStore, cmd: PractitionerCommand) -> CliResult {
     let PractitionerCommand::Add {
         org,
         id,
@@ -456,18 +450,18 @@ pub async fn practitioner(
         npi: npi.filter(|n| !n.trim().is_empty()),
         email: email.filter(|e| !e.trim().is_empty()),
     };
-    store.put_practitioner(&org, &p).await.map_err(err)?;
+    store.put_practitioner(&org, &p).await?;
     print(
         out.json,
         &json!({ "id": p.id, "first_name": p.first_name, "last_name": p.last_name, "npi": p.npi, "email": p.email }),
     )
 }
 
-pub async fn ie_type(store: &impl ConfigStore, cmd: IeTypeCommand) -> Result<(), String> {
+pub async fn ie_type(store: &impl ConfigStore, cmd: IeTypeCommand) -> CliResult {
     let IeTypeCommand::Add { org, ie_type, out } = cmd;
     let mut o = require_org(store, &org).await?;
     o.add_ie_type(&non_empty("--type", &ie_type)?);
-    store.update_org(&o).await.map_err(err)?;
+    store.update_org(&o).await?;
     print(out.json, &org_json(&o))
 }
 
@@ -478,20 +472,16 @@ async fn set_opt_out<S: ConfigStore + PatientStore>(
     channel: &str,
     opted_out: bool,
     json: bool,
-) -> Result<(), String> {
+) -> CliResult {
     let channel = Channel::parse(channel)
         .ok_or_else(|| format!("--channel must be email or text, not {channel:?}"))?;
     require_org(store, org).await?;
-    if !opt_out::set_opt_out(store, org, id, channel, opted_out)
-        .await
-        .map_err(err)?
-    {
-        return Err(format!("org {org:?} has no patient {id:?}"));
+    if !opt_out::set_opt_out(store, org, id, channel, opted_out).await? {
+        return Err(format!("org {org:?} has no patient {id:?}").into());
     }
     let rec = store
         .load_patient(org, id)
-        .await
-        .map_err(err)?
+        .await?
         .ok_or_else(|| format!("org {org:?} has no patient {id:?}"))?;
     print(json, &patient_json(&rec))
 }
@@ -535,16 +525,13 @@ fn patient_json(rec: &PatientRecord) -> Value {
     })
 }
 
-pub async fn patient<S: ConfigStore + PatientStore>(
-    store: &S,
-    cmd: PatientCommand,
-) -> Result<(), String> {
+pub async fn patient<S: ConfigStore + PatientStore>(store: &S, cmd: PatientCommand) -> CliResult {
     match cmd {
         PatientCommand::List { org, out } => {
             require_org(store, &org).await?;
             let mut all = Vec::new();
-            for p in store.list_patients(&org).await.map_err(err)? {
-                if let Some(rec) = store.load_patient(&org, &p.id).await.map_err(err)? {
+            for p in store.list_patients(&org).await? {
+                if let Some(rec) = store.load_patient(&org, &p.id).await? {
                     all.push(patient_json(&rec));
                 }
             }
@@ -552,10 +539,10 @@ pub async fn patient<S: ConfigStore + PatientStore>(
         }
         PatientCommand::Show { org, id, out } => {
             require_org(store, &org).await?;
-            let mut rec = store.load_patient(&org, &id).await.map_err(err)?;
+            let mut rec = store.load_patient(&org, &id).await?;
             // A merged-away ID shows the surviving patient.
             while let Some(next) = rec.as_ref().and_then(|r| r.patient.merged_into.clone()) {
-                rec = store.load_patient(&org, &next).await.map_err(err)?;
+                rec = store.load_patient(&org, &next).await?;
             }
             let rec = rec.ok_or_else(|| format!("org {org:?} has no patient {id:?}"))?;
             print(out.json, &patient_json(&rec))
@@ -575,7 +562,7 @@ pub async fn patient<S: ConfigStore + PatientStore>(
     }
 }
 
-pub async fn messages<B: Backend>(backend: &B, cmd: MessagesCommand) -> Result<(), String> {
+pub async fn messages<B: Backend>(backend: &B, cmd: MessagesCommand) -> CliResult {
     let store = backend.store();
     match cmd {
         MessagesCommand::List { org, status, out } => {
@@ -588,8 +575,7 @@ pub async fn messages<B: Backend>(backend: &B, cmd: MessagesCommand) -> Result<(
             };
             let list: Vec<Value> = store
                 .list_messages(&org, status)
-                .await
-                .map_err(err)?
+                .await?
                 .iter()
                 .map(|m| {
                     json!({
@@ -613,7 +599,7 @@ pub async fn messages<B: Backend>(backend: &B, cmd: MessagesCommand) -> Result<(
             out,
         } => {
             require_org(store, &org).await?;
-            let all = store.list_messages(&org, None).await.map_err(err)?;
+            let all = store.list_messages(&org, None).await?;
             let named: Vec<_> = all
                 .into_iter()
                 .filter(|m| match &control_id {
@@ -640,11 +626,12 @@ pub async fn messages<B: Backend>(backend: &B, cmd: MessagesCommand) -> Result<(
                             .map(|e| e.code.as_str())
                             .unwrap_or("rejected")
                     )
-                });
+                }
+                .into());
             }
-            let n = backend.replay(&chosen).await.map_err(err)?;
+            let n = backend.replay(&chosen).await?;
             // Process now, so the command works with or without a running `tendon serve`.
-            backend.drain().await.map_err(err)?;
+            backend.drain().await?;
             print(out.json, &json!({ "replayed": n }))
         }
     }

@@ -5,6 +5,8 @@ use serde_json::json;
 use crate::admin::JsonFlag;
 use crate::output::print;
 
+use crate::error::CliResult;
+
 #[derive(Subcommand)]
 pub enum AwsCommand {
     /// Create the table and queues template.yaml defines, in the account
@@ -21,7 +23,7 @@ pub enum AwsCommand {
     },
 }
 
-pub async fn bootstrap(prefix: &str, yes: bool, json_out: bool) -> Result<(), String> {
+pub async fn bootstrap(prefix: &str, yes: bool, json_out: bool) -> CliResult {
     if std::env::var_os("AWS_ENDPOINT_URL").is_none() && !yes {
         return Err(
             "AWS_ENDPOINT_URL is not set, so this would create resources in a real AWS account; \

@@ -15,6 +15,8 @@ use tendon_http::App;
 use tendon_local::LocalOutbox;
 use tendon_local::LocalQueue;
 
+use crate::error::CliResult;
+
 /// A backend: what the HTTP routes need (`tendon_http::App`: the store, the
 /// intake, the unsubscribe secret), and the rest of what the commands use.
 pub trait Backend:
@@ -23,7 +25,7 @@ pub trait Backend:
     type Mailer: Mailer + Send + Sync + 'static;
 
     /// The sender: the outbox table locally; SES and SNS on AWS.
-    fn mailer(&self) -> impl Future<Output = Result<Self::Mailer, String>> + Send;
+    fn mailer(&self) -> impl Future<Output = CliResult<Self::Mailer>> + Send;
 
     /// Processes queued work until the queues are empty.
     fn drain(&self) -> impl Future<Output = StoreResult<()>> + Send {
@@ -54,7 +56,7 @@ pub trait Backend:
         &self,
         public_url: &str,
         at: jiff::Timestamp,
-    ) -> impl Future<Output = Result<PassReport, String>> + Send {
+    ) -> impl Future<Output = CliResult<PassReport>> + Send {
         async move {
             // As the dispatch function does: first queue the messages stored
             // but never queued, without letting a failed sweep stop the pass.
@@ -64,7 +66,7 @@ pub trait Backend:
                 Err(e) => tracing::error!(error = %e, "sweep failed; the next pass retries"),
             }
             let mailer = self.mailer().await?;
-            let secret = self.unsubscribe_secret().await.map_err(|e| e.to_string())?;
+            let secret = self.unsubscribe_secret().await?;
             let d = Dispatcher {
                 store: self.store(),
                 mailer: &mailer,
@@ -73,7 +75,7 @@ pub trait Backend:
                 clock: &tendon_core::ports::SystemClock,
                 budget: None,
             };
-            d.pass(at).await.map_err(|e| e.to_string())
+            Ok(d.pass(at).await?)
         }
     }
 
@@ -149,7 +151,7 @@ fn until_next_minute(now: jiff::Timestamp) -> std::time::Duration {
 impl Backend for LocalQueue {
     type Mailer = LocalOutbox;
 
-    async fn mailer(&self) -> Result<LocalOutbox, String> {
+    async fn mailer(&self) -> CliResult<LocalOutbox> {
         Ok(LocalOutbox)
     }
 }
@@ -157,7 +159,7 @@ impl Backend for LocalQueue {
 impl Backend for AwsStore {
     type Mailer = AwsMailer;
 
-    async fn mailer(&self) -> Result<AwsMailer, String> {
-        AwsMailer::from_env().await
+    async fn mailer(&self) -> CliResult<AwsMailer> {
+        Ok(AwsMailer::from_env().await?)
     }
 }

@@ -11,6 +11,8 @@ use tendon_core::ports::SyncStore;
 use crate::admin::JsonFlag;
 use crate::output::{line, print};
 
+use crate::error::CliResult;
+
 #[derive(Subcommand)]
 pub enum ClinikoCommand {
     /// Connect an org to its Cliniko account: the key is checked with one
@@ -61,7 +63,7 @@ pub fn client_for(connection: &ClinikoConnection) -> Result<tendon_cliniko::Clie
     tendon_cliniko::Client::for_connection(connection).map_err(|e| e.to_string())
 }
 
-pub async fn run<S: SyncStore>(store: &S, cmd: ClinikoCommand) -> Result<(), String> {
+pub async fn run<S: SyncStore>(store: &S, cmd: ClinikoCommand) -> CliResult {
     match cmd {
         ClinikoCommand::Connect {
             org,
@@ -126,7 +128,7 @@ pub async fn run<S: SyncStore>(store: &S, cmd: ClinikoCommand) -> Result<(), Str
                 .collect();
             print(out.json, &rows)?;
             if failed {
-                return Err("some orgs did not sync; see their errors".to_owned());
+                return Err("some orgs did not sync; see their errors".into());
             }
             Ok(())
         }
@@ -137,8 +139,7 @@ pub async fn run<S: SyncStore>(store: &S, cmd: ClinikoCommand) -> Result<(), Str
         } => {
             let connection = store
                 .connection(&org)
-                .await
-                .map_err(|e| e.to_string())?
+                .await?
                 .ok_or_else(|| sync::SyncError::NotConnected(org.clone()).to_string())?;
             let client = client_for(&connection)?;
             let bar = (!out.json && std::io::stderr().is_terminal()).then(progress_bar);
@@ -156,7 +157,7 @@ pub async fn run<S: SyncStore>(store: &S, cmd: ClinikoCommand) -> Result<(), Str
             print_report(out.json, &report)
         }
         ClinikoCommand::Failures { org, out } => {
-            let failures = store.failures(&org).await.map_err(|e| e.to_string())?;
+            let failures = store.failures(&org).await?;
             print(out.json, &failures)
         }
     }
@@ -173,7 +174,7 @@ fn progress_bar() -> indicatif::ProgressBar {
 }
 
 /// The results, failed profiles first (as a sync results page lists them).
-fn print_report(json_out: bool, report: &SyncReport) -> Result<(), String> {
+fn print_report(json_out: bool, report: &SyncReport) -> CliResult {
     if json_out {
         return print(true, report);
     }

@@ -6,6 +6,8 @@ use clap::Subcommand;
 use tendon_core::ports::ConfigStore;
 use tendon_core::{FieldName, MapContext, Report, inspect};
 
+use crate::error::{CliError, CliResult};
+
 #[derive(Subcommand)]
 pub enum Hl7Command {
     /// Show what a message maps to and what is wrong with it. Nothing is stored.
@@ -37,7 +39,7 @@ impl Hl7Command {
     }
 }
 
-pub async fn run(cmd: Hl7Command, store: Option<&impl ConfigStore>) -> Result<(), String> {
+pub async fn run(cmd: Hl7Command, store: Option<&impl ConfigStore>) -> CliResult {
     let Hl7Command::Inspect {
         file,
         org,
@@ -46,7 +48,7 @@ pub async fn run(cmd: Hl7Command, store: Option<&impl ConfigStore>) -> Result<()
     } = cmd;
     let input = read_input(&file)?;
     let configured = match (&org, store) {
-        (Some(org), Some(store)) => store.org_config(org).await.map_err(|e| e.to_string())?,
+        (Some(org), Some(store)) => store.org_config(org).await?,
         _ => None,
     };
     // A configured org brings its field map, time zones and account ID.
@@ -69,12 +71,15 @@ pub async fn run(cmd: Hl7Command, store: Option<&impl ConfigStore>) -> Result<()
     crate::output::write(&out)
 }
 
-fn zone(name: &str) -> Result<jiff::tz::TimeZone, String> {
+fn zone(name: &str) -> CliResult<jiff::tz::TimeZone> {
     jiff::tz::TimeZone::get(name).map_err(|_| {
-        format!("unknown time zone {name:?}; use an IANA name such as America/New_York")
+        CliError::from(format!(
+            "unknown time zone {name:?}; use an IANA name such as America/New_York"
+        ))
     })
 }
-fn read_input(file: &PathBuf) -> Result<Vec<u8>, String> {
+
+fn read_input(file: &PathBuf) -> CliResult<Vec<u8>> {
     let mut buf = Vec::new();
     let read = if file.as_os_str() == "-" {
         std::io::stdin().read_to_end(&mut buf).map(|_| ())

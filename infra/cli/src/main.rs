@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use backend::Backend;
 use clap::{Parser, Subcommand, ValueEnum};
+use error::{CliError, CliResult};
 use tendon_aws::AwsStore;
 use tendon_http::App;
 use tendon_local::LocalQueue;
@@ -16,6 +17,7 @@ mod admin;
 mod aws;
 mod backend;
 mod cliniko;
+mod error;
 mod hl7;
 mod output;
 mod serve;
@@ -120,17 +122,18 @@ enum Opened {
 /// `serve`, `org create`) may create the local database file; any other
 /// says that it does not exist, rather than reading a new, empty one (and
 /// answering "no org"), and creates nothing.
-async fn open(db: &Path, backend: BackendKind, creates: bool) -> Result<Opened, String> {
+async fn open(db: &Path, backend: BackendKind, creates: bool) -> CliResult<Opened> {
     match backend {
         BackendKind::Local if !creates && missing(db) => Err(format!(
             "the database file {} does not exist: check --db (env TENDON_DB); \
              `tendon org create` or `tendon serve` starts a new one",
             db.display()
-        )),
+        )
+        .into()),
         BackendKind::Local => SqliteStore::open(db)
             .map(|s| Opened::Local(LocalQueue::new(s)))
-            .map_err(|e| format!("cannot open database {}: {e}", db.display())),
-        BackendKind::Aws => AwsStore::from_env().await.map(Opened::Aws),
+            .map_err(|e| CliError::from(format!("cannot open database {}: {e}", db.display()))),
+        BackendKind::Aws => Ok(Opened::Aws(AwsStore::from_env().await?)),
     }
 }
 
@@ -164,7 +167,7 @@ macro_rules! on_backend {
     };
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
+async fn run(cli: Cli) -> CliResult {
     let (db, kind) = (cli.db.clone(), cli.backend);
     let creates = creates_database(&cli.command);
     let opened = || open(&db, kind, creates);
@@ -272,7 +275,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // Whoever read the output went away (`tendon messages list | head
         // -3`): the command ends quietly, as Unix tools do.
-        Err(e) if output::stdout_closed(&e) => ExitCode::SUCCESS,
+        Err(CliError::StdoutClosed) => ExitCode::SUCCESS,
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "tendon: {e}");
             ExitCode::FAILURE

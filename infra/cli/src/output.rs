@@ -2,40 +2,33 @@
 //!
 //! Everything the commands print goes through [`write`], which never panics:
 //! when whoever reads stdout has gone (`tendon messages list | head -3`), it
-//! returns [`STDOUT_CLOSED`], which ends the command quietly with exit 0.
+//! returns [`CliError::StdoutClosed`], which ends the command quietly with
+//! exit 0 (`println!` would panic).
 use std::io::{ErrorKind, Write};
 
 use serde::Serialize;
 use serde_json::Value;
 
-/// The error of a write to a closed stdout (a broken pipe). `main` ends the
-/// command with exit 0 and prints nothing, as Unix tools do (`println!`
-/// would panic).
-pub const STDOUT_CLOSED: &str = "stdout is closed";
-
-/// Whether a command's error is [`STDOUT_CLOSED`].
-pub fn stdout_closed(error: &str) -> bool {
-    error == STDOUT_CLOSED
-}
+use crate::error::{CliError, CliResult};
 
 /// Writes `text` to stdout as it is, and flushes it.
-pub fn write(text: &str) -> Result<(), String> {
+pub fn write(text: &str) -> CliResult {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == ErrorKind::BrokenPipe => Err(STDOUT_CLOSED.to_owned()),
-        Err(e) => Err(format!("cannot write to stdout: {e}")),
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => Err(CliError::StdoutClosed),
+        Err(e) => Err(CliError::Output(e)),
     }
 }
 
 /// Writes `text` and a line break to stdout.
-pub fn line(text: &str) -> Result<(), String> {
+pub fn line(text: &str) -> CliResult {
     write(&format!("{text}\n"))
 }
 
 /// Prints `value` as JSON, or as readable text (objects as `key: value` lines,
 /// lists as one object per block).
-pub fn print<T: Serialize>(json: bool, value: &T) -> Result<(), String> {
+pub fn print<T: Serialize>(json: bool, value: &T) -> CliResult {
     let v = serde_json::to_value(value).map_err(|e| e.to_string())?;
     let text = if json {
         serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?

@@ -6,12 +6,14 @@ use std::net::SocketAddr;
 
 use crate::backend::Backend;
 
+use crate::error::CliResult;
+
 pub async fn serve<B: Backend>(
     backend: B,
     addr: SocketAddr,
     public_url: Option<String>,
     resync_minutes: u64,
-) -> Result<(), String> {
+) -> CliResult {
     let settings = tendon_http::Settings::from_env()?;
     let timeouts = settings.timeouts;
     backend.spawn_workers();
@@ -30,5 +32,6 @@ pub async fn serve<B: Backend>(
     tendon_http::server::serve(listener, app, timeouts, async {
         let _ = tokio::signal::ctrl_c().await;
     })
-    .await
+    .await?;
+    Ok(())
 }

@@ -13,6 +13,8 @@ use tendon_core::workflow::{Workflow, WorkflowStatus, defaults};
 use crate::admin::JsonFlag;
 use crate::output::print;
 
+use crate::error::CliResult;
+
 #[derive(Subcommand)]
 pub enum WorkflowCommand {
     /// Import a workflow definition (JSON or YAML); re-importing an ID makes a new version.
@@ -128,10 +130,6 @@ pub enum OutboxCommand {
     },
 }
 
-fn err(e: StoreError) -> String {
-    e.to_string()
-}
-
 /// The `workflow list` view of a workflow (docs/interface.md §5 keys, plus `version`).
 pub fn workflow_json(w: &Workflow) -> Value {
     json!({
@@ -145,26 +143,27 @@ pub fn workflow_json(w: &Workflow) -> Value {
     })
 }
 
-async fn require_org<S: ConfigStore>(store: &S, org: &str) -> Result<Vec<Workflow>, String> {
-    match store.org_config(org).await.map_err(err)? {
+async fn require_org<S: ConfigStore>(store: &S, org: &str) -> CliResult<Vec<Workflow>> {
+    match store.org_config(org).await? {
         Some(cfg) => Ok(cfg.workflows),
         None => Err(format!(
             "no org {org:?}; create it with `tendon org create --id {org} --name NAME`"
-        )),
+        )
+        .into()),
     }
 }
 
 pub async fn run<S: ConfigStore + WorkflowStore + StepSchedule + PatientStore>(
     store: &S,
     cmd: WorkflowCommand,
-) -> Result<(), String> {
+) -> CliResult {
     match cmd {
         WorkflowCommand::Import { org, file, out } => {
             require_org(store, &org).await?;
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
             let wf = Workflow::parse(&text).map_err(|e| format!("{}: {e}", file.display()))?;
-            let stored = store.put_workflow(&org, &wf).await.map_err(err)?;
+            let stored = store.put_workflow(&org, &wf).await?;
             print(
                 out.json,
                 &json!({"id": stored.id, "title": stored.title, "status": stored.status.as_str(), "version": stored.version}),
@@ -179,9 +178,10 @@ pub async fn run<S: ConfigStore + WorkflowStore + StepSchedule + PatientStore>(
             let Some(wf) = all.iter().find(|w| w.id == id) else {
                 return Err(format!(
                     "no workflow {id:?} in org {org:?}; see `tendon workflow list --org {org}`"
-                ));
+                )
+                .into());
             };
-            let steps = store.list_steps(&org, None).await.map_err(err)?;
+            let steps = store.list_steps(&org, None).await?;
             let mut view = workflow_json(wf);
             view["step_counts"] = json!(step_counts(wf, &steps));
             print(out.json, &view)
@@ -196,19 +196,19 @@ pub async fn run<S: ConfigStore + WorkflowStore + StepSchedule + PatientStore>(
             require_org(store, &org).await?;
             let mut installed = Vec::new();
             for wf in defaults::all() {
-                let stored = store.put_workflow(&org, &wf).await.map_err(err)?;
+                let stored = store.put_workflow(&org, &wf).await?;
                 installed.push(json!({"id": stored.id, "title": stored.title, "status": stored.status.as_str(), "version": stored.version}));
             }
             print(out.json, &installed)
         }
         WorkflowCommand::Simulate { org, patient, out } => {
-            let Some(config) = store.org_config(&org).await.map_err(err)? else {
-                return Err(format!("no org {org:?}"));
+            let Some(config) = store.org_config(&org).await? else {
+                return Err(format!("no org {org:?}").into());
             };
-            let Some(record) = store.load_patient(&org, &patient).await.map_err(err)? else {
-                return Err(format!("no patient {patient:?} in org {org:?}"));
+            let Some(record) = store.load_patient(&org, &patient).await? else {
+                return Err(format!("no patient {patient:?} in org {org:?}").into());
             };
-            let steps = store.list_steps(&org, Some(&patient)).await.map_err(err)?;
+            let steps = store.list_steps(&org, Some(&patient)).await?;
             print(
                 out.json,
                 &tendon_core::workflow::simulate::timeline(&steps, &config, &record),
@@ -216,10 +216,7 @@ pub async fn run<S: ConfigStore + WorkflowStore + StepSchedule + PatientStore>(
         }
         WorkflowCommand::Steps { org, patient, out } => {
             require_org(store, &org).await?;
-            let steps = store
-                .list_steps(&org, patient.as_deref())
-                .await
-                .map_err(err)?;
+            let steps = store.list_steps(&org, patient.as_deref()).await?;
             let view: Vec<Value> = steps.iter().map(step_view).collect();
             print(out.json, &view)
         }
@@ -282,27 +279,25 @@ async fn set_status<S: WorkflowStore>(
     id: &str,
     status: WorkflowStatus,
     json: bool,
-) -> Result<(), String> {
+) -> CliResult {
     match store.set_workflow_status(org, id, status).await {
         Ok(wf) => print(json, &workflow_json(&wf)),
         Err(StoreError::NotFound(_)) => Err(format!(
             "no workflow {id:?} in org {org:?}; see `tendon workflow list --org {org}`"
-        )),
-        Err(e) => Err(err(e)),
+        )
+        .into()),
+        Err(e) => Err(e.into()),
     }
 }
 
-pub async fn assignment<S: DeliveryLog>(store: &S, cmd: AssignmentCommand) -> Result<(), String> {
+pub async fn assignment<S: DeliveryLog>(store: &S, cmd: AssignmentCommand) -> CliResult {
     let AssignmentCommand::Complete { org, delivery, out } = cmd;
-    if !store
-        .complete_assignment(&org, &delivery)
-        .await
-        .map_err(err)?
-    {
+    if !store.complete_assignment(&org, &delivery).await? {
         return Err(format!(
             "no open assignment {delivery:?} in org {org:?}: the delivery must be a sent survey or \
              exercise that is not complete yet (see `tendon outbox list --org {org}`)"
-        ));
+        )
+        .into());
     }
     print(
         out.json,
@@ -310,9 +305,9 @@ pub async fn assignment<S: DeliveryLog>(store: &S, cmd: AssignmentCommand) -> Re
     )
 }
 
-pub async fn outbox<S: DeliveryLog>(store: &S, cmd: OutboxCommand) -> Result<(), String> {
+pub async fn outbox<S: DeliveryLog>(store: &S, cmd: OutboxCommand) -> CliResult {
     let OutboxCommand::List { org, out } = cmd;
-    let all = store.list_deliveries(&org).await.map_err(err)?;
+    let all = store.list_deliveries(&org).await?;
     let view: Vec<Value> = all
         .iter()
         .map(|d| {

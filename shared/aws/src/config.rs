@@ -149,7 +149,12 @@ impl AwsStore {
             Some(reasons) if reasons.contains(&Reason::Condition) => Ok(Some(
                 reasons.iter().map(|r| *r == Reason::Condition).collect(),
             )),
-            Some(_) => Err(StoreError::Backend(format!("{what}: TransactionConflict"))),
+            // Cancelled by another transaction on the same items (DynamoDB's reason code).
+            Some(_) => Err(StoreError::backend_code(
+                what,
+                "TransactionConflict",
+                "TransactionConflict",
+            )),
         }
     }
 

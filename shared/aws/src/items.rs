@@ -249,9 +249,10 @@ impl AwsStore {
             while !pending.is_empty() {
                 rounds += 1;
                 if rounds > 20 {
-                    return Err(tendon_core::ports::StoreError::Backend(format!(
-                        "{what}: the batch read kept being throttled"
-                    )));
+                    return Err(tendon_core::ports::StoreError::backend(
+                        what,
+                        "the batch read kept being throttled",
+                    ));
                 }
                 if rounds > 1 {
                     tokio::time::sleep(std::time::Duration::from_millis(20 << rounds.min(6))).await;

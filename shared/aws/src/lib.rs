@@ -107,7 +107,8 @@
 //!   larger than that is refused by DynamoDB as a `Backend` error.
 //!
 //! Errors become [`StoreError::Backend`](tendon_core::ports::StoreError) with
-//! the operation and the AWS error code, never a stored value.
+//! the operation and the AWS error code (as data: `StoreError::code`), never
+//! a stored value.
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -297,36 +298,48 @@ pub fn init_lambda_logs() {
 }
 
 /// A failed AWS call as a [`StoreError::Backend`]: the operation and the
-/// error code (service errors) or kind, never the request's values.
+/// error code (service errors) or kind, never the request's values. The code
+/// is kept as data ([`StoreError::code`]) and is also the text shown.
 pub(crate) fn backend<E, R>(what: &str, err: &SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    let why = match err {
-        SdkError::ServiceError(s) => s.err().code().unwrap_or("unknown error").to_owned(),
-        SdkError::TimeoutError(_) => "timeout".to_owned(),
+    let (code, detail) = match err {
+        SdkError::ServiceError(s) => match s.err().code() {
+            Some(code) => (Some(code), code.to_owned()),
+            None => (None, "unknown error".to_owned()),
+        },
+        SdkError::TimeoutError(_) => (Some("timeout"), "timeout".to_owned()),
         // Connection-level failures (refused, DNS, TLS) carry no request data.
-        SdkError::DispatchFailure(_) => {
-            format!("dispatch failure: {}", DisplayErrorContext(err))
-        }
-        SdkError::ResponseError(_) => "the response could not be read".to_owned(),
-        SdkError::ConstructionFailure(_) => "the request could not be built".to_owned(),
-        _ => "unknown failure".to_owned(),
+        SdkError::DispatchFailure(_) => (
+            Some("dispatch failure"),
+            format!("dispatch failure: {}", DisplayErrorContext(err)),
+        ),
+        SdkError::ResponseError(_) => (
+            Some("response error"),
+            "the response could not be read".to_owned(),
+        ),
+        SdkError::ConstructionFailure(_) => (
+            Some("construction failure"),
+            "the request could not be built".to_owned(),
+        ),
+        _ => (None, "unknown failure".to_owned()),
     };
-    StoreError::Backend(format!("{what}: {why}"))
+    match code {
+        Some(code) => StoreError::backend_code(what, code, detail),
+        None => StoreError::backend(what, detail),
+    }
 }
 
 /// A failed item conversion, without the value (serde's messages may quote it).
 pub(crate) fn codec(what: &str) -> StoreError {
-    StoreError::Backend(format!(
-        "{what}: a stored item could not be read or written"
-    ))
+    StoreError::backend(what, "a stored item could not be read or written")
 }
 
 /// A request that could not be built (a missing required field: a bug).
 pub(crate) fn build(what: &str) -> StoreError {
-    StoreError::Backend(format!("{what}: the request could not be built"))
+    StoreError::backend(what, "the request could not be built")
 }
 
 /// Strictly increasing wall-clock nanoseconds within this process.
@@ -360,6 +373,144 @@ mod tests {
             std::ptr::eq(clone.sqs(), store.sqs()),
             "one client for the clones"
         );
+    }
+
+    /// A service error as the SDK hands it over: the code in its metadata,
+    /// a message that may quote the request's values.
+    fn service_error(
+        code: &str,
+    ) -> SdkError<aws_sdk_dynamodb::operation::put_item::PutItemError, ()> {
+        let meta = aws_sdk_dynamodb::error::ErrorMetadata::builder()
+            .code(code)
+            .message("Ana Rivera 1985-03-12 was not written")
+            .build();
+        SdkError::service_error(
+            aws_sdk_dynamodb::operation::put_item::PutItemError::generic(meta),
+            (),
+        )
+    }
+
+    #[test]
+    fn a_service_error_keeps_its_code_as_data() {
+        for code in [
+            "ConditionalCheckFailedException",
+            "ProvisionedThroughputExceededException",
+            "ResourceNotFoundException",
+        ] {
+            let e = backend("put_item", &service_error(code));
+            assert_eq!(e.code(), Some(code));
+            assert_eq!(
+                e.to_string(),
+                format!("storage backend failed: put_item: {code}")
+            );
+            let StoreError::Backend(b) = &e else {
+                panic!("a backend error: {e:?}");
+            };
+            assert_eq!(b.operation(), Some("put_item"));
+            assert!(!b.detail().contains("Ana"), "no message text: {e}");
+        }
+    }
+
+    #[test]
+    fn a_typed_service_error_keeps_its_code() {
+        use aws_sdk_dynamodb::error::ErrorMetadata;
+        use aws_sdk_dynamodb::operation::put_item::PutItemError;
+        use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
+        let typed = ConditionalCheckFailedException::builder()
+            .message("The conditional request failed")
+            .meta(
+                ErrorMetadata::builder()
+                    .code("ConditionalCheckFailedException")
+                    .build(),
+            )
+            .build();
+        let err = SdkError::<_, ()>::service_error(
+            PutItemError::ConditionalCheckFailedException(typed),
+            (),
+        );
+        let e = backend("unsubscribe_secret", &err);
+        assert_eq!(e.code(), Some("ConditionalCheckFailedException"));
+        assert_eq!(
+            e.to_string(),
+            "storage backend failed: unsubscribe_secret: ConditionalCheckFailedException"
+        );
+    }
+
+    #[test]
+    fn an_sqs_service_error_keeps_its_code() {
+        let meta = aws_sdk_sqs::error::ErrorMetadata::builder()
+            .code("AWS.SimpleQueueService.NonExistentQueue")
+            .build();
+        let err = SdkError::<_, ()>::service_error(
+            aws_sdk_sqs::operation::send_message::SendMessageError::generic(meta),
+            (),
+        );
+        let e = backend("queue send", &err);
+        assert_eq!(e.code(), Some("AWS.SimpleQueueService.NonExistentQueue"));
+        assert_eq!(
+            e.to_string(),
+            "storage backend failed: queue send: AWS.SimpleQueueService.NonExistentQueue"
+        );
+    }
+
+    #[test]
+    fn a_service_error_without_a_code_has_none() {
+        let meta = aws_sdk_dynamodb::error::ErrorMetadata::builder().build();
+        let err = SdkError::<_, ()>::service_error(
+            aws_sdk_dynamodb::operation::put_item::PutItemError::generic(meta),
+            (),
+        );
+        let e = backend("put_item", &err);
+        assert_eq!(e.code(), None);
+        assert_eq!(
+            e.to_string(),
+            "storage backend failed: put_item: unknown error"
+        );
+    }
+
+    #[test]
+    fn sdk_failures_keep_their_kind_as_the_code() {
+        type E = aws_sdk_dynamodb::operation::put_item::PutItemError;
+        let timeout = SdkError::<E, ()>::timeout_error("too slow");
+        let e = backend("get", &timeout);
+        assert_eq!(e.code(), Some("timeout"));
+        assert_eq!(e.to_string(), "storage backend failed: get: timeout");
+
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let dispatch = SdkError::<E, ()>::dispatch_failure(
+            aws_smithy_runtime_api::client::result::ConnectorError::io(refused.into()),
+        );
+        let e = backend("get", &dispatch);
+        assert_eq!(e.code(), Some("dispatch failure"));
+        assert!(
+            e.to_string()
+                .starts_with("storage backend failed: get: dispatch failure: "),
+            "{e}"
+        );
+
+        let e = backend("get", &SdkError::<E, ()>::construction_failure("no table"));
+        assert_eq!(e.code(), Some("construction failure"));
+        assert_eq!(
+            e.to_string(),
+            "storage backend failed: get: the request could not be built"
+        );
+
+        let e = backend("get", &SdkError::<E, ()>::response_error("bad body", ()));
+        assert_eq!(e.code(), Some("response error"));
+        assert_eq!(
+            e.to_string(),
+            "storage backend failed: get: the response could not be read"
+        );
+    }
+
+    #[test]
+    fn tendon_s_own_failures_have_no_code() {
+        assert_eq!(codec("get").code(), None);
+        assert_eq!(
+            codec("get").to_string(),
+            "storage backend failed: get: a stored item could not be read or written"
+        );
+        assert_eq!(build("get").code(), None);
     }
 
     #[test]

@@ -94,10 +94,13 @@ impl AwsStore {
             })
             .collect();
         if parts.len() != chunks {
-            return Err(StoreError::Backend(format!(
-                "{what}: {} of the message's {chunks} raw chunks were found",
-                parts.len()
-            )));
+            return Err(StoreError::backend(
+                what,
+                format!(
+                    "{} of the message's {chunks} raw chunks were found",
+                    parts.len()
+                ),
+            ));
         }
         parts.sort();
         message.raw = parts.into_iter().flat_map(|(_, b)| b).collect();
@@ -173,9 +176,7 @@ impl MessageLog for AwsStore {
             Some(_) => match self.get_message(&message.org, &message.id).await? {
                 Some(existing) => Ok(Inserted::Existing(existing)),
                 // Cancelled by a concurrent write of the same message: retried by the caller.
-                None => Err(StoreError::Backend(format!(
-                    "{WHAT}: the transaction was cancelled"
-                ))),
+                None => Err(StoreError::backend(WHAT, "the transaction was cancelled")),
             },
         }
     }

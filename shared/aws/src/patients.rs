@@ -289,9 +289,7 @@ impl AwsStore {
                 .map(|(_, s)| s)
                 .collect();
         }
-        Err(StoreError::Backend(format!(
-            "{WHAT}: the events kept conflicting"
-        )))
+        Err(StoreError::backend(WHAT, "the events kept conflicting"))
     }
 }
 

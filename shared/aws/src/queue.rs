@@ -40,7 +40,7 @@ impl WorkQueue for AwsStore {
     ) -> StoreResult<()> {
         const WHAT: &str = "queue send";
         let body = serde_json::to_string(item)
-            .map_err(|_| StoreError::Backend(format!("{WHAT}: the item could not be encoded")))?;
+            .map_err(|_| StoreError::backend(WHAT, "the item could not be encoded"))?;
         self.count();
         self.sqs()
             .send_message()
@@ -80,10 +80,8 @@ impl AwsStore {
             .map_err(|e| backend(WHAT, &e))?;
         let mut got = Vec::new();
         for m in out.messages.unwrap_or_default() {
-            let item: WorkItem =
-                serde_json::from_str(m.body().unwrap_or_default()).map_err(|_| {
-                    StoreError::Backend(format!("{WHAT}: a message body is not a work item"))
-                })?;
+            let item: WorkItem = serde_json::from_str(m.body().unwrap_or_default())
+                .map_err(|_| StoreError::backend(WHAT, "a message body is not a work item"))?;
             let attr = |name: &MessageSystemAttributeName| {
                 m.attributes()
                     .and_then(|a| a.get(name))
@@ -145,11 +143,14 @@ impl AwsStore {
                 .await
                 .map_err(|e| backend(WHAT, &e))?;
             if !out.failed.is_empty() {
-                return Err(StoreError::Backend(format!(
-                    "{WHAT}: {} of {} receipts were not deleted",
-                    out.failed.len(),
-                    chunk.len()
-                )));
+                return Err(StoreError::backend(
+                    WHAT,
+                    format!(
+                        "{} of {} receipts were not deleted",
+                        out.failed.len(),
+                        chunk.len()
+                    ),
+                ));
             }
         }
         Ok(())

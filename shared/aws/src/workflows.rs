@@ -83,7 +83,7 @@ pub(crate) fn millis(what: &str, rfc3339: &str) -> StoreResult<i64> {
     rfc3339
         .parse::<Timestamp>()
         .map(|t| t.as_millisecond())
-        .map_err(|_| StoreError::Backend(format!("{what}: a step time is not RFC 3339")))
+        .map_err(|_| StoreError::backend(what, "a step time is not RFC 3339"))
 }
 
 fn step_sk(id: &str) -> String {
@@ -315,9 +315,7 @@ impl WorkflowStore for AwsStore {
                 Some(_) => continue,
             }
         }
-        Err(StoreError::Backend(format!(
-            "{WHAT}: the workflow kept changing"
-        )))
+        Err(StoreError::backend(WHAT, "the workflow kept changing"))
     }
 
     /// A GetItem, then one transaction: the workflow with the new status
@@ -353,9 +351,7 @@ impl WorkflowStore for AwsStore {
                 Some(_) => continue,
             }
         }
-        Err(StoreError::Backend(format!(
-            "{WHAT}: the workflow kept changing"
-        )))
+        Err(StoreError::backend(WHAT, "the workflow kept changing"))
     }
 }
 
@@ -579,9 +575,7 @@ impl DeliveryLog for AwsStore {
         }
         match self.get(WHAT, delivery_pk(org, id), DELIVERY_SK).await? {
             Some(item) => Ok(Inserted::Existing(from_item(WHAT, item)?)),
-            None => Err(StoreError::Backend(format!(
-                "{WHAT}: the transaction was cancelled"
-            ))),
+            None => Err(StoreError::backend(WHAT, "the transaction was cancelled")),
         }
     }
 
@@ -838,7 +832,7 @@ impl AwsStore {
         ) {
             return Ok(secret);
         }
-        let fresh = tendon_core::keys::new_ingest_key().map_err(StoreError::Backend)?;
+        let fresh = tendon_core::keys::new_ingest_key().map_err(StoreError::backend_detail)?;
         let mut item = key(SETTINGS_PK.to_owned(), UNSUBSCRIBE_SECRET_SK);
         item.insert("value".to_owned(), s(fresh));
         self.count();
@@ -862,7 +856,7 @@ impl AwsStore {
             self.get(WHAT, SETTINGS_PK.to_owned(), UNSUBSCRIBE_SECRET_SK)
                 .await?,
         )
-        .ok_or_else(|| StoreError::Backend(format!("{WHAT}: the secret was not stored")))
+        .ok_or_else(|| StoreError::backend(WHAT, "the secret was not stored"))
     }
 }
 

@@ -123,6 +123,23 @@ async fn bootstrap_creates_the_template_resources() {
     );
 }
 
+/// DynamoDB's own error code reaches the caller as data, not only as text.
+#[tokio::test]
+async fn a_missing_table_is_a_backend_error_with_dynamodb_s_code() {
+    let sdk = moto::sdk_config().await;
+    let table = format!("{}-missing", moto::unique_prefix("notable"));
+    let store = AwsStore::new(&sdk, table, "q1", "q2");
+    let e = store
+        .load_patient("ACME01", "P1")
+        .await
+        .expect_err("there is no table");
+    assert_eq!(e.code(), Some("ResourceNotFoundException"), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "storage backend failed: load_patient: ResourceNotFoundException"
+    );
+}
+
 tendon_contract::contract_tests! {
     #[tokio::test]
     mod contract: port, workflows, cliniko = {

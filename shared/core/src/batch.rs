@@ -302,7 +302,7 @@ mod tests {
             let fail = record.item.message_id == "a2";
             async move {
                 if fail {
-                    Err(StoreError::Backend("down".into()))
+                    Err(StoreError::backend_detail("down"))
                 } else {
                     Ok(())
                 }

@@ -15,20 +15,9 @@ use crate::org::{Location, Org, OrgConfig, Practitioner};
 use crate::workflow::Workflow;
 use crate::workflow::steps::{Delivery, DeliveryStatus, ScheduledStep, StepUpdate};
 
-/// An infrastructure failure or a refused write. Business failures are never
-/// errors: they are recorded outcomes on the message.
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
-pub enum StoreError {
-    #[error("{0} already exists")]
-    AlreadyExists(String),
-    #[error("{0} does not exist")]
-    NotFound(String),
-    /// The backend failed; the work is retried (and ends in a DLQ if it keeps failing).
-    #[error("storage backend failed: {0}")]
-    Backend(String),
-}
+mod error;
 
-pub type StoreResult<T> = Result<T, StoreError>;
+pub use error::{BackendError, StoreError, StoreResult};
 
 pub trait Clock: Send + Sync {
     fn now(&self) -> jiff::Timestamp;

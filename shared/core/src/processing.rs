@@ -317,7 +317,7 @@ where
             }
         }
     }
-    Err(StoreError::Backend(format!(
+    Err(StoreError::backend_detail(format!(
         "{} step for message {} kept conflicting",
         step.name(),
         item.message_id

@@ -1,3 +1,5 @@
+//! Turning a message's bytes into text: valid UTF-8 as UTF-8, anything else
+//! by its MSH-18 character set, or as ISO-8859-1.
 use std::borrow::Cow;
 
 /// How a message's bytes become text.

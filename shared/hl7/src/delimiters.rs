@@ -1,3 +1,5 @@
+//! The encoding characters of a message (MSH-1 and MSH-2), including the
+//! three-character forms real senders use.
 /// The message's encoding characters, from MSH-1 and MSH-2.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Delimiters {

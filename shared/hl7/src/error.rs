@@ -1,3 +1,5 @@
+//! Why an input is not a parseable message ([`ParseError`]), with byte
+//! offsets and never patient data.
 use thiserror::Error;
 
 /// Why an input is not a parseable HL7 v2 message. Offsets count bytes from the

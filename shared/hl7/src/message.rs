@@ -1,3 +1,6 @@
+//! The message: one pass that finds the segments (any line break followed by
+//! a segment ID ends one; a BOM and stray MLLP bytes are dropped), then
+//! segments, fields and the MSH header read on demand.
 use crate::error::snippet;
 use crate::value::nth;
 use crate::{Charset, Delimiters, Level, ParseError, Value};

@@ -1,3 +1,5 @@
+//! A field, component or subcomponent as read: absent, empty, an explicit
+//! null (`""`) or text, with escapes decoded only when the text is asked for.
 use std::borrow::Cow;
 
 use crate::{Charset, Delimiters, escape};

@@ -35,8 +35,9 @@
 //! wait for the writer): point reads on the calling thread, lists on tokio's
 //! blocking pool. An in-memory database has the one connection only, so its
 //! reads go through the writer too. Errors become
-//! [`StoreError::Backend`](tendon_core::ports::StoreError) with the operation
-//! and SQLite's reason, never a stored value.
+//! [`StoreError::Backend`](tendon_core::ports::StoreError) with the operation,
+//! SQLite's result code (as data: `StoreError::code`) and its reason, never a
+//! stored value.
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
@@ -195,12 +196,10 @@ impl SqliteStore {
         });
         self.writer
             .submit(job)
-            .map_err(|()| StoreError::Backend(format!("{what}: the sqlite writer has stopped")))?;
+            .map_err(|()| StoreError::backend(what, "the sqlite writer has stopped"))?;
         match answer.await {
             Ok(result) => result.map_err(|fail| fail.into_store_error(what)),
-            Err(_) => Err(StoreError::Backend(format!(
-                "{what}: the sqlite task was cancelled"
-            ))),
+            Err(_) => Err(StoreError::backend(what, "the sqlite task was cancelled")),
         }
     }
 
@@ -231,12 +230,10 @@ impl SqliteStore {
         let readers = Arc::clone(readers);
         match tokio::task::spawn_blocking(move || readers.with(f)).await {
             Ok(result) => result.map_err(|fail| fail.into_store_error(what)),
-            Err(join) if join.is_panic() => Err(StoreError::Backend(format!(
-                "{what}: the sqlite task panicked"
-            ))),
-            Err(_) => Err(StoreError::Backend(format!(
-                "{what}: the sqlite task was cancelled"
-            ))),
+            Err(join) if join.is_panic() => {
+                Err(StoreError::backend(what, "the sqlite task panicked"))
+            }
+            Err(_) => Err(StoreError::backend(what, "the sqlite task was cancelled")),
         }
     }
 }
@@ -290,7 +287,7 @@ trait Job: Send {
     /// Runs the write inside the group's transaction, in its own savepoint.
     fn run(&mut self, conn: &mut Connection);
     /// Answers the caller once the group's transaction committed or failed.
-    fn finish(self: Box<Self>, committed: Result<(), &str>);
+    fn finish(self: Box<Self>, committed: Result<(), &CommitFailure>);
 }
 
 struct Pending<T, F> {
@@ -310,9 +307,9 @@ where
         };
         if conn.is_autocommit() {
             // An earlier write's error made SQLite roll the whole group back.
-            self.result = Some(Err(Fail::Commit(
-                "the transaction was rolled back".to_owned(),
-            )));
+            self.result = Some(Err(Fail::Commit(CommitFailure::new(
+                "the transaction was rolled back",
+            ))));
             return;
         }
         if let Err(e) = conn.execute_batch("SAVEPOINT job") {
@@ -334,14 +331,14 @@ where
         });
     }
 
-    fn finish(self: Box<Self>, committed: Result<(), &str>) {
+    fn finish(self: Box<Self>, committed: Result<(), &CommitFailure>) {
         let result = match (self.result, committed) {
-            (Some(Ok(_)), Err(reason)) | (None, Err(reason)) => {
-                Err(Fail::Commit(reason.to_owned()))
+            (Some(Ok(_)), Err(failure)) | (None, Err(failure)) => {
+                Err(Fail::Commit(failure.clone()))
             }
             (Some(result), Ok(())) => result,
             (Some(Err(e)), Err(_)) => Err(e),
-            (None, Ok(())) => Err(Fail::Commit("the write did not run".to_owned())),
+            (None, Ok(())) => Err(Fail::Commit(CommitFailure::new("the write did not run"))),
         };
         // The caller may have gone away; the write stands either way.
         let _ = self.reply.send(result);
@@ -395,7 +392,7 @@ fn write_loop(mut conn: Connection, queued: &mpsc::Receiver<Box<dyn Job>>) {
             }
         }
         let committed = match conn.execute_batch("BEGIN IMMEDIATE") {
-            Err(e) => Err(format!("{e}")),
+            Err(e) => Err(CommitFailure::from(&e)),
             Ok(()) => {
                 for job in &mut group {
                     job.run(&mut conn);
@@ -406,13 +403,13 @@ fn write_loop(mut conn: Connection, queued: &mpsc::Receiver<Box<dyn Job>>) {
                         if !conn.is_autocommit() {
                             let _ = conn.execute_batch("ROLLBACK");
                         }
-                        Err(format!("{e}"))
+                        Err(CommitFailure::from(&e))
                     }
                 }
             }
         };
         for job in group.drain(..) {
-            job.finish(committed.as_ref().map(|_| ()).map_err(String::as_str));
+            job.finish(committed.as_ref().map(|_| ()));
         }
     }
 }
@@ -441,8 +438,8 @@ pub(crate) enum Fail {
     Sql(rusqlite::Error),
     Json(serde_json::Error),
     Store(StoreError),
-    /// The write ran, but its group's transaction did not commit (SQLite's reason).
-    Commit(String),
+    /// The write ran, but its group's transaction did not commit.
+    Commit(CommitFailure),
     Panicked,
 }
 
@@ -450,18 +447,63 @@ impl Fail {
     fn into_store_error(self, what: &str) -> StoreError {
         match self {
             Fail::Store(e) => e,
-            Fail::Commit(reason) => StoreError::Backend(format!("{what}: sqlite: {reason}")),
-            Fail::Panicked => StoreError::Backend(format!("{what}: the sqlite task panicked")),
+            Fail::Commit(CommitFailure { code, reason }) => {
+                sqlite_error(what, code, format!("sqlite: {reason}"))
+            }
+            Fail::Panicked => StoreError::backend(what, "the sqlite task panicked"),
             // SQLite's reasons name tables, columns and constraints, never values.
-            Fail::Sql(e) => StoreError::Backend(format!("{what}: sqlite: {e}")),
+            Fail::Sql(e) => sqlite_error(what, sqlite_code(&e), format!("sqlite: {e}")),
             // serde_json's messages may quote a value: keep only where it broke.
-            Fail::Json(e) => StoreError::Backend(format!(
-                "{what}: a stored record could not be read or written ({:?} error at line {}, column {})",
-                e.classify(),
-                e.line(),
-                e.column()
-            )),
+            Fail::Json(e) => StoreError::backend(
+                what,
+                format!(
+                    "a stored record could not be read or written ({:?} error at line {}, column {})",
+                    e.classify(),
+                    e.line(),
+                    e.column()
+                ),
+            ),
         }
+    }
+}
+
+/// Why the writer's transaction did not begin or commit: SQLite's result
+/// code when it gave one (`DatabaseBusy`, `DiskFull`, ...) and its reason.
+#[derive(Clone, Debug)]
+pub(crate) struct CommitFailure {
+    code: Option<String>,
+    reason: String,
+}
+
+impl CommitFailure {
+    /// A failure SQLite reported no code for.
+    fn new(reason: &str) -> CommitFailure {
+        CommitFailure {
+            code: None,
+            reason: reason.to_owned(),
+        }
+    }
+}
+
+impl From<&rusqlite::Error> for CommitFailure {
+    fn from(e: &rusqlite::Error) -> CommitFailure {
+        CommitFailure {
+            code: sqlite_code(e),
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// SQLite's primary result code as rusqlite names it (`ConstraintViolation`,
+/// `DatabaseBusy`, `DiskFull`, `ReadOnly`, ...), for an error SQLite raised.
+fn sqlite_code(e: &rusqlite::Error) -> Option<String> {
+    e.sqlite_error_code().map(|c| format!("{c:?}"))
+}
+
+fn sqlite_error(what: &str, code: Option<String>, detail: String) -> StoreError {
+    match code {
+        Some(code) => StoreError::backend_code(what, code, detail),
+        None => StoreError::backend(what, detail),
     }
 }
 
@@ -486,8 +528,8 @@ impl From<StoreError> for Fail {
 /// A `u64` version as SQLite's `INTEGER`.
 pub(crate) fn sql_int(n: u64) -> Result<i64, Fail> {
     i64::try_from(n).map_err(|_| {
-        Fail::Store(StoreError::Backend(
-            "a version number is out of SQLite's range".to_owned(),
+        Fail::Store(StoreError::backend_detail(
+            "a version number is out of SQLite's range",
         ))
     })
 }
@@ -503,11 +545,14 @@ mod tests {
             e.to_string().contains("Ana"),
             "serde_json would quote the value: {e}"
         );
-        let StoreError::Backend(text) = Fail::Json(e).into_store_error("load_patient") else {
+        let StoreError::Backend(b) = Fail::Json(e).into_store_error("load_patient") else {
             panic!("a decoding failure is a backend error");
         };
+        let text = b.to_string();
         assert!(!text.contains("Ana") && !text.contains("1985"), "{text}");
+        assert_eq!(b.operation(), Some("load_patient"));
         assert!(text.starts_with("load_patient: "), "{text}");
+        assert_eq!(b.code(), None, "serde_json has no code");
     }
 
     #[test]
@@ -538,9 +583,9 @@ mod tests {
         );
         assert_eq!(a, Ok(()));
         assert_eq!(b, Err(StoreError::NotFound("B".to_owned())));
-        assert!(
-            matches!(c, Err(StoreError::Backend(ref t)) if t == "probe: the sqlite task panicked"),
-            "{c:?}"
+        assert_eq!(
+            c,
+            Err(StoreError::backend("probe", "the sqlite task panicked"))
         );
         assert_eq!(d, Ok(()));
         let ids = store
@@ -580,9 +625,114 @@ mod tests {
                 Ok(())
             })
             .await;
+        let e = got.expect_err("no such table");
         assert!(
-            matches!(got, Err(StoreError::Backend(ref t)) if t.starts_with("probe: sqlite: ")),
-            "{got:?}"
+            matches!(&e, StoreError::Backend(b) if b.operation() == Some("probe") && b.detail().starts_with("sqlite: ")),
+            "{e:?}"
+        );
+        // SQLITE_ERROR, SQLite's generic code, is rusqlite's `Unknown`.
+        assert_eq!(e.code(), Some("Unknown"));
+        assert_eq!(
+            e.to_string(),
+            "storage backend failed: probe: sqlite: no such table: no_such_table"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_constraint_violation_keeps_sqlite_s_code() {
+        let store = SqliteStore::open_in_memory().expect("store");
+        let insert = || {
+            store.run("probe", |conn| {
+                conn.execute("INSERT INTO orgs (id, json) VALUES ('A', '{}')", [])?;
+                Ok(())
+            })
+        };
+        assert_eq!(insert().await, Ok(()));
+        let e = insert().await.expect_err("the ID is taken");
+        assert_eq!(e.code(), Some("ConstraintViolation"));
+        assert_eq!(
+            e.to_string(),
+            "storage backend failed: probe: sqlite: UNIQUE constraint failed: orgs.id"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_write_on_a_read_connection_keeps_sqlite_s_code() {
+        let dir = std::env::temp_dir().join(format!("tendon-readonly-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let store = SqliteStore::open(&dir.join("ro.db")).expect("store");
+        let got = store
+            .read_now("probe", |conn| {
+                conn.execute("INSERT INTO orgs (id, json) VALUES ('A', '{}')", [])?;
+                Ok(())
+            })
+            .await;
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+        let e = got.expect_err("read connections are query-only");
+        assert_eq!(e.code(), Some("ReadOnly"));
+        assert!(
+            e.to_string()
+                .starts_with("storage backend failed: probe: sqlite: "),
+            "{e}"
+        );
+    }
+
+    /// A failure SQLite raised, as rusqlite hands it over.
+    fn sqlite_failure(code: std::os::raw::c_int, message: &str) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), Some(message.to_owned()))
+    }
+
+    #[test]
+    fn a_failed_commit_keeps_sqlite_s_code() {
+        for (code, name, message) in [
+            (
+                rusqlite::ffi::SQLITE_BUSY,
+                "DatabaseBusy",
+                "database is locked",
+            ),
+            (
+                rusqlite::ffi::SQLITE_FULL,
+                "DiskFull",
+                "database or disk is full",
+            ),
+        ] {
+            let failure = CommitFailure::from(&sqlite_failure(code, message));
+            // Every write of the group gets the commit's failure.
+            let (reply, mut answer) = oneshot::channel();
+            let job: Box<dyn Job> = Box::new(Pending {
+                f: None::<fn(&mut Connection) -> Result<(), Fail>>,
+                result: Some(Ok(())),
+                reply,
+            });
+            job.finish(Err(&failure));
+            let fail = answer
+                .try_recv()
+                .expect("answered")
+                .expect_err("not committed");
+            let e = fail.into_store_error("insert_message");
+            assert_eq!(e.code(), Some(name));
+            assert_eq!(
+                e.to_string(),
+                format!("storage backend failed: insert_message: sqlite: {message}")
+            );
+        }
+    }
+
+    #[test]
+    fn a_statement_s_failure_keeps_sqlite_s_code_and_others_have_none() {
+        let e = Fail::Sql(sqlite_failure(
+            rusqlite::ffi::SQLITE_FULL,
+            "database or disk is full",
+        ))
+        .into_store_error("commit");
+        assert_eq!(e.code(), Some("DiskFull"));
+        let e = Fail::Sql(rusqlite::Error::QueryReturnedNoRows).into_store_error("get");
+        assert_eq!(e.code(), None, "not raised by SQLite: {e}");
+        let e = Fail::Commit(CommitFailure::new("the write did not run")).into_store_error("get");
+        assert_eq!(
+            e,
+            StoreError::backend("get", "sqlite: the write did not run")
         );
     }
 }

@@ -73,9 +73,8 @@ fn insert(tx: &Connection, m: &StoredMessage, json: &str, now_ms: i64) -> Result
     if added == 1 {
         return Ok(Inserted::New);
     }
-    let existing = load(tx, &m.org, &m.id)?.ok_or_else(|| {
-        StoreError::Backend("insert_message: the existing message vanished".to_owned())
-    })?;
+    let existing = load(tx, &m.org, &m.id)?
+        .ok_or_else(|| StoreError::backend("insert_message", "the existing message vanished"))?;
     Ok(Inserted::Existing(existing))
 }
 

@@ -26,9 +26,8 @@ impl PatientStore for SqliteStore {
             };
             let mut record: PatientRecord = serde_json::from_str(&json)?;
             // The column is what commits check; the record reports the same.
-            record.version = u64::try_from(version).map_err(|_| {
-                StoreError::Backend("load_patient: a negative version is stored".to_owned())
-            })?;
+            record.version = u64::try_from(version)
+                .map_err(|_| StoreError::backend("load_patient", "a negative version is stored"))?;
             Ok(Some(record))
         })
         .await

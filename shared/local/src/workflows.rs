@@ -18,7 +18,7 @@ fn ms(rfc3339: &str) -> Result<i64, Fail> {
     rfc3339
         .parse::<Timestamp>()
         .map(|t| t.as_millisecond())
-        .map_err(|_| Fail::Store(StoreError::Backend("a stored time is not RFC 3339".into())))
+        .map_err(|_| Fail::Store(StoreError::backend_detail("a stored time is not RFC 3339")))
 }
 
 fn json<T: serde::Serialize>(what: &'static str, v: &T) -> StoreResult<String> {
@@ -89,7 +89,7 @@ impl SqliteStore {
                 Some(s) => s,
                 None => {
                     let s = tendon_core::keys::new_ingest_key()
-                        .map_err(|e| Fail::Store(StoreError::Backend(e)))?;
+                        .map_err(|e| Fail::Store(StoreError::backend_detail(e)))?;
                     tx.prepare_cached(
                         "INSERT INTO settings (name, value) VALUES ('unsubscribe_secret', ?1)",
                     )?

@@ -367,8 +367,8 @@ impl WorkQueue for DeadQueue {
         _: &str,
         _: &tendon_core::ports::WorkItem,
     ) -> tendon_core::ports::StoreResult<()> {
-        Err(tendon_core::ports::StoreError::Backend(
-            "the process died".into(),
+        Err(tendon_core::ports::StoreError::backend_detail(
+            "the process died",
         ))
     }
 }

@@ -363,7 +363,7 @@ pub async fn apply_appointment<S: SyncStore>(
             }
         }
     }
-    Err(StoreError::Backend(format!(
+    Err(StoreError::backend_detail(format!(
         "Cliniko appointment {} kept conflicting",
         a.id
     )))
@@ -394,7 +394,7 @@ pub async fn apply_closed_case<S: SyncStore>(
             return Ok(());
         }
     }
-    Err(StoreError::Backend(format!(
+    Err(StoreError::backend_detail(format!(
         "Cliniko case {} kept conflicting",
         case.id
     )))

@@ -49,8 +49,9 @@ pub async fn set_opt_out<S: PatientStore>(
             CommitOutcome::Conflict => {}
         }
     }
-    Err(StoreError::Backend(
-        "set_opt_out: the record kept changing".to_owned(),
+    Err(StoreError::backend(
+        "set_opt_out",
+        "the record kept changing",
     ))
 }
 
@@ -188,10 +189,13 @@ mod tests {
         assert!(store.stored().patient.unsubscribed);
 
         let store = OneRecord::new(Some(record()), MAX_ROUNDS);
-        assert!(matches!(
+        assert_eq!(
             run(set_opt_out(&store, "ORG", "P1", Channel::Email, true)),
-            Err(StoreError::Backend(_))
-        ));
+            Err(StoreError::backend(
+                "set_opt_out",
+                "the record kept changing"
+            ))
+        );
         assert_eq!(*store.loads.lock().unwrap(), MAX_ROUNDS);
         assert_eq!(store.stored(), record(), "nothing written");
     }

@@ -132,7 +132,7 @@ pub async fn apply_profile<S: SyncStore>(
             }
         }
     }
-    Err(StoreError::Backend(format!(
+    Err(StoreError::backend_detail(format!(
         "Cliniko patient {} kept changing while it was synced",
         profile.id
     )))

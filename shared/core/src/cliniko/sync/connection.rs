@@ -32,7 +32,7 @@ pub async fn connect<S: SyncStore, A: ClinikoApi>(
     let existing = store.connection(org).await?;
     let token = match &existing {
         Some(c) => c.token.clone(),
-        None => new_token().map_err(StoreError::Backend)?,
+        None => new_token().map_err(StoreError::backend_detail)?,
     };
     let watermark = existing
         .as_ref()

@@ -77,7 +77,7 @@ where
             }
             let until = now
                 .checked_add(CLAIM_LEASE)
-                .map_err(|_| StoreError::Backend("dispatch: time out of range".into()))?;
+                .map_err(|_| StoreError::backend("dispatch", "time out of range"))?;
             let claimed = self.store.claim_due(at, now, until, CLAIM_BATCH).await?;
             if claimed.is_empty() {
                 return Ok(report);
