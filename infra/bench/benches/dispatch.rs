@@ -79,8 +79,8 @@ fn step(
         id: step_id(ORG, &template.workflow_id, 1, 0, &event_id, 0),
         event_id,
         patient_id: patient,
-        due_at: due.to_string(),
-        fired_at: due.to_string(),
+        due_at: due,
+        fired_at: due,
         ..template.clone()
     }
 }
@@ -273,7 +273,7 @@ impl Bed {
         let due = due_steps()
             .iter()
             .map(|s| {
-                let due: Timestamp = s.due_at.parse().expect("due_at");
+                let due = s.due_at;
                 (
                     s.id.clone(),
                     due.as_millisecond(),

@@ -128,7 +128,7 @@ impl ClinikoStore for AwsStore {
         &self,
         org: &str,
         watermark: Option<&str>,
-        synced_at: &str,
+        synced_at: jiff::Timestamp,
     ) -> StoreResult<()> {
         const WHAT: &str = "record_sync";
         let mut set = "SET #ls = :ls".to_owned();
@@ -137,7 +137,7 @@ impl ClinikoStore for AwsStore {
             .set_key(Some(key(connection_pk(org), CONN_SK)))
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#ls", "last_sync_at")
-            .expression_attribute_values(":ls", s(synced_at));
+            .expression_attribute_values(":ls", s(synced_at.to_string()));
         if let Some(w) = watermark {
             set.push_str(", #wm = :wm");
             update = update

@@ -487,7 +487,7 @@ mod tests {
             step_id: "s1".into(),
             status: DeliveryStatus::Sending,
             provider_id: None,
-            created_at: "2026-11-20T17:30:00Z".into(),
+            created_at: "2026-11-20T17:30:00Z".parse().unwrap(),
             sent_at: None,
         }
     }

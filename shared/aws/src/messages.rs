@@ -32,10 +32,15 @@ const RAW: &str = "raw";
 /// zero-padded (so text order is time order), or all zeros (first) if it is
 /// not an RFC 3339 instant.
 pub(crate) fn received_key(received_at: &str) -> String {
-    let nanos = received_at
-        .parse::<jiff::Timestamp>()
-        .map(|t| t.as_nanosecond() + (1i128 << 63))
-        .unwrap_or(0);
+    match received_at.parse::<jiff::Timestamp>() {
+        Ok(t) => instant_key(t),
+        Err(_) => "0".repeat(20),
+    }
+}
+
+/// The sort key of an instant, as [`received_key`] makes it.
+pub(crate) fn instant_key(at: jiff::Timestamp) -> String {
+    let nanos = at.as_nanosecond() + (1i128 << 63);
     format!("{nanos:020}")
 }
 

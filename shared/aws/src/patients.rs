@@ -128,7 +128,7 @@ impl AwsStore {
                     .condition_expression("#st = :scheduled AND #cms = :claim")
                     .expression_attribute_values(
                         ":claim",
-                        AttributeValue::N(crate::workflows::millis(WHAT, claim)?.to_string()),
+                        AttributeValue::N(claim.as_millisecond().to_string()),
                     ),
             };
             items.push(

@@ -79,13 +79,6 @@ pub(crate) fn due_key(ms: i64, id: &str) -> String {
     format!("{}#{id}", ms_key(ms))
 }
 
-pub(crate) fn millis(what: &str, rfc3339: &str) -> StoreResult<i64> {
-    rfc3339
-        .parse::<Timestamp>()
-        .map(|t| t.as_millisecond())
-        .map_err(|_| StoreError::backend(what, "a step time is not RFC 3339"))
-}
-
 fn step_sk(id: &str) -> String {
     format!("{STEP_PREFIX}{id}")
 }
@@ -123,9 +116,9 @@ pub(crate) fn step_item(what: &str, step: &ScheduledStep) -> StoreResult<Item> {
         item.insert(STEP_DUE.to_owned(), due);
     }
     if step.status == StepStatus::Scheduled {
-        let mut ready = millis(what, &step.due_at)?;
-        if let Some(claim) = &step.claimed_until {
-            let claim = millis(what, claim)?;
+        let mut ready = step.due_at.as_millisecond();
+        if let Some(claim) = step.claimed_until {
+            let claim = claim.as_millisecond();
             item.insert(CLAIM_MS.to_owned(), AttributeValue::N(claim.to_string()));
             ready = ready.max(claim);
         }
@@ -541,7 +534,7 @@ impl StepSchedule for AwsStore {
                 out
             }
         };
-        steps.sort_by_cached_key(|s| (millis(WHAT, &s.due_at).unwrap_or(i64::MAX), s.id.clone()));
+        steps.sort_by(|a, b| (a.due_at, &a.id).cmp(&(b.due_at, &b.id)));
         Ok(steps)
     }
 }
@@ -557,7 +550,7 @@ impl DeliveryLog for AwsStore {
             delivery_list_pk(org),
             format!(
                 "{}#{:020}#{id}",
-                crate::messages::received_key(&delivery.created_at),
+                crate::messages::instant_key(delivery.created_at),
                 next_seq()
             ),
         );
@@ -586,14 +579,14 @@ impl DeliveryLog for AwsStore {
         delivery: &Delivery,
         status: DeliveryStatus,
         provider_id: Option<&str>,
-        at: &str,
+        at: Timestamp,
     ) -> StoreResult<()> {
         const WHAT: &str = "complete_delivery";
         let (org, id) = (&delivery.org, &delivery.id);
         let sent_at = if status == DeliveryStatus::Sent {
             Some(at)
         } else {
-            delivery.sent_at.as_deref()
+            delivery.sent_at
         };
         let mut set = vec!["#st = :st"];
         let mut remove = Vec::new();
@@ -615,7 +608,7 @@ impl DeliveryLog for AwsStore {
         match sent_at {
             Some(t) => {
                 set.push("#sa = :sa");
-                update = update.expression_attribute_values(":sa", s(t));
+                update = update.expression_attribute_values(":sa", s(t.to_string()));
             }
             None => remove.push("#sa"),
         }
@@ -641,7 +634,7 @@ impl DeliveryLog for AwsStore {
                 .expression_attribute_names("#sa", "sent_at")
                 .expression_attribute_values(":did", s(id.clone()))
                 .expression_attribute_values(":kind", to_value(WHAT, &delivery.kind)?)
-                .expression_attribute_values(":sa", s(at));
+                .expression_attribute_values(":sa", s(at.to_string()));
             if let Some(content) = &delivery.content_id {
                 marker = marker
                     .update_expression(

@@ -816,11 +816,8 @@ async fn a_claim_reads_only_the_due_part_of_the_index() {
     want.sort();
     assert_eq!(got, want, "exactly the due steps");
     assert_eq!(
-        claimed
-            .iter()
-            .map(|s| s.due_at.as_str())
-            .collect::<Vec<_>>(),
-        due.iter().map(|s| s.due_at.as_str()).collect::<Vec<_>>(),
+        claimed.iter().map(|s| s.due_at).collect::<Vec<_>>(),
+        due.iter().map(|s| s.due_at).collect::<Vec<_>>(),
         "oldest first, with their own due times"
     );
     assert_eq!(claim_requests, 4 + 5);
@@ -843,7 +840,7 @@ async fn a_claim_reads_only_the_due_part_of_the_index() {
     sent.status = StepStatus::Sent;
     store.finish_step(&sent, None).await.expect("finish_step");
     let mut later = claimed[1].clone();
-    later.due_at = "2026-11-22T09:00:00Z".to_owned();
+    later.due_at = "2026-11-22T09:00:00Z".parse().unwrap();
     store.finish_step(&later, None).await.expect("finish_step");
     let index = due_index(&store).await;
     assert_eq!(index.len(), 54);
@@ -958,7 +955,7 @@ fn email_delivery(to: &str, subject: &str) -> Delivery {
         step_id: unique("step"),
         status: DeliveryStatus::Sending,
         provider_id: None,
-        created_at: "2026-11-20T17:30:00Z".to_owned(),
+        created_at: "2026-11-20T17:30:00Z".parse().unwrap(),
         sent_at: None,
     }
 }

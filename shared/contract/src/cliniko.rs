@@ -59,12 +59,12 @@ pub async fn cliniko_connections<S: Stores + tendon_core::ports::ClinikoStore>(s
         .record_sync(
             &org_id,
             Some("2026-11-20T10:00:00Z"),
-            "2026-11-20T17:31:00Z",
+            ts("2026-11-20T17:31:00Z"),
         )
         .await
         .unwrap();
     store
-        .record_sync(&org_id, None, "2026-11-20T17:32:00Z")
+        .record_sync(&org_id, None, ts("2026-11-20T17:32:00Z"))
         .await
         .unwrap();
     let now = store.connection(&org_id).await.unwrap().unwrap();
@@ -75,7 +75,7 @@ pub async fn cliniko_connections<S: Stores + tendon_core::ports::ClinikoStore>(s
     );
     assert!(matches!(
         store
-            .record_sync(&unique("ORG"), None, "2026-11-20T17:32:00Z")
+            .record_sync(&unique("ORG"), None, ts("2026-11-20T17:32:00Z"))
             .await,
         Err(StoreError::NotFound(_))
     ));

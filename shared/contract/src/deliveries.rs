@@ -29,7 +29,7 @@ pub async fn deliveries<S: Stores + DeliveryLog>(store: &S) {
         step_id: unique("step"),
         status: DeliveryStatus::Sending,
         provider_id: None,
-        created_at: "2026-11-20T17:30:00Z".to_owned(),
+        created_at: ts("2026-11-20T17:30:00Z"),
         sent_at: None,
     };
     let (first, survey) = (
@@ -53,7 +53,7 @@ pub async fn deliveries<S: Stores + DeliveryLog>(store: &S) {
             &first,
             DeliveryStatus::Sent,
             Some("ses-1"),
-            "2026-11-20T17:30:01Z",
+            ts("2026-11-20T17:30:01Z"),
         )
         .await
         .unwrap();
@@ -62,7 +62,7 @@ pub async fn deliveries<S: Stores + DeliveryLog>(store: &S) {
             &survey,
             DeliveryStatus::Sent,
             Some("ses-2"),
-            "2026-11-20T17:30:02Z",
+            ts("2026-11-20T17:30:02Z"),
         )
         .await
         .unwrap();
@@ -74,7 +74,7 @@ pub async fn deliveries<S: Stores + DeliveryLog>(store: &S) {
     );
     assert_eq!(outbox[0].status, DeliveryStatus::Sent);
     assert_eq!(outbox[0].provider_id.as_deref(), Some("ses-1"));
-    assert_eq!(outbox[0].sent_at.as_deref(), Some("2026-11-20T17:30:01Z"));
+    assert_eq!(outbox[0].sent_at, Some(ts("2026-11-20T17:30:01Z")));
     assert_eq!(
         store.open_assignments(&org_id, &patient).await,
         Ok(1),

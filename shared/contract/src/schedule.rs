@@ -57,7 +57,7 @@ pub async fn scheduled_steps<S: Stores>(store: &S) {
     assert!(
         claimed
             .iter()
-            .all(|s| s.claimed_until.as_deref() == Some("2026-11-20T17:35:00Z"))
+            .all(|s| s.claimed_until == Some(ts("2026-11-20T17:35:00Z")))
     );
     assert!(
         store
@@ -104,19 +104,12 @@ pub async fn scheduled_steps<S: Stores>(store: &S) {
         .find(|s| s.id == steps[1].id)
         .unwrap()
         .clone();
-    moved.due_at = "2026-11-21T16:00:00Z".to_owned();
+    moved.due_at = ts("2026-11-21T16:00:00Z");
     store.finish_step(&moved, None).await.unwrap();
     let listed = store.list_steps(&org_id, Some(&patient)).await.unwrap();
     let status: Vec<_> = listed
         .iter()
-        .map(|s| {
-            (
-                s.id.as_str(),
-                s.status,
-                s.due_at.as_str(),
-                s.claimed_until.is_none(),
-            )
-        })
+        .map(|s| (s.id.as_str(), s.status, s.due_at, s.claimed_until.is_none()))
         .collect();
     assert_eq!(
         status,
@@ -124,25 +117,25 @@ pub async fn scheduled_steps<S: Stores>(store: &S) {
             (
                 steps[0].id.as_str(),
                 StepStatus::Sent,
-                "2026-11-20T15:00:00Z",
+                ts("2026-11-20T15:00:00Z"),
                 true
             ),
             (
                 steps[2].id.as_str(),
                 StepStatus::Scheduled,
-                "2026-11-20T19:00:00Z",
+                ts("2026-11-20T19:00:00Z"),
                 true
             ),
             (
                 moved.id.as_str(),
                 StepStatus::Scheduled,
-                "2026-11-21T16:00:00Z",
+                ts("2026-11-21T16:00:00Z"),
                 true
             ),
             (
                 next.id.as_str(),
                 StepStatus::Scheduled,
-                "2026-11-27T15:00:00Z",
+                ts("2026-11-27T15:00:00Z"),
                 true
             ),
         ],
@@ -223,9 +216,9 @@ pub async fn failed_steps_are_made_due_again<S: Stores>(store: &S) {
             retried.status,
             retried.attempts,
             retried.resends,
-            retried.due_at.as_str()
+            retried.due_at
         ),
-        (StepStatus::Scheduled, 0, 1, "2026-11-20T16:00:00Z")
+        (StepStatus::Scheduled, 0, 1, ts("2026-11-20T16:00:00Z"))
     );
     assert_ne!(
         retried.delivery_key(),
@@ -278,7 +271,7 @@ pub async fn step_updates<S: Stores>(store: &S) {
     assert_eq!(store.commit(&c).await, Ok(CommitOutcome::Applied));
 
     let mut moved = steps[0].clone();
-    moved.due_at = "2026-11-21T15:00:00Z".to_owned();
+    moved.due_at = ts("2026-11-21T15:00:00Z");
     moved.anchor = Some("2026-11-22T15:00:00Z".to_owned());
     let mut skipped = steps[1].clone();
     skipped.status = StepStatus::Skipped;
@@ -316,7 +309,7 @@ pub async fn step_updates<S: Stores>(store: &S) {
 
     // Claimed since it was read: the commit conflicts and writes nothing.
     let mut again = moved.clone();
-    again.due_at = "2026-11-21T16:00:00Z".to_owned();
+    again.due_at = ts("2026-11-21T16:00:00Z");
     let mut c = commit(&org_id, &ids[2], "episode", Vec::new(), Vec::new());
     c.step_updates = vec![StepUpdate {
         step: again.clone(),
@@ -337,7 +330,7 @@ pub async fn step_updates<S: Stores>(store: &S) {
             .is_empty(),
         "contract: a conflicting commit writes nothing"
     );
-    c.step_updates[0].read_claim = claimed[0].claimed_until.clone();
+    c.step_updates[0].read_claim = claimed[0].claimed_until;
     assert_eq!(
         store.commit(&c).await,
         Ok(CommitOutcome::Applied),
@@ -346,8 +339,8 @@ pub async fn step_updates<S: Stores>(store: &S) {
     let listed = store.list_steps(&org_id, Some(&patient)).await.unwrap();
     let now = listed.iter().find(|s| s.id == again.id).unwrap();
     assert_eq!(
-        (now.due_at.as_str(), now.claimed_until.as_deref()),
-        ("2026-11-21T16:00:00Z", None)
+        (now.due_at, now.claimed_until),
+        (ts("2026-11-21T16:00:00Z"), None)
     );
 
     // No longer scheduled: conflict.

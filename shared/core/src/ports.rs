@@ -444,7 +444,7 @@ pub trait DeliveryLog: Send + Sync {
         delivery: &Delivery,
         status: DeliveryStatus,
         provider_id: Option<&str>,
-        at: &str,
+        at: jiff::Timestamp,
     ) -> impl Future<Output = StoreResult<()>> + Send;
     /// The org's deliveries (the outbox), oldest first.
     fn list_deliveries(&self, org: &str)
@@ -555,7 +555,7 @@ pub trait ClinikoStore: Send + Sync {
         &self,
         org: &str,
         watermark: Option<&str>,
-        synced_at: &str,
+        synced_at: jiff::Timestamp,
     ) -> impl Future<Output = StoreResult<()>> + Send;
     /// Saves (or replaces) a profile that failed to import.
     fn put_failure(

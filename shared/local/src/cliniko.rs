@@ -80,11 +80,11 @@ impl ClinikoStore for SqliteStore {
         &self,
         org: &str,
         watermark: Option<&str>,
-        synced_at: &str,
+        synced_at: jiff::Timestamp,
     ) -> StoreResult<()> {
         let org = org.to_owned();
         let watermark = watermark.map(str::to_owned);
-        let synced_at = synced_at.to_owned();
+        let synced_at = synced_at.to_string();
         self.run("record_sync", move |conn| {
             let tx = write_tx(conn)?;
             let found: Option<String> = tx

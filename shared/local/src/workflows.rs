@@ -14,13 +14,6 @@ use tendon_core::workflow::{Workflow, WorkflowStatus};
 
 use crate::{Fail, SqliteStore, write_tx};
 
-fn ms(rfc3339: &str) -> Result<i64, Fail> {
-    rfc3339
-        .parse::<Timestamp>()
-        .map(|t| t.as_millisecond())
-        .map_err(|_| Fail::Store(StoreError::backend_detail("a stored time is not RFC 3339")))
-}
-
 fn json<T: serde::Serialize>(what: &'static str, v: &T) -> StoreResult<String> {
     serde_json::to_string(v).map_err(|e| Fail::Json(e).into_store_error(what))
 }
@@ -29,7 +22,7 @@ fn json<T: serde::Serialize>(what: &'static str, v: &T) -> StoreResult<String> {
 /// claim it was read with; `false` if not.
 pub(crate) fn update_step(conn: &Connection, update: &StepUpdate) -> Result<bool, Fail> {
     let step = &update.step;
-    let read_claim = update.read_claim.as_deref().map(ms).transpose()?;
+    let read_claim = update.read_claim.map(|t| t.as_millisecond());
     let written = conn
         .prepare_cached(
             "UPDATE scheduled_steps SET status = ?2, due_at = ?3, claimed_until = NULL, json = ?4
@@ -38,7 +31,7 @@ pub(crate) fn update_step(conn: &Connection, update: &StepUpdate) -> Result<bool
         .execute(params![
             step.id,
             step.status.as_str(),
-            ms(&step.due_at)?,
+            step.due_at.as_millisecond(),
             serde_json::to_string(step)?,
             read_claim
         ])?;
@@ -56,7 +49,7 @@ pub(crate) fn insert_step(conn: &Connection, step: &ScheduledStep) -> Result<(),
         step.org,
         step.patient_id,
         step.status.as_str(),
-        ms(&step.due_at)?,
+        step.due_at.as_millisecond(),
         serde_json::to_string(step)?
     ])?;
     Ok(())
@@ -170,7 +163,6 @@ impl StepSchedule for SqliteStore {
             now.as_millisecond(),
             until.as_millisecond(),
         );
-        let until_s = until.to_string();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run("claim_due", move |conn| {
             let tx = write_tx(conn)?;
@@ -186,7 +178,7 @@ impl StepSchedule for SqliteStore {
             let mut out = Vec::with_capacity(rows.len());
             for (id, json) in rows {
                 let mut step: ScheduledStep = serde_json::from_str(&json)?;
-                step.claimed_until = Some(until_s.clone());
+                step.claimed_until = Some(until);
                 tx.prepare_cached("UPDATE scheduled_steps SET claimed_until = ?2, json = ?3 WHERE id = ?1")?
                     .execute(params![id, until_ms, serde_json::to_string(&step)?])?;
                 out.push(step);
@@ -211,7 +203,7 @@ impl StepSchedule for SqliteStore {
             tx.prepare_cached(
                 "UPDATE scheduled_steps SET status = ?2, due_at = ?3, claimed_until = NULL, json = ?4 WHERE id = ?1",
             )?
-            .execute(params![step.id, step.status.as_str(), ms(&step.due_at)?, json_step])?;
+            .execute(params![step.id, step.status.as_str(), step.due_at.as_millisecond(), json_step])?;
             if let Some(next) = &next {
                 insert_step(&tx, next)?;
             }
@@ -235,7 +227,7 @@ impl StepSchedule for SqliteStore {
                     step.id,
                     step.org,
                     step.status.as_str(),
-                    ms(&step.due_at)?,
+                    step.due_at.as_millisecond(),
                     json_step
                 ])?
                 > 0)
@@ -306,13 +298,13 @@ impl DeliveryLog for SqliteStore {
         delivery: &Delivery,
         status: DeliveryStatus,
         provider_id: Option<&str>,
-        at: &str,
+        at: Timestamp,
     ) -> StoreResult<()> {
         let mut d = delivery.clone();
         d.status = status;
         d.provider_id = provider_id.map(str::to_owned);
         if status == DeliveryStatus::Sent {
-            d.sent_at = Some(at.to_owned());
+            d.sent_at = Some(at);
         }
         let body = json("complete_delivery", &d)?;
         let status = match status {

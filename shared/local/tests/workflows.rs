@@ -185,7 +185,7 @@ async fn a_canceled_appointment_skips_and_a_rescheduled_one_moves_its_reminder()
     let steps = q.store().list_steps("ACME01", Some("P555")).await.unwrap();
     assert_eq!(steps.len(), 1);
     assert_eq!(
-        steps[0].due_at.parse::<Timestamp>().unwrap(),
+        steps[0].due_at,
         ie_day_at_ten(1, 0).parse::<Timestamp>().unwrap()
     );
     // At the old reminder time nothing goes out: the appointment moved.

@@ -166,9 +166,9 @@ pub fn enrol(
                 case_id: case_id.clone(),
                 appointment_id: event.appointment_id.clone(),
                 event_id: event.id.clone(),
-                fired_at: now.to_string(),
+                fired_at: now,
                 anchor: anchor.clone(),
-                due_at: due.to_string(),
+                due_at: due,
                 zone: zone_name.clone(),
                 schedule: def.schedule.clone(),
                 task: def.task.clone(),
@@ -212,7 +212,7 @@ pub fn next_occurrence(step: &ScheduledStep) -> Option<ScheduledStep> {
         return None;
     }
     let zone = TimeZone::get(&step.zone).unwrap_or(TimeZone::UTC);
-    let fired: Timestamp = step.fired_at.parse().ok()?;
+    let fired = step.fired_at;
     let anchor = step.anchor.as_deref().and_then(|a| a.parse().ok());
     let due = schedule::due(&step.schedule, fired, anchor, &zone, next)?;
     Some(ScheduledStep {
@@ -225,7 +225,7 @@ pub fn next_occurrence(step: &ScheduledStep) -> Option<ScheduledStep> {
             next,
         ),
         occurrence: next,
-        due_at: due.to_string(),
+        due_at: due,
         status: StepStatus::Scheduled,
         attempts: 0,
         note: None,

@@ -49,7 +49,7 @@ pub async fn retry_failed_step<S: StepSchedule>(
         return Err(RetryError::NotFailed(step.id, step.status.as_str()));
     }
     step.status = StepStatus::Scheduled;
-    step.due_at = now.to_string();
+    step.due_at = now;
     step.attempts = 0;
     step.claimed_until = None;
     step.resends += 1;

@@ -40,13 +40,9 @@ fn entry(
     let zone = TimeZone::get(&step.zone).unwrap_or(TimeZone::UTC);
     let at = step
         .due_at
-        .parse::<Timestamp>()
-        .map(|t| {
-            t.to_zoned(zone)
-                .strftime("%Y-%m-%dT%H:%M:%S%:z")
-                .to_string()
-        })
-        .unwrap_or_else(|_| step.due_at.clone());
+        .to_zoned(zone)
+        .strftime("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string();
     let title = config
         .workflows
         .iter()
@@ -84,17 +80,14 @@ pub fn timeline(
     let mut out = Vec::new();
     for step in steps {
         out.push((
-            step.due_at.parse::<Timestamp>().ok(),
+            Some(step.due_at),
             entry(step, config, record, step.status.as_str()),
         ));
         if step.status == StepStatus::Scheduled {
             let mut next = next_occurrence(step);
             for _ in 0..PROJECTED_REPEATS {
                 let Some(n) = next else { break };
-                out.push((
-                    n.due_at.parse().ok(),
-                    entry(&n, config, record, "projected"),
-                ));
+                out.push((Some(n.due_at), entry(&n, config, record, "projected")));
                 next = next_occurrence(&n);
             }
         }

@@ -1,5 +1,6 @@
 //! Scheduled steps (what enrolment writes and dispatch claims) and deliveries
 //! (what dispatch records before it sends).
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::model::Schedule;
@@ -46,11 +47,11 @@ pub struct ScheduledStep {
     pub appointment_id: Option<String>,
     /// The trigger event (its id) and when it fired (RFC 3339).
     pub event_id: String,
-    pub fired_at: String,
+    pub fired_at: Timestamp,
     /// For an appointment trigger: the appointment start the schedule counted from.
     pub anchor: Option<String>,
     /// When it is due (RFC 3339, UTC).
-    pub due_at: String,
+    pub due_at: Timestamp,
     /// The IANA zone the schedule was computed in (the location's, else the org's).
     pub zone: String,
     pub schedule: Schedule,
@@ -64,7 +65,7 @@ pub struct ScheduledStep {
     pub note: Option<String>,
     /// Set by a dispatcher's claim: nobody else takes it before this instant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub claimed_until: Option<String>,
+    pub claimed_until: Option<Timestamp>,
     /// How many times an operator made it due again after it failed
     /// (`workflow retry-step`); each is a new send, with a delivery of its own.
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -114,7 +115,7 @@ impl ScheduledStep {
 pub struct StepUpdate {
     /// The new state (no claim).
     pub step: ScheduledStep,
-    pub read_claim: Option<String>,
+    pub read_claim: Option<Timestamp>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,7 +189,7 @@ pub struct Delivery {
     /// The provider's message ID (SES, SNS), once sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_id: Option<String>,
-    pub created_at: String,
+    pub created_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sent_at: Option<String>,
+    pub sent_at: Option<Timestamp>,
 }

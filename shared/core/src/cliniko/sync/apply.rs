@@ -99,13 +99,10 @@ pub async fn apply_profile<S: SyncStore>(
                 .filter(|s| {
                     // A step a dispatcher holds is left to it: its verdict
                     // sees the inactive record.
-                    s.claimed_until
-                        .as_deref()
-                        .and_then(|c| c.parse::<Timestamp>().ok())
-                        .is_none_or(|c| c <= now)
+                    s.claimed_until.is_none_or(|c| c <= now)
                 })
                 .map(|s| {
-                    let read_claim = s.claimed_until.clone();
+                    let read_claim = s.claimed_until;
                     let mut step = s;
                     step.status = StepStatus::Skipped;
                     step.note = Some("patient_inactive".to_owned());

@@ -149,9 +149,7 @@ pub async fn sync_org<S: SyncStore, A: ClinikoApi>(
     // The highest `updated_at` seen, but never past when this sync began: a
     // record changed while the lists were read is read again next time.
     let watermark = high.map(|h| h.min(now).to_string());
-    store
-        .record_sync(org, watermark.as_deref(), &now.to_string())
-        .await?;
+    store.record_sync(org, watermark.as_deref(), now).await?;
     tracing::info!(org = %org, synced = report.synced, failed = report.failed, deactivated = report.deactivated, appointments = report.appointments.applied, unreadable = report.unreadable.len(), "Cliniko sync done");
     Ok(report)
 }

@@ -117,7 +117,7 @@ pub fn build_delivery(
         step_id: step.id.clone(),
         status: DeliveryStatus::Sending,
         provider_id: None,
-        created_at: now.to_string(),
+        created_at: now,
         sent_at: None,
     })
 }

@@ -53,11 +53,16 @@ pub fn follow_appointment(
         .and_then(|s| s.parse::<Timestamp>().ok());
     if anchor != Some(start) {
         let zone = TimeZone::get(&step.zone).unwrap_or(TimeZone::UTC);
-        let fired = step.fired_at.parse().map_err(|_| "schedule_out_of_range")?;
-        let due = schedule::due(&step.schedule, fired, Some(start), &zone, step.occurrence)
-            .ok_or("schedule_out_of_range")?;
+        let due = schedule::due(
+            &step.schedule,
+            step.fired_at,
+            Some(start),
+            &zone,
+            step.occurrence,
+        )
+        .ok_or("schedule_out_of_range")?;
         step.anchor = Some(start_text);
-        step.due_at = due.to_string();
+        step.due_at = due;
     }
     Ok(())
 }
@@ -86,11 +91,7 @@ pub fn appointment_updates(
             .appointment_id
             .as_deref()
             .is_some_and(|a| changed.contains(&a));
-        let held = step
-            .claimed_until
-            .as_deref()
-            .and_then(|c| c.parse::<Timestamp>().ok())
-            .is_some_and(|c| c > now);
+        let held = step.claimed_until.is_some_and(|c| c > now);
         if step.status != StepStatus::Scheduled || !about_changed || held {
             continue;
         }
@@ -106,7 +107,7 @@ pub fn appointment_updates(
             }
             Ok(()) if new.anchor == step.anchor => continue,
             Ok(()) => {
-                if new.due_at.parse::<Timestamp>().is_ok_and(|d| d < now) {
+                if new.due_at < now {
                     new.status = StepStatus::Skipped;
                     new.note = Some("past_due_at_reschedule".to_owned());
                 }
@@ -114,7 +115,7 @@ pub fn appointment_updates(
         }
         out.push(StepUpdate {
             step: new,
-            read_claim: step.claimed_until.clone(),
+            read_claim: step.claimed_until,
         });
     }
     out

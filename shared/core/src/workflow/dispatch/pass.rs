@@ -135,7 +135,7 @@ where
                 Ok(Some(StepStatus::Skipped))
             }
             Verdict::Later(due) => {
-                step.due_at = due.to_string();
+                step.due_at = due;
                 self.store.finish_step(&step, None).await?;
                 Ok(None)
             }
@@ -191,12 +191,7 @@ where
         match self.mailer.send(&delivery).await {
             Ok(provider_id) => {
                 self.store
-                    .complete_delivery(
-                        &delivery,
-                        DeliveryStatus::Sent,
-                        Some(&provider_id),
-                        &at.to_string(),
-                    )
+                    .complete_delivery(&delivery, DeliveryStatus::Sent, Some(&provider_id), at)
                     .await?;
                 step.status = StepStatus::Sent;
                 self.store
@@ -207,7 +202,7 @@ where
             }
             Err(SendError::Rejected(code)) => {
                 self.store
-                    .complete_delivery(&delivery, DeliveryStatus::Failed, None, &at.to_string())
+                    .complete_delivery(&delivery, DeliveryStatus::Failed, None, at)
                     .await?;
                 step.status = StepStatus::Failed;
                 step.note = Some(format!("rejected: {code}"));
@@ -218,10 +213,7 @@ where
                 if step.attempts + 1 < MAX_ATTEMPTS =>
             {
                 step.attempts += 1;
-                step.due_at = at
-                    .checked_add(backoff(step.attempts))
-                    .unwrap_or(at)
-                    .to_string();
+                step.due_at = at.checked_add(backoff(step.attempts)).unwrap_or(at);
                 step.note = Some("retrying".into());
                 self.store.finish_step(&step, None).await?;
                 Ok(None)
@@ -231,7 +223,7 @@ where
                 step.status = StepStatus::Failed;
                 step.note = Some(format!("gave up after {} attempts: {e}", step.attempts));
                 self.store
-                    .complete_delivery(&delivery, DeliveryStatus::Failed, None, &at.to_string())
+                    .complete_delivery(&delivery, DeliveryStatus::Failed, None, at)
                     .await?;
                 self.store.finish_step(&step, None).await?;
                 Ok(Some(StepStatus::Failed))

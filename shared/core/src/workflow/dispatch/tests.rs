@@ -125,7 +125,7 @@ fn a_move_earlier_or_later_re_times_the_reminder_from_the_new_start() {
             (new.status, new.anchor.as_deref()),
             (StepStatus::Scheduled, Some(start))
         );
-        assert_eq!(ts(&new.due_at), ts(due), "{start}");
+        assert_eq!(new.due_at, ts(due), "{start}");
         assert_eq!(out[0].read_claim, None);
     }
 }
@@ -189,7 +189,7 @@ fn steps_that_stand_or_are_held_by_a_dispatcher_are_left_alone() {
     );
     // Claimed beyond now: the dispatcher decides.
     let mut held = step.clone();
-    held.claimed_until = Some("2026-12-01T12:04:00Z".into());
+    held.claimed_until = Some(ts("2026-12-01T12:04:00Z"));
     let canceled = record(BOOKED, AppointmentStatus::Canceled);
     assert!(
         updates(
@@ -201,9 +201,9 @@ fn steps_that_stand_or_are_held_by_a_dispatcher_are_left_alone() {
         .is_empty()
     );
     // An expired claim is read as it is, so the write checks it.
-    held.claimed_until = Some("2026-12-01T11:00:00Z".into());
+    held.claimed_until = Some(ts("2026-12-01T11:00:00Z"));
     let out = updates(&cfg, &canceled, EventKind::AppointmentCanceled, &[held]);
-    assert_eq!(out[0].read_claim.as_deref(), Some("2026-12-01T11:00:00Z"));
+    assert_eq!(out[0].read_claim, Some(ts("2026-12-01T11:00:00Z")));
     assert_eq!(out[0].step.claimed_until, None);
 }
 
@@ -224,7 +224,7 @@ fn dispatch_follows_a_move_it_was_not_told_about() {
     let mut step = reminder(&cfg);
     let before_key = step.delivery_key();
     let moved = record("2026-12-24T10:00:00-08:00", AppointmentStatus::Scheduled);
-    let at = ts(&step.due_at);
+    let at = step.due_at;
     assert_eq!(
         verdict(&mut step, &cfg, Some(&moved), false, false, at),
         Verdict::Later(ts("2026-12-23T18:00:00Z"))

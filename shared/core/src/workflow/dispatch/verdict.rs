@@ -79,10 +79,8 @@ pub fn verdict(
         }
     }
     // Moved later with its appointment.
-    if let Ok(due) = step.due_at.parse::<Timestamp>()
-        && due > now
-    {
-        return Verdict::Later(due);
+    if step.due_at > now {
+        return Verdict::Later(step.due_at);
     }
     if step.occurrence > 0
         && let Some(repeat) = &step.schedule.repeat
