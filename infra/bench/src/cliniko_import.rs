@@ -16,6 +16,7 @@
 //! that re-sync's requests (target: at most 16).
 use std::time::{Duration, Instant};
 
+use tendon_bench::{Args, options_or_exit};
 use tendon_cliniko::{Client, ClientConfig};
 use tendon_core::cliniko::api::ClinikoPatient;
 use tendon_core::cliniko::{ClinikoConnection, sync};
@@ -28,23 +29,23 @@ const KEY: &str = "MS0xMjM0NTY3ODkwMTIzNDU2Nzg5LWJlbmNo-au1";
 /// Cliniko asks for `Application (contact email)`.
 const UA: &str = "Tendon bench (ci@tendon-health.dev)";
 
-struct Args {
+struct Options {
     patients: u64,
     latency: Duration,
     rate: u32,
     runs: usize,
 }
 
-fn args() -> Result<Args, String> {
-    let mut a = Args {
+fn parse_args() -> Result<Options, String> {
+    let mut a = Options {
         patients: 10_000,
         latency: Duration::from_millis(250),
         rate: 200,
         runs: 3,
     };
-    let mut it = std::env::args().skip(1);
+    let mut it = Args::from_env();
     while let Some(flag) = it.next() {
-        let value = it.next().ok_or(format!("{flag} needs a value"))?;
+        let value = it.value(&flag)?;
         let n: u64 = value.parse().map_err(|_| format!("{flag}: not a number"))?;
         match flag.as_str() {
             "--patients" => a.patients = n,
@@ -84,7 +85,7 @@ struct Run {
     quiet: Vec<String>,
 }
 
-async fn run(a: &Args, n: usize) -> Result<Run, String> {
+async fn run(a: &Options, n: usize) -> Result<Run, String> {
     let server = FakeCliniko::start().await;
     let state = server.state();
     state.set_api_keys([KEY]);
@@ -169,13 +170,7 @@ async fn run(a: &Args, n: usize) -> Result<Run, String> {
 }
 
 fn main() {
-    let a = match args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("cliniko-import-bench: {e}");
-            std::process::exit(2);
-        }
-    };
+    let a = options_or_exit("cliniko-import-bench", parse_args());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

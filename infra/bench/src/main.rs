@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tendon_bench::{
-    BIG_NAME, Hl7ParserPeer, READ_PATHS, big_message, default_corpus_dir, load_corpus, repo_root,
-    target_dir, tendon_peer,
+    BIG_NAME, Hl7ParserPeer, READ_PATHS, big_message, default_corpus_dir, load_corpus, median,
+    options_or_exit, parse_options, repo_root, target_dir, tendon_peer,
 };
 
 const USAGE: &str = "\
@@ -68,7 +68,7 @@ struct Options {
 }
 
 fn parse_args() -> Result<Options, String> {
-    let mut o = Options {
+    let defaults = Options {
         corpus: default_corpus_dir(),
         peers: vec![Peer::Tendon, Peer::Hl7Parser, Peer::Medplum],
         peer_all: true,
@@ -82,13 +82,11 @@ fn parse_args() -> Result<Options, String> {
         node: "node".to_owned(),
         list_files: false,
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
-        match arg.as_str() {
-            "--corpus" => o.corpus = value("--corpus")?.into(),
+    parse_options(USAGE, defaults, |o, arg, args| {
+        match arg {
+            "--corpus" => o.corpus = args.value("--corpus")?.into(),
             "--peer" => {
-                let p = value("--peer")?;
+                let p = args.value("--peer")?;
                 o.peer_all = p == "all";
                 o.peers = match p.as_str() {
                     "all" => vec![Peer::Tendon, Peer::Hl7Parser, Peer::Medplum],
@@ -105,7 +103,8 @@ fn parse_args() -> Result<Options, String> {
                 o.round_secs = 0.1;
             }
             "--rounds" => {
-                o.rounds = value("--rounds")?
+                o.rounds = args
+                    .value("--rounds")?
                     .parse()
                     .map_err(|e| format!("--rounds: {e}"))?;
                 if o.rounds == 0 {
@@ -113,26 +112,23 @@ fn parse_args() -> Result<Options, String> {
                 }
             }
             "--round-secs" => {
-                o.round_secs = value("--round-secs")?
+                o.round_secs = args
+                    .value("--round-secs")?
                     .parse()
                     .map_err(|e| format!("--round-secs: {e}"))?;
                 if o.round_secs.is_nan() || o.round_secs <= 0.0 {
                     return Err("--round-secs must be positive".into());
                 }
             }
-            "--big-out" => o.big_out = value("--big-out")?.into(),
-            "--node-dir" => o.node_dir = value("--node-dir")?.into(),
-            "--medplum-script" => o.medplum_script = value("--medplum-script")?.into(),
-            "--node" => o.node = value("--node")?,
+            "--big-out" => o.big_out = args.value("--big-out")?.into(),
+            "--node-dir" => o.node_dir = args.value("--node-dir")?.into(),
+            "--medplum-script" => o.medplum_script = args.value("--medplum-script")?.into(),
+            "--node" => o.node = args.value("--node")?,
             "--list-files" => o.list_files = true,
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
-    }
-    Ok(o)
+        Ok(())
+    })
 }
 
 /// One workload entry.
@@ -178,6 +174,13 @@ fn time_round(workload: &[&[u8]], secs: f64, mut f: impl FnMut(&[u8]) -> usize) 
     Round { passes, secs }
 }
 
+/// The strings of a JSON array (none if `v` is not one).
+fn strings(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
 /// The Medplum peer: a node child process answering one request per round.
 struct NodePeer {
     child: Child,
@@ -214,19 +217,13 @@ impl NodePeer {
         };
         let ready = peer.read_reply()?;
         // Refuse to compare unless node measures exactly the same thing.
-        let reads: Vec<&str> = ready["reads"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
+        let reads = strings(&ready["reads"]);
         if reads != READ_PATHS {
             return Err(format!(
                 "bench.mjs reads {reads:?}, parse-bench reads {READ_PATHS:?}"
             ));
         }
-        let files: Vec<&str> = ready["files"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
+        let files = strings(&ready["files"]);
         if files != corpus_files {
             return Err(format!(
                 "bench.mjs found files {files:?}, parse-bench {corpus_files:?}"
@@ -283,16 +280,6 @@ fn medplum_installed(o: &Options) -> bool {
         .is_file()
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 fn group_thousands(x: f64) -> String {
     let s = format!("{:.0}", x);
     let (sign, digits) = s.strip_prefix('-').map_or(("", s.as_str()), |d| ("-", d));
@@ -307,13 +294,7 @@ fn group_thousands(x: f64) -> String {
 }
 
 fn main() {
-    let o = match parse_args() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("parse-bench: {e}");
-            std::process::exit(2);
-        }
-    };
+    let o = options_or_exit("parse-bench", parse_args());
     if let Err(e) = run(o) {
         eprintln!("parse-bench: {e}");
         std::process::exit(1);

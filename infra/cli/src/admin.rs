@@ -3,22 +3,16 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use tendon_core::keys::{self, key_hash, new_ingest_key};
 use tendon_core::model::{MessageStatus, PatientRecord};
-use tendon_core::org::{Location, Org, Practitioner};
+use tendon_core::org::{Location, Org, OrgConfig, Practitioner};
 use tendon_core::ports::{ConfigStore, MessageLog, PatientStore, StoreError, Suppressions};
 use tendon_core::workflow::opt_out;
 use tendon_core::workflow::steps::Channel;
 
+use crate::args::{JsonFlag, OrgArgs, RecordArgs};
 use crate::backend::Backend;
 use crate::output::print;
 
 use crate::error::{CliError, CliResult};
-
-#[derive(Args)]
-pub struct JsonFlag {
-    /// Print only JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
-}
 
 #[derive(Subcommand)]
 pub enum OrgCommand {
@@ -40,12 +34,7 @@ pub enum OrgCommand {
     },
     /// Issue another ingest key for an org and print it, once (key rotation:
     /// give the gateway the new key; the old one keeps working meanwhile).
-    AddKey {
-        #[arg(long)]
-        org: String,
-        #[command(flatten)]
-        out: JsonFlag,
-    },
+    AddKey(OrgArgs),
     /// Show or change the org's HL7 field-map overrides (docs/interface.md §3): a
     /// field read from other paths, first non-empty wins. With no --set or
     /// --reset it prints them. Messages already stored are re-read with the
@@ -65,12 +54,7 @@ pub enum OrgCommand {
     },
     /// List an org's ingest keys by key ID (the keys themselves are never
     /// stored, so never shown again).
-    Keys {
-        #[arg(long)]
-        org: String,
-        #[command(flatten)]
-        out: JsonFlag,
-    },
+    Keys(OrgArgs),
     /// Revoke one of an org's ingest keys, named by its key ID (from `org
     /// keys` or `add-key`) or by the key itself. The AWS ingest function may
     /// accept it for up to 30 s more (its key cache).
@@ -92,12 +76,7 @@ pub enum OrgCommand {
     },
     /// List the email addresses suppressed for the org (a permanent bounce or
     /// a complaint): no workflow email goes to them.
-    Suppressions {
-        #[arg(long)]
-        org: String,
-        #[command(flatten)]
-        out: JsonFlag,
-    },
+    Suppressions(OrgArgs),
     /// Lift an address's suppression, so workflow email may go to it again
     /// (the patient stays unsubscribed until `patient opt-in --channel email`).
     Unsuppress {
@@ -128,12 +107,7 @@ pub enum LocationCommand {
         out: JsonFlag,
     },
     /// The org's locations (a Cliniko sync adds one per business).
-    List {
-        #[arg(long)]
-        org: String,
-        #[command(flatten)]
-        out: JsonFlag,
-    },
+    List(OrgArgs),
 }
 
 #[derive(Subcommand)]
@@ -174,46 +148,28 @@ pub enum IeTypeCommand {
 #[derive(Subcommand)]
 pub enum PatientCommand {
     /// List an org's patients.
-    List {
-        #[arg(long)]
-        org: String,
-        #[command(flatten)]
-        out: JsonFlag,
-    },
+    List(OrgArgs),
     /// Show a patient with episodes of care and appointments.
-    Show {
-        #[arg(long)]
-        org: String,
-        #[arg(long)]
-        id: String,
-        #[command(flatten)]
-        out: JsonFlag,
-    },
+    Show(RecordArgs),
     /// Stop workflow messages to a patient on one channel (email: as the
     /// unsubscribe link does; text: as an SMS STOP reply). Prints the patient.
-    OptOut {
-        #[arg(long)]
-        org: String,
-        #[arg(long)]
-        id: String,
-        /// email or text.
-        #[arg(long, value_parser = ["email", "text"])]
-        channel: String,
-        #[command(flatten)]
-        out: JsonFlag,
-    },
+    OptOut(ChannelArgs),
     /// Resume workflow messages to a patient on one channel. Prints the patient.
-    OptIn {
-        #[arg(long)]
-        org: String,
-        #[arg(long)]
-        id: String,
-        /// email or text.
-        #[arg(long, value_parser = ["email", "text"])]
-        channel: String,
-        #[command(flatten)]
-        out: JsonFlag,
-    },
+    OptIn(ChannelArgs),
+}
+
+// `patient opt-out` and `opt-in`: the patient and the channel.
+#[derive(Args)]
+pub struct ChannelArgs {
+    #[arg(long)]
+    org: String,
+    #[arg(long)]
+    id: String,
+    /// email or text.
+    #[arg(long, value_parser = ["email", "text"])]
+    channel: String,
+    #[command(flatten)]
+    out: JsonFlag,
 }
 
 #[derive(Subcommand)]
@@ -265,14 +221,15 @@ fn org_json(org: &Org) -> Value {
     json!({ "id": org.id, "name": org.name, "timezone": org.timezone, "ie_types": org.ie_types })
 }
 
+/// The org's configuration, or a refusal that says how to create the org.
+pub async fn require_config(store: &impl ConfigStore, org: &str) -> CliResult<OrgConfig> {
+    store.org_config(org).await?.ok_or_else(|| {
+        format!("no org {org:?}; create it with `tendon org create --id {org} --name NAME`").into()
+    })
+}
+
 async fn require_org(store: &impl ConfigStore, org: &str) -> CliResult<Org> {
-    match store.org_config(org).await? {
-        Some(cfg) => Ok(cfg.org),
-        None => Err(format!(
-            "no org {org:?}; create it with `tendon org create --id {org} --name NAME`"
-        )
-        .into()),
-    }
+    Ok(require_config(store, org).await?.org)
 }
 
 pub async fn org(store: &(impl ConfigStore + Suppressions), cmd: OrgCommand) -> CliResult {
@@ -284,7 +241,7 @@ pub async fn org(store: &(impl ConfigStore + Suppressions), cmd: OrgCommand) -> 
             ie_types,
             out,
         } => (id, name, timezone, ie_types, out),
-        OrgCommand::AddKey { org, out } => {
+        OrgCommand::AddKey(OrgArgs { org, out }) => {
             let key = new_ingest_key()?;
             store
                 .add_ingest_key(&org, &key_hash(&key))
@@ -327,7 +284,7 @@ pub async fn org(store: &(impl ConfigStore + Suppressions), cmd: OrgCommand) -> 
             }
             return print(out.json, &json!({"org": o.id, "overrides": o.field_map}));
         }
-        OrgCommand::Keys { org, out } => {
+        OrgCommand::Keys(OrgArgs { org, out }) => {
             let listed: Vec<Value> = keys::list(store, &org)
                 .await?
                 .iter()
@@ -353,7 +310,7 @@ pub async fn org(store: &(impl ConfigStore + Suppressions), cmd: OrgCommand) -> 
                 &json!({"org": org, "revoked": revoked.key_id, "remaining": revoked.remaining}),
             );
         }
-        OrgCommand::Suppressions { org, out } => {
+        OrgCommand::Suppressions(OrgArgs { org, out }) => {
             require_org(store, &org).await?;
             let listed = store.suppressed_addresses(&org).await?;
             return print(out.json, &json!(listed));
@@ -410,7 +367,7 @@ pub async fn location(store: &impl ConfigStore, cmd: LocationCommand) -> CliResu
             timezone,
             out,
         } => (org, id, name, timezone, out),
-        LocationCommand::List { org, out } => {
+        LocationCommand::List(OrgArgs { org, out }) => {
             let config = store
                 .org_config(&org)
                 .await?
@@ -467,23 +424,26 @@ pub async fn ie_type(store: &impl ConfigStore, cmd: IeTypeCommand) -> CliResult 
 
 async fn set_opt_out<S: ConfigStore + PatientStore>(
     store: &S,
-    org: &str,
-    id: &str,
-    channel: &str,
+    args: ChannelArgs,
     opted_out: bool,
-    json: bool,
 ) -> CliResult {
-    let channel = Channel::parse(channel)
+    let ChannelArgs {
+        org,
+        id,
+        channel,
+        out,
+    } = args;
+    let channel = Channel::parse(&channel)
         .ok_or_else(|| format!("--channel must be email or text, not {channel:?}"))?;
-    require_org(store, org).await?;
-    if !opt_out::set_opt_out(store, org, id, channel, opted_out).await? {
+    require_org(store, &org).await?;
+    if !opt_out::set_opt_out(store, &org, &id, channel, opted_out).await? {
         return Err(format!("org {org:?} has no patient {id:?}").into());
     }
     let rec = store
-        .load_patient(org, id)
+        .load_patient(&org, &id)
         .await?
         .ok_or_else(|| format!("org {org:?} has no patient {id:?}"))?;
-    print(json, &patient_json(&rec))
+    print(out.json, &patient_json(&rec))
 }
 
 fn patient_json(rec: &PatientRecord) -> Value {
@@ -527,7 +487,7 @@ fn patient_json(rec: &PatientRecord) -> Value {
 
 pub async fn patient<S: ConfigStore + PatientStore>(store: &S, cmd: PatientCommand) -> CliResult {
     match cmd {
-        PatientCommand::List { org, out } => {
+        PatientCommand::List(OrgArgs { org, out }) => {
             require_org(store, &org).await?;
             let mut all = Vec::new();
             for p in store.list_patients(&org).await? {
@@ -537,7 +497,7 @@ pub async fn patient<S: ConfigStore + PatientStore>(store: &S, cmd: PatientComma
             }
             print(out.json, &all)
         }
-        PatientCommand::Show { org, id, out } => {
+        PatientCommand::Show(RecordArgs { org, id, out }) => {
             require_org(store, &org).await?;
             let mut rec = store.load_patient(&org, &id).await?;
             // A merged-away ID shows the surviving patient.
@@ -547,18 +507,8 @@ pub async fn patient<S: ConfigStore + PatientStore>(store: &S, cmd: PatientComma
             let rec = rec.ok_or_else(|| format!("org {org:?} has no patient {id:?}"))?;
             print(out.json, &patient_json(&rec))
         }
-        PatientCommand::OptOut {
-            org,
-            id,
-            channel,
-            out,
-        } => set_opt_out(store, &org, &id, &channel, true, out.json).await,
-        PatientCommand::OptIn {
-            org,
-            id,
-            channel,
-            out,
-        } => set_opt_out(store, &org, &id, &channel, false, out.json).await,
+        PatientCommand::OptOut(args) => set_opt_out(store, args, true).await,
+        PatientCommand::OptIn(args) => set_opt_out(store, args, false).await,
     }
 }
 

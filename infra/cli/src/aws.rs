@@ -2,7 +2,7 @@
 use clap::Subcommand;
 use serde_json::json;
 
-use crate::admin::JsonFlag;
+use crate::args::JsonFlag;
 use crate::output::print;
 
 use crate::error::CliResult;

@@ -8,7 +8,7 @@ use tendon_core::cliniko::sync::{self, SyncReport};
 use tendon_core::cliniko::{ClinikoConnection, open_url};
 use tendon_core::ports::SyncStore;
 
-use crate::admin::JsonFlag;
+use crate::args::{DEFAULT_PUBLIC_URL, JsonFlag, OrgArgs, PUBLIC_URL_ENV};
 use crate::output::{line, print};
 
 use crate::error::CliResult;
@@ -28,11 +28,7 @@ pub enum ClinikoCommand {
         #[arg(long)]
         base_url: Option<String>,
         /// Base URL of this deployment's public endpoints.
-        #[arg(
-            long,
-            env = "TENDON_PUBLIC_URL",
-            default_value = "http://127.0.0.1:8080"
-        )]
+        #[arg(long, env = PUBLIC_URL_ENV, default_value = DEFAULT_PUBLIC_URL)]
         public_url: String,
         #[command(flatten)]
         out: JsonFlag,
@@ -50,12 +46,7 @@ pub enum ClinikoCommand {
     },
     /// Profiles that failed to import, with the fields they lack; fix them in
     /// Cliniko, and the next sync imports them.
-    Failures {
-        #[arg(long)]
-        org: String,
-        #[command(flatten)]
-        out: JsonFlag,
-    },
+    Failures(OrgArgs),
 }
 
 /// The Cliniko client of a stored connection.
@@ -156,7 +147,7 @@ pub async fn run<S: SyncStore>(store: &S, cmd: ClinikoCommand) -> CliResult {
             }
             print_report(out.json, &report)
         }
-        ClinikoCommand::Failures { org, out } => {
+        ClinikoCommand::Failures(OrgArgs { org, out }) => {
             let failures = store.failures(&org).await?;
             print(out.json, &failures)
         }

@@ -14,6 +14,7 @@ use tendon_local::LocalQueue;
 use tendon_local::SqliteStore;
 
 mod admin;
+mod args;
 mod aws;
 mod backend;
 mod cliniko;
@@ -53,7 +54,7 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: SocketAddr,
         /// Base URL of the public endpoints, for unsubscribe links (default: the listening address).
-        #[arg(long, env = "TENDON_PUBLIC_URL")]
+        #[arg(long, env = args::PUBLIC_URL_ENV)]
         public_url: Option<String>,
         /// Minutes between re-syncs of every Cliniko-connected org (0: none).
         #[arg(long, env = "TENDON_CLINIKO_RESYNC_MINUTES", default_value_t = 15)]
@@ -92,14 +93,10 @@ enum Command {
         #[arg(long)]
         at: String,
         /// Base URL of this deployment's public endpoints (unsubscribe links).
-        #[arg(
-            long,
-            env = "TENDON_PUBLIC_URL",
-            default_value = "http://127.0.0.1:8080"
-        )]
+        #[arg(long, env = args::PUBLIC_URL_ENV, default_value = args::DEFAULT_PUBLIC_URL)]
         public_url: String,
         #[command(flatten)]
-        out: admin::JsonFlag,
+        out: args::JsonFlag,
     },
     /// Messages sent to patients.
     #[command(subcommand)]

@@ -10,10 +10,11 @@ use tendon_core::ports::{
 };
 use tendon_core::workflow::{Workflow, WorkflowStatus, defaults};
 
-use crate::admin::JsonFlag;
+use crate::admin::require_config;
+use crate::args::{JsonFlag, OrgArgs, RecordArgs};
 use crate::output::print;
 
-use crate::error::CliResult;
+use crate::error::{CliError, CliResult};
 
 #[derive(Subcommand)]
 pub enum WorkflowCommand {
@@ -26,49 +27,18 @@ pub enum WorkflowCommand {
         out: JsonFlag,
     },
     /// List the org's workflows.
-    List {
-        #[arg(long)]
-        org: String,
-        #[command(flatten)]
-        out: JsonFlag,
-    },
+    List(OrgArgs),
     /// A workflow as a "View Workflow" page shows it (title, patient
     /// group, trigger, each step's schedule and content), with each step's
     /// counts: scheduled, sent, skipped, failed.
-    Show {
-        #[arg(long)]
-        org: String,
-        #[arg(long)]
-        id: String,
-        #[command(flatten)]
-        out: JsonFlag,
-    },
+    Show(RecordArgs),
     /// Switch a workflow on: triggers from now on enrol patients (no back-fill).
-    Activate {
-        #[arg(long)]
-        org: String,
-        #[arg(long)]
-        id: String,
-        #[command(flatten)]
-        out: JsonFlag,
-    },
+    Activate(RecordArgs),
     /// Switch a workflow off: nothing new is scheduled, and its pending steps are skipped.
-    Deactivate {
-        #[arg(long)]
-        org: String,
-        #[arg(long)]
-        id: String,
-        #[command(flatten)]
-        out: JsonFlag,
-    },
+    Deactivate(RecordArgs),
     /// Install the default global workflows (engagement and outcomes, with and
     /// without an EMR integration).
-    InstallDefaults {
-        #[arg(long)]
-        org: String,
-        #[command(flatten)]
-        out: JsonFlag,
-    },
+    InstallDefaults(OrgArgs),
     /// A patient's workflow timeline: what was sent, what is scheduled, and
     /// the repeats to come, on the clinic's clock. Sends nothing.
     Simulate {
@@ -122,12 +92,7 @@ pub enum AssignmentCommand {
 #[derive(Subcommand)]
 pub enum OutboxCommand {
     /// Messages sent (or being sent) to patients, oldest first.
-    List {
-        #[arg(long)]
-        org: String,
-        #[command(flatten)]
-        out: JsonFlag,
-    },
+    List(OrgArgs),
 }
 
 /// The `workflow list` view of a workflow (docs/interface.md §5 keys, plus `version`).
@@ -143,14 +108,18 @@ pub fn workflow_json(w: &Workflow) -> Value {
     })
 }
 
+/// The `workflow import` and `install-defaults` view of a stored workflow.
+fn stored_json(w: &Workflow) -> Value {
+    json!({"id": w.id, "title": w.title, "status": w.status.as_str(), "version": w.version})
+}
+
+/// The refusal for a workflow ID the org does not have.
+fn no_workflow(org: &str, id: &str) -> CliError {
+    format!("no workflow {id:?} in org {org:?}; see `tendon workflow list --org {org}`").into()
+}
+
 async fn require_org<S: ConfigStore>(store: &S, org: &str) -> CliResult<Vec<Workflow>> {
-    match store.org_config(org).await? {
-        Some(cfg) => Ok(cfg.workflows),
-        None => Err(format!(
-            "no org {org:?}; create it with `tendon org create --id {org} --name NAME`"
-        )
-        .into()),
-    }
+    Ok(require_config(store, org).await?.workflows)
 }
 
 pub async fn run<S: ConfigStore + WorkflowStore + StepSchedule + PatientStore>(
@@ -164,40 +133,32 @@ pub async fn run<S: ConfigStore + WorkflowStore + StepSchedule + PatientStore>(
                 .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
             let wf = Workflow::parse(&text).map_err(|e| format!("{}: {e}", file.display()))?;
             let stored = store.put_workflow(&org, &wf).await?;
-            print(
-                out.json,
-                &json!({"id": stored.id, "title": stored.title, "status": stored.status.as_str(), "version": stored.version}),
-            )
+            print(out.json, &stored_json(&stored))
         }
-        WorkflowCommand::List { org, out } => {
+        WorkflowCommand::List(OrgArgs { org, out }) => {
             let all = require_org(store, &org).await?;
             print(out.json, &all.iter().map(workflow_json).collect::<Vec<_>>())
         }
-        WorkflowCommand::Show { org, id, out } => {
+        WorkflowCommand::Show(RecordArgs { org, id, out }) => {
             let all = require_org(store, &org).await?;
             let Some(wf) = all.iter().find(|w| w.id == id) else {
-                return Err(format!(
-                    "no workflow {id:?} in org {org:?}; see `tendon workflow list --org {org}`"
-                )
-                .into());
+                return Err(no_workflow(&org, &id));
             };
             let steps = store.list_steps(&org, None).await?;
             let mut view = workflow_json(wf);
             view["step_counts"] = json!(step_counts(wf, &steps));
             print(out.json, &view)
         }
-        WorkflowCommand::Activate { org, id, out } => {
-            set_status(store, &org, &id, WorkflowStatus::Active, out.json).await
+        WorkflowCommand::Activate(args) => set_status(store, args, WorkflowStatus::Active).await,
+        WorkflowCommand::Deactivate(args) => {
+            set_status(store, args, WorkflowStatus::Inactive).await
         }
-        WorkflowCommand::Deactivate { org, id, out } => {
-            set_status(store, &org, &id, WorkflowStatus::Inactive, out.json).await
-        }
-        WorkflowCommand::InstallDefaults { org, out } => {
+        WorkflowCommand::InstallDefaults(OrgArgs { org, out }) => {
             require_org(store, &org).await?;
             let mut installed = Vec::new();
             for wf in defaults::all() {
                 let stored = store.put_workflow(&org, &wf).await?;
-                installed.push(json!({"id": stored.id, "title": stored.title, "status": stored.status.as_str(), "version": stored.version}));
+                installed.push(stored_json(&stored));
             }
             print(out.json, &installed)
         }
@@ -275,17 +236,13 @@ fn step_counts(wf: &Workflow, steps: &[tendon_core::workflow::steps::ScheduledSt
 
 async fn set_status<S: WorkflowStore>(
     store: &S,
-    org: &str,
-    id: &str,
+    args: RecordArgs,
     status: WorkflowStatus,
-    json: bool,
 ) -> CliResult {
-    match store.set_workflow_status(org, id, status).await {
-        Ok(wf) => print(json, &workflow_json(&wf)),
-        Err(StoreError::NotFound(_)) => Err(format!(
-            "no workflow {id:?} in org {org:?}; see `tendon workflow list --org {org}`"
-        )
-        .into()),
+    let RecordArgs { org, id, out } = args;
+    match store.set_workflow_status(&org, &id, status).await {
+        Ok(wf) => print(out.json, &workflow_json(&wf)),
+        Err(StoreError::NotFound(_)) => Err(no_workflow(&org, &id)),
         Err(e) => Err(e.into()),
     }
 }
@@ -306,7 +263,7 @@ pub async fn assignment<S: DeliveryLog>(store: &S, cmd: AssignmentCommand) -> Cl
 }
 
 pub async fn outbox<S: DeliveryLog>(store: &S, cmd: OutboxCommand) -> CliResult {
-    let OutboxCommand::List { org, out } = cmd;
+    let OutboxCommand::List(OrgArgs { org, out }) = cmd;
     let all = store.list_deliveries(&org).await?;
     let view: Vec<Value> = all
         .iter()

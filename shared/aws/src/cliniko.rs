@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::types::{Delete, TransactWriteItem, Update};
 use tendon_core::cliniko::{ClinikoConnection, ClinikoFailure};
 use tendon_core::ports::{ClinikoStore, StoreError, StoreResult};
 
-use crate::config::{org_exists_check, org_not_found, put};
+use crate::config::{org_exists_check, org_not_found, transact_put};
 use crate::items::{from_item, key, s, string_attr, to_item};
 use crate::{AwsStore, backend, build};
 
@@ -53,29 +53,19 @@ impl ClinikoStore for AwsStore {
         let old = self.connection(org).await?;
         let mut items = vec![
             org_exists_check(self, WHAT, org)?,
-            TransactWriteItem::builder()
-                .put(put(
-                    self,
-                    WHAT,
-                    to_item(WHAT, connection, connection_pk(org), CONN_SK)?,
-                    None,
-                )?)
-                .build(),
+            transact_put(
+                self,
+                WHAT,
+                to_item(WHAT, connection, connection_pk(org), CONN_SK)?,
+                None,
+            )?,
         ];
         let mut token = key(token_pk(&connection.token), TOKEN_SK);
         token.insert("org".to_owned(), s(org.clone()));
-        items.push(
-            TransactWriteItem::builder()
-                .put(put(self, WHAT, token, None)?)
-                .build(),
-        );
+        items.push(transact_put(self, WHAT, token, None)?);
         let mut listing = key(CONNS_PK.to_owned(), org.clone());
         listing.insert("org".to_owned(), s(org.clone()));
-        items.push(
-            TransactWriteItem::builder()
-                .put(put(self, WHAT, listing, None)?)
-                .build(),
-        );
+        items.push(transact_put(self, WHAT, listing, None)?);
         if let Some(old) = old.filter(|o| o.token != connection.token) {
             let delete = Delete::builder()
                 .table_name(&self.table)

@@ -1,6 +1,22 @@
 //! [`ConfigStore`]: orgs, ingest keys (hashes), locations, practitioners and
 //! (read here, written in `workflows`) workflows, all under `ORG#<org>`
-//! except the keys (`KEY#<hash>`).
+//! except the keys (`KEY#<hash>`); and the in-process caches of those reads
+//! ([`Caches`]), which keep a warm Lambda's requests per message down:
+//!
+//! - **Configuration by token** (always on): every configuration change writes
+//!   a fresh `config_token` on the org item. A processing step reads the org
+//!   item in the same BatchGetItem as the message and the patient, and uses the
+//!   cached configuration only if its token still matches, so a step never
+//!   decides on a stale configuration.
+//! - **Ingest** (opt-in, [`AwsStore::with_ingest_cache`](crate::AwsStore::with_ingest_cache)):
+//!   ingest keys found and org configurations are kept for a short TTL. Ingest
+//!   uses the configuration only for its synchronous checks; the steps re-read
+//!   the message with the current one. A revoked key or a changed field map
+//!   takes effect at ingest within the TTL.
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{ConditionCheck, Delete, Put, TransactWriteItem, Update};
 use serde::Serialize;
@@ -93,18 +109,20 @@ fn org_item(what: &str, org: &Org) -> StoreResult<Item> {
     Ok(item)
 }
 
-pub(crate) fn put(
+/// One Put of a transaction, under `condition` if given.
+pub(crate) fn transact_put(
     store: &AwsStore,
     what: &str,
     item: Item,
     condition: Option<&str>,
-) -> StoreResult<Put> {
-    Put::builder()
+) -> StoreResult<TransactWriteItem> {
+    let put = Put::builder()
         .table_name(&store.table)
         .set_item(Some(item))
         .set_condition_expression(condition.map(str::to_owned))
         .build()
-        .map_err(|_| build(what))
+        .map_err(|_| build(what))?;
+    Ok(TransactWriteItem::builder().put(put).build())
 }
 
 impl AwsStore {
@@ -169,9 +187,7 @@ impl AwsStore {
         let item = to_item(what, value, org_pk(org), sk)?;
         let items = vec![
             org_changed(self, what, org)?,
-            TransactWriteItem::builder()
-                .put(put(self, what, item, None)?)
-                .build(),
+            transact_put(self, what, item, None)?,
         ];
         match self.transact_conditions(what, items).await? {
             None => Ok(()),
@@ -187,15 +203,9 @@ impl ConfigStore for AwsStore {
         let mut key_item = key(key_pk(key_hash), KEY_SK);
         key_item.insert("org".to_owned(), s(org.id.clone()));
         let items = vec![
-            TransactWriteItem::builder()
-                .put(put(self, WHAT, org_item, Some("attribute_not_exists(pk)"))?)
-                .build(),
-            TransactWriteItem::builder()
-                .put(put(self, WHAT, key_item, Some("attribute_not_exists(pk)"))?)
-                .build(),
-            TransactWriteItem::builder()
-                .put(put(self, WHAT, key_listing(&org.id, key_hash), None)?)
-                .build(),
+            transact_put(self, WHAT, org_item, Some("attribute_not_exists(pk)"))?,
+            transact_put(self, WHAT, key_item, Some("attribute_not_exists(pk)"))?,
+            transact_put(self, WHAT, key_listing(&org.id, key_hash), None)?,
         ];
         match self.transact_conditions(WHAT, items).await? {
             None => Ok(()),
@@ -236,9 +246,7 @@ impl ConfigStore for AwsStore {
         let items = vec![
             org_exists_check(self, WHAT, org)?,
             TransactWriteItem::builder().put(key_put).build(),
-            TransactWriteItem::builder()
-                .put(put(self, WHAT, key_listing(org, key_hash), None)?)
-                .build(),
+            transact_put(self, WHAT, key_listing(org, key_hash), None)?,
         ];
         match self.transact_conditions(WHAT, items).await? {
             None => Ok(()),
@@ -265,7 +273,7 @@ impl ConfigStore for AwsStore {
 
     /// The key item (only if it is this org's) and its listing, in one
     /// transaction. A warm ingest function that cached the key keeps
-    /// accepting it for up to its TTL ([`crate::cache::INGEST_TTL`]).
+    /// accepting it for up to its TTL ([`INGEST_TTL`]).
     async fn revoke_ingest_key(&self, org: &str, key_hash: &str) -> StoreResult<()> {
         const WHAT: &str = "revoke_ingest_key";
         let key_delete = Delete::builder()
@@ -386,4 +394,131 @@ fn key_listing(org: &str, key_hash: &str) -> Item {
         s(jiff::Timestamp::now().to_string()),
     );
     item
+}
+
+/// How long ingest trusts a cached key or configuration.
+pub const INGEST_TTL: Duration = Duration::from_secs(30);
+
+/// The caches of configuration reads (see the module doc); one per store,
+/// shared by its clones.
+#[derive(Debug, Default)]
+pub(crate) struct Caches {
+    /// org → (token, configuration).
+    configs: Mutex<HashMap<String, (String, OrgConfig)>>,
+    /// `Some`: the ingest cache is on, with this TTL.
+    ingest_ttl: Option<Duration>,
+    keys: Mutex<HashMap<String, (Instant, String)>>,
+    ingest_configs: Mutex<HashMap<String, Instant>>,
+}
+
+fn fresh(at: Instant, ttl: Option<Duration>) -> bool {
+    ttl.is_some_and(|ttl| at.elapsed() < ttl)
+}
+
+impl Caches {
+    pub(crate) fn with_ingest_ttl(ttl: Duration) -> Caches {
+        Caches {
+            ingest_ttl: Some(ttl),
+            ..Caches::default()
+        }
+    }
+
+    /// The cached configuration of `org`, if its token is `token`.
+    pub(crate) fn config(&self, org: &str, token: &str) -> Option<OrgConfig> {
+        let configs = self.configs.lock().ok()?;
+        configs
+            .get(org)
+            .filter(|(t, _)| t == token)
+            .map(|(_, c)| c.clone())
+    }
+
+    pub(crate) fn remember_config(&self, token: &str, config: &OrgConfig) {
+        if let Ok(mut configs) = self.configs.lock() {
+            configs.insert(config.org.id.clone(), (token.to_owned(), config.clone()));
+        }
+        if self.ingest_ttl.is_some()
+            && let Ok(mut at) = self.ingest_configs.lock()
+        {
+            at.insert(config.org.id.clone(), Instant::now());
+        }
+    }
+
+    /// Ingest's view: the configuration fetched within the TTL.
+    pub(crate) fn ingest_config(&self, org: &str) -> Option<OrgConfig> {
+        let at = *self.ingest_configs.lock().ok()?.get(org)?;
+        if !fresh(at, self.ingest_ttl) {
+            return None;
+        }
+        let configs = self.configs.lock().ok()?;
+        configs.get(org).map(|(_, c)| c.clone())
+    }
+
+    pub(crate) fn ingest_key(&self, key_hash: &str) -> Option<String> {
+        let keys = self.keys.lock().ok()?;
+        keys.get(key_hash)
+            .filter(|(at, _)| fresh(*at, self.ingest_ttl))
+            .map(|(_, org)| org.clone())
+    }
+
+    pub(crate) fn remember_ingest_key(&self, key_hash: &str, org: &str) {
+        if self.ingest_ttl.is_some()
+            && let Ok(mut keys) = self.keys.lock()
+        {
+            keys.insert(key_hash.to_owned(), (Instant::now(), org.to_owned()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(org: &str, tz: &str) -> OrgConfig {
+        OrgConfig {
+            org: Org {
+                id: org.into(),
+                name: "N".into(),
+                timezone: tz.into(),
+                ie_types: Vec::new(),
+                field_map: Default::default(),
+            },
+            locations: Vec::new(),
+            practitioners: Vec::new(),
+            workflows: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_configuration_is_used_only_with_its_token() {
+        let c = Caches::default();
+        c.remember_config("t1", &config("A", "UTC"));
+        assert_eq!(c.config("A", "t1"), Some(config("A", "UTC")));
+        assert_eq!(c.config("A", "t2"), None, "a changed token misses");
+        assert_eq!(c.config("B", "t1"), None);
+        c.remember_config("t2", &config("A", "America/Denver"));
+        assert_eq!(c.config("A", "t1"), None);
+        assert_eq!(c.config("A", "t2"), Some(config("A", "America/Denver")));
+    }
+
+    #[test]
+    fn ingest_entries_live_for_the_ttl_and_only_when_enabled() {
+        let off = Caches::default();
+        off.remember_config("t", &config("A", "UTC"));
+        off.remember_ingest_key("h", "A");
+        assert_eq!(off.ingest_config("A"), None);
+        assert_eq!(off.ingest_key("h"), None);
+
+        let on = Caches::with_ingest_ttl(Duration::from_secs(60));
+        on.remember_config("t", &config("A", "UTC"));
+        on.remember_ingest_key("h", "A");
+        assert_eq!(on.ingest_config("A"), Some(config("A", "UTC")));
+        assert_eq!(on.ingest_key("h"), Some("A".to_owned()));
+        assert_eq!(on.ingest_key("other"), None);
+
+        let expired = Caches::with_ingest_ttl(Duration::ZERO);
+        expired.remember_config("t", &config("A", "UTC"));
+        expired.remember_ingest_key("h", "A");
+        assert_eq!(expired.ingest_config("A"), None);
+        assert_eq!(expired.ingest_key("h"), None);
+    }
 }

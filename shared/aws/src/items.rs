@@ -1,12 +1,16 @@
 //! Keys, item encoding and the small request helpers every port uses.
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
+use aws_sdk_dynamodb::operation::query::QueryOutput;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tendon_core::ports::StoreResult;
 
-use crate::{AwsStore, backend, build, codec};
+use crate::{AwsStore, backend, build, codec, next_seq};
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
@@ -71,6 +75,17 @@ pub(crate) const DUE_INDEX: &str = "due";
 pub(crate) const DUE_PK: &str = "due_pk";
 pub(crate) const DUE_AT: &str = "due_at";
 
+/// Unix milliseconds as a fixed-width sort key (up to the year 2286).
+pub(crate) fn ms_key(ms: i64) -> String {
+    format!("{:013}", ms.clamp(0, 9_999_999_999_999))
+}
+
+/// An entry's `due` index sort key: when it can be claimed, then its ID (a
+/// scheduled step's, or an unqueued message's).
+pub(crate) fn due_key(ms: i64, id: &str) -> String {
+    format!("{}#{id}", ms_key(ms))
+}
+
 pub(crate) fn delivery_pk(org: &str, id: &str) -> String {
     format!("ORG#{org}#DLV#{id}")
 }
@@ -81,6 +96,14 @@ pub(crate) fn delivery_list_pk(org: &str) -> String {
 
 pub(crate) fn key(pk: String, sk: impl Into<String>) -> Item {
     HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
+}
+
+/// A listing item of `id`, sorted by `time_key` (an instant's sort key),
+/// then the order written ([`next_seq`]), then the ID.
+pub(crate) fn listing_item(list_pk: String, time_key: &str, id: &str) -> Item {
+    let mut item = key(list_pk, format!("{time_key}#{:020}#{id}", next_seq()));
+    item.insert("id".to_owned(), s(id));
+    item
 }
 
 /// `value` as an item with the given key.
@@ -146,17 +169,24 @@ where
 impl AwsStore {
     /// An UpdateItem of the item (`pk`, `sk`), counted as one request and one
     /// item write; the caller adds the expressions and sends it.
-    pub(crate) fn update_one(
-        &self,
-        pk: String,
-        sk: impl Into<String>,
-    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+    pub(crate) fn update_one(&self, pk: String, sk: impl Into<String>) -> UpdateItemFluentBuilder {
         self.count();
         self.count_writes(1);
         self.dynamo
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(pk, sk)))
+    }
+
+    /// A PutItem of `item`, counted as one request and one item write; the
+    /// caller adds any condition and sends it.
+    pub(crate) fn put_one(&self, item: Item) -> PutItemFluentBuilder {
+        self.count();
+        self.count_writes(1);
+        self.dynamo
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
     }
 
     /// One PutItem, under `condition` if given: `Ok(false)` if the condition failed.
@@ -166,13 +196,8 @@ impl AwsStore {
         item: Item,
         condition: Option<&str>,
     ) -> StoreResult<bool> {
-        self.count();
-        self.count_writes(1);
         let result = self
-            .dynamo
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
+            .put_one(item)
             .set_condition_expression(condition.map(str::to_owned))
             .send()
             .await;
@@ -208,35 +233,116 @@ impl AwsStore {
         prefix: &str,
     ) -> StoreResult<Vec<Item>> {
         let mut out = Vec::new();
+        self.query_pages(what, self.partition_query(pk, prefix), |page| {
+            out.extend(page.items.unwrap_or_default());
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// A strongly consistent Query of the partition `pk`, of the items whose
+    /// `sk` starts with `prefix` (all of them if it is empty); the caller may
+    /// add a filter, then sends it with [`AwsStore::query_pages`].
+    pub(crate) fn partition_query(&self, pk: String, prefix: &str) -> QueryFluentBuilder {
+        let query = self
+            .dynamo
+            .query()
+            .table_name(&self.table)
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":pk", s(pk))
+            .consistent_read(true);
+        if prefix.is_empty() {
+            query.key_condition_expression("#pk = :pk")
+        } else {
+            query
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_names("#sk", SK)
+                .expression_attribute_values(":prefix", s(prefix))
+        }
+    }
+
+    /// Sends `query` page by page (one counted request each) until the last,
+    /// handing each page to `on_page`.
+    pub(crate) async fn query_pages(
+        &self,
+        what: &str,
+        query: QueryFluentBuilder,
+        mut on_page: impl FnMut(QueryOutput),
+    ) -> StoreResult<()> {
         let mut start = None;
         loop {
             self.count();
-            let mut query = self
-                .dynamo
-                .query()
-                .table_name(&self.table)
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_values(":pk", s(pk.clone()));
-            query = if prefix.is_empty() {
-                query.key_condition_expression("#pk = :pk")
-            } else {
-                query
-                    .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                    .expression_attribute_names("#sk", SK)
-                    .expression_attribute_values(":prefix", s(prefix))
-            };
-            let page = query
-                .consistent_read(true)
+            let mut page = query
+                .clone()
                 .set_exclusive_start_key(start)
                 .send()
                 .await
                 .map_err(|e| backend(what, &e))?;
-            out.extend(page.items.unwrap_or_default());
-            match page.last_evaluated_key {
+            let next = page.last_evaluated_key.take();
+            on_page(page);
+            match next {
                 Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
+                _ => return Ok(()),
             }
         }
+    }
+
+    /// The IDs a listing partition holds (its items' `id`), in listing order.
+    pub(crate) async fn listed_ids(&self, what: &str, list_pk: String) -> StoreResult<Vec<String>> {
+        Ok(self
+            .query_all(what, list_pk)
+            .await?
+            .iter()
+            .filter_map(|i| string_attr(i, "id").map(str::to_owned))
+            .collect())
+    }
+
+    /// The items a listing partition names, in listing order: a Query of the
+    /// listing, then BatchGets of the items (`key_of` an ID); `decode` reads
+    /// one item as its ID and value. Listed items that are missing are left out.
+    pub(crate) async fn listed<T>(
+        &self,
+        what: &str,
+        list_pk: String,
+        key_of: impl Fn(&str) -> Item,
+        decode: impl Fn(Item) -> StoreResult<(String, T)>,
+    ) -> StoreResult<Vec<T>> {
+        let ids = self.listed_ids(what, list_pk).await?;
+        let keys = ids.iter().map(|id| key_of(id)).collect();
+        let mut by_id: HashMap<String, T> = HashMap::new();
+        for item in self.batch_get(what, keys).await? {
+            let (id, value) = decode(item)?;
+            by_id.insert(id, value);
+        }
+        Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+    }
+
+    /// A Query of one partition of the `due` index (`shard`) for the entries
+    /// claimable before `before` (a [`ms_key`]), oldest first, at most
+    /// `limit`, projecting `projection` (which names at least `#pk` and
+    /// `#sk`: the table key). Counted as one request; the caller adds the
+    /// names of any other projected attributes and sends it.
+    pub(crate) fn due_query(
+        &self,
+        shard: &str,
+        before: &str,
+        limit: usize,
+        projection: &str,
+    ) -> QueryFluentBuilder {
+        self.count();
+        self.dynamo
+            .query()
+            .table_name(&self.table)
+            .index_name(DUE_INDEX)
+            .key_condition_expression("#dpk = :shard AND #dat < :before")
+            .projection_expression(projection)
+            .expression_attribute_names("#dpk", DUE_PK)
+            .expression_attribute_names("#dat", DUE_AT)
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":shard", s(shard))
+            .expression_attribute_values(":before", s(before))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
     }
 
     /// BatchGetItem of `keys` (strongly consistent, unprocessed keys retried),
@@ -283,5 +389,21 @@ impl AwsStore {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_keys_sort_by_instant_then_id() {
+        let a = due_key(1_700_000_000_000, "b");
+        let b = due_key(1_700_000_000_001, "a");
+        assert!(a < b);
+        assert_eq!(a.len(), 13 + 1 + 1);
+        assert!(due_key(-5, "x") < a, "before 1970 clamps to the start");
+        // Every key of an instant sorts before the next millisecond's bound.
+        assert!(due_key(1_700_000_000_000, "\u{10ffff}") < ms_key(1_700_000_000_001));
     }
 }

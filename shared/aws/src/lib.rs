@@ -30,6 +30,26 @@
 //! [`AwsMailer`] implements [`Mailer`](tendon_core::ports::Mailer): email
 //! through SES (`SendRawEmail`, MIME built here), texts through SNS.
 //!
+//! # Modules
+//!
+//! One module per port, on the helpers of `items` (keys, item encoding, the
+//! counted requests every port sends):
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | `config` | `ConfigStore` (orgs, keys, locations, practitioners; the org's configuration read in one Query) and the caches of those reads ([`INGEST_TTL`]) |
+//! | `messages` | `MessageLog` and `Intake` (store, send, mark; the sweeper's claims) |
+//! | `patients` | `PatientStore` (the commit's one transaction) and `StepStore` (a step's one read) |
+//! | `workflows` | `WorkflowStore`: the workflow definitions |
+//! | `schedule` | `StepSchedule`: the scheduled steps and their claims through the `due` GSI |
+//! | `deliveries` | `DeliveryLog`: the outbox and the assignment markers |
+//! | `suppressions` | `Suppressions`, and the secret that signs unsubscribe links |
+//! | `cliniko` | `ClinikoStore` |
+//! | `queue`, [`consumer`] | `WorkQueue` and `Consumer` on SQS FIFO |
+//! | `mail` | [`AwsMailer`]: `Mailer` on SES and SNS, with the MIME it sends |
+//! | `health` | `HealthCheck` (`GET /health`) |
+//! | [`lambda`], `bootstrap`, [`sdk`], [`pace`] | the functions' shared code, the resources' creation (`tendon aws bootstrap`), the SDK configuration, the SES send pacer |
+//!
 //! # Item layout
 //!
 //! The table is keyed by `pk` (S) and `sk` (S); every key starts with the
@@ -117,10 +137,10 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 use tendon_core::ports::{QueueName, StoreError};
 
 mod bootstrap;
-mod cache;
 mod cliniko;
 mod config;
 pub mod consumer;
+mod deliveries;
 mod health;
 mod items;
 pub mod lambda;
@@ -129,11 +149,13 @@ mod messages;
 pub mod pace;
 mod patients;
 mod queue;
+mod schedule;
 pub mod sdk;
+mod suppressions;
 mod workflows;
 
 pub use bootstrap::{BootstrapEnv, bootstrap, bootstrap_with};
-pub use cache::INGEST_TTL;
+pub use config::INGEST_TTL;
 pub use mail::{AwsMailer, ENV_SES_CONFIGURATION_SET, ENV_SES_SENDER};
 pub use queue::{Received, queue_safe_id};
 
@@ -184,7 +206,7 @@ pub struct AwsStore {
     pub episodes_queue_url: String,
     requests: Arc<AtomicU64>,
     item_writes: Arc<AtomicU64>,
-    caches: Arc<cache::Caches>,
+    caches: Arc<config::Caches>,
 }
 
 impl AwsStore {
@@ -213,11 +235,11 @@ impl AwsStore {
     }
 
     /// This store as ingest uses it: ingest keys and org configurations are
-    /// cached for [`INGEST_TTL`] (see the `cache` module), so a warm ingest
+    /// cached for [`INGEST_TTL`] (see the `config` module), so a warm ingest
     /// function stores and queues a message in two requests.
     pub fn with_ingest_cache(self) -> AwsStore {
         AwsStore {
-            caches: Arc::new(cache::Caches::with_ingest_ttl(INGEST_TTL)),
+            caches: Arc::new(config::Caches::with_ingest_ttl(INGEST_TTL)),
             ..self
         }
     }

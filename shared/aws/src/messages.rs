@@ -9,22 +9,20 @@
 //! index. A message the process never got to queue stays in the index, where
 //! the sweeper (`intake::sweep_unqueued`, run by the dispatch function each
 //! minute) finds it.
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::AttributeValue;
 use jiff::Timestamp;
 use tendon_core::model::{MessageStatus, StoredMessage};
 use tendon_core::ports::{
     HandOff, Inserted, Intake, MessageLog, StoreError, StoreResult, Unqueued, WorkQueue,
 };
 
+use crate::config::transact_put;
 use crate::items::{
-    DUE_AT, DUE_INDEX, DUE_PK, Item, MESSAGE_SK, PK, RAW_CHUNK_PREFIX, SK, from_item, key,
-    message_list_pk, message_pk, s, string_attr, to_item, to_value,
+    DUE_AT, DUE_PK, Item, MESSAGE_SK, PK, RAW_CHUNK_PREFIX, SK, due_key, from_item, key,
+    listing_item, message_list_pk, message_pk, ms_key, s, string_attr, to_item, to_value,
 };
-use crate::workflows::ms_key;
-use crate::{AwsStore, backend, build, next_seq};
+use crate::{AwsStore, backend};
 
 const RAW: &str = "raw";
 
@@ -147,34 +145,20 @@ impl MessageLog for AwsStore {
                 AttributeValue::N(chunks.len().to_string()),
             );
         }
-        let mut listing = key(
+        let listing = listing_item(
             message_list_pk(&message.org),
-            format!(
-                "{}#{:020}#{}",
-                received_key(&message.received_at),
-                next_seq(),
-                message.id
-            ),
+            &received_key(&message.received_at),
+            &message.id,
         );
-        listing.insert("id".to_owned(), s(message.id.clone()));
-        let put = |item: Item, condition: Option<&str>| {
-            Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .set_condition_expression(condition.map(str::to_owned))
-                .build()
-                .map(|p| TransactWriteItem::builder().put(p).build())
-                .map_err(|_| build(WHAT))
-        };
         let mut items = vec![
-            put(item, Some("attribute_not_exists(pk)"))?,
-            put(listing, None)?,
+            transact_put(self, WHAT, item, Some("attribute_not_exists(pk)"))?,
+            transact_put(self, WHAT, listing, None)?,
         ];
         // Same transaction: no chunk is written unless the message is new.
         for (i, part) in chunks.iter().enumerate() {
             let mut chunk = key(message_pk(&message.org, &message.id), chunk_sk(i));
             chunk.insert(RAW.to_owned(), AttributeValue::B(Blob::new(part.to_vec())));
-            items.push(put(chunk, None)?);
+            items.push(transact_put(self, WHAT, chunk, None)?);
         }
         match self.transact(WHAT, items).await? {
             None => Ok(Inserted::New),
@@ -202,24 +186,19 @@ impl MessageLog for AwsStore {
         status: Option<MessageStatus>,
     ) -> StoreResult<Vec<StoredMessage>> {
         const WHAT: &str = "list_messages";
-        let ids: Vec<String> = self
-            .query_all(WHAT, message_list_pk(org))
-            .await?
-            .iter()
-            .filter_map(|i| string_attr(i, "id").map(str::to_owned))
-            .collect();
-        let keys = ids
-            .iter()
-            .map(|id| key(message_pk(org, id), MESSAGE_SK))
-            .collect();
-        let mut by_id: HashMap<String, StoredMessage> = HashMap::new();
-        for item in self.batch_get(WHAT, keys).await? {
-            let (m, _, _) = decode_head(WHAT, item)?;
-            by_id.insert(m.id.clone(), m);
-        }
-        Ok(ids
-            .iter()
-            .filter_map(|id| by_id.remove(id))
+        let messages = self
+            .listed(
+                WHAT,
+                message_list_pk(org),
+                |id| key(message_pk(org, id), MESSAGE_SK),
+                |item| {
+                    let (m, _, _) = decode_head(WHAT, item)?;
+                    Ok((m.id.clone(), m))
+                },
+            )
+            .await?;
+        Ok(messages
+            .into_iter()
             .filter(|m| status.is_none_or(|s| m.status == s))
             .collect())
     }
@@ -245,7 +224,7 @@ impl MessageLog for AwsStore {
             .expression_attribute_names("#claim", "sweep_until")
             .expression_attribute_values(":no", AttributeValue::Bool(false))
             .expression_attribute_values(":dpk", s(INTAKE_SHARD))
-            .expression_attribute_values(":dat", s(unqueued_key(jiff::Timestamp::now().as_millisecond(), id)))
+            .expression_attribute_values(":dat", s(due_key(jiff::Timestamp::now().as_millisecond(), id)))
             .expression_attribute_names("#st", "status")
             .expression_attribute_names("#er", "errors")
             .expression_attribute_names("#sd", "steps_done")
@@ -270,15 +249,10 @@ pub(crate) const INTAKE_SHARD: &str = "INTAKE";
 /// The sweeper's claim on a message (Unix milliseconds).
 const CLAIM: &str = "sweep_until";
 
-/// The index sort key of a message unqueued since `ms`.
-pub(crate) fn unqueued_key(ms: i64, id: &str) -> String {
-    format!("{}#{id}", ms_key(ms))
-}
-
 /// The index keys that put a message on the sweeper's list from `ms` on.
 pub(crate) fn unqueued_keys(item: &mut Item, ms: i64, id: &str) {
     item.insert(DUE_PK.to_owned(), s(INTAKE_SHARD));
-    item.insert(DUE_AT.to_owned(), s(unqueued_key(ms, id)));
+    item.insert(DUE_AT.to_owned(), s(due_key(ms, id)));
 }
 
 impl Intake for AwsStore {
@@ -364,25 +338,18 @@ impl Intake for AwsStore {
         limit: usize,
     ) -> StoreResult<Vec<Unqueued>> {
         const WHAT: &str = "claim_unqueued";
-        self.count();
+        let before = ms_key(stored_before.as_millisecond());
         let page = self
-            .dynamo
-            .query()
-            .table_name(&self.table)
-            .index_name(DUE_INDEX)
-            .key_condition_expression("#dpk = :shard AND #dat < :before")
-            .projection_expression("#pk, #sk, #org, #id, #pid, #rp")
-            .expression_attribute_names("#dpk", DUE_PK)
-            .expression_attribute_names("#dat", DUE_AT)
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#sk", SK)
+            .due_query(
+                INTAKE_SHARD,
+                &before,
+                limit,
+                "#pk, #sk, #org, #id, #pid, #rp",
+            )
             .expression_attribute_names("#org", "org")
             .expression_attribute_names("#id", "id")
             .expression_attribute_names("#pid", "patient_id")
             .expression_attribute_names("#rp", "replays")
-            .expression_attribute_values(":shard", s(INTAKE_SHARD))
-            .expression_attribute_values(":before", s(ms_key(stored_before.as_millisecond())))
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .send()
             .await
             .map_err(|e| backend(WHAT, &e))?;

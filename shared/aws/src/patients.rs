@@ -4,7 +4,7 @@
 //!
 //! [`StepStore`]: a processing step's first read in ONE BatchGetItem (the
 //! message, the org item, the patient record and the patient ID's parked
-//! messages), with the configuration from the token cache (`cache` module).
+//! messages), with the configuration from the token cache (`config` module).
 use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
@@ -15,7 +15,7 @@ use tendon_core::ports::{
 };
 use tendon_core::workflow::steps::{ScheduledStep, StepStatus, StepUpdate};
 
-use crate::config::Reason;
+use crate::config::{Reason, transact_put};
 use crate::items::{
     CONFIG_TOKEN, Item, MESSAGE_SK, ORG_SK, PARKED_IDS, PARKED_SK, PATIENT_SK, event_pk, from_item,
     key, message_pk, org_pk, patient_list_pk, patient_pk, s, string_attr, to_item, to_value,
@@ -40,10 +40,24 @@ struct Parts<'a> {
     step_updates: &'a [StepUpdate],
     events: &'a [DomainEvent],
     scheduled: &'a [ScheduledStep],
-    /// The message's parking changes (a message commit only).
-    park: Option<&'a str>,
-    unpark: Option<&'a str>,
-    message_id: Option<&'a str>,
+    /// A message commit: its guard leads the transaction, with its parking
+    /// changes.
+    message: Option<&'a Commit>,
+}
+
+/// The [`Parts`] of a [`Commit`] or a [`RecordCommit`] (the fields both
+/// have), with the message commit, if any.
+macro_rules! parts {
+    ($commit:expr, $message:expr) => {
+        Parts {
+            org: &$commit.org,
+            records: &$commit.records,
+            step_updates: &$commit.step_updates,
+            events: &$commit.events,
+            scheduled: &$commit.scheduled,
+            message: $message,
+        }
+    };
 }
 
 /// Where each part of a commit's transaction starts.
@@ -83,9 +97,10 @@ impl AwsStore {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
-    /// The transaction of a commit: the guard (if any), the records and the
-    /// step updates (whose conditions make a conflict), the listing items of
-    /// new patients, the parking changes, then `events`, then `steps`.
+    /// The transaction of a commit: the guard (of a message commit), the
+    /// records and the step updates (whose conditions make a conflict), the
+    /// listing items of new patients, the parking changes, then `events`,
+    /// then `steps`.
     fn commit_items(
         &self,
         guard: Option<TransactWriteItem>,
@@ -115,13 +130,10 @@ impl AwsStore {
         }
         // Step updates count with the records: one no longer as read is a conflict.
         for update in parts.step_updates {
-            let p = put(
-                &self.table,
-                crate::workflows::step_item(WHAT, &update.step)?,
-            )
-            .expression_attribute_names("#st", "status")
-            .expression_attribute_names("#cms", crate::workflows::CLAIM_MS)
-            .expression_attribute_values(":scheduled", to_value(WHAT, &StepStatus::Scheduled)?);
+            let p = put(&self.table, crate::schedule::step_item(WHAT, &update.step)?)
+                .expression_attribute_names("#st", "status")
+                .expression_attribute_names("#cms", crate::schedule::CLAIM_MS)
+                .expression_attribute_values(":scheduled", to_value(WHAT, &StepStatus::Scheduled)?);
             let p = match &update.read_claim {
                 None => p.condition_expression("#st = :scheduled AND attribute_not_exists(#cms)"),
                 Some(claim) => p
@@ -146,11 +158,10 @@ impl AwsStore {
             let id = &w.record.patient.id;
             let mut listing = key(patient_list_pk(org), id.clone());
             listing.insert("id".to_owned(), s(id.clone()));
-            let p = put(&self.table, listing).build().map_err(|_| build(WHAT))?;
-            items.push(TransactWriteItem::builder().put(p).build());
+            items.push(transact_put(self, WHAT, listing, None)?);
         }
-        if let Some(message_id) = parts.message_id {
-            for (pid, action) in [(parts.park, "ADD"), (parts.unpark, "DELETE")] {
+        if let Some(commit) = parts.message {
+            for (pid, action) in [(&commit.park, "ADD"), (&commit.unpark, "DELETE")] {
                 let Some(pid) = pid else { continue };
                 let update = Update::builder()
                     .table_name(&self.table)
@@ -159,30 +170,24 @@ impl AwsStore {
                     .expression_attribute_names("#ids", PARKED_IDS)
                     .expression_attribute_values(
                         ":id",
-                        AttributeValue::Ss(vec![message_id.to_owned()]),
+                        AttributeValue::Ss(vec![commit.message_id.clone()]),
                     )
                     .build()
                     .map_err(|_| build(WHAT))?;
                 items.push(TransactWriteItem::builder().update(update).build());
             }
         }
+        // Events and steps are written once: one that exists is refused.
+        let once = |item| transact_put(self, WHAT, item, Some("attribute_not_exists(pk)"));
         let events_start = items.len();
         let seq = next_seq();
         for (i, e) in events.iter().enumerate() {
             let mut item = to_item(WHAT, *e, event_pk(org), e.id.clone())?;
             item.insert("seq".to_owned(), s(format!("{seq:020}#{i:05}")));
-            let p = put(&self.table, item)
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map_err(|_| build(WHAT))?;
-            items.push(TransactWriteItem::builder().put(p).build());
+            items.push(once(item)?);
         }
         for step in steps {
-            let p = put(&self.table, crate::workflows::step_item(WHAT, step)?)
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map_err(|_| build(WHAT))?;
-            items.push(TransactWriteItem::builder().put(p).build());
+            items.push(once(crate::schedule::step_item(WHAT, step)?)?);
         }
         Ok((
             items,
@@ -194,14 +199,10 @@ impl AwsStore {
     }
 
     /// Sends a commit's transaction, resending it without the events and
-    /// steps that exist already. `guard`: the message commit whose guard
-    /// leads the transaction.
-    async fn write_commit(
-        &self,
-        guard: Option<&Commit>,
-        parts: Parts<'_>,
-    ) -> StoreResult<CommitOutcome> {
+    /// steps that exist already.
+    async fn write_commit(&self, parts: Parts<'_>) -> StoreResult<CommitOutcome> {
         const WHAT: &str = "commit";
+        let guard = parts.message;
         // An event ID twice in one commit: the first stays (a transaction may
         // not touch an item twice).
         let mut seen = HashSet::new();
@@ -307,10 +308,9 @@ impl PatientStore for AwsStore {
     async fn list_patients(&self, org: &str) -> StoreResult<Vec<Patient>> {
         const WHAT: &str = "list_patients";
         let keys = self
-            .query_all(WHAT, patient_list_pk(org))
+            .listed_ids(WHAT, patient_list_pk(org))
             .await?
             .iter()
-            .filter_map(|i| string_attr(i, "id"))
             .map(|id| key(patient_pk(org, id), PATIENT_SK))
             .collect();
         let mut out = Vec::new();
@@ -325,31 +325,11 @@ impl PatientStore for AwsStore {
     }
 
     async fn commit(&self, commit: &Commit) -> StoreResult<CommitOutcome> {
-        let parts = Parts {
-            org: &commit.org,
-            records: &commit.records,
-            step_updates: &commit.step_updates,
-            events: &commit.events,
-            scheduled: &commit.scheduled,
-            park: commit.park.as_deref(),
-            unpark: commit.unpark.as_deref(),
-            message_id: Some(&commit.message_id),
-        };
-        self.write_commit(Some(commit), parts).await
+        self.write_commit(parts!(commit, Some(commit))).await
     }
 
     async fn commit_records(&self, commit: &RecordCommit) -> StoreResult<CommitOutcome> {
-        let parts = Parts {
-            org: &commit.org,
-            records: &commit.records,
-            step_updates: &commit.step_updates,
-            events: &commit.events,
-            scheduled: &commit.scheduled,
-            park: None,
-            unpark: None,
-            message_id: None,
-        };
-        self.write_commit(None, parts).await
+        self.write_commit(parts!(commit, None)).await
     }
 
     /// The org's event partition, sorted by the order written (`seq`).

@@ -4,8 +4,8 @@
 //! - the contract's vocabulary: [`field_types`] (§3.1 field names and coded
 //!   values), [`error_code`] (§7 codes and [`Issue`]), [`hash`] (SHA-256 hex), [`reply`] (the HTTP answer);
 //! - reading HL7: [`normalize`], [`mapping`] (the §3 field map and
-//!   extraction), [`validation`] (required data), [`report`] (the check of
-//!   one message and its ACK, [`inspect`]);
+//!   extraction), [`report`] (the check of one message: the required
+//!   data, the ACK, [`inspect`]);
 //! - the records and the ports: [`model`] (patients, stored messages, domain
 //!   events), [`org`] (an org and its configuration), [`ports`];
 //! - deciding: [`rules`] (the patient and episode rules), [`event_effects`]
@@ -35,7 +35,6 @@ pub mod processing;
 pub mod reply;
 pub mod report;
 pub mod rules;
-pub mod validation;
 pub mod workflow;
 
 pub use error_code::{ErrorCode, Issue};

@@ -104,6 +104,40 @@ pub struct PatientRecord {
 }
 
 impl PatientRecord {
+    /// A patient not stored yet: no demographics, its Default episode,
+    /// version 1. Every new patient, from a message or from Cliniko, starts here.
+    pub fn new_patient(id: &str, source: Source, now: &str) -> PatientRecord {
+        PatientRecord {
+            patient: Patient {
+                id: id.to_owned(),
+                source,
+                first_name: String::new(),
+                last_name: String::new(),
+                birth_date: None,
+                gender: None,
+                email: None,
+                mobile: None,
+                demographics_at: None,
+                created_at: now.to_owned(),
+                merged_into: None,
+                unsubscribed: false,
+                text_opt_out: false,
+                inactive: None,
+                sex_label: None,
+            },
+            episodes: vec![Episode {
+                name: "Default".to_owned(),
+                default: true,
+                case_id: None,
+                supervising_practitioner_id: None,
+                status: EpisodeStatus::Active,
+                created_at: now.to_owned(),
+            }],
+            appointments: Vec::new(),
+            version: 1,
+        }
+    }
+
     pub fn case_episode(&self, case_id: &str) -> Option<&Episode> {
         self.episodes
             .iter()

@@ -16,8 +16,8 @@ use crate::ports::{
     Clock, Commit, CommitOutcome, PatientStore, QueueName, StepStore, StoreError, StoreResult,
     WorkItem, WorkQueue,
 };
+use crate::report::{invalid_value_warnings, validate};
 use crate::rules::{self, Context, Decision};
-use crate::validation::{invalid_value_warnings, validate};
 use crate::workflow::steps::ScheduledStep;
 
 const PATIENT_STEP: &str = "patient";
@@ -235,21 +235,6 @@ fn commit_of(
             now,
         ),
     }
-}
-
-/// The patient step for one queue record: [`run_step`] on the patients queue.
-pub async fn patient_step<S, Q, K>(
-    store: &S,
-    queue: &Q,
-    clock: &K,
-    item: &WorkItem,
-) -> StoreResult<()>
-where
-    S: StepStore,
-    Q: WorkQueue,
-    K: Clock,
-{
-    run_step(store, queue, clock, QueueName::Patients, item).await
 }
 
 /// The handler of a queue: the patient step for `patients`, the episode step

@@ -1,36 +1,20 @@
 //! [`ClinikoStore`] on SQLite: one connection per org (its token unique), and
 //! the profiles a sync could not import.
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 use tendon_core::cliniko::{ClinikoConnection, ClinikoFailure};
 use tendon_core::ports::{ClinikoStore, StoreError, StoreResult};
 
+use crate::sql::{encode, json_row, json_rows, org_exists, org_not_found};
 use crate::{Fail, SqliteStore, write_tx};
-
-fn json<T: serde::Serialize>(what: &'static str, v: &T) -> StoreResult<String> {
-    serde_json::to_string(v).map_err(|e| Fail::Json(e).into_store_error(what))
-}
-
-fn decode_all<T: serde::de::DeserializeOwned>(
-    rows: impl Iterator<Item = rusqlite::Result<String>>,
-) -> Result<Vec<T>, Fail> {
-    let mut out = Vec::new();
-    for row in rows {
-        out.push(serde_json::from_str(&row?)?);
-    }
-    Ok(out)
-}
 
 impl ClinikoStore for SqliteStore {
     async fn put_connection(&self, connection: &ClinikoConnection) -> StoreResult<()> {
-        let body = json("put_connection", connection)?;
+        let body = encode("put_connection", connection)?;
         let (org, token) = (connection.org.clone(), connection.token.clone());
         self.run("put_connection", move |conn| {
             let tx = write_tx(conn)?;
-            let exists = tx
-                .prepare_cached("SELECT 1 FROM orgs WHERE id = ?1")?
-                .exists([&org])?;
-            if !exists {
-                return Err(Fail::Store(StoreError::NotFound(format!("org {org}"))));
+            if !org_exists(&tx, &org)? {
+                return Err(org_not_found(&org));
             }
             tx.prepare_cached(
                 "INSERT INTO cliniko_connections (org, token, json) VALUES (?1, ?2, ?3)
@@ -44,34 +28,22 @@ impl ClinikoStore for SqliteStore {
     }
 
     async fn connection(&self, org: &str) -> StoreResult<Option<ClinikoConnection>> {
-        let org = org.to_owned();
-        self.read("connection", move |conn| {
-            let found: Option<String> = conn
-                .prepare_cached("SELECT json FROM cliniko_connections WHERE org = ?1")?
-                .query_row([&org], |r| r.get(0))
-                .optional()?;
-            Ok(found.map(|j| serde_json::from_str(&j)).transpose()?)
-        })
-        .await
+        const SQL: &str = "SELECT json FROM cliniko_connections WHERE org = ?1";
+        self.read_json("connection", SQL, org).await
     }
 
     async fn connection_for_token(&self, token: &str) -> StoreResult<Option<ClinikoConnection>> {
-        let token = token.to_owned();
-        self.read("connection_for_token", move |conn| {
-            let found: Option<String> = conn
-                .prepare_cached("SELECT json FROM cliniko_connections WHERE token = ?1")?
-                .query_row([&token], |r| r.get(0))
-                .optional()?;
-            Ok(found.map(|j| serde_json::from_str(&j)).transpose()?)
-        })
-        .await
+        const SQL: &str = "SELECT json FROM cliniko_connections WHERE token = ?1";
+        self.read_json("connection_for_token", SQL, token).await
     }
 
     async fn connections(&self) -> StoreResult<Vec<ClinikoConnection>> {
         self.read("connections", move |conn| {
-            let mut stmt =
-                conn.prepare_cached("SELECT json FROM cliniko_connections ORDER BY org")?;
-            decode_all(stmt.query_map([], |r| r.get::<_, String>(0))?)
+            json_rows(
+                conn,
+                "SELECT json FROM cliniko_connections ORDER BY org",
+                [],
+            )
         })
         .await
     }
@@ -87,16 +59,16 @@ impl ClinikoStore for SqliteStore {
         let synced_at = synced_at.to_string();
         self.run("record_sync", move |conn| {
             let tx = write_tx(conn)?;
-            let found: Option<String> = tx
-                .prepare_cached("SELECT json FROM cliniko_connections WHERE org = ?1")?
-                .query_row([&org], |r| r.get(0))
-                .optional()?;
-            let Some(found) = found else {
+            let found: Option<ClinikoConnection> = json_row(
+                &tx,
+                "SELECT json FROM cliniko_connections WHERE org = ?1",
+                [&org],
+            )?;
+            let Some(mut c) = found else {
                 return Err(Fail::Store(StoreError::NotFound(format!(
                     "Cliniko connection of org {org}"
                 ))));
             };
-            let mut c: ClinikoConnection = serde_json::from_str(&found)?;
             if watermark.is_some() {
                 c.watermark = watermark;
             }
@@ -110,7 +82,7 @@ impl ClinikoStore for SqliteStore {
     }
 
     async fn put_failure(&self, org: &str, failure: &ClinikoFailure) -> StoreResult<()> {
-        let body = json("put_failure", failure)?;
+        let body = encode("put_failure", failure)?;
         let (org, id) = (org.to_owned(), failure.cliniko_id.clone());
         self.run("put_failure", move |conn| {
             conn.prepare_cached(
@@ -134,13 +106,7 @@ impl ClinikoStore for SqliteStore {
     }
 
     async fn failures(&self, org: &str) -> StoreResult<Vec<ClinikoFailure>> {
-        let org = org.to_owned();
-        self.read("failures", move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT json FROM cliniko_failures WHERE org = ?1 ORDER BY length(cliniko_id), cliniko_id",
-            )?;
-            decode_all(stmt.query_map([&org], |r| r.get::<_, String>(0))?)
-        })
-        .await
+        const SQL: &str = "SELECT json FROM cliniko_failures WHERE org = ?1 ORDER BY length(cliniko_id), cliniko_id";
+        self.read_json("failures", SQL, org).await
     }
 }

@@ -3,56 +3,50 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tendon_core::org::{Location, Org, OrgConfig, Practitioner};
 use tendon_core::ports::{ConfigStore, IngestKey, StoreError, StoreResult};
 
+use crate::sql::{encode, json_row, json_rows, org_exists, org_not_found, rows};
 use crate::{Fail, SqliteStore, read_tx, write_tx};
 
-fn org_exists(conn: &Connection, org: &str) -> rusqlite::Result<bool> {
-    conn.prepare_cached("SELECT 1 FROM orgs WHERE id = ?1")?
-        .exists([org])
-}
-
-fn org_not_found(org: &str) -> Fail {
-    Fail::Store(StoreError::NotFound(format!("org {org}")))
-}
-
-/// Upserts a location or practitioner row of an existing org.
-fn put_child(
-    conn: &mut Connection,
-    table: &'static str,
-    org: &str,
-    id: &str,
-    json: &str,
-) -> Result<(), Fail> {
-    let tx = write_tx(conn)?;
-    if !org_exists(&tx, org)? {
-        return Err(org_not_found(org));
+impl SqliteStore {
+    /// Upserts a location or practitioner row (`table`) of an existing org.
+    async fn put_child<T: serde::Serialize>(
+        &self,
+        what: &'static str,
+        table: &'static str,
+        org: &str,
+        id: &str,
+        child: &T,
+    ) -> StoreResult<()> {
+        let json = encode(what, child)?;
+        let (org, id) = (org.to_owned(), id.to_owned());
+        self.run(what, move |conn| {
+            let tx = write_tx(conn)?;
+            if !org_exists(&tx, &org)? {
+                return Err(org_not_found(&org));
+            }
+            let sql = format!(
+                "INSERT INTO {table} (org, id, json) VALUES (?1, ?2, ?3) ON CONFLICT (org, id) DO UPDATE SET json = excluded.json"
+            );
+            tx.prepare_cached(&sql)?.execute(params![org, id, json])?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
     }
-    let sql = format!(
-        "INSERT INTO {table} (org, id, json) VALUES (?1, ?2, ?3) ON CONFLICT (org, id) DO UPDATE SET json = excluded.json"
-    );
-    tx.prepare_cached(&sql)?.execute(params![org, id, json])?;
-    tx.commit()?;
-    Ok(())
 }
 
+/// The locations or practitioners (`table`) of an org, by ID.
 fn children<T: serde::de::DeserializeOwned>(
     conn: &Connection,
     table: &'static str,
     org: &str,
 ) -> Result<Vec<T>, Fail> {
     let sql = format!("SELECT json FROM {table} WHERE org = ?1 ORDER BY id");
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map([org], |r| r.get::<_, String>(0))?;
-    let mut out = Vec::new();
-    for json in rows {
-        out.push(serde_json::from_str(&json?)?);
-    }
-    Ok(out)
+    json_rows(conn, &sql, [org])
 }
 
 impl ConfigStore for SqliteStore {
     async fn create_org(&self, org: &Org, key_hash: &str) -> StoreResult<()> {
-        let json =
-            serde_json::to_string(org).map_err(|e| Fail::Json(e).into_store_error("create_org"))?;
+        let json = encode("create_org", org)?;
         let (id, key_hash) = (org.id.clone(), key_hash.to_owned());
         let now = jiff::Timestamp::now().to_string();
         self.run("create_org", move |conn| {
@@ -77,8 +71,7 @@ impl ConfigStore for SqliteStore {
     }
 
     async fn update_org(&self, org: &Org) -> StoreResult<()> {
-        let json =
-            serde_json::to_string(org).map_err(|e| Fail::Json(e).into_store_error("update_org"))?;
+        let json = encode("update_org", org)?;
         let id = org.id.clone();
         self.run("update_org", move |conn| {
             let changed = conn
@@ -127,22 +120,19 @@ impl ConfigStore for SqliteStore {
     async fn ingest_keys(&self, org: &str) -> StoreResult<Vec<IngestKey>> {
         let org = org.to_owned();
         self.read_now("ingest_keys", move |conn| {
-            let mut stmt = conn.prepare_cached(
+            rows(
+                conn,
                 // rowid: insertion order, i.e. oldest first.
                 "SELECT hash, created_at FROM ingest_keys WHERE org = ?1 ORDER BY rowid",
-            )?;
-            let rows = stmt.query_map([org], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
-            })?;
-            let mut keys = Vec::new();
-            for row in rows {
-                let (hash, created_at) = row?;
-                keys.push(IngestKey {
-                    hash,
-                    created_at: created_at.and_then(|t| t.parse().ok()),
-                });
-            }
-            Ok(keys)
+                [org],
+                |r| {
+                    let (hash, created_at): (String, Option<String>) = (r.get(0)?, r.get(1)?);
+                    Ok(IngestKey {
+                        hash,
+                        created_at: created_at.and_then(|t| t.parse().ok()),
+                    })
+                },
+            )
         })
         .await
     }
@@ -174,23 +164,14 @@ impl ConfigStore for SqliteStore {
     }
 
     async fn put_location(&self, org: &str, location: &Location) -> StoreResult<()> {
-        let json = serde_json::to_string(location)
-            .map_err(|e| Fail::Json(e).into_store_error("put_location"))?;
-        let (org, id) = (org.to_owned(), location.id.clone());
-        self.run("put_location", move |conn| {
-            put_child(conn, "locations", &org, &id, &json)
-        })
-        .await
+        self.put_child("put_location", "locations", org, &location.id, location)
+            .await
     }
 
     async fn put_practitioner(&self, org: &str, practitioner: &Practitioner) -> StoreResult<()> {
-        let json = serde_json::to_string(practitioner)
-            .map_err(|e| Fail::Json(e).into_store_error("put_practitioner"))?;
-        let (org, id) = (org.to_owned(), practitioner.id.clone());
-        self.run("put_practitioner", move |conn| {
-            put_child(conn, "practitioners", &org, &id, &json)
-        })
-        .await
+        let id = &practitioner.id;
+        self.put_child("put_practitioner", "practitioners", org, id, practitioner)
+            .await
     }
 
     async fn org_config(&self, org: &str) -> StoreResult<Option<OrgConfig>> {
@@ -198,15 +179,11 @@ impl ConfigStore for SqliteStore {
         self.read_now("org_config", move |conn| {
             // One read transaction: a consistent snapshot even with other writers.
             let tx = read_tx(conn)?;
-            let json: Option<String> = tx
-                .prepare_cached("SELECT json FROM orgs WHERE id = ?1")?
-                .query_row([&org], |r| r.get(0))
-                .optional()?;
-            let Some(json) = json else {
+            let Some(found) = json_row(&tx, "SELECT json FROM orgs WHERE id = ?1", [&org])? else {
                 return Ok(None);
             };
             let config = OrgConfig {
-                org: serde_json::from_str(&json)?,
+                org: found,
                 locations: children(&tx, "locations", &org)?,
                 practitioners: children(&tx, "practitioners", &org)?,
                 workflows: crate::workflows::load_workflows(&tx, &org)?,

@@ -38,24 +38,32 @@
 //! [`StoreError::Backend`](tendon_core::ports::StoreError) with the operation,
 //! SQLite's result code (as data: `StoreError::code`) and its reason, never a
 //! stored value.
-use std::panic::{AssertUnwindSafe, catch_unwind};
+//!
+//! This file owns the store itself: opening the database, the read
+//! connections, and the way to the writer thread (`writer.rs`, with the group
+//! commit). `fail.rs` turns failures into `StoreError`s, `sql.rs` holds what
+//! the port modules (`config.rs`, `messages.rs`, ...) share.
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, mpsc};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 use tendon_core::ports::{StoreError, StoreResult};
-use tokio::sync::oneshot;
 
 mod cliniko;
 mod config;
+mod fail;
 mod health;
 mod messages;
 mod patients;
 mod queue;
 mod schema;
+mod sql;
 mod workflows;
+mod writer;
+
+pub(crate) use fail::Fail;
+use writer::Writer;
 
 pub use queue::{DEDUPE_WINDOW, LocalQueue, Received, VISIBILITY, drain, process_batch_at};
 pub use workflows::LocalOutbox;
@@ -66,9 +74,6 @@ pub const DEFAULT_MAX_RECEIVE_COUNT: u32 = 5;
 /// How long a writer waits for another connection's lock (another process on
 /// the same file) before the operation fails and is retried.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// At most this many queued writes share one transaction.
-const MAX_GROUP: usize = 256;
 
 /// WAL pages between automatic checkpoints (SQLite's default is 1,000).
 const WAL_AUTOCHECKPOINT: u32 = 4_000;
@@ -188,19 +193,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, Fail> + Send + 'static,
     {
-        let (reply, answer) = oneshot::channel();
-        let job = Box::new(Pending {
-            f: Some(f),
-            result: None,
-            reply,
-        });
-        self.writer
-            .submit(job)
-            .map_err(|()| StoreError::backend(what, "the sqlite writer has stopped"))?;
-        match answer.await {
-            Ok(result) => result.map_err(|fail| fail.into_store_error(what)),
-            Err(_) => Err(StoreError::backend(what, "the sqlite task was cancelled")),
-        }
+        self.writer.run(what, f).await
     }
 
     /// Runs a short read `f` at once on a read connection, on the calling
@@ -282,138 +275,6 @@ impl Readers {
     }
 }
 
-/// One write waiting for, or run by, the writer thread.
-trait Job: Send {
-    /// Runs the write inside the group's transaction, in its own savepoint.
-    fn run(&mut self, conn: &mut Connection);
-    /// Answers the caller once the group's transaction committed or failed.
-    fn finish(self: Box<Self>, committed: Result<(), &CommitFailure>);
-}
-
-struct Pending<T, F> {
-    f: Option<F>,
-    result: Option<Result<T, Fail>>,
-    reply: oneshot::Sender<Result<T, Fail>>,
-}
-
-impl<T, F> Job for Pending<T, F>
-where
-    T: Send,
-    F: FnOnce(&mut Connection) -> Result<T, Fail> + Send,
-{
-    fn run(&mut self, conn: &mut Connection) {
-        let Some(f) = self.f.take() else {
-            return;
-        };
-        if conn.is_autocommit() {
-            // An earlier write's error made SQLite roll the whole group back.
-            self.result = Some(Err(Fail::Commit(CommitFailure::new(
-                "the transaction was rolled back",
-            ))));
-            return;
-        }
-        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
-            self.result = Some(Err(Fail::Sql(e)));
-            return;
-        }
-        // A panic is this write's failure only: its savepoint is rolled back.
-        let result = match catch_unwind(AssertUnwindSafe(|| f(conn))) {
-            Ok(result) => result,
-            Err(_) => Err(Fail::Panicked),
-        };
-        let end = match &result {
-            Ok(_) => conn.execute_batch("RELEASE job"),
-            Err(_) => conn.execute_batch("ROLLBACK TO job; RELEASE job"),
-        };
-        self.result = Some(match (result, end) {
-            (Ok(_), Err(e)) => Err(Fail::Sql(e)),
-            (result, _) => result,
-        });
-    }
-
-    fn finish(self: Box<Self>, committed: Result<(), &CommitFailure>) {
-        let result = match (self.result, committed) {
-            (Some(Ok(_)), Err(failure)) | (None, Err(failure)) => {
-                Err(Fail::Commit(failure.clone()))
-            }
-            (Some(result), Ok(())) => result,
-            (Some(Err(e)), Err(_)) => Err(e),
-            (None, Ok(())) => Err(Fail::Commit(CommitFailure::new("the write did not run"))),
-        };
-        // The caller may have gone away; the write stands either way.
-        let _ = self.reply.send(result);
-    }
-}
-
-/// The writer thread and the way to it. Dropping it (with the last store
-/// clone) lets the thread finish the writes already queued, then waits for it.
-struct Writer {
-    jobs: Option<mpsc::Sender<Box<dyn Job>>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Writer {
-    fn start(conn: Connection) -> std::io::Result<Writer> {
-        let (jobs, queued) = mpsc::channel::<Box<dyn Job>>();
-        let thread = std::thread::Builder::new()
-            .name("tendon-sqlite-writer".to_owned())
-            .spawn(move || write_loop(conn, &queued))?;
-        Ok(Writer {
-            jobs: Some(jobs),
-            thread: Some(thread),
-        })
-    }
-
-    fn submit(&self, job: Box<dyn Job>) -> Result<(), ()> {
-        let jobs = self.jobs.as_ref().ok_or(())?;
-        jobs.send(job).map_err(|_| ())
-    }
-}
-
-impl Drop for Writer {
-    fn drop(&mut self) {
-        drop(self.jobs.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// Takes the writes queued so far (up to [`MAX_GROUP`]), runs them in one
-/// `BEGIN IMMEDIATE` transaction, commits, answers them; until the store is gone.
-fn write_loop(mut conn: Connection, queued: &mpsc::Receiver<Box<dyn Job>>) {
-    let mut group: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_GROUP);
-    while let Ok(first) = queued.recv() {
-        group.push(first);
-        while group.len() < MAX_GROUP {
-            match queued.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
-            }
-        }
-        let committed = match conn.execute_batch("BEGIN IMMEDIATE") {
-            Err(e) => Err(CommitFailure::from(&e)),
-            Ok(()) => {
-                for job in &mut group {
-                    job.run(&mut conn);
-                }
-                match conn.execute_batch("COMMIT") {
-                    Ok(()) => Ok(()),
-                    Err(e) => {
-                        if !conn.is_autocommit() {
-                            let _ = conn.execute_batch("ROLLBACK");
-                        }
-                        Err(CommitFailure::from(&e))
-                    }
-                }
-            }
-        };
-        for job in group.drain(..) {
-            job.finish(committed.as_ref().map(|_| ()));
-        }
-    }
-}
-
 /// Starts a write: a savepoint inside the writer's transaction, so a
 /// read-then-write sees no other write between its steps, and an early
 /// return (dropping it) rolls back this write alone.
@@ -432,180 +293,32 @@ pub fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
 
-/// Why an operation failed, before it becomes a [`StoreError`].
-#[derive(Debug)]
-pub(crate) enum Fail {
-    Sql(rusqlite::Error),
-    Json(serde_json::Error),
-    Store(StoreError),
-    /// The write ran, but its group's transaction did not commit.
-    Commit(CommitFailure),
-    Panicked,
-}
-
-impl Fail {
-    fn into_store_error(self, what: &str) -> StoreError {
-        match self {
-            Fail::Store(e) => e,
-            Fail::Commit(CommitFailure { code, reason }) => {
-                sqlite_error(what, code, format!("sqlite: {reason}"))
-            }
-            Fail::Panicked => StoreError::backend(what, "the sqlite task panicked"),
-            // SQLite's reasons name tables, columns and constraints, never values.
-            Fail::Sql(e) => sqlite_error(what, sqlite_code(&e), format!("sqlite: {e}")),
-            // serde_json's messages may quote a value: keep only where it broke.
-            Fail::Json(e) => StoreError::backend(
-                what,
-                format!(
-                    "a stored record could not be read or written ({:?} error at line {}, column {})",
-                    e.classify(),
-                    e.line(),
-                    e.column()
-                ),
-            ),
-        }
-    }
-}
-
-/// Why the writer's transaction did not begin or commit: SQLite's result
-/// code when it gave one (`DatabaseBusy`, `DiskFull`, ...) and its reason.
-#[derive(Clone, Debug)]
-pub(crate) struct CommitFailure {
-    code: Option<String>,
-    reason: String,
-}
-
-impl CommitFailure {
-    /// A failure SQLite reported no code for.
-    fn new(reason: &str) -> CommitFailure {
-        CommitFailure {
-            code: None,
-            reason: reason.to_owned(),
-        }
-    }
-}
-
-impl From<&rusqlite::Error> for CommitFailure {
-    fn from(e: &rusqlite::Error) -> CommitFailure {
-        CommitFailure {
-            code: sqlite_code(e),
-            reason: e.to_string(),
-        }
-    }
-}
-
-/// SQLite's primary result code as rusqlite names it (`ConstraintViolation`,
-/// `DatabaseBusy`, `DiskFull`, `ReadOnly`, ...), for an error SQLite raised.
-fn sqlite_code(e: &rusqlite::Error) -> Option<String> {
-    e.sqlite_error_code().map(|c| format!("{c:?}"))
-}
-
-fn sqlite_error(what: &str, code: Option<String>, detail: String) -> StoreError {
-    match code {
-        Some(code) => StoreError::backend_code(what, code, detail),
-        None => StoreError::backend(what, detail),
-    }
-}
-
-impl From<rusqlite::Error> for Fail {
-    fn from(e: rusqlite::Error) -> Fail {
-        Fail::Sql(e)
-    }
-}
-
-impl From<serde_json::Error> for Fail {
-    fn from(e: serde_json::Error) -> Fail {
-        Fail::Json(e)
-    }
-}
-
-impl From<StoreError> for Fail {
-    fn from(e: StoreError) -> Fail {
-        Fail::Store(e)
-    }
-}
-
-/// A `u64` version as SQLite's `INTEGER`.
-pub(crate) fn sql_int(n: u64) -> Result<i64, Fail> {
-    i64::try_from(n).map_err(|_| {
-        Fail::Store(StoreError::backend_detail(
-            "a version number is out of SQLite's range",
-        ))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn decoding_errors_do_not_quote_stored_values() {
-        let e = serde_json::from_str::<u64>("\"Ana Rivera 1985-03-12\"").expect_err("not a number");
-        assert!(
-            e.to_string().contains("Ana"),
-            "serde_json would quote the value: {e}"
-        );
-        let StoreError::Backend(b) = Fail::Json(e).into_store_error("load_patient") else {
-            panic!("a decoding failure is a backend error");
-        };
-        let text = b.to_string();
-        assert!(!text.contains("Ana") && !text.contains("1985"), "{text}");
-        assert_eq!(b.operation(), Some("load_patient"));
-        assert!(text.starts_with("load_patient: "), "{text}");
-        assert_eq!(b.code(), None, "serde_json has no code");
+    /// A store on the file `{name}.db` in a temp folder of its own, and that
+    /// folder, for the test to remove.
+    fn file_store(name: &str) -> (PathBuf, SqliteStore) {
+        let dir = std::env::temp_dir().join(format!("tendon-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let store = SqliteStore::open(&dir.join(format!("{name}.db"))).expect("store");
+        (dir, store)
     }
 
-    #[test]
-    fn store_errors_pass_through() {
-        let e = Fail::from(StoreError::NotFound("org X".to_owned())).into_store_error("update_org");
-        assert_eq!(e, StoreError::NotFound("org X".to_owned()));
-    }
-
-    #[tokio::test]
-    async fn a_failed_or_panicking_write_rolls_back_alone() {
-        let store = SqliteStore::open_in_memory().expect("store");
-        let insert = |id: &'static str, outcome: u8| {
-            store.run("probe", move |conn| {
-                conn.execute("INSERT INTO orgs (id, json) VALUES (?1, '{}')", [id])?;
-                match outcome {
-                    0 => Ok(()),
-                    1 => Err(Fail::Store(StoreError::NotFound("B".to_owned()))),
-                    _ => panic!("a write panicked"),
-                }
-            })
-        };
-        // Sent together, so the writer usually runs them in one transaction.
-        let (a, b, c, d) = tokio::join!(
-            insert("A", 0),
-            insert("B", 1),
-            insert("C", 2),
-            insert("D", 0)
-        );
-        assert_eq!(a, Ok(()));
-        assert_eq!(b, Err(StoreError::NotFound("B".to_owned())));
-        assert_eq!(
-            c,
-            Err(StoreError::backend("probe", "the sqlite task panicked"))
-        );
-        assert_eq!(d, Ok(()));
-        let ids = store
-            .read("probe", |conn| {
-                let mut stmt = conn.prepare("SELECT id FROM orgs ORDER BY id")?;
-                let ids = stmt.query_map([], |r| r.get::<_, String>(0))?;
-                Ok(ids.collect::<rusqlite::Result<Vec<_>>>()?)
-            })
-            .await
-            .expect("read");
-        assert_eq!(ids, ["A", "D"]);
+    /// A write (or read) that runs `sql` alone.
+    fn execute(sql: &'static str) -> impl FnOnce(&mut Connection) -> Result<(), Fail> + Send {
+        move |conn| {
+            conn.execute(sql, [])?;
+            Ok(())
+        }
     }
 
     /// An acknowledged message must survive a machine or filesystem failure:
     /// the writer commits with `synchronous=FULL` (2), not NORMAL (1).
     #[tokio::test]
     async fn the_writer_syncs_every_commit() {
-        let dir = std::env::temp_dir().join(format!("tendon-sync-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let store = SqliteStore::open(&dir.join("sync.db")).expect("store");
+        let (dir, store) = file_store("sync");
         let level = store
             .run("probe", |conn| {
                 Ok(conn.query_row("PRAGMA synchronous", [], |r| r.get::<_, i64>(0))?)
@@ -620,10 +333,7 @@ mod tests {
     async fn a_missing_table_is_a_backend_error() {
         let store = SqliteStore::open_in_memory().expect("store");
         let got = store
-            .run("probe", |conn| {
-                conn.execute("DELETE FROM no_such_table", [])?;
-                Ok(())
-            })
+            .run("probe", execute("DELETE FROM no_such_table"))
             .await;
         let e = got.expect_err("no such table");
         assert!(
@@ -642,10 +352,10 @@ mod tests {
     async fn a_constraint_violation_keeps_sqlite_s_code() {
         let store = SqliteStore::open_in_memory().expect("store");
         let insert = || {
-            store.run("probe", |conn| {
-                conn.execute("INSERT INTO orgs (id, json) VALUES ('A', '{}')", [])?;
-                Ok(())
-            })
+            store.run(
+                "probe",
+                execute("INSERT INTO orgs (id, json) VALUES ('A', '{}')"),
+            )
         };
         assert_eq!(insert().await, Ok(()));
         let e = insert().await.expect_err("the ID is taken");
@@ -658,14 +368,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_write_on_a_read_connection_keeps_sqlite_s_code() {
-        let dir = std::env::temp_dir().join(format!("tendon-readonly-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let store = SqliteStore::open(&dir.join("ro.db")).expect("store");
+        let (dir, store) = file_store("readonly");
         let got = store
-            .read_now("probe", |conn| {
-                conn.execute("INSERT INTO orgs (id, json) VALUES ('A', '{}')", [])?;
-                Ok(())
-            })
+            .read_now(
+                "probe",
+                execute("INSERT INTO orgs (id, json) VALUES ('A', '{}')"),
+            )
             .await;
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
@@ -675,64 +383,6 @@ mod tests {
             e.to_string()
                 .starts_with("storage backend failed: probe: sqlite: "),
             "{e}"
-        );
-    }
-
-    /// A failure SQLite raised, as rusqlite hands it over.
-    fn sqlite_failure(code: std::os::raw::c_int, message: &str) -> rusqlite::Error {
-        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), Some(message.to_owned()))
-    }
-
-    #[test]
-    fn a_failed_commit_keeps_sqlite_s_code() {
-        for (code, name, message) in [
-            (
-                rusqlite::ffi::SQLITE_BUSY,
-                "DatabaseBusy",
-                "database is locked",
-            ),
-            (
-                rusqlite::ffi::SQLITE_FULL,
-                "DiskFull",
-                "database or disk is full",
-            ),
-        ] {
-            let failure = CommitFailure::from(&sqlite_failure(code, message));
-            // Every write of the group gets the commit's failure.
-            let (reply, mut answer) = oneshot::channel();
-            let job: Box<dyn Job> = Box::new(Pending {
-                f: None::<fn(&mut Connection) -> Result<(), Fail>>,
-                result: Some(Ok(())),
-                reply,
-            });
-            job.finish(Err(&failure));
-            let fail = answer
-                .try_recv()
-                .expect("answered")
-                .expect_err("not committed");
-            let e = fail.into_store_error("insert_message");
-            assert_eq!(e.code(), Some(name));
-            assert_eq!(
-                e.to_string(),
-                format!("storage backend failed: insert_message: sqlite: {message}")
-            );
-        }
-    }
-
-    #[test]
-    fn a_statement_s_failure_keeps_sqlite_s_code_and_others_have_none() {
-        let e = Fail::Sql(sqlite_failure(
-            rusqlite::ffi::SQLITE_FULL,
-            "database or disk is full",
-        ))
-        .into_store_error("commit");
-        assert_eq!(e.code(), Some("DiskFull"));
-        let e = Fail::Sql(rusqlite::Error::QueryReturnedNoRows).into_store_error("get");
-        assert_eq!(e.code(), None, "not raised by SQLite: {e}");
-        let e = Fail::Commit(CommitFailure::new("the write did not run")).into_store_error("get");
-        assert_eq!(
-            e,
-            StoreError::backend("get", "sqlite: the write did not run")
         );
     }
 }

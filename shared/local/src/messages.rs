@@ -7,6 +7,7 @@ use tendon_core::ports::{
 };
 
 use crate::queue::enqueue;
+use crate::sql::{encode, json_rows, rows};
 use crate::{Fail, SqliteStore, now_ms, write_tx};
 
 /// The sort key of `received_at`: Unix nanoseconds, or NULL (first) if it is
@@ -78,14 +79,9 @@ fn insert(tx: &Connection, m: &StoredMessage, json: &str, now_ms: i64) -> Result
     Ok(Inserted::Existing(existing))
 }
 
-/// The JSON record of a message, for storing.
-fn record_json(what: &str, message: &StoredMessage) -> StoreResult<String> {
-    serde_json::to_string(message).map_err(|e| Fail::Json(e).into_store_error(what))
-}
-
 impl MessageLog for SqliteStore {
     async fn insert_message(&self, message: &StoredMessage) -> StoreResult<Inserted> {
-        let json = record_json("insert_message", message)?;
+        let json = encode("insert_message", message)?;
         let m = message.clone();
         self.run("insert_message", move |conn| {
             let tx = write_tx(conn)?;
@@ -109,27 +105,17 @@ impl MessageLog for SqliteStore {
         status: Option<MessageStatus>,
     ) -> StoreResult<Vec<StoredMessage>> {
         let org = org.to_owned();
-        self.read("list_messages", move |conn| {
-            let mut out = Vec::new();
-            let mut push = |json: rusqlite::Result<String>| -> Result<(), Fail> {
-                out.push(serde_json::from_str::<StoredMessage>(&json?)?);
-                Ok(())
-            };
-            match status {
-                None => {
-                    let mut stmt = conn.prepare_cached("SELECT json FROM messages WHERE org = ?1 ORDER BY received_at, rowid")?;
-                    for json in stmt.query_map([&org], |r| r.get(0))? {
-                        push(json)?;
-                    }
-                }
-                Some(status) => {
-                    let mut stmt = conn.prepare_cached("SELECT json FROM messages WHERE org = ?1 AND status = ?2 ORDER BY received_at, rowid")?;
-                    for json in stmt.query_map([org.as_str(), status.as_str()], |r| r.get(0))? {
-                        push(json)?;
-                    }
-                }
-            }
-            Ok(out)
+        self.read("list_messages", move |conn| match status {
+            None => json_rows(
+                conn,
+                "SELECT json FROM messages WHERE org = ?1 ORDER BY received_at, rowid",
+                [&org],
+            ),
+            Some(status) => json_rows(
+                conn,
+                "SELECT json FROM messages WHERE org = ?1 AND status = ?2 ORDER BY received_at, rowid",
+                [org.as_str(), status.as_str()],
+            ),
         })
         .await
     }
@@ -138,13 +124,12 @@ impl MessageLog for SqliteStore {
     async fn pending_messages(&self, org: &str, patient_id: &str) -> StoreResult<Vec<String>> {
         let (org, patient_id) = (org.to_owned(), patient_id.to_owned());
         self.read_now("pending_messages", move |conn| {
-            let mut stmt = conn.prepare_cached(
+            rows(
+                conn,
                 "SELECT id FROM messages WHERE org = ?1 AND patient_id = ?2 AND status = 'pending' ORDER BY received_at, rowid",
-            )?;
-            let ids = stmt
-                .query_map([&org, &patient_id], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<String>>>()?;
-            Ok(ids)
+                [&org, &patient_id],
+                |r| r.get(0),
+            )
         })
         .await
     }
@@ -189,9 +174,9 @@ impl Intake for SqliteStore {
             m.queued = true;
             m.acknowledged = true;
         }
-        let json = record_json(WHAT, &m)?;
+        let json = encode(WHAT, &m)?;
         let pointer = hand_off
-            .map(|h| Ok::<_, StoreError>((h.clone(), pointer_json(WHAT, h)?)))
+            .map(|h| Ok::<_, StoreError>((h.clone(), encode(WHAT, &h.item)?)))
             .transpose()?;
         self.run(WHAT, move |conn| {
             let tx = write_tx(conn)?;
@@ -214,7 +199,7 @@ impl Intake for SqliteStore {
         acknowledge: bool,
     ) -> StoreResult<()> {
         const WHAT: &str = "queue_stored";
-        let body = pointer_json(WHAT, hand_off)?;
+        let body = encode(WHAT, &hand_off.item)?;
         let (org, id, h) = (org.to_owned(), id.to_owned(), hand_off.clone());
         self.run(WHAT, move |conn| {
             let tx = write_tx(conn)?;
@@ -301,8 +286,4 @@ impl Intake for SqliteStore {
         })
         .await
     }
-}
-
-fn pointer_json(what: &str, hand_off: &HandOff) -> StoreResult<String> {
-    serde_json::to_string(&hand_off.item).map_err(|e| Fail::Json(e).into_store_error(what))
 }

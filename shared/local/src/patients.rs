@@ -8,7 +8,8 @@ use tendon_core::ports::{
 };
 use tendon_core::workflow::steps::{ScheduledStep, StepUpdate};
 
-use crate::{Fail, SqliteStore, messages, sql_int, write_tx};
+use crate::sql::{encode, sql_int};
+use crate::{Fail, SqliteStore, messages, write_tx};
 
 /// Reads are local and cheap: the default `read_step`, one read after another.
 impl StepStore for SqliteStore {}
@@ -35,20 +36,13 @@ impl PatientStore for SqliteStore {
 
     /// The org's patients sorted by ID, without merge aliases.
     async fn list_patients(&self, org: &str) -> StoreResult<Vec<Patient>> {
-        let org = org.to_owned();
-        self.read("list_patients", move |conn| {
-            let mut stmt =
-                conn.prepare_cached("SELECT json FROM patients WHERE org = ?1 ORDER BY id")?;
-            let mut out = Vec::new();
-            for json in stmt.query_map([&org], |r| r.get::<_, String>(0))? {
-                let record: PatientRecord = serde_json::from_str(&json?)?;
-                if record.patient.merged_into.is_none() {
-                    out.push(record.patient);
-                }
-            }
-            Ok(out)
-        })
-        .await
+        const SQL: &str = "SELECT json FROM patients WHERE org = ?1 ORDER BY id";
+        let records: Vec<PatientRecord> = self.read_json("list_patients", SQL, org).await?;
+        Ok(records
+            .into_iter()
+            .map(|record| record.patient)
+            .filter(|patient| patient.merged_into.is_none())
+            .collect())
     }
 
     async fn commit(&self, commit: &Commit) -> StoreResult<CommitOutcome> {
@@ -111,17 +105,8 @@ impl PatientStore for SqliteStore {
     }
 
     async fn list_events(&self, org: &str) -> StoreResult<Vec<DomainEvent>> {
-        let org = org.to_owned();
-        self.read("list_events", move |conn| {
-            let mut stmt =
-                conn.prepare_cached("SELECT json FROM events WHERE org = ?1 ORDER BY seq")?;
-            let mut out = Vec::new();
-            for json in stmt.query_map([&org], |r| r.get::<_, String>(0))? {
-                out.push(serde_json::from_str(&json?)?);
-            }
-            Ok(out)
-        })
-        .await
+        const SQL: &str = "SELECT json FROM events WHERE org = ?1 ORDER BY seq";
+        self.read_json("list_events", SQL, org).await
     }
 }
 
@@ -143,9 +128,6 @@ impl Writes {
         scheduled: &[ScheduledStep],
         step_updates: &[StepUpdate],
     ) -> StoreResult<Writes> {
-        fn json<T: serde::Serialize>(what: &'static str, v: &T) -> StoreResult<String> {
-            serde_json::to_string(v).map_err(|e| Fail::Json(e).into_store_error(what))
-        }
         let mut out = Writes {
             records: Vec::with_capacity(records.len()),
             events: Vec::with_capacity(events.len()),
@@ -157,11 +139,11 @@ impl Writes {
                 w.record.patient.id.clone(),
                 w.record.version,
                 w.expected_version,
-                json(what, &w.record)?,
+                encode(what, &w.record)?,
             ));
         }
         for e in events {
-            out.events.push((e.id.clone(), json(what, e)?));
+            out.events.push((e.id.clone(), encode(what, e)?));
         }
         Ok(out)
     }

@@ -335,6 +335,19 @@ impl LocalQueue {
             QueueName::Episodes => &self.episodes,
         }
     }
+
+    /// Waits for `queued` (a write that queued a record on `queue`), then
+    /// wakes that queue's worker.
+    async fn woken(
+        &self,
+        queue: QueueName,
+        queued: impl Future<Output = StoreResult<()>>,
+    ) -> StoreResult<()> {
+        queued.await?;
+        // notify_one keeps a permit when no worker is waiting, so no wake-up is lost.
+        self.notify(queue).notify_one();
+        Ok(())
+    }
 }
 
 impl WorkQueue for LocalQueue {
@@ -345,10 +358,8 @@ impl WorkQueue for LocalQueue {
         dedupe_id: &str,
         item: &WorkItem,
     ) -> StoreResult<()> {
-        self.store.send(queue, group, dedupe_id, item).await?;
-        // notify_one keeps a permit when no worker is waiting, so no wake-up is lost.
-        self.notify(queue).notify_one();
-        Ok(())
+        let queued = self.store.send(queue, group, dedupe_id, item);
+        self.woken(queue, queued).await
     }
 }
 
@@ -373,11 +384,8 @@ impl Intake for LocalQueue {
         hand_off: &HandOff,
         acknowledge: bool,
     ) -> StoreResult<()> {
-        self.store
-            .queue_stored(org, id, hand_off, acknowledge)
-            .await?;
-        self.notify(hand_off.queue).notify_one();
-        Ok(())
+        let queued = self.store.queue_stored(org, id, hand_off, acknowledge);
+        self.woken(hand_off.queue, queued).await
     }
 
     fn set_acknowledged(

@@ -12,11 +12,8 @@ use tendon_core::ports::{
 use tendon_core::workflow::steps::{Delivery, DeliveryStatus, ScheduledStep, StepUpdate};
 use tendon_core::workflow::{Workflow, WorkflowStatus};
 
+use crate::sql::{encode, json_row, json_rows, org_exists, org_not_found, rows};
 use crate::{Fail, SqliteStore, write_tx};
-
-fn json<T: serde::Serialize>(what: &'static str, v: &T) -> StoreResult<String> {
-    serde_json::to_string(v).map_err(|e| Fail::Json(e).into_store_error(what))
-}
 
 /// Writes a commit's step update if the step is still `scheduled` with the
 /// claim it was read with; `false` if not.
@@ -56,17 +53,20 @@ pub(crate) fn insert_step(conn: &Connection, step: &ScheduledStep) -> Result<(),
 }
 
 pub(crate) fn load_workflows(conn: &Connection, org: &str) -> Result<Vec<Workflow>, Fail> {
-    let mut stmt = conn.prepare_cached("SELECT json FROM workflows WHERE org = ?1 ORDER BY id")?;
-    let mut out = Vec::new();
-    for json in stmt.query_map([org], |r| r.get::<_, String>(0))? {
-        out.push(serde_json::from_str(&json?)?);
-    }
-    Ok(out)
+    json_rows(
+        conn,
+        "SELECT json FROM workflows WHERE org = ?1 ORDER BY id",
+        [org],
+    )
 }
 
-fn org_exists(conn: &Connection, org: &str) -> rusqlite::Result<bool> {
-    conn.prepare_cached("SELECT 1 FROM orgs WHERE id = ?1")?
-        .exists([org])
+/// The stored workflow `id` of the org, if any.
+fn load_workflow(conn: &Connection, org: &str, id: &str) -> Result<Option<Workflow>, Fail> {
+    json_row(
+        conn,
+        "SELECT json FROM workflows WHERE org = ?1 AND id = ?2",
+        [org, id],
+    )
 }
 
 impl SqliteStore {
@@ -103,14 +103,10 @@ impl WorkflowStore for SqliteStore {
         self.run("put_workflow", move |conn| {
             let tx = write_tx(conn)?;
             if !org_exists(&tx, &org)? {
-                return Err(Fail::Store(StoreError::NotFound(format!("org {org}"))));
+                return Err(org_not_found(&org));
             }
-            let prev: Option<String> = tx
-                .prepare_cached("SELECT json FROM workflows WHERE org = ?1 AND id = ?2")?
-                .query_row([&org, &wf.id], |r| r.get(0))
-                .optional()?;
-            wf.version = match prev {
-                Some(p) => serde_json::from_str::<Workflow>(&p)?.version + 1,
+            wf.version = match load_workflow(&tx, &org, &wf.id)? {
+                Some(prev) => prev.version + 1,
                 None => 1,
             };
             tx.prepare_cached("INSERT INTO workflows (org, id, json) VALUES (?1, ?2, ?3) ON CONFLICT (org, id) DO UPDATE SET json = excluded.json")?
@@ -130,14 +126,9 @@ impl WorkflowStore for SqliteStore {
         let (org, id) = (org.to_owned(), id.to_owned());
         self.run("set_workflow_status", move |conn| {
             let tx = write_tx(conn)?;
-            let prev: Option<String> = tx
-                .prepare_cached("SELECT json FROM workflows WHERE org = ?1 AND id = ?2")?
-                .query_row([&org, &id], |r| r.get(0))
-                .optional()?;
-            let Some(prev) = prev else {
+            let Some(mut wf) = load_workflow(&tx, &org, &id)? else {
                 return Err(Fail::Store(StoreError::NotFound(format!("workflow {id}"))));
             };
-            let mut wf: Workflow = serde_json::from_str(&prev)?;
             wf.status = status;
             tx.prepare_cached("UPDATE workflows SET json = ?3 WHERE org = ?1 AND id = ?2")?
                 .execute(params![org, id, serde_json::to_string(&wf)?])?;
@@ -197,7 +188,7 @@ impl StepSchedule for SqliteStore {
         let mut step = step.clone();
         step.claimed_until = None;
         let next = next.cloned();
-        let json_step = json("finish_step", &step)?;
+        let json_step = encode("finish_step", &step)?;
         self.run("finish_step", move |conn| {
             let tx = write_tx(conn)?;
             tx.prepare_cached(
@@ -216,7 +207,7 @@ impl StepSchedule for SqliteStore {
     async fn reschedule_failed_step(&self, step: &ScheduledStep) -> StoreResult<bool> {
         let mut step = step.clone();
         step.claimed_until = None;
-        let json_step = json("reschedule_failed_step", &step)?;
+        let json_step = encode("reschedule_failed_step", &step)?;
         self.run("reschedule_failed_step", move |conn| {
             Ok(conn
                 .prepare_cached(
@@ -241,27 +232,17 @@ impl StepSchedule for SqliteStore {
         patient_id: Option<&str>,
     ) -> StoreResult<Vec<ScheduledStep>> {
         let (org, patient) = (org.to_owned(), patient_id.map(str::to_owned));
-        self.read("list_steps", move |conn| {
-            let mut out = Vec::new();
-            let mut push = |json: rusqlite::Result<String>| -> Result<(), Fail> {
-                out.push(serde_json::from_str::<ScheduledStep>(&json?)?);
-                Ok(())
-            };
-            match &patient {
-                Some(p) => {
-                    let mut stmt = conn.prepare_cached("SELECT json FROM scheduled_steps WHERE org = ?1 AND patient_id = ?2 ORDER BY due_at, id")?;
-                    for json in stmt.query_map(params![org, p], |r| r.get(0))? {
-                        push(json)?;
-                    }
-                }
-                None => {
-                    let mut stmt = conn.prepare_cached("SELECT json FROM scheduled_steps WHERE org = ?1 ORDER BY due_at, id")?;
-                    for json in stmt.query_map([&org], |r| r.get(0))? {
-                        push(json)?;
-                    }
-                }
-            }
-            Ok(out)
+        self.read("list_steps", move |conn| match &patient {
+            Some(p) => json_rows(
+                conn,
+                "SELECT json FROM scheduled_steps WHERE org = ?1 AND patient_id = ?2 ORDER BY due_at, id",
+                params![org, p],
+            ),
+            None => json_rows(
+                conn,
+                "SELECT json FROM scheduled_steps WHERE org = ?1 ORDER BY due_at, id",
+                [&org],
+            ),
         })
         .await
     }
@@ -270,7 +251,7 @@ impl StepSchedule for SqliteStore {
 impl DeliveryLog for SqliteStore {
     async fn begin_delivery(&self, delivery: &Delivery) -> StoreResult<Inserted<Delivery>> {
         let d = delivery.clone();
-        let body = json("begin_delivery", &d)?;
+        let body = encode("begin_delivery", &d)?;
         self.run("begin_delivery", move |conn| {
             let tx = write_tx(conn)?;
             let added = tx
@@ -306,7 +287,7 @@ impl DeliveryLog for SqliteStore {
         if status == DeliveryStatus::Sent {
             d.sent_at = Some(at);
         }
-        let body = json("complete_delivery", &d)?;
+        let body = encode("complete_delivery", &d)?;
         let status = match status {
             DeliveryStatus::Sending => "sending",
             DeliveryStatus::Sent => "sent",
@@ -323,17 +304,8 @@ impl DeliveryLog for SqliteStore {
     }
 
     async fn list_deliveries(&self, org: &str) -> StoreResult<Vec<Delivery>> {
-        let org = org.to_owned();
-        self.read("list_deliveries", move |conn| {
-            let mut stmt =
-                conn.prepare_cached("SELECT json FROM deliveries WHERE org = ?1 ORDER BY rowid")?;
-            let mut out = Vec::new();
-            for json in stmt.query_map([&org], |r| r.get::<_, String>(0))? {
-                out.push(serde_json::from_str(&json?)?);
-            }
-            Ok(out)
-        })
-        .await
+        const SQL: &str = "SELECT json FROM deliveries WHERE org = ?1 ORDER BY rowid";
+        self.read_json("list_deliveries", SQL, org).await
     }
 
     async fn open_assignments(&self, org: &str, patient_id: &str) -> StoreResult<usize> {
@@ -396,16 +368,17 @@ impl Suppressions for SqliteStore {
     async fn suppressed_addresses(&self, org: &str) -> StoreResult<Vec<Suppression>> {
         let org = org.to_owned();
         self.read("suppressed_addresses", move |conn| {
-            let mut stmt = conn.prepare_cached(
+            rows(
+                conn,
                 "SELECT address, reason FROM suppressed_addresses WHERE org = ?1 ORDER BY address",
-            )?;
-            let rows = stmt.query_map([&org], |row| {
-                Ok(Suppression {
-                    address: row.get(0)?,
-                    reason: row.get(1)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                [&org],
+                |row| {
+                    Ok(Suppression {
+                        address: row.get(0)?,
+                        reason: row.get(1)?,
+                    })
+                },
+            )
         })
         .await
     }

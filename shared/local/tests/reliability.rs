@@ -6,7 +6,7 @@ use tendon_core::org::Location;
 use tendon_core::ports::{
     ConfigStore, MessageLog, PatientStore, QueueName, SystemClock, WorkQueue,
 };
-use tendon_core::processing::patient_step;
+use tendon_core::processing::run_step;
 use tendon_local::{LocalQueue, VISIBILITY, drain, process_batch_at};
 use tendon_local::{SqliteStore, now_ms};
 use tendon_testkit::acme::{self, KEY, WORKED};
@@ -204,9 +204,15 @@ async fn a_worker_that_dies_after_its_writes_leaves_no_duplicate_and_no_loss() {
         .await
         .unwrap();
     assert_eq!(batch.len(), 1);
-    patient_step(q.store(), q.store(), &SystemClock, &batch[0].item)
-        .await
-        .unwrap();
+    run_step(
+        q.store(),
+        q.store(),
+        &SystemClock,
+        QueueName::Patients,
+        &batch[0].item,
+    )
+    .await
+    .unwrap();
     // Nothing more happens until the visibility timeout expires...
     assert_eq!(
         process_batch_at(&q, QueueName::Patients, t0 + 1_000)
@@ -409,9 +415,15 @@ async fn a_parked_adt_is_applied_once_its_patient_exists_even_across_a_crash() {
         .unwrap();
     assert_eq!(batch.len(), 1);
     assert!(
-        patient_step(q.store(), &DeadQueue, &SystemClock, &batch[0].item)
-            .await
-            .is_err()
+        run_step(
+            q.store(),
+            &DeadQueue,
+            &SystemClock,
+            QueueName::Patients,
+            &batch[0].item
+        )
+        .await
+        .is_err()
     );
     assert!(
         q.store()

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use jiff::tz::TimeZone;
 use tendon_hl7::{FieldPath, Message, Timestamp, Value};
 
-use super::field_map::{FieldMap, MSH_7, MSH_9_1, MSH_9_2, MSH_10};
-use super::mapped::{InvalidValue, MappedMessage, Therapist};
+use super::field_map::{
+    FieldMap, InvalidValue, MSH_7, MSH_9_1, MSH_9_2, MSH_10, MappedMessage, Therapist,
+};
 use crate::normalize;
 use crate::{FieldName, MessageType};
 

@@ -236,40 +236,11 @@ pub fn patient_step(
             if let Some(blocked) = creation_blocker(ctx, m) {
                 return blocked;
             }
-            let mut patient = Patient {
-                id: patient_id.to_owned(),
-                source: Source::Emr,
-                first_name: String::new(),
-                last_name: String::new(),
-                birth_date: None,
-                gender: None,
-                email: None,
-                mobile: None,
-                demographics_at: None,
-                created_at: ctx.now.clone(),
-                merged_into: None,
-                unsubscribed: false,
-                text_opt_out: false,
-                inactive: None,
-                sex_label: None,
-            };
-            apply_demographics(&mut patient, m, at);
-            let default = Episode {
-                name: "Default".to_owned(),
-                default: true,
-                case_id: None,
-                supervising_practitioner_id: None,
-                status: EpisodeStatus::Active,
-                created_at: ctx.now.clone(),
-            };
+            let mut record = PatientRecord::new_patient(patient_id, Source::Emr, &ctx.now);
+            apply_demographics(&mut record.patient, m, at);
             Decision {
                 writes: vec![RecordWrite {
-                    record: PatientRecord {
-                        patient,
-                        episodes: vec![default],
-                        appointments: Vec::new(),
-                        version: 1,
-                    },
+                    record,
                     expected_version: None,
                 }],
                 events: vec![ctx.event(EventKind::PatientCreated, patient_id, None, None)],

@@ -11,8 +11,10 @@ use std::sync::LazyLock;
 use jiff::tz::TimeZone;
 use libfuzzer_sys::fuzz_target;
 use tendon_hl7::{
-    AckCode, AckError, FieldPath, Header, Level, Message, Presence, Timestamp, Value, build_ack,
+    AckCode, FieldPath, Header, Level, Message, Presence, Timestamp, Value, build_ack,
 };
+
+mod common;
 
 /// Positions visited at each level. Navigation is a linear scan, so visiting
 /// every position of a value with thousands of delimiters is quadratic; past
@@ -29,15 +31,8 @@ fuzz_target!(|data: &[u8]| {
 
     // Header sniffing and the ACK, for inputs that parse and inputs that do not.
     let header = Header::sniff(data);
-    let path = FieldPath::new("PID", 3).repetition(2).component(1);
-    let errors = [AckError {
-        code: "missing_field",
-        field: Some("patient_id"),
-        location: Some(&path),
-        hl7_code: 101,
-        message: "PID-3 is \"\" | ^~\\& \r\n",
-        warning: false,
-    }];
+    let path = common::error_path();
+    let errors = common::ack_errors(&path);
     let _ = build_ack(
         header.as_ref(),
         AckCode::Reject,

@@ -9,9 +9,9 @@
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use tendon_hl7::{
-    AckCode, AckError, FieldPath, Header, Message, MessageWriter, Value, build_ack, escape,
-};
+use tendon_hl7::{AckCode, Header, Message, MessageWriter, Value, build_ack, escape};
+
+mod common;
 
 static CTX: LazyLock<tendon_core::MapContext> = LazyLock::new(tendon_core::MapContext::default);
 
@@ -20,15 +20,8 @@ const MAX_TEXTS: usize = 256;
 
 fuzz_target!(|data: &[u8]| {
     if let Some(h) = Header::sniff(data) {
-        let path = FieldPath::new("PID", 3).repetition(2).component(1);
-        let errors = [AckError {
-            code: "missing_field",
-            field: Some("patient_id"),
-            location: Some(&path),
-            hl7_code: 101,
-            message: "PID-3 is \"\" | ^~\\& \r\n",
-            warning: false,
-        }];
+        let path = common::error_path();
+        let errors = common::ack_errors(&path);
         for (code, errs) in [(AckCode::Accept, &[][..]), (AckCode::Reject, &errors[..])] {
             let ack = build_ack(Some(&h), code, errs, "20261120093001", "ACK1");
             check_ack(&ack, Some(&h), code);
@@ -105,8 +98,14 @@ fn round_trip(msg: &Message<'_>, v: &Value<'_>) {
     if d.escape.is_none() {
         let unwritable = |c: char| {
             u8::try_from(c).is_ok_and(|b| {
-                [Some(d.field), Some(d.component), Some(d.repetition), d.subcomponent, d.truncation]
-                    .contains(&Some(b))
+                [
+                    Some(d.field),
+                    Some(d.component),
+                    Some(d.repetition),
+                    d.subcomponent,
+                    d.truncation,
+                ]
+                .contains(&Some(b))
                     || (b.is_ascii_control() && b != b'\t')
             })
         };

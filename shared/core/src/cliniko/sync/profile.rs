@@ -5,9 +5,7 @@ use jiff::Timestamp;
 
 use crate::Gender;
 use crate::cliniko::api::ClinikoPatient;
-use crate::model::{
-    DomainEvent, Episode, EpisodeStatus, EventKind, Patient, PatientRecord, Source,
-};
+use crate::model::{DomainEvent, EventKind, Patient, PatientRecord, Source};
 use crate::normalize;
 use crate::ports::RecordWrite;
 
@@ -230,37 +228,9 @@ pub fn decide(
             (Some(write), Vec::new(), Outcome::Updated)
         }
         None => {
-            let mut patient = Patient {
-                id: profile.id.clone(),
-                source: Source::Cliniko,
-                first_name: String::new(),
-                last_name: String::new(),
-                birth_date: None,
-                gender: None,
-                email: None,
-                mobile: None,
-                demographics_at: Some(profile.updated_at.clone()),
-                created_at: now.to_owned(),
-                merged_into: None,
-                unsubscribed: false,
-                text_opt_out: false,
-                inactive: None,
-                sex_label: None,
-            };
-            fill(&mut patient);
-            let record = PatientRecord {
-                patient,
-                episodes: vec![Episode {
-                    name: "Default".to_owned(),
-                    default: true,
-                    case_id: None,
-                    supervising_practitioner_id: None,
-                    status: EpisodeStatus::Active,
-                    created_at: now.to_owned(),
-                }],
-                appointments: Vec::new(),
-                version: 1,
-            };
+            let mut record = PatientRecord::new_patient(&profile.id, Source::Cliniko, now);
+            record.patient.demographics_at = Some(profile.updated_at.clone());
+            fill(&mut record.patient);
             let write = RecordWrite {
                 record,
                 expected_version: None,
