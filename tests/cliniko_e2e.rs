@@ -10,7 +10,7 @@ mod common;
 
 use std::sync::OnceLock;
 
-use common::{Backend, Deployments, Scenario, Tendon, run_scenarios};
+use common::{Backend, Deployments, Scenario, Tendon, case_episode, run_scenarios};
 use serde_json::{Value as Json, json};
 use tendon_core::cliniko::api::{
     ClinikoAppointment, ClinikoAppointmentType, ClinikoAttendee, ClinikoBusiness, ClinikoCase,
@@ -178,19 +178,53 @@ fn patient(t: &Tendon, org: &str, id: &str) -> Json {
     t.ok(&["patient", "show", "--org", org, "--id", id])
 }
 
-/// An org as a Cliniko clinic configures it: no locations or practitioners
-/// needed for profiles.
-fn org(t: &Tendon, org: &str) {
-    t.ok(&[
+/// `workflow steps --org ORG`.
+fn workflow_steps(t: &Tendon, org: &str) -> Vec<Json> {
+    t.ok(&["workflow", "steps", "--org", org])
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// `org create`: `org`, named `name`, in `timezone`, with its Initial
+/// Evaluation type if given.
+fn create_org(t: &Tendon, org: &str, name: &str, timezone: &str, ie_type: Option<&str>) {
+    let mut args = vec![
         "org",
         "create",
         "--id",
         org,
         "--name",
-        &format!("{org} Physio"),
+        name,
         "--timezone",
+        timezone,
+    ];
+    if let Some(ie_type) = ie_type {
+        args.extend(["--ie-type", ie_type]);
+    }
+    t.ok(&args);
+}
+
+/// An org as a Cliniko clinic configures it: no locations or practitioners
+/// needed for profiles.
+fn org(t: &Tendon, org: &str) {
+    create_org(
+        t,
+        org,
+        &format!("{org} Physio"),
         "Australia/Melbourne",
-    ]);
+        None,
+    );
+}
+
+/// An active workflow that emails "Tomorrow" a day before each appointment.
+fn day_before_reminder(id: &str, title: &str) -> Json {
+    json!({
+        "id": id, "title": title, "status": "active",
+        "trigger": {"event": "appointment_scheduled"},
+        "steps": [{"schedule": {"direction": "before", "amount": 1, "unit": "days"},
+                   "task": {"kind": "email", "subject": "Tomorrow", "body": "See you."}}]
+    })
 }
 
 /// 250 profiles (three pages of 100), of which 3 lack required fields: every
@@ -345,11 +379,7 @@ fn archived_deleted_and_merged_patients_stop_their_workflows(t: &Tendon, o: &str
     sync(t, o);
     sync(t, o);
     let steps = |t: &Tendon| -> Vec<(String, String)> {
-        let mut v: Vec<(String, String)> = t
-            .ok(&["workflow", "steps", "--org", o])
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        let mut v: Vec<(String, String)> = workflow_steps(t, o)
             .iter()
             .map(|s| {
                 (
@@ -596,28 +626,14 @@ fn imported(t: &Tendon, o: &str, def: &Json) {
 /// care" episode, each booking enrols its reminder, a cancellation in
 /// Cliniko skips it, and a closed case discharges its episode.
 fn appointments_make_episodes_and_drive_workflows(t: &Tendon, o: &str) {
-    t.ok(&[
-        "org",
-        "create",
-        "--id",
-        o,
-        "--name",
-        "Knee Physio",
-        "--timezone",
-        "Australia/Melbourne",
-        "--ie-type",
-        "Initial Consult",
-    ]);
-    imported(
+    create_org(
         t,
         o,
-        &json!({
-            "id": "reminder", "title": "Reminder", "status": "active",
-            "trigger": {"event": "appointment_scheduled"},
-            "steps": [{"schedule": {"direction": "before", "amount": 1, "unit": "days"},
-                       "task": {"kind": "email", "subject": "Tomorrow", "body": "See you."}}]
-        }),
+        "Knee Physio",
+        "Australia/Melbourne",
+        Some("Initial Consult"),
     );
+    imported(t, o, &day_before_reminder("reminder", "Reminder"));
     let server = cliniko();
     let s = server.state();
     s.upsert_patient(profile(1));
@@ -666,8 +682,7 @@ fn appointments_make_episodes_and_drive_workflows(t: &Tendon, o: &str) {
     let p1 = patient(t, o, &id(1));
     assert_eq!(
         p1["episodes"][1],
-        json!({"name": "Left knee", "default": false, "case_id": "44",
-               "supervising_practitioner_id": "77", "status": "active"}),
+        case_episode("Left knee", "44", "77", "active"),
         "{p1}"
     );
     let appts: Vec<(String, String)> = p1["appointments"]
@@ -693,11 +708,7 @@ fn appointments_make_episodes_and_drive_workflows(t: &Tendon, o: &str) {
     assert_eq!(p2["episodes"][1]["case_id"], format!("cliniko:{}", id(2)));
 
     let reminders = |t: &Tendon| -> Vec<String> {
-        let mut v: Vec<String> = t
-            .ok(&["workflow", "steps", "--org", o])
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        let mut v: Vec<String> = workflow_steps(t, o)
             .iter()
             .map(|s| {
                 format!(
@@ -882,28 +893,14 @@ fn local_time(zone: &str, days: i64, hour: i8) -> String {
 /// attendees each get the class as their appointment, and one cancelling
 /// skips only their reminder. A quiet re-sync then costs at most 16 requests.
 fn former_staff_archived_types_two_zones_and_a_class(t: &Tendon, o: &str) {
-    t.ok(&[
-        "org",
-        "create",
-        "--id",
-        o,
-        "--name",
-        "Two Cities Physio",
-        "--timezone",
-        "Australia/Sydney",
-        "--ie-type",
-        "Initial Consult",
-    ]);
-    imported(
+    create_org(
         t,
         o,
-        &json!({
-            "id": "eve", "title": "The evening before", "status": "active",
-            "trigger": {"event": "appointment_scheduled"},
-            "steps": [{"schedule": {"direction": "before", "amount": 1, "unit": "days"},
-                       "task": {"kind": "email", "subject": "Tomorrow", "body": "See you."}}]
-        }),
+        "Two Cities Physio",
+        "Australia/Sydney",
+        Some("Initial Consult"),
     );
+    imported(t, o, &day_before_reminder("eve", "The evening before"));
     let server = cliniko();
     let s = server.state();
     // Everything was booked two hours ago (before the re-sync overlap), so
@@ -1020,8 +1017,7 @@ fn former_staff_archived_types_two_zones_and_a_class(t: &Tendon, o: &str) {
     let p1 = patient(t, o, &id(1));
     assert_eq!(
         p1["episodes"][1],
-        json!({"name": "Left knee", "default": false, "case_id": "44",
-               "supervising_practitioner_id": "70", "status": "active"}),
+        case_episode("Left knee", "44", "70", "active"),
         "{p1}"
     );
     assert_eq!(p1["appointments"][1]["status"], "scheduled");

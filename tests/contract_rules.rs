@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use common::{
-    Backend, Hl7, Tendon, appointment, appointments, case_episode, default_episode, demographics,
-    episodes, outcome_of,
+    Backend, Clinic, Hl7, Tendon, appointment, appointments, case_episode, default_episode,
+    demographics, episodes, outcome_of,
 };
 use serde_json::json;
 
@@ -337,12 +337,23 @@ fn non_ie_type_for_an_unknown_patient_is_no_episode_of_care(t: &Tendon, org: &st
 // ---------------------------------------------------------------------------
 // §2: episodes and appointments of a known patient.
 
-/// The worked example, processed: P555 with Default and C-42 (supervisor 445566)
-/// and IE A9001.
-fn known_patient(c: &common::Clinic<'_>) {
+/// The clinic of `org` with the worked example (control ID M0) processed:
+/// P555 with Default and C-42 (supervisor 445566) and IE A9001.
+fn clinic_with_known_patient<'t>(t: &'t Tendon, org: &str) -> Clinic<'t> {
+    let c = t.clinic(org);
     assert_eq!(c.send(&c.siu("M0")).summary(), "AA M0");
     let msgs = c.settle();
     assert_eq!(outcome_of(&msgs, "M0"), "M0 processed");
+    c
+}
+
+/// `patient show ID`: the known patient under `last_name`, with the worked
+/// example's episodes.
+fn expect_known_patient(c: &Clinic<'_>, id: &str, last_name: &str) -> serde_json::Value {
+    let p = c.patient(id);
+    assert_eq!(p["last_name"], last_name);
+    assert_eq!(episodes(&p), known_episodes());
+    p
 }
 
 /// The worked example's IE appointment A9001, as `patient show` gives it,
@@ -366,8 +377,7 @@ fn worked_episodes(supervisor: &str, status: &str) -> [serde_json::Value; 2] {
 /// A new case ID with a non-IE appointment: `no_episode_of_care`, and the
 /// patient is unchanged.
 fn known_patient_new_case_without_ie_is_no_episode_of_care(t: &Tendon, org: &str) {
-    let c = t.clinic(org);
-    known_patient(&c);
+    let c = clinic_with_known_patient(t, org);
     let msg = c
         .siu("M1")
         .at(1)
@@ -384,8 +394,7 @@ fn known_patient_new_case_without_ie_is_no_episode_of_care(t: &Tendon, org: &str
 /// A new case ID with an IE creates a Case EOC supervised by that IE's
 /// practitioner; later IEs on a case with another therapist do not change it.
 fn new_case_ie_creates_a_case_episode_whose_supervisor_never_changes(t: &Tendon, org: &str) {
-    let c = t.clinic(org);
-    known_patient(&c);
+    let c = clinic_with_known_patient(t, org);
     let new_case = c
         .siu("M1")
         .at(1)
@@ -401,8 +410,7 @@ fn new_case_ie_creates_a_case_episode_whose_supervisor_never_changes(t: &Tendon,
         .case("C-43", "Left Knee")
         .therapist("445566");
     let ie_on_first_case = c.siu("M3").at(3).appointment("A4").therapist("990011");
-    assert_eq!(c.send(&another_ie).summary(), "AA M2");
-    assert_eq!(c.send(&ie_on_first_case).summary(), "AA M3");
+    c.send_accepted([&another_ie, &ie_on_first_case]);
     c.expect_messages(&[
         "M0 processed",
         "M1 processed",
@@ -433,8 +441,7 @@ fn new_case_ie_creates_a_case_episode_whose_supervisor_never_changes(t: &Tendon,
 /// On a known case: a non-IE follow-up is created under the case's EOC; S13
 /// moves it, S14 modifies it; S15, S17 and S26 win over SCH-25 `Booked`.
 fn appointment_lifecycle_on_a_known_case(t: &Tendon, org: &str) {
-    let c = t.clinic(org);
-    known_patient(&c);
+    let c = clinic_with_known_patient(t, org);
     let follow_up = |cid: &str, id: &str, minute: u32| {
         c.siu(cid)
             .at(minute)
@@ -460,10 +467,7 @@ fn appointment_lifecycle_on_a_known_case(t: &Tendon, org: &str) {
         follow_up("M9", "A5", 2).trigger("S26"),
         c.siu("M10").at(4).trigger("S14").status("Arrived"),
     ];
-    for msg in &sent {
-        let cid = msg.get("MSH-10");
-        assert_eq!(c.send(msg).summary(), format!("AA {cid}"));
-    }
+    c.send_accepted(&sent);
     let mut expected = vec!["M0 processed".to_owned()];
     expected.extend((1..=10).map(|i| format!("M{i} processed")));
     let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
@@ -496,8 +500,7 @@ fn appointment_lifecycle_on_a_known_case(t: &Tendon, org: &str) {
 
 /// SCH-25.1 gives the status of an S12/S14 (§3).
 fn sch25_statuses_map_to_appointment_statuses(t: &Tendon, org: &str) {
-    let c = t.clinic(org);
-    known_patient(&c);
+    let c = clinic_with_known_patient(t, org);
     let table = [
         ("Booked", "scheduled"),
         ("Pending", "scheduled"),
@@ -541,8 +544,7 @@ fn sch25_statuses_map_to_appointment_statuses(t: &Tendon, org: &str) {
 /// SCH-25 `Blocked` (table 0278) is a blocked slot, not a visit: `AA` without
 /// ERR, stored `ignored`, whatever the trigger, and no appointment appears.
 fn blocked_slots_are_acknowledged_and_ignored(t: &Tendon, org: &str) {
-    let c = t.clinic(org);
-    known_patient(&c);
+    let c = clinic_with_known_patient(t, org);
     let booked = c
         .siu("K1")
         .at(1)
@@ -570,8 +572,7 @@ fn blocked_slots_are_acknowledged_and_ignored(t: &Tendon, org: &str) {
 
 /// PV1-41 `Inactive` discharges the case's EOC; the Default stays active.
 fn inactive_case_status_discharges_the_case_episode(t: &Tendon, org: &str) {
-    let c = t.clinic(org);
-    known_patient(&c);
+    let c = clinic_with_known_patient(t, org);
     let inactive = c.siu("M1").at(1).trigger("S14").set("PV1-41", "Inactive");
     assert_eq!(c.send(&inactive).summary(), "AA M1");
     c.expect_messages(&["M0 processed", "M1 processed"]);
@@ -586,8 +587,7 @@ fn inactive_case_status_discharges_the_case_episode(t: &Tendon, org: &str) {
 /// A08, A31, A01, A04 and A28 each update one demographic of a known patient;
 /// what a message does not carry keeps its stored value.
 fn adt_updates_demographics_of_a_known_patient(t: &Tendon, org: &str) {
-    let c = t.clinic(org);
-    known_patient(&c);
+    let c = clinic_with_known_patient(t, org);
     let sent = [
         c.adt("A08", "D1").at(1).name("Rivera-Lopez", "Ana"),
         c.adt("A31", "D2").at(2).name("Rivera-Lopez", "Anna"),
@@ -604,10 +604,7 @@ fn adt_updates_demographics_of_a_known_patient(t: &Tendon, org: &str) {
             .name("Rivera-Lopez", "Anna")
             .set("PID-13", "^NET^Internet^anna@example.com"),
     ];
-    for msg in &sent {
-        let cid = msg.get("MSH-10");
-        assert_eq!(c.send(msg).summary(), format!("AA {cid}"));
-    }
+    c.send_accepted(&sent);
     c.expect_messages(&[
         "M0 processed",
         "D1 processed",
@@ -633,8 +630,7 @@ fn adt_updates_demographics_of_a_known_patient(t: &Tendon, org: &str) {
 /// in an SIU, and reported: `AA` with a warning ERR, stored `processed` with
 /// `invalid_value`, the rest of the update applied and the stored date kept.
 fn an_unreadable_optional_value_is_left_out_with_a_warning(t: &Tendon, org: &str) {
-    let c = t.clinic(org);
-    known_patient(&c);
+    let c = clinic_with_known_patient(t, org);
     let a08 = c
         .adt("A08", "D1")
         .at(1)
@@ -683,8 +679,7 @@ fn pending_adt_is_reapplied_when_an_siu_creates_the_patient(t: &Tendon, org: &st
         .at(5)
         .name("Old", "Olga")
         .set("PID-7", "19700101");
-    assert_eq!(c.send(&newer).summary(), "AA D1");
-    assert_eq!(c.send(&older).summary(), "AA D2");
+    c.send_accepted([&newer, &older]);
     c.expect_messages(&["D1 pending", "D2 pending"]);
     assert_eq!(c.send(&c.siu("M1").at(10)).summary(), "AA M1");
     let msgs = t.wait_until(org, "every message processed", |msgs| {
@@ -705,8 +700,7 @@ fn pending_adt_is_reapplied_when_an_siu_creates_the_patient(t: &Tendon, org: &st
 /// A40 with a known survivor: the prior ID's episodes and appointments move
 /// to the survivor, and later messages for the prior ID reach the survivor.
 fn a40_merge_moves_everything_to_an_existing_survivor(t: &Tendon, org: &str) {
-    let c = t.clinic(org);
-    known_patient(&c);
+    let c = clinic_with_known_patient(t, org);
     let survivor = c
         .siu("M1")
         .at(1)
@@ -728,8 +722,7 @@ fn a40_merge_moves_everything_to_an_existing_survivor(t: &Tendon, org: &str) {
         .appointment("A3")
         .follow_up()
         .therapist("990011");
-    assert_eq!(c.send(&arrived).summary(), "AA M2");
-    assert_eq!(c.send(&follow_up).summary(), "AA M3");
+    c.send_accepted([&arrived, &follow_up]);
     c.expect_messages(&[
         "M0 processed",
         "M1 processed",
@@ -759,18 +752,15 @@ fn a40_merge_moves_everything_to_an_existing_survivor(t: &Tendon, org: &str) {
 
 /// A40 whose survivor ID is new: the survivor takes over the prior patient.
 fn a40_merge_into_a_new_id(t: &Tendon, org: &str) {
-    let c = t.clinic(org);
-    known_patient(&c);
+    let c = clinic_with_known_patient(t, org);
     let a40 = c.adt("A40", "D1").at(1).patient("P901").with("MRG|P555");
     assert_eq!(c.send(&a40).summary(), "AA D1");
     c.expect_messages(&["M0 processed", "D1 processed"]);
     let arrived = c.siu("M1").at(2).trigger("S14").status("Arrived");
     assert_eq!(c.send(&arrived).summary(), "AA M1");
     c.expect_messages(&["M0 processed", "D1 processed", "M1 processed"]);
-    let p = c.patient("P901");
+    let p = expect_known_patient(&c, "P901", "Rivera");
     assert_eq!(p["id"], "P901");
-    assert_eq!(p["last_name"], "Rivera");
-    assert_eq!(episodes(&p), known_episodes());
     assert_eq!(
         appointments(&p),
         [appointment("A9001", IE, START, "arrived", "C-42", "445566")]
@@ -781,8 +771,7 @@ fn a40_merge_into_a_new_id(t: &Tendon, org: &str) {
 /// the record into itself. It fails at once with `merge_reversed` (no retries,
 /// no dead letter), and the A08 behind it for the same patient is applied.
 fn a_reverse_a40_fails_at_once_and_blocks_nothing(t: &Tendon, org: &str) {
-    let c = t.clinic(org);
-    known_patient(&c);
+    let c = clinic_with_known_patient(t, org);
     let a40 = c.adt("A40", "D1").at(1).patient("P901").with("MRG|P555");
     assert_eq!(c.send(&a40).summary(), "AA D1");
     let reverse = c.adt("A40", "D2").at(2).patient("P555").with("MRG|P901");
@@ -791,17 +780,14 @@ fn a_reverse_a40_fails_at_once_and_blocks_nothing(t: &Tendon, org: &str) {
         .at(3)
         .patient("P555")
         .name("Rivera-Lopez", "Ana");
-    assert_eq!(c.send(&reverse).summary(), "AA D2");
-    assert_eq!(c.send(&update).summary(), "AA D3");
+    c.send_accepted([&reverse, &update]);
     c.expect_messages(&[
         "M0 processed",
         "D1 processed",
         "D2 failed merge_reversed:prior_patient_id",
         "D3 processed",
     ]);
-    let p = c.patient("P901");
-    assert_eq!(p["last_name"], "Rivera-Lopez");
-    assert_eq!(episodes(&p), known_episodes());
+    expect_known_patient(&c, "P901", "Rivera-Lopez");
     // Replay decides the same at once, and changes nothing.
     assert_eq!(c.replay(&["--failed"]), 1);
     c.expect_messages(&[
@@ -820,8 +806,7 @@ fn a_reverse_a40_fails_at_once_and_blocks_nothing(t: &Tendon, org: &str) {
 /// changes the appointment, but its PID is older than D1's, so it leaves the
 /// name alone too.)
 fn stale_updates_do_not_overwrite_newer_state(t: &Tendon, org: &str) {
-    let c = t.clinic(org);
-    known_patient(&c);
+    let c = clinic_with_known_patient(t, org);
     let sent = [
         c.adt("A08", "D1").at(20).name("Newer", "Ana"),
         c.adt("A08", "D2")
@@ -831,10 +816,7 @@ fn stale_updates_do_not_overwrite_newer_state(t: &Tendon, org: &str) {
         c.siu("M1").at(15).trigger("S14").status("Arrived"),
         c.siu("M2").at(10).trigger("S15"),
     ];
-    for msg in &sent {
-        let cid = msg.get("MSH-10");
-        assert_eq!(c.send(msg).summary(), format!("AA {cid}"));
-    }
+    c.send_accepted(&sent);
     c.expect_messages(&[
         "M0 processed",
         "D1 processed",
@@ -872,10 +854,7 @@ fn replay_fixes_failed_messages_once_and_only_once(t: &Tendon, org: &str) {
             .appointment("A601")
             .therapist("424242"),
     ];
-    for msg in &sent {
-        let cid = msg.get("MSH-10");
-        assert_eq!(c.send(msg).summary(), format!("AA {cid}"));
-    }
+    c.send_accepted(&sent);
     c.expect_messages(&[
         "M1 failed unknown_location:clinic_id",
         "M2 failed unknown_practitioner:treating_therapist_id",
@@ -975,8 +954,7 @@ fn two_messages_in_one_body_are_rejected_as_a_whole(t: &Tendon, org: &str) {
     ]);
     assert!(c.patients().is_empty());
 
-    assert_eq!(c.send(&first).summary(), "AA M1");
-    assert_eq!(c.send(&second).summary(), "AA M2");
+    c.send_accepted([&first, &second]);
     c.expect_messages(&[
         "M1 rejected multiple_messages",
         "- rejected multiple_messages",
@@ -1025,17 +1003,14 @@ fn control_id_reused_is_rejected_and_the_original_is_unaffected(t: &Tendon, org:
         "M1 processed",
         "M1 rejected control_id_reused:control_id",
     ]);
-    let p = c.patient("P555");
-    assert_eq!(p["last_name"], "Rivera");
-    assert_eq!(episodes(&p), known_episodes());
+    let p = expect_known_patient(&c, "P555", "Rivera");
     assert_eq!(appointments(&p), [worked_ie("445566")]);
     assert_eq!(c.patients().len(), 2);
 }
 
 /// ADT^A03 and ORU^R01: `AA` without ERR, stored `ignored`, and not processed.
 fn unsupported_message_types_are_acknowledged_and_ignored(t: &Tendon, org: &str) {
-    let c = t.clinic(org);
-    known_patient(&c);
+    let c = clinic_with_known_patient(t, org);
     let a03 = c.adt("A03", "U1").at(1).name("Discharged", "Ana");
     assert_eq!(c.send(&a03).summary(), "AA U1");
     let oru = format!("MSH|^~\\&|EMR|{org}|||20261120||ORU^R01|U2|P|2.5.1\rOBX|1\r");
@@ -1045,15 +1020,12 @@ fn unsupported_message_types_are_acknowledged_and_ignored(t: &Tendon, org: &str)
         "U1 ignored unsupported_message_type:message_type",
         "U2 ignored unsupported_message_type:message_type",
     ]);
-    let p = c.patient("P555");
-    assert_eq!(p["last_name"], "Rivera");
-    assert_eq!(episodes(&p), known_episodes());
+    expect_known_patient(&c, "P555", "Rivera");
 }
 
 /// The same message again: `AA` again, stored once, no second effect.
 fn exact_duplicate_is_acknowledged_again_without_effect(t: &Tendon, org: &str) {
-    let c = t.clinic(org);
-    known_patient(&c);
+    let c = clinic_with_known_patient(t, org);
     let first = c.patient("P555");
     for _ in 0..2 {
         assert_eq!(c.send(&c.siu("M0")).summary(), "AA M0");

@@ -17,6 +17,29 @@ fn messages(env: &Tendon) -> Vec<serde_json::Value> {
     env.messages("ACME01")
 }
 
+/// The path of the worked example's file (for `hl7 inspect FILE`).
+const WORKED_FILE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../examples/worked-example.hl7"
+);
+
+/// `messages replay --org ACME01 --control-id CID`.
+fn replay_args(control_id: &str) -> [&str; 6] {
+    [
+        "messages",
+        "replay",
+        "--org",
+        "ACME01",
+        "--control-id",
+        control_id,
+    ]
+}
+
+/// `ie-type add --org ACME01 --type TYPE`, which must succeed: the org.
+fn add_ie_type(env: &Tendon, ie_type: &str) -> serde_json::Value {
+    env.ok(&["ie-type", "add", "--org", "ACME01", "--type", ie_type])
+}
+
 #[test]
 fn worked_example_end_to_end_and_duplicates_have_no_effect() {
     let mut env = Tendon::local("worked");
@@ -115,25 +138,11 @@ fn ingest_rejects_bad_keys_bodies_and_reused_control_ids() {
 
     // Replaying the reused control ID replays the accepted message only: the
     // rejected copy (Rivers) is never applied.
-    let replayed = env.ok(&[
-        "messages",
-        "replay",
-        "--org",
-        "ACME01",
-        "--control-id",
-        "MSG00042",
-    ]);
+    let replayed = env.ok(&replay_args("MSG00042"));
     assert_eq!(replayed["replayed"], 1);
     let p = env.ok(&["patient", "show", "--org", "ACME01", "--id", "P555"]);
     assert_eq!(p["last_name"], "Rivera");
-    let (ok, _, err) = env.cli(&[
-        "messages",
-        "replay",
-        "--org",
-        "ACME01",
-        "--control-id",
-        "MSG9",
-    ]);
+    let (ok, _, err) = env.cli(&replay_args("MSG9"));
     assert!(
         !ok && err.contains("account_mismatch") && err.contains("cannot be replayed"),
         "{err}"
@@ -180,14 +189,7 @@ fn failures_are_recorded_and_replay_fixes_them() {
     let p = env.ok(&["patient", "show", "--org", "ACME01", "--id", "P555"]);
     assert_eq!(p["episodes"].as_array().unwrap().len(), 2);
     // Replaying again is idempotent.
-    env.ok(&[
-        "messages",
-        "replay",
-        "--org",
-        "ACME01",
-        "--control-id",
-        "MSG00042",
-    ]);
+    env.ok(&replay_args("MSG00042"));
     env.settle("ACME01");
     assert_eq!(
         env.ok(&["patient", "show", "--org", "ACME01", "--id", "P555"]),
@@ -216,27 +218,13 @@ fn operator_commands_validate_their_input() {
         "Mars/Base",
     ]);
     assert!(!ok && err.contains("unknown time zone"), "{err}");
-    let org = env.ok(&[
-        "ie-type",
-        "add",
-        "--org",
-        "ACME01",
-        "--type",
-        "initial eval",
-    ]);
+    let org = add_ie_type(&env, "initial eval");
     assert_eq!(
         org["ie_types"],
         serde_json::json!(["Initial Eval"]),
         "IE types are case-insensitive"
     );
-    let org = env.ok(&[
-        "ie-type",
-        "add",
-        "--org",
-        "ACME01",
-        "--type",
-        "Telehealth Initial Eval",
-    ]);
+    let org = add_ie_type(&env, "Telehealth Initial Eval");
     assert_eq!(org["ie_types"].as_array().unwrap().len(), 2);
     assert!(
         org.get("ingest_key").is_none(),
@@ -591,10 +579,6 @@ fn every_oversized_body_gets_the_json_413() {
 fn a_closed_stdout_ends_every_printing_command_quietly() {
     let env = Tendon::local("closed");
     acme(&env);
-    let worked = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/worked-example.hl7"
-    );
     let commands: &[&[&str]] = &[
         &["messages", "list", "--org", "ACME01"],
         &["messages", "list", "--org", "ACME01", "--json"],
@@ -605,9 +589,9 @@ fn a_closed_stdout_ends_every_printing_command_quietly() {
         &["workflow", "list", "--org", "ACME01"],
         &["dispatch", "--at", "2026-12-01T09:00:00Z"],
         &["cliniko", "failures", "--org", "ACME01"],
-        &["hl7", "inspect", worked],
-        &["hl7", "inspect", worked, "--json"],
-        &["hl7", "inspect", worked, "--org", "ACME01"],
+        &["hl7", "inspect", WORKED_FILE],
+        &["hl7", "inspect", WORKED_FILE, "--json"],
+        &["hl7", "inspect", WORKED_FILE, "--org", "ACME01"],
         &["--help"],
         &["--version"],
     ];
@@ -659,10 +643,6 @@ fn a_missing_database_is_named_and_never_created_by_other_commands() {
         names.sort();
         names
     };
-    let worked = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/worked-example.hl7"
-    );
     let reads: &[&[&str]] = &[
         &["messages", "list", "--org", "A"],
         &["messages", "replay", "--org", "A", "--failed"],
@@ -713,7 +693,7 @@ fn a_missing_database_is_named_and_never_created_by_other_commands() {
 
     let out = tendon(
         &in_dir,
-        &["hl7", "inspect", worked, "--org", "ACME01", "--json"],
+        &["hl7", "inspect", WORKED_FILE, "--org", "ACME01", "--json"],
     );
     assert!(
         out.status.success(),

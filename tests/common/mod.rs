@@ -425,6 +425,15 @@ impl Clinic<'_> {
         self.send_raw(msg.text().as_bytes())
     }
 
+    /// POSTs each message in turn; each must be acknowledged `AA` with its
+    /// own control ID (MSH-10) and no ERR.
+    pub fn send_accepted<'m>(&self, msgs: impl IntoIterator<Item = &'m Hl7>) {
+        for msg in msgs {
+            let cid = msg.get("MSH-10");
+            assert_eq!(self.send(msg).summary(), format!("AA {cid}"));
+        }
+    }
+
     pub fn send_raw(&self, body: &[u8]) -> Ack {
         let (status, reply) = self.t.post(Some(&self.key), body);
         assert_eq!(status, 200, "POST /hl7 answered {status}: {reply}");

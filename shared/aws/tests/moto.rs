@@ -7,15 +7,46 @@ use std::collections::HashMap;
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use tendon_aws::lambda::handle_sqs_batch;
-use tendon_aws::{AwsStore, queue_safe_id};
-use tendon_core::intake::{DEFAULT_MAX_BODY, ingest};
-use tendon_core::model::MessageStatus;
+use tendon_aws::{AwsStore, Received, queue_safe_id};
+use tendon_core::intake::DEFAULT_MAX_BODY;
+use tendon_core::model::{MessageStatus, StoredMessage};
 use tendon_core::org::{Location, Org};
-use tendon_core::ports::{
-    ConfigStore, MessageLog, PatientStore, QueueName, SystemClock, WorkItem, WorkQueue,
-};
+use tendon_core::ports::{ConfigStore, MessageLog, PatientStore, QueueName, WorkItem, WorkQueue};
 use tendon_testkit::acme::{self, KEY, WORKED};
-use tendon_testkit::moto;
+use tendon_testkit::{moto, poison_message, try_post};
+
+/// The names of a table's or an index's key attributes, in order.
+fn key_names(schema: &[aws_sdk_dynamodb::types::KeySchemaElement]) -> Vec<&str> {
+    schema.iter().map(|k| k.attribute_name()).collect()
+}
+
+/// The work item of ACME01's message `id`, with no patient.
+fn work_item(id: &str) -> WorkItem {
+    WorkItem {
+        org: "ACME01".to_owned(),
+        message_id: id.to_owned(),
+        patient_id: None,
+    }
+}
+
+/// Up to `max` records of `queue`, without waiting.
+async fn receive(store: &AwsStore, queue: QueueName, max: i32) -> Vec<Received> {
+    store.receive_batch(queue, max, 0).await.expect("receive")
+}
+
+/// The message `id` of `org` as stored; panics unless it is there.
+async fn stored_message(store: &AwsStore, org: &str, id: &str) -> StoredMessage {
+    store
+        .get_message(org, id)
+        .await
+        .expect("get")
+        .expect("stored")
+}
+
+/// Whether `org` has a patient `id`.
+async fn has_patient(store: &AwsStore, org: &str, id: &str) -> bool {
+    store.load_patient(org, id).await.expect("load").is_some()
+}
 
 #[tokio::test]
 async fn bootstrap_creates_the_template_resources() {
@@ -67,20 +98,10 @@ async fn bootstrap_creates_the_template_resources() {
         .await
         .expect("describe_table");
     let table = table.table().expect("table");
-    let keys: Vec<&str> = table
-        .key_schema()
-        .iter()
-        .map(|k| k.attribute_name())
-        .collect();
-    assert_eq!(keys, ["pk", "sk"]);
+    assert_eq!(key_names(table.key_schema()), ["pk", "sk"]);
     let gsi = &table.global_secondary_indexes()[0];
     assert_eq!(gsi.index_name(), Some("due"));
-    let gsi_keys: Vec<&str> = gsi
-        .key_schema()
-        .iter()
-        .map(|k| k.attribute_name())
-        .collect();
-    assert_eq!(gsi_keys, ["due_pk", "due_at"]);
+    assert_eq!(key_names(gsi.key_schema()), ["due_pk", "due_at"]);
 
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let attrs = sqs
@@ -151,11 +172,6 @@ tendon_contract::contract_tests! {
 #[tokio::test]
 async fn sqs_fifo_keeps_group_order_and_dedupes() {
     let (store, _) = moto::fresh_store("fifo").await;
-    let item = |id: &str| WorkItem {
-        org: "ACME01".to_owned(),
-        message_id: id.to_owned(),
-        patient_id: None,
-    };
     // Two groups, interleaved; one duplicate send; one over-long dedupe ID.
     let long = "x".repeat(300);
     let sends = [
@@ -168,16 +184,13 @@ async fn sqs_fifo_keeps_group_order_and_dedupes() {
     ];
     for (group, id) in sends {
         store
-            .send(QueueName::Patients, group, id, &item(id))
+            .send(QueueName::Patients, group, id, &work_item(id))
             .await
             .expect("send");
     }
     let mut seen: HashMap<String, Vec<String>> = HashMap::new();
     loop {
-        let batch = store
-            .receive_batch(QueueName::Patients, 10, 0)
-            .await
-            .expect("receive");
+        let batch = receive(&store, QueueName::Patients, 10).await;
         if batch.is_empty() {
             break;
         }
@@ -194,11 +207,7 @@ async fn sqs_fifo_keeps_group_order_and_dedupes() {
     assert_eq!(seen["ACME01#P1"], ["a1", "a2", long.as_str()]);
     assert_eq!(seen["ACME01#P2"], ["b1", "b2"]);
     assert!(
-        store
-            .receive_batch(QueueName::Episodes, 10, 0)
-            .await
-            .expect("receive")
-            .is_empty(),
+        receive(&store, QueueName::Episodes, 10).await.is_empty(),
         "queues are separate"
     );
     assert_eq!(queue_safe_id(&long).len(), 71);
@@ -207,39 +216,24 @@ async fn sqs_fifo_keeps_group_order_and_dedupes() {
 #[tokio::test]
 async fn a_group_is_blocked_while_its_head_is_in_flight() {
     let (store, _) = moto::fresh_store("block").await;
-    let item = |id: &str| WorkItem {
-        org: "ACME01".to_owned(),
-        message_id: id.to_owned(),
-        patient_id: None,
-    };
     for id in ["m1", "m2"] {
         store
-            .send(QueueName::Episodes, "ACME01#P9", id, &item(id))
+            .send(QueueName::Episodes, "ACME01#P9", id, &work_item(id))
             .await
             .expect("send");
     }
-    let first = store
-        .receive_batch(QueueName::Episodes, 1, 0)
-        .await
-        .expect("receive");
+    let first = receive(&store, QueueName::Episodes, 1).await;
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].item.message_id, "m1");
     assert!(
-        store
-            .receive_batch(QueueName::Episodes, 10, 0)
-            .await
-            .expect("receive")
-            .is_empty(),
+        receive(&store, QueueName::Episodes, 10).await.is_empty(),
         "m2 waits while m1 is in flight"
     );
     store
         .delete(QueueName::Episodes, &first[0].receipt)
         .await
         .expect("delete");
-    let next = store
-        .receive_batch(QueueName::Episodes, 10, 0)
-        .await
-        .expect("receive");
+    let next = receive(&store, QueueName::Episodes, 10).await;
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].item.message_id, "m2");
 }
@@ -305,7 +299,7 @@ async fn drain(f: &Deployed) -> Vec<(QueueName, Cost)> {
             (QueueName::Patients, &f.patient),
             (QueueName::Episodes, &f.episode),
         ] {
-            let batch = f.esm.receive_batch(queue, 1, 0).await.expect("receive");
+            let batch = receive(&f.esm, queue, 1).await;
             if batch.is_empty() {
                 continue;
             }
@@ -357,11 +351,7 @@ async fn the_worked_example_end_to_end_and_once_only() {
         "one patient step and one episode step: {steps:?}"
     );
 
-    let record = store
-        .load_patient("ACME01", "P555")
-        .await
-        .expect("load")
-        .expect("P555 exists");
+    let record = acme::patient(store, "P555").await;
     assert_eq!(record.episodes.len(), 2, "{:?}", record.episodes);
     assert_eq!(record.appointments.len(), 1, "{:?}", record.appointments);
     let messages = store.list_messages("ACME01", None).await.expect("list");
@@ -411,16 +401,7 @@ async fn a_message_stored_but_never_queued_is_swept_and_processed_once() {
             ..f.env.clone()
         },
     );
-    let auth = format!("Bearer {KEY}");
-    let failed = ingest(
-        &broken,
-        &broken,
-        &SystemClock,
-        Some(&auth),
-        WORKED.as_bytes(),
-        DEFAULT_MAX_BODY,
-    )
-    .await;
+    let failed = try_post(&broken, &broken, KEY, WORKED).await;
     assert!(failed.is_err(), "no ACK without the queue: {failed:?}");
     let stored = f.esm.list_messages("ACME01", None).await.expect("list");
     assert_eq!(stored.len(), 1, "stored before the queue failed");
@@ -453,12 +434,7 @@ async fn a_message_stored_but_never_queued_is_swept_and_processed_once() {
         2,
         "one patient and one episode step: {steps:?}"
     );
-    let m = f
-        .esm
-        .get_message("ACME01", &m.id)
-        .await
-        .expect("get")
-        .expect("stored");
+    let m = stored_message(&f.esm, "ACME01", &m.id).await;
     assert_eq!(
         (m.status, m.queued, m.acknowledged),
         (MessageStatus::Processed, true, false)
@@ -469,12 +445,7 @@ async fn a_message_stored_but_never_queued_is_swept_and_processed_once() {
     let (ack, _) = post(&f, WORKED).await;
     assert!(ack.contains("MSA|AA|MSG00042"), "{ack}");
     drain(&f).await;
-    let m = f
-        .esm
-        .get_message("ACME01", &m.id)
-        .await
-        .expect("get")
-        .expect("stored");
+    let m = stored_message(&f.esm, "ACME01", &m.id).await;
     assert!(m.acknowledged, "the resend was answered AA");
     assert_eq!(f.esm.list_events("ACME01").await.expect("events"), events);
     assert_eq!(
@@ -528,12 +499,7 @@ async fn a_new_patient_ie_message_costs_at_most_8_requests() {
         total <= 8,
         "{total} requests: {ingest:?} {patient:?} {episode:?}"
     );
-    let p = f
-        .esm
-        .load_patient("ACME01", "P1001")
-        .await
-        .expect("load")
-        .expect("created");
+    let p = acme::patient(&f.esm, "P1001").await;
     assert_eq!(p.episodes.len(), 2);
 
     // A configuration change is seen by the very next step (token check), at
@@ -577,21 +543,10 @@ async fn a_one_mebibyte_message_is_stored_and_processed() {
     let (ack, _) = post(&f, &big).await;
     assert!(ack.contains("MSA|AA"), "{ack}");
     let listed = f.esm.list_messages("ACME01", None).await.expect("list");
-    let stored = f
-        .esm
-        .get_message("ACME01", &listed[0].id)
-        .await
-        .expect("get")
-        .expect("stored");
+    let stored = stored_message(&f.esm, "ACME01", &listed[0].id).await;
     assert_eq!(stored.raw, big.as_bytes(), "read back byte for byte");
     drain(&f).await;
-    assert!(
-        f.esm
-            .load_patient("ACME01", "P1003")
-            .await
-            .expect("load")
-            .is_some()
-    );
+    assert!(has_patient(&f.esm, "ACME01", "P1003").await);
 }
 
 /// A record failing on its last receive (`maxReceiveCount`, 5 by default) is
@@ -602,24 +557,10 @@ async fn a_record_failing_on_its_last_receive_is_marked_dead_letter() {
     let f = deployed("dlq").await;
     // A stored message of an org whose configuration is missing: every attempt
     // fails with an infrastructure error (NotFound org), never an outcome.
-    let body = WORKED.replace("|ACME01|", "|GHOST1|");
-    let stored = tendon_core::model::StoredMessage {
-        org: "GHOST1".into(),
-        id: "poison-1".into(),
-        control_id: Some("MSG00042".into()),
-        message_type: Some("SIU^S12".into()),
-        status: MessageStatus::Accepted,
-        errors: Vec::new(),
-        received_at: "2026-11-20T17:30:00Z".into(),
-        body_hash: "x".into(),
-        patient_id: Some("P555".into()),
-        steps_done: Vec::new(),
-        replays: 0,
-        queued: true,
-        acknowledged: true,
-        raw: body.into_bytes(),
-    };
-    f.esm.insert_message(&stored).await.expect("insert");
+    f.esm
+        .insert_message(&poison_message())
+        .await
+        .expect("insert");
     let event = |receive_count: u32| {
         let mut m = SqsMessage::default();
         m.message_id = Some(format!("sqs-{receive_count}"));
@@ -632,13 +573,7 @@ async fn a_record_failing_on_its_last_receive_is_marked_dead_letter() {
         e.records = vec![m];
         e
     };
-    let status = || async {
-        f.esm
-            .get_message("GHOST1", "poison-1")
-            .await
-            .expect("get")
-            .expect("stored")
-    };
+    let status = || stored_message(&f.esm, "GHOST1", "poison-1");
     for n in 1..5 {
         let r = handle_sqs_batch(&f.patient, QueueName::Patients, event(n)).await;
         assert_eq!(r.batch_item_failures.len(), 1, "receive {n} is retried");
@@ -665,13 +600,7 @@ async fn a_record_failing_on_its_last_receive_is_marked_dead_letter() {
     assert!(r.batch_item_failures.is_empty(), "{r:?}");
     drain(&f).await;
     assert_eq!(status().await.status, MessageStatus::Processed);
-    assert!(
-        f.esm
-            .load_patient("GHOST1", "P555")
-            .await
-            .expect("load")
-            .is_some()
-    );
+    assert!(has_patient(&f.esm, "GHOST1", "P555").await);
 }
 
 // ---- Workflows: the store, the due index, the mailer ----
@@ -935,6 +864,19 @@ fn moto_state() -> serde_json::Value {
     serde_json::from_str(body).expect("data.json is JSON")
 }
 
+/// What moto recorded of one sent thing: the item of its list
+/// `[service][kind]` whose `key` is `id`.
+fn moto_record(service: &str, kind: &str, key: &str, id: &str) -> serde_json::Value {
+    let state = moto_state();
+    let list = state[service][kind]
+        .as_array()
+        .unwrap_or_else(|| panic!("moto lists {service} {kind}"));
+    list.iter()
+        .find(|m| m[key] == id)
+        .unwrap_or_else(|| panic!("{service} {kind} {key} {id} is in moto"))
+        .clone()
+}
+
 fn email_delivery(to: &str, subject: &str) -> Delivery {
     let id = unique("dlv").replace('-', "");
     Delivery {
@@ -974,14 +916,7 @@ async fn the_aws_mailer_sends_safe_multipart_email_and_texts_on_moto() {
 
     let email = email_delivery("ana.rivera@example.com", "Hi\r\nBcc: evil@example.com");
     let provider_id = mailer.send(&email).await.expect("SES accepts the email");
-    let state = moto_state();
-    let sent = state["ses"]["RawMessage"]
-        .as_array()
-        .expect("moto lists SES raw messages")
-        .iter()
-        .find(|m| m["id"] == provider_id.as_str())
-        .expect("the sent message is in moto")
-        .clone();
+    let sent = moto_record("ses", "RawMessage", "id", &provider_id);
     assert_eq!(sent["source"], env.ses_sender.as_str());
     // (moto adds the To header's addresses to the Destinations given.)
     let destinations = sent["destinations"].as_array().expect("destinations");
@@ -1031,16 +966,8 @@ async fn the_aws_mailer_sends_safe_multipart_email_and_texts_on_moto() {
     // A non-ASCII subject is an encoded word; moto parses the message.
     let accented = email_delivery("ana.rivera@example.com", "Bienvenida, Ana — ¡ánimo!");
     let id = mailer.send(&accented).await.expect("sent");
-    let state = moto_state();
-    let raw = state["ses"]["RawMessage"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["id"] == id.as_str())
-        .expect("sent")["raw_data"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let sent = moto_record("ses", "RawMessage", "id", &id);
+    let raw = sent["raw_data"].as_str().expect("raw data");
     assert!(raw.contains("\r\nSubject: =?UTF-8?B?"), "{raw}");
 
     // Refused before sending: an address that would add a header.
@@ -1070,14 +997,7 @@ async fn the_aws_mailer_sends_safe_multipart_email_and_texts_on_moto() {
     text.html = None;
     text.body = format!("Your visit is tomorrow at 10:00 ({})", text.id);
     let sms_id = mailer.send(&text).await.expect("SNS accepts the text");
-    let state = moto_state();
-    let sms = state["sns"]["SMS"]
-        .as_array()
-        .expect("moto lists published SMS")
-        .iter()
-        .find(|m| m["message_id"] == sms_id.as_str())
-        .expect("the text is in moto")
-        .clone();
+    let sms = moto_record("sns", "SMS", "message_id", &sms_id);
     assert_eq!(sms["phone_number"], "+15035550101");
     assert_eq!(sms["message"], text.body.as_str());
     text.to = "503-555-0101".into();

@@ -2,10 +2,27 @@
 //! ID, update, an unknown org), ingest keys (lookup, adding, listing and
 //! revoking), and locations and practitioners (NotFound, upsert, sorted and
 //! per-org reads).
+use tendon_core::org::OrgConfig;
 use tendon_core::ports::StoreError;
 
 use crate::Stores;
 use crate::fixtures::*;
+
+/// org_config, which must succeed.
+async fn config_of<S: Stores>(store: &S, org: &str) -> Option<OrgConfig> {
+    store
+        .org_config(org)
+        .await
+        .expect("contract: org_config succeeds")
+}
+
+/// org_for_key, which must succeed: the org the key hash leads to.
+async fn key_org<S: Stores>(store: &S, key_hash: &str) -> Option<String> {
+    store
+        .org_for_key(key_hash)
+        .await
+        .expect("contract: org_for_key succeeds")
+}
 
 /// create_org, its duplicate, update_org, and org_config of an unknown org.
 pub async fn orgs<S: Stores>(store: &S) {
@@ -17,10 +34,8 @@ pub async fn orgs<S: Stores>(store: &S) {
         .await
         .expect("contract: create_org on a new ID succeeds");
 
-    let config = store
-        .org_config(&id)
+    let config = config_of(store, &id)
         .await
-        .expect("contract: org_config succeeds")
         .expect("contract: a created org has a config");
     assert_eq!(
         config.org, acme,
@@ -46,18 +61,11 @@ pub async fn orgs<S: Stores>(store: &S) {
         "contract: create_org on a taken ID is AlreadyExists"
     );
     assert_eq!(
-        store
-            .org_for_key(&second_key)
-            .await
-            .expect("contract: org_for_key succeeds"),
+        key_org(store, &second_key).await,
         None,
         "contract: a refused create_org registers no key"
     );
-    let config = store
-        .org_config(&id)
-        .await
-        .expect("contract: org_config succeeds")
-        .expect("org");
+    let config = config_of(store, &id).await.expect("org");
     assert_eq!(
         config.org.name, acme.name,
         "contract: a refused create_org changes nothing"
@@ -70,11 +78,7 @@ pub async fn orgs<S: Stores>(store: &S) {
         .update_org(&acme)
         .await
         .expect("contract: update_org on an existing org succeeds");
-    let config = store
-        .org_config(&id)
-        .await
-        .expect("contract: org_config succeeds")
-        .expect("org");
+    let config = config_of(store, &id).await.expect("org");
     assert_eq!(
         config.org, acme,
         "contract: update_org replaces the org's settings"
@@ -89,10 +93,7 @@ pub async fn orgs<S: Stores>(store: &S) {
         "contract: update_org on an unknown org is NotFound"
     );
     assert_eq!(
-        store
-            .org_config(&missing.id)
-            .await
-            .expect("contract: org_config succeeds"),
+        config_of(store, &missing.id).await,
         None,
         "contract: update_org on an unknown org does not create it"
     );
@@ -107,18 +108,12 @@ pub async fn ingest_keys<S: Stores>(store: &S) {
         .await
         .expect("contract: create_org succeeds");
     assert_eq!(
-        store
-            .org_for_key(&first_key)
-            .await
-            .expect("contract: org_for_key succeeds"),
+        key_org(store, &first_key).await,
         Some(id.clone()),
         "contract: the first ingest key leads to its org"
     );
     assert_eq!(
-        store
-            .org_for_key(&unique("unknown"))
-            .await
-            .expect("contract: org_for_key succeeds"),
+        key_org(store, &unique("unknown")).await,
         None,
         "contract: an unknown key hash leads nowhere"
     );
@@ -129,18 +124,12 @@ pub async fn ingest_keys<S: Stores>(store: &S) {
         .await
         .expect("contract: add_ingest_key on an existing org succeeds");
     assert_eq!(
-        store
-            .org_for_key(&second_key)
-            .await
-            .expect("contract: org_for_key succeeds"),
+        key_org(store, &second_key).await,
         Some(id.clone()),
         "contract: an added key leads to its org"
     );
     assert_eq!(
-        store
-            .org_for_key(&first_key)
-            .await
-            .expect("contract: org_for_key succeeds"),
+        key_org(store, &first_key).await,
         Some(id.clone()),
         "contract: adding a key keeps the first one"
     );
@@ -154,10 +143,7 @@ pub async fn ingest_keys<S: Stores>(store: &S) {
         "contract: add_ingest_key for an unknown org is NotFound"
     );
     assert_eq!(
-        store
-            .org_for_key(&stray_key)
-            .await
-            .expect("contract: org_for_key succeeds"),
+        key_org(store, &stray_key).await,
         None,
         "contract: a refused add_ingest_key registers nothing"
     );
@@ -186,7 +172,7 @@ pub async fn ingest_keys<S: Stores>(store: &S) {
         "contract: another org cannot revoke a key"
     );
     assert_eq!(
-        store.org_for_key(&first_key).await.expect("org_for_key"),
+        key_org(store, &first_key).await,
         Some(id.clone()),
         "contract: a refused revocation leaves the key working"
     );
@@ -195,7 +181,7 @@ pub async fn ingest_keys<S: Stores>(store: &S) {
         .await
         .expect("contract: revoke_ingest_key of the org's key succeeds");
     assert_eq!(
-        store.org_for_key(&first_key).await.expect("org_for_key"),
+        key_org(store, &first_key).await,
         None,
         "contract: a revoked key leads nowhere"
     );
@@ -210,7 +196,7 @@ pub async fn ingest_keys<S: Stores>(store: &S) {
         "contract: revoking a revoked key is NotFound"
     );
     assert_eq!(
-        store.org_for_key(&second_key).await.expect("org_for_key"),
+        key_org(store, &second_key).await,
         Some(id.clone()),
         "contract: revoking one key keeps the others"
     );
@@ -247,10 +233,7 @@ pub async fn locations_and_practitioners<S: Stores>(store: &S) {
         "contract: put_practitioner for an unknown org is NotFound"
     );
     assert_eq!(
-        store
-            .org_config(&missing)
-            .await
-            .expect("contract: org_config succeeds"),
+        config_of(store, &missing).await,
         None,
         "contract: a refused put creates no org"
     );
@@ -287,11 +270,7 @@ pub async fn locations_and_practitioners<S: Stores>(store: &S) {
         .await
         .expect("contract: put_practitioner replaces");
 
-    let config = store
-        .org_config(&id)
-        .await
-        .expect("contract: org_config succeeds")
-        .expect("org");
+    let config = config_of(store, &id).await.expect("org");
     let loc_ids: Vec<&str> = config.locations.iter().map(|l| l.id.as_str()).collect();
     assert_eq!(
         loc_ids,
@@ -309,11 +288,7 @@ pub async fn locations_and_practitioners<S: Stores>(store: &S) {
         "contract: practitioners are upserted and sorted by ID"
     );
 
-    let config = store
-        .org_config(&other)
-        .await
-        .expect("contract: org_config succeeds")
-        .expect("org");
+    let config = config_of(store, &other).await.expect("org");
     assert_eq!(
         config.locations,
         vec![location("other-only")],

@@ -9,7 +9,7 @@ use tendon_core::model::{
     PatientRecord, Source, StoredMessage,
 };
 use tendon_core::org::{Location, Org, Practitioner};
-use tendon_core::ports::{Commit, RecordWrite};
+use tendon_core::ports::{Commit, Inserted, RecordWrite};
 use tendon_core::{AppointmentStatus, FieldMap, Gender};
 
 use crate::Stores;
@@ -196,6 +196,38 @@ pub(crate) async fn new_org<S: Stores>(store: &S, prefix: &str) -> String {
     id
 }
 
+/// insert_message, which must succeed: `New`, or the message stored before.
+pub(crate) async fn insert<S: Stores>(store: &S, m: &StoredMessage) -> Inserted {
+    store
+        .insert_message(m)
+        .await
+        .expect("contract: insert_message succeeds")
+}
+
+/// A new org with one message (received 2026-11-20T17:30:00Z) stored in it.
+pub(crate) async fn org_with_message<S: Stores>(store: &S) -> (String, StoredMessage) {
+    let org_id = new_org(store, "ORG").await;
+    let m = message(&org_id, &unique("m"), "2026-11-20T17:30:00Z");
+    insert(store, &m).await;
+    (org_id, m)
+}
+
+/// load_patient, which must succeed.
+pub(crate) async fn load<S: Stores>(store: &S, org: &str, id: &str) -> Option<PatientRecord> {
+    store
+        .load_patient(org, id)
+        .await
+        .expect("contract: load_patient succeeds")
+}
+
+/// list_events, which must succeed.
+pub(crate) async fn events_of<S: Stores>(store: &S, org: &str) -> Vec<DomainEvent> {
+    store
+        .list_events(org)
+        .await
+        .expect("contract: list_events succeeds")
+}
+
 pub(crate) async fn must_get<S: Stores>(store: &S, org: &str, id: &str) -> StoredMessage {
     store
         .get_message(org, id)
@@ -205,10 +237,7 @@ pub(crate) async fn must_get<S: Stores>(store: &S, org: &str, id: &str) -> Store
 }
 
 pub(crate) async fn event_ids<S: Stores>(store: &S, org: &str) -> Vec<String> {
-    let events = store
-        .list_events(org)
-        .await
-        .expect("contract: list_events succeeds");
+    let events = events_of(store, org).await;
     events.into_iter().map(|e| e.id).collect()
 }
 

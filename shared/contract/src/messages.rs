@@ -22,10 +22,7 @@ pub async fn messages<S: Stores>(store: &S) {
     )];
     first.status = MessageStatus::Failed;
     assert_eq!(
-        store
-            .insert_message(&first)
-            .await
-            .expect("contract: insert_message succeeds"),
+        insert(store, &first).await,
         Inserted::New,
         "contract: a message with a new (org, id) is inserted"
     );
@@ -39,10 +36,7 @@ pub async fn messages<S: Stores>(store: &S) {
     retry.raw.extend_from_slice(b"ZZZ|different body\r");
     retry.body_hash = "another-hash".to_owned();
     assert_eq!(
-        store
-            .insert_message(&retry)
-            .await
-            .expect("contract: insert_message succeeds"),
+        insert(store, &retry).await,
         Inserted::Existing(first.clone()),
         "contract: inserting an existing (org, id) returns the stored message, raw included"
     );
@@ -54,10 +48,7 @@ pub async fn messages<S: Stores>(store: &S) {
 
     let elsewhere = message(&other, &msg_id, "2026-11-20T17:30:00Z");
     assert_eq!(
-        store
-            .insert_message(&elsewhere)
-            .await
-            .expect("contract: insert_message succeeds"),
+        insert(store, &elsewhere).await,
         Inserted::New,
         "contract: message identity is (org, id): the same ID in another org is new"
     );
@@ -89,18 +80,10 @@ pub async fn message_listing<S: Stores>(store: &S) {
     let mut failed = message(&org_id, &unique("m"), "2026-11-20T17:30:01Z");
     failed.status = MessageStatus::Failed;
     for m in [&rejected, &newest, &oldest, &failed] {
-        assert_eq!(
-            store
-                .insert_message(m)
-                .await
-                .expect("contract: insert_message succeeds"),
-            Inserted::New
-        );
+        assert_eq!(insert(store, m).await, Inserted::New);
     }
-    store
-        .insert_message(&message(&other, &unique("m"), "2026-11-20T17:29:00Z"))
-        .await
-        .expect("contract: insert_message succeeds");
+    let foreign = message(&other, &unique("m"), "2026-11-20T17:29:00Z");
+    insert(store, &foreign).await;
 
     let all = store
         .list_messages(&org_id, None)
@@ -160,10 +143,7 @@ pub async fn message_listing<S: Stores>(store: &S) {
 pub async fn message_reset<S: Stores>(store: &S) {
     let org_id = new_org(store, "ORG").await;
     let stored = message(&org_id, &unique("m"), "2026-11-20T17:30:00Z");
-    store
-        .insert_message(&stored)
-        .await
-        .expect("contract: insert_message succeeds");
+    insert(store, &stored).await;
     let mut done = commit(&org_id, &stored.id, "patient", Vec::new(), Vec::new());
     done.status = MessageStatus::Failed;
     done.errors = vec![Issue::new(

@@ -13,12 +13,7 @@ use crate::fixtures::*;
 /// commit: Applied writes records, events and message state; the same commit
 /// twice is AlreadyApplied and writes once.
 pub async fn commit_applies_once<S: Stores>(store: &S) {
-    let org_id = new_org(store, "ORG").await;
-    let m = message(&org_id, &unique("m"), "2026-11-20T17:30:00Z");
-    store
-        .insert_message(&m)
-        .await
-        .expect("contract: insert_message succeeds");
+    let (org_id, m) = org_with_message(store).await;
 
     let v1 = patient_record("P555", 1);
     let events = vec![
@@ -39,18 +34,12 @@ pub async fn commit_applies_once<S: Stores>(store: &S) {
         "contract: a first commit is applied"
     );
     assert_eq!(
-        store
-            .load_patient(&org_id, "P555")
-            .await
-            .expect("contract: load_patient succeeds"),
+        load(store, &org_id, "P555").await,
         Some(v1.clone()),
         "contract: an applied commit writes its records"
     );
     assert_eq!(
-        store
-            .list_events(&org_id)
-            .await
-            .expect("contract: list_events succeeds"),
+        events_of(store, &org_id).await,
         events,
         "contract: an applied commit records its events, in order"
     );
@@ -92,15 +81,12 @@ pub async fn commit_applies_once<S: Stores>(store: &S) {
         "contract: the step guard wins whatever else the commit holds"
     );
     assert_eq!(
-        store.list_events(&org_id).await.expect("list_events"),
+        events_of(store, &org_id).await,
         events,
         "contract: the same commit twice writes events once"
     );
     assert_eq!(
-        store
-            .load_patient(&org_id, "P556")
-            .await
-            .expect("contract: load_patient succeeds"),
+        load(store, &org_id, "P556").await,
         None,
         "contract: an AlreadyApplied commit writes no records"
     );
@@ -129,10 +115,7 @@ pub async fn commit_applies_once<S: Stores>(store: &S) {
         "contract: an update at the read version is applied"
     );
     assert_eq!(
-        store
-            .load_patient(&org_id, "P555")
-            .await
-            .expect("contract: load_patient succeeds"),
+        load(store, &org_id, "P555").await,
         Some(v2),
         "contract: an applied update replaces the record"
     );
@@ -161,10 +144,7 @@ pub async fn commit_conflicts<S: Stores>(store: &S) {
     let a = message(&org_id, &unique("m"), "2026-11-20T17:30:00Z");
     let b = message(&org_id, &unique("m"), "2026-11-20T17:30:01Z");
     for m in [&a, &b] {
-        store
-            .insert_message(m)
-            .await
-            .expect("contract: insert_message succeeds");
+        insert(store, m).await;
     }
     let v1 = patient_record("P555", 1);
     let created = commit(
@@ -262,26 +242,17 @@ pub async fn commit_conflicts<S: Stores>(store: &S) {
     );
 
     assert_eq!(
-        store
-            .load_patient(&org_id, "P555")
-            .await
-            .expect("contract: load_patient succeeds"),
+        load(store, &org_id, "P555").await,
         Some(v2.clone()),
         "contract: a Conflict leaves the record as it was"
     );
     assert_eq!(
-        store
-            .load_patient(&org_id, "P777")
-            .await
-            .expect("contract: load_patient succeeds"),
+        load(store, &org_id, "P777").await,
         None,
         "contract: a Conflict writes none of the commit's records"
     );
     assert_eq!(
-        store
-            .load_patient(&org_id, "P404")
-            .await
-            .expect("contract: load_patient succeeds"),
+        load(store, &org_id, "P404").await,
         None,
         "contract: a Conflict creates nothing"
     );
@@ -313,13 +284,7 @@ pub async fn commit_conflicts<S: Stores>(store: &S) {
         Ok(CommitOutcome::Applied),
         "contract: after a Conflict, a commit at the current version applies"
     );
-    assert_eq!(
-        store
-            .load_patient(&org_id, "P555")
-            .await
-            .expect("load_patient"),
-        Some(v3)
-    );
+    assert_eq!(load(store, &org_id, "P555").await, Some(v3));
 }
 
 /// Events: idempotent by ID, in order, per org.
@@ -330,10 +295,7 @@ pub async fn events<S: Stores>(store: &S) {
     let b = message(&org_id, &unique("m"), "2026-11-20T17:30:01Z");
     let c = message(&other, &unique("m"), "2026-11-20T17:30:02Z");
     for m in [&a, &b, &c] {
-        store
-            .insert_message(m)
-            .await
-            .expect("contract: insert_message succeeds");
+        insert(store, m).await;
     }
     let e1 = event(&org_id, &a.id, EventKind::PatientCreated, "P1");
     let e2 = event(&org_id, &a.id, EventKind::EpisodeCreated, "P1");
@@ -368,10 +330,7 @@ pub async fn events<S: Stores>(store: &S) {
         "contract: a commit with an event already recorded still applies"
     );
     assert_eq!(
-        store
-            .list_events(&org_id)
-            .await
-            .expect("contract: list_events succeeds"),
+        events_of(store, &org_id).await,
         vec![e1, e2, e3],
         "contract: an event ID is recorded once (the first write stays), in the order written"
     );
@@ -389,19 +348,12 @@ pub async fn events<S: Stores>(store: &S) {
         Ok(CommitOutcome::Applied)
     );
     assert_eq!(
-        store
-            .list_events(&other)
-            .await
-            .expect("contract: list_events succeeds"),
+        events_of(store, &other).await,
         vec![foreign],
         "contract: orgs do not share events"
     );
     assert!(
-        store
-            .list_events(&unique("NOORG"))
-            .await
-            .expect("contract: list_events succeeds")
-            .is_empty(),
+        events_of(store, &unique("NOORG")).await.is_empty(),
         "contract: an unknown org has no events"
     );
 }
@@ -412,14 +364,8 @@ pub async fn patients<S: Stores>(store: &S) {
     let other = new_org(store, "ORG").await;
     let m = message(&org_id, &unique("m"), "2026-11-20T17:30:00Z");
     let n = message(&other, &unique("m"), "2026-11-20T17:30:00Z");
-    store
-        .insert_message(&m)
-        .await
-        .expect("contract: insert_message succeeds");
-    store
-        .insert_message(&n)
-        .await
-        .expect("contract: insert_message succeeds");
+    insert(store, &m).await;
+    insert(store, &n).await;
 
     let survivor = patient_record("P2", 1);
     let mut alias = patient_record("P1", 4);
@@ -452,18 +398,12 @@ pub async fn patients<S: Stores>(store: &S) {
     );
 
     assert_eq!(
-        store
-            .load_patient(&org_id, "P1")
-            .await
-            .expect("contract: load_patient succeeds"),
+        load(store, &org_id, "P1").await,
         Some(alias),
         "contract: load_patient returns a merge alias as stored"
     );
     assert_eq!(
-        store
-            .load_patient(&org_id, "P9")
-            .await
-            .expect("contract: load_patient succeeds"),
+        load(store, &org_id, "P9").await,
         None,
         "contract: orgs do not share patients"
     );
@@ -499,10 +439,7 @@ pub async fn parked_messages<S: Stores>(store: &S) {
         (&other_org, "2026-11-20T17:32:00Z"),
     ] {
         let m = message(org, &unique("m"), at);
-        store
-            .insert_message(&m)
-            .await
-            .expect("contract: insert_message succeeds");
+        insert(store, &m).await;
         let mut c = commit(org, &m.id, "patient:parked", Vec::new(), Vec::new());
         c.status = MessageStatus::Pending;
         c.patient_id = Some(patient.clone());
@@ -540,12 +477,7 @@ pub async fn parked_messages<S: Stores>(store: &S) {
 /// read_step returns what get_message, org_config, load_patient and
 /// pending_messages return.
 pub async fn read_step<S: Stores>(store: &S) {
-    let org_id = new_org(store, "ORG").await;
-    let m = message(&org_id, &unique("m"), "2026-11-20T17:30:00Z");
-    store
-        .insert_message(&m)
-        .await
-        .expect("contract: insert_message succeeds");
+    let (org_id, m) = org_with_message(store).await;
     let pid = unique("P");
     let rec = patient_record(&pid, 1);
     let mut c = commit(&org_id, &m.id, "patient", vec![new_record(rec)], Vec::new());

@@ -1,6 +1,6 @@
 //! Reliability on the local backend, through the real handlers, store and
 //! queues: redelivery, reordering, crashes mid-step and tenant isolation.
-use tendon_core::intake::{DEFAULT_MAX_BODY, ingest};
+use tendon_core::batch::Received;
 use tendon_core::model::MessageStatus;
 use tendon_core::org::Location;
 use tendon_core::ports::{
@@ -10,7 +10,7 @@ use tendon_core::processing::run_step;
 use tendon_local::{LocalQueue, VISIBILITY, drain, process_batch_at};
 use tendon_local::{SqliteStore, now_ms};
 use tendon_testkit::acme::{self, KEY, WORKED};
-use tendon_testkit::post;
+use tendon_testkit::{poison_message, post, try_post};
 
 async fn setup() -> LocalQueue {
     setup_with(SqliteStore::open_in_memory().unwrap()).await
@@ -19,6 +19,28 @@ async fn setup() -> LocalQueue {
 async fn setup_with(store: SqliteStore) -> LocalQueue {
     acme::setup(&store).await;
     LocalQueue::new(store)
+}
+
+/// `POST /hl7` of `body` with ACME01's key: the ACK.
+async fn post_acme(q: &LocalQueue, body: &str) -> String {
+    post(q.store(), q, KEY, body).await
+}
+
+/// What a worker receiving from the patients queue at `now_ms` gets: the
+/// stored ACME01 message's one record.
+async fn receive_one_patient_record(q: &LocalQueue, now_ms: i64) -> Received {
+    let batch = q
+        .store()
+        .receive(QueueName::Patients, 10, VISIBILITY, now_ms)
+        .await
+        .unwrap();
+    assert_eq!(batch.len(), 1);
+    batch.into_iter().next().unwrap()
+}
+
+/// ACME01's message `id` as stored.
+async fn stored(q: &LocalQueue, id: &str) -> tendon_core::model::StoredMessage {
+    q.store().get_message("ACME01", id).await.unwrap().unwrap()
 }
 
 /// Drops the fields that record wall-clock time, which differ between runs.
@@ -35,12 +57,7 @@ fn without_clock(v: &mut serde_json::Value) {
 
 /// The observable state: the patient record (without version) and the event log.
 async fn state(q: &LocalQueue) -> (serde_json::Value, Vec<String>) {
-    let rec = q
-        .store()
-        .load_patient("ACME01", "P555")
-        .await
-        .unwrap()
-        .expect("patient exists");
+    let rec = acme::patient(q.store(), "P555").await;
     let mut v = serde_json::to_value(&rec).unwrap();
     v.as_object_mut().unwrap().remove("version");
     without_clock(&mut v);
@@ -126,7 +143,7 @@ fn at(msg: &str, control: &str, msh7: &str) -> String {
 #[tokio::test]
 async fn out_of_order_updates_do_not_overwrite_newer_state() {
     let q = setup().await;
-    post(q.store(), &q, KEY, &at(WORKED, "C1", "20261120090000-0800")).await;
+    post_acme(&q, &at(WORKED, "C1", "20261120090000-0800")).await;
     let arrived = WORKED
         .replace("SIU^S12^SIU_S12", "SIU^S14")
         .replace("||Booked", "||Arrived");
@@ -134,40 +151,17 @@ async fn out_of_order_updates_do_not_overwrite_newer_state() {
         .replace("SIU^S12^SIU_S12", "SIU^S13")
         .replace("^^45^202612011000", "^^45^202612051000");
     // The newer arrival lands before the older reschedule.
-    post(
-        q.store(),
-        &q,
-        KEY,
-        &at(&arrived, "C3", "20261201100000-0800"),
-    )
-    .await;
-    post(q.store(), &q, KEY, &at(&moved, "C2", "20261125090000-0800")).await;
+    post_acme(&q, &at(&arrived, "C3", "20261201100000-0800")).await;
+    post_acme(&q, &at(&moved, "C2", "20261125090000-0800")).await;
     let a08 = |control: &str, msh7: &str, family: &str| {
         format!(
             "MSH|^~\\&|EMR|ACME01|||{msh7}||ADT^A08|{control}|P|2.5.1\rPID|1||P555^^^^MR||{family}^Ana||19850312|F\r"
         )
     };
-    post(
-        q.store(),
-        &q,
-        KEY,
-        &a08("A2", "20261210000000-0800", "Newer"),
-    )
-    .await;
-    post(
-        q.store(),
-        &q,
-        KEY,
-        &a08("A1", "20261209000000-0800", "Older"),
-    )
-    .await;
+    post_acme(&q, &a08("A2", "20261210000000-0800", "Newer")).await;
+    post_acme(&q, &a08("A1", "20261209000000-0800", "Older")).await;
     drain(&q).await.unwrap();
-    let rec = q
-        .store()
-        .load_patient("ACME01", "P555")
-        .await
-        .unwrap()
-        .unwrap();
+    let rec = acme::patient(q.store(), "P555").await;
     let appt = rec.appointment("A9001").unwrap();
     assert_eq!(appt.status, tendon_core::AppointmentStatus::Arrived);
     assert_eq!(
@@ -176,11 +170,8 @@ async fn out_of_order_updates_do_not_overwrite_newer_state() {
         "the stale reschedule is not applied"
     );
     assert_eq!(rec.patient.last_name, "Newer");
-    let statuses: Vec<_> = q
-        .store()
-        .list_messages("ACME01", None)
+    let statuses: Vec<_> = acme::messages(q.store())
         .await
-        .unwrap()
         .iter()
         .map(|m| m.status)
         .collect();
@@ -193,23 +184,18 @@ async fn out_of_order_updates_do_not_overwrite_newer_state() {
 #[tokio::test]
 async fn a_worker_that_dies_after_its_writes_leaves_no_duplicate_and_no_loss() {
     let q = setup().await;
-    post(q.store(), &q, KEY, WORKED).await;
+    post_acme(&q, WORKED).await;
     let t0 = now_ms();
     // The worker receives the record and commits the patient step, then dies
     // before deleting it from the queue (and, as far as we know, before queueing
     // the episode step).
-    let batch = q
-        .store()
-        .receive(QueueName::Patients, 10, VISIBILITY, t0)
-        .await
-        .unwrap();
-    assert_eq!(batch.len(), 1);
+    let record = receive_one_patient_record(&q, t0).await;
     run_step(
         q.store(),
         q.store(),
         &SystemClock,
         QueueName::Patients,
-        &batch[0].item,
+        &record.item,
     )
     .await
     .unwrap();
@@ -251,16 +237,14 @@ async fn one_orgs_key_never_writes_into_another_org() {
     acme::configure(q.store(), &other, "tdn_other_key").await;
 
     // ACME01's key with a message that claims to be from OTHER9.
-    let ack = post(q.store(), &q, KEY, &WORKED.replace("|ACME01|", "|OTHER9|")).await;
+    let ack = post_acme(&q, &WORKED.replace("|ACME01|", "|OTHER9|")).await;
     assert!(
         ack.contains("MSA|AR|") && ack.contains("account_mismatch"),
         "{ack:?}"
     );
     // Without MSH-4 the tenant is the key's org, never the message's.
-    post(
-        q.store(),
+    post_acme(
         &q,
-        KEY,
         &WORKED.replace("|ACME01|", "||").replace("MSG00042", "M2"),
     )
     .await;
@@ -281,24 +265,7 @@ async fn a_poison_message_lands_in_the_dlq_and_can_be_redriven() {
     let q = setup().await;
     // A stored message whose org configuration is gone: every attempt fails
     // with an infrastructure error, never with a recorded outcome.
-    let ghost = WORKED.replace("|ACME01|", "|GHOST1|");
-    let msg = tendon_core::model::StoredMessage {
-        org: "GHOST1".into(),
-        id: "poison-1".into(),
-        control_id: Some("MSG00042".into()),
-        message_type: Some("SIU^S12".into()),
-        status: MessageStatus::Accepted,
-        errors: Vec::new(),
-        received_at: "2026-11-20T17:30:00Z".into(),
-        body_hash: "x".into(),
-        patient_id: Some("P555".into()),
-        steps_done: Vec::new(),
-        replays: 0,
-        queued: true,
-        acknowledged: true,
-        raw: ghost.into_bytes(),
-    };
-    q.store().insert_message(&msg).await.unwrap();
+    q.store().insert_message(&poison_message()).await.unwrap();
     let item = tendon_core::ports::WorkItem {
         org: "GHOST1".into(),
         message_id: "poison-1".into(),
@@ -387,11 +354,7 @@ async fn a_parked_adt_is_applied_once_its_patient_exists_even_across_a_crash() {
                EVN|A08|20261120100000\r\
                PID|1||P555^^^ACME^MR||Rivera^Ana^M||19850312|F|||||^NET^Internet^ana.new@example.com\r\
                PV1|1|O\r";
-    assert!(
-        post(q.store(), &q, KEY, a08)
-            .await
-            .contains("MSA|AA|MSG-A08-1")
-    );
+    assert!(post_acme(&q, a08).await.contains("MSA|AA|MSG-A08-1"));
     drain(&q).await.unwrap();
     let pending = q
         .store()
@@ -406,21 +369,16 @@ async fn a_parked_adt_is_applied_once_its_patient_exists_even_across_a_crash() {
 
     // The IE creates P555, and the worker dies after the commit, before it
     // queues anything (the episode step, the parked A08).
-    post(q.store(), &q, KEY, WORKED).await;
+    post_acme(&q, WORKED).await;
     let t0 = now_ms();
-    let batch = q
-        .store()
-        .receive(QueueName::Patients, 10, VISIBILITY, t0)
-        .await
-        .unwrap();
-    assert_eq!(batch.len(), 1);
+    let record = receive_one_patient_record(&q, t0).await;
     assert!(
         run_step(
             q.store(),
             &DeadQueue,
             &SystemClock,
             QueueName::Patients,
-            &batch[0].item
+            &record.item
         )
         .await
         .is_err()
@@ -444,11 +402,8 @@ async fn a_parked_adt_is_applied_once_its_patient_exists_even_across_a_crash() {
         > 0
     {}
     drain(&q).await.unwrap();
-    let statuses: Vec<_> = q
-        .store()
-        .list_messages("ACME01", None)
+    let statuses: Vec<_> = acme::messages(q.store())
         .await
-        .unwrap()
         .iter()
         .map(|m| (m.control_id.clone().unwrap(), m.status))
         .collect();
@@ -459,12 +414,7 @@ async fn a_parked_adt_is_applied_once_its_patient_exists_even_across_a_crash() {
             ("MSG00042".to_owned(), MessageStatus::Processed)
         ]
     );
-    let rec = q
-        .store()
-        .load_patient("ACME01", "P555")
-        .await
-        .unwrap()
-        .unwrap();
+    let rec = acme::patient(q.store(), "P555").await;
     assert_eq!(
         rec.patient.email.as_deref(),
         Some("ana.new@example.com"),
@@ -499,16 +449,7 @@ async fn a_message_is_stored_and_queued_together_or_not_at_all() {
             "CREATE TRIGGER queue_full BEFORE INSERT ON queue BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
         )
         .unwrap();
-    let auth = format!("Bearer {KEY}");
-    let failed = ingest(
-        q.store(),
-        &q,
-        &SystemClock,
-        Some(&auth),
-        WORKED.as_bytes(),
-        DEFAULT_MAX_BODY,
-    )
-    .await;
+    let failed = try_post(q.store(), &q, KEY, WORKED).await;
     assert!(failed.is_err(), "no ACK without the queue: {failed:?}");
     assert_eq!(
         q.store().list_messages("ACME01", None).await.unwrap(),
@@ -517,11 +458,7 @@ async fn a_message_is_stored_and_queued_together_or_not_at_all() {
     );
 
     other.execute_batch("DROP TRIGGER queue_full;").unwrap();
-    assert!(
-        post(q.store(), &q, KEY, WORKED)
-            .await
-            .contains("MSA|AA|MSG00042")
-    );
+    assert!(post_acme(&q, WORKED).await.contains("MSA|AA|MSG00042"));
     drain(&q).await.unwrap();
     let messages = q.store().list_messages("ACME01", None).await.unwrap();
     assert_eq!(messages.len(), 1);
@@ -540,11 +477,7 @@ async fn a_replay_cut_short_before_queueing_is_swept() {
     use tendon_core::intake::{SWEEP_AFTER, sweep_unqueued};
     let q = setup().await;
     let unknown_clinic = WORKED.replace("|12^^^Salem Clinic|", "|99^^^Elsewhere|");
-    assert!(
-        post(q.store(), &q, KEY, &unknown_clinic)
-            .await
-            .contains("MSA|AA")
-    );
+    assert!(post_acme(&q, &unknown_clinic).await.contains("MSA|AA"));
     drain(&q).await.unwrap();
     let failed = q.store().list_messages("ACME01", None).await.unwrap();
     assert_eq!(failed[0].status, MessageStatus::Failed);
@@ -565,12 +498,7 @@ async fn a_replay_cut_short_before_queueing_is_swept() {
         .await
         .unwrap();
     drain(&q).await.unwrap();
-    let stuck = q
-        .store()
-        .get_message("ACME01", &failed[0].id)
-        .await
-        .unwrap()
-        .unwrap();
+    let stuck = stored(&q, &failed[0].id).await;
     assert_eq!(
         (stuck.status, stuck.queued),
         (MessageStatus::Accepted, false)
@@ -582,12 +510,7 @@ async fn a_replay_cut_short_before_queueing_is_swept() {
     assert_eq!(sweep_unqueued(&q, later).await, Ok(1));
     assert_eq!(sweep_unqueued(&q, later).await, Ok(0), "queued once");
     drain(&q).await.unwrap();
-    let done = q
-        .store()
-        .get_message("ACME01", &failed[0].id)
-        .await
-        .unwrap()
-        .unwrap();
+    let done = stored(&q, &failed[0].id).await;
     assert_eq!((done.status, done.queued), (MessageStatus::Processed, true));
     let patients = q.store().list_patients("ACME01").await.unwrap();
     assert_eq!(patients.len(), 1);
@@ -610,7 +533,7 @@ async fn an_unanswered_message_is_marked_until_its_resend() {
     use tendon_core::intake::unanswered;
     let q = setup().await;
     let auth = format!("Bearer {KEY}");
-    assert!(post(q.store(), &q, KEY, WORKED).await.contains("MSA|AA"));
+    assert!(post_acme(&q, WORKED).await.contains("MSA|AA"));
     unanswered(q.store(), &q, Some(&auth), WORKED.as_bytes())
         .await
         .unwrap();
@@ -621,11 +544,7 @@ async fn an_unanswered_message_is_marked_until_its_resend() {
         (MessageStatus::Processed, false)
     );
     let events = q.store().list_events("ACME01").await.unwrap();
-    assert!(
-        post(q.store(), &q, KEY, WORKED)
-            .await
-            .contains("MSA|AA|MSG00042")
-    );
+    assert!(post_acme(&q, WORKED).await.contains("MSA|AA|MSG00042"));
     drain(&q).await.unwrap();
     let m = &q.store().list_messages("ACME01", None).await.unwrap()[0];
     assert_eq!((m.status, m.acknowledged), (MessageStatus::Processed, true));

@@ -1,9 +1,7 @@
 //! Workflows on the local backend, through the real handlers: enrolment in the
 //! event's commit, dispatch passes at chosen instants, the outbox.
 use jiff::Timestamp;
-use tendon_core::ports::{
-    DeliveryLog, FixedClock, PatientStore, StepSchedule, Suppressions, WorkflowStore,
-};
+use tendon_core::ports::{DeliveryLog, FixedClock, StepSchedule, Suppressions, WorkflowStore};
 use tendon_core::workflow::Workflow;
 use tendon_core::workflow::dispatch::{Dispatcher, PassReport};
 use tendon_core::workflow::opt_out::set_opt_out;
@@ -56,10 +54,33 @@ async fn setup() -> LocalQueue {
     LocalQueue::new(store)
 }
 
+/// [`setup`], with the workflow `json` (or YAML) imported for ACME01.
+async fn setup_with_workflow(json: &str) -> LocalQueue {
+    let q = setup().await;
+    q.store()
+        .put_workflow("ACME01", &workflow(json))
+        .await
+        .unwrap();
+    q
+}
+
 /// The message through ingest (accepted), then the queues drained.
 async fn post_and_drain(q: &LocalQueue, body: &str) {
     assert!(post(q.store(), q, KEY, body).await.contains("MSA|AA"));
     drain(q).await.unwrap();
+}
+
+/// `count` copies of the worked example through ingest and the queues, each a
+/// new patient with an appointment of its own: control IDs `MSG{series}0000`
+/// on, patients `P{series}000` on and appointments `A{series}0000` on.
+async fn post_new_patients(q: &LocalQueue, series: u32, count: u32) {
+    for n in 0..count {
+        let body = worked()
+            .replace("MSG00042", &format!("MSG{series}{n:04}"))
+            .replace("P555", &format!("P{}", series * 1000 + n))
+            .replace("A9001", &format!("A{}", series * 10000 + n));
+        post_and_drain(q, &body).await;
+    }
 }
 
 async fn pass(q: &LocalQueue, at: &str) -> PassReport {
@@ -82,23 +103,17 @@ fn workflow(json: &str) -> Workflow {
 
 #[tokio::test]
 async fn the_contract_example_workflow_sends_once_escaped_and_on_time() {
-    let q = setup().await;
-    q.store()
-        .put_workflow(
-            "ACME01",
-            &workflow(
-                r#"{"title": "Welcome email", "status": "active", "patient_group": {"source": "any"},
-                    "trigger": {"event": "initial_evaluation_scheduled"},
-                    "steps": [
-                      {"schedule": {"direction": "after", "amount": 0, "unit": "hours"},
-                       "task": {"kind": "email", "subject": "Welcome, {{ patient.first_name }}", "body": "Hi {{ patient.first_name }}, see you on {{ appointment.start_local }}."}},
-                      {"schedule": {"direction": "before", "amount": 1, "unit": "days"},
-                       "task": {"kind": "email", "subject": "Tomorrow at {{ clinic.location }}", "body": "Reminder for {{ patient.first_name }}."}}
-                    ]}"#,
-            ),
-        )
-        .await
-        .unwrap();
+    let q = setup_with_workflow(
+        r#"{"title": "Welcome email", "status": "active", "patient_group": {"source": "any"},
+            "trigger": {"event": "initial_evaluation_scheduled"},
+            "steps": [
+              {"schedule": {"direction": "after", "amount": 0, "unit": "hours"},
+               "task": {"kind": "email", "subject": "Welcome, {{ patient.first_name }}", "body": "Hi {{ patient.first_name }}, see you on {{ appointment.start_local }}."}},
+              {"schedule": {"direction": "before", "amount": 1, "unit": "days"},
+               "task": {"kind": "email", "subject": "Tomorrow at {{ clinic.location }}", "body": "Reminder for {{ patient.first_name }}."}}
+            ]}"#,
+    )
+    .await;
     // A name with markup and a header-injection attempt.
     let hostile = worked().replace(
         "Rivera^Ana^M",
@@ -161,19 +176,13 @@ async fn the_contract_example_workflow_sends_once_escaped_and_on_time() {
 
 #[tokio::test]
 async fn a_canceled_appointment_skips_and_a_rescheduled_one_moves_its_reminder() {
-    let q = setup().await;
-    q.store()
-        .put_workflow(
-            "ACME01",
-            &workflow(
-                r#"{"title": "Reminder", "status": "active",
-                    "trigger": {"event": "appointment_scheduled"},
-                    "steps": [{"schedule": {"direction": "before", "amount": 1, "unit": "days"},
-                               "task": {"kind": "email", "subject": "Tomorrow", "body": "See you."}}]}"#,
-            ),
-        )
-        .await
-        .unwrap();
+    let q = setup_with_workflow(
+        r#"{"title": "Reminder", "status": "active",
+            "trigger": {"event": "appointment_scheduled"},
+            "steps": [{"schedule": {"direction": "before", "amount": 1, "unit": "days"},
+                       "task": {"kind": "email", "subject": "Tomorrow", "body": "See you."}}]}"#,
+    )
+    .await;
     post_and_drain(&q, &worked()).await;
     // S13: moved two days later.
     let moved = worked()
@@ -302,11 +311,7 @@ const WELCOME: &str = r#"{"title": "Welcome", "status": "active", "trigger": {"e
 
 #[tokio::test]
 async fn crashes_around_the_send_cost_at_most_one_duplicate_and_lose_nothing() {
-    let q = setup().await;
-    q.store()
-        .put_workflow("ACME01", &workflow(WELCOME))
-        .await
-        .unwrap();
+    let q = setup_with_workflow(WELCOME).await;
     post_and_drain(&q, &worked()).await;
     let mailer = CountingMailer::default();
     let t0 = Timestamp::now();
@@ -368,11 +373,7 @@ impl tendon_core::ports::Mailer for RejectingMailer {
 async fn an_operator_retries_a_failed_step_and_it_is_sent_once() {
     use tendon_core::workflow::retry::{RetryError, retry_failed_step};
     use tendon_core::workflow::steps::DeliveryStatus;
-    let q = setup().await;
-    q.store()
-        .put_workflow("ACME01", &workflow(WELCOME))
-        .await
-        .unwrap();
+    let q = setup_with_workflow(WELCOME).await;
     post_and_drain(&q, &worked()).await;
     let t0 = Timestamp::now();
     let refused = pass_with(&q, &RejectingMailer, &t0.to_string()).await;
@@ -408,18 +409,8 @@ async fn an_operator_retries_a_failed_step_and_it_is_sent_once() {
 
 #[tokio::test]
 async fn concurrent_passes_never_send_a_step_twice() {
-    let q = setup().await;
-    q.store()
-        .put_workflow("ACME01", &workflow(WELCOME))
-        .await
-        .unwrap();
-    for n in 0..40 {
-        let body = worked()
-            .replace("MSG00042", &format!("MSG2{n:04}"))
-            .replace("P555", &format!("P{}", 2000 + n))
-            .replace("A9001", &format!("A{}", 20000 + n));
-        post_and_drain(&q, &body).await;
-    }
+    let q = setup_with_workflow(WELCOME).await;
+    post_new_patients(&q, 2, 40).await;
     let mailer = CountingMailer::default();
     let now = Timestamp::now().to_string();
     let (a, b) = tokio::join!(pass_with(&q, &mailer, &now), pass_with(&q, &mailer, &now));
@@ -446,22 +437,16 @@ fn a_yaml_definition_reads_like_the_json_one() {
 
 #[tokio::test]
 async fn opted_out_channels_are_skipped_and_the_other_channel_still_sends() {
-    let q = setup().await;
-    q.store()
-        .put_workflow(
-            "ACME01",
-            &workflow(
-                r#"{"title": "Both", "status": "active", "trigger": {"event": "patient_created"},
-                    "steps": [
-                      {"schedule": {"direction": "after", "amount": 1, "unit": "days"},
-                       "task": {"kind": "text", "body": "Hi {{ patient.first_name }}"}},
-                      {"schedule": {"direction": "after", "amount": 1, "unit": "days"},
-                       "task": {"kind": "email", "subject": "Hi", "body": "Hello."}}
-                    ]}"#,
-            ),
-        )
-        .await
-        .unwrap();
+    let q = setup_with_workflow(
+        r#"{"title": "Both", "status": "active", "trigger": {"event": "patient_created"},
+            "steps": [
+              {"schedule": {"direction": "after", "amount": 1, "unit": "days"},
+               "task": {"kind": "text", "body": "Hi {{ patient.first_name }}"}},
+              {"schedule": {"direction": "after", "amount": 1, "unit": "days"},
+               "task": {"kind": "email", "subject": "Hi", "body": "Hello."}}
+            ]}"#,
+    )
+    .await;
     post_and_drain(&q, &worked()).await;
     assert!(
         set_opt_out(q.store(), "ACME01", "P555", Channel::Text, true)
@@ -490,22 +475,13 @@ async fn opted_out_channels_are_skipped_and_the_other_channel_still_sends() {
     set_opt_out(q.store(), "ACME01", "P555", Channel::Text, false)
         .await
         .unwrap();
-    let rec = q
-        .store()
-        .load_patient("ACME01", "P555")
-        .await
-        .unwrap()
-        .unwrap();
+    let rec = acme::patient(q.store(), "P555").await;
     assert!(!rec.patient.text_opt_out && !rec.patient.unsubscribed);
 }
 
 #[tokio::test]
 async fn a_suppressed_address_gets_no_email_whichever_patient_has_it() {
-    let q = setup().await;
-    q.store()
-        .put_workflow("ACME01", &workflow(WELCOME))
-        .await
-        .unwrap();
+    let q = setup_with_workflow(WELCOME).await;
     // As the feedback function records a bounce of the worked example's address.
     q.store()
         .suppress_address("ACME01", "Ana.Rivera@example.com", "bounce")
@@ -538,18 +514,8 @@ impl tendon_core::ports::Clock for SlowClock {
 
 #[tokio::test]
 async fn a_pass_out_of_time_stops_claiming_and_the_next_sends_the_rest() {
-    let q = setup().await;
-    q.store()
-        .put_workflow("ACME01", &workflow(WELCOME))
-        .await
-        .unwrap();
-    for n in 0..150 {
-        let body = worked()
-            .replace("MSG00042", &format!("MSG3{n:04}"))
-            .replace("P555", &format!("P{}", 3000 + n))
-            .replace("A9001", &format!("A{}", 30000 + n));
-        post_and_drain(&q, &body).await;
-    }
+    let q = setup_with_workflow(WELCOME).await;
+    post_new_patients(&q, 3, 150).await;
     let now = Timestamp::now();
     let q = &q;
     let pass = |budget| {

@@ -3,8 +3,9 @@
 //! type `Initial Eval`), location 12 (`Salem Clinic`) and practitioner 445566
 //! (Chidi Okafor), with the ingest key [`KEY`].
 use tendon_core::keys::key_hash;
+use tendon_core::model::{PatientRecord, StoredMessage};
 use tendon_core::org::{Location, Org, Practitioner};
-use tendon_core::ports::ConfigStore;
+use tendon_core::ports::{ConfigStore, MessageLog, PatientStore};
 
 /// The org's ID, as MSH-4 of the worked example names it.
 pub const ORG: &str = "ACME01";
@@ -71,4 +72,18 @@ pub async fn configure<S: ConfigStore>(store: &S, org: &Org, key: &str) {
 /// ACME01 configured on `store`, with the ingest key [`KEY`].
 pub async fn setup<S: ConfigStore>(store: &S) {
     configure(store, &org(), KEY).await;
+}
+
+/// ACME01's patient `id` as stored; panics unless it is there.
+pub async fn patient<S: PatientStore>(store: &S, id: &str) -> PatientRecord {
+    store
+        .load_patient(ORG, id)
+        .await
+        .expect("load_patient")
+        .unwrap_or_else(|| panic!("patient {id} is stored"))
+}
+
+/// ACME01's stored messages, oldest first.
+pub async fn messages<S: MessageLog>(store: &S) -> Vec<StoredMessage> {
+    store.list_messages(ORG, None).await.expect("list_messages")
 }
