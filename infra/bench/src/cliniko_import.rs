@@ -121,7 +121,7 @@ async fn run(a: &Options, n: usize) -> Result<Run, String> {
         base_url: Some(server.base_url().to_owned()),
         token: "bench".into(),
         watermark: None,
-        connected_at: jiff::Timestamp::now().to_string(),
+        connected_at: jiff::Timestamp::now(),
         last_sync_at: None,
     };
     store

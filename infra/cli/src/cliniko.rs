@@ -73,7 +73,7 @@ pub async fn run<S: SyncStore>(store: &S, cmd: ClinikoCommand) -> CliResult {
                 base_url: base_url.clone(),
                 token: String::new(),
                 watermark: None,
-                connected_at: String::new(),
+                connected_at: jiff::Timestamp::UNIX_EPOCH,
                 last_sync_at: None,
             };
             let client = client_for(&probe)?;

@@ -128,11 +128,7 @@ impl MessageLog for AwsStore {
             Vec::new()
         };
         if !message.queued {
-            let ms = message
-                .received_at
-                .parse::<jiff::Timestamp>()
-                .map_or(0, |t| t.as_millisecond());
-            unqueued_keys(&mut item, ms, &message.id);
+            unqueued_keys(&mut item, message.received_at.as_millisecond(), &message.id);
         }
         if chunks.is_empty() {
             item.insert(
@@ -147,7 +143,7 @@ impl MessageLog for AwsStore {
         }
         let listing = listing_item(
             message_list_pk(&message.org),
-            &received_key(&message.received_at),
+            &instant_key(message.received_at),
             &message.id,
         );
         let mut items = vec![

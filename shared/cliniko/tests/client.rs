@@ -115,7 +115,7 @@ async fn a_client_for_a_stored_connection() {
         base_url: Some(fake.base_url().into()),
         token: "t".into(),
         watermark: None,
-        connected_at: "2026-01-01T00:00:00Z".into(),
+        connected_at: "2026-01-01T00:00:00Z".parse().unwrap(),
         last_sync_at: None,
     };
     let client = Client::for_connection_with(&connection, UA).unwrap();

@@ -69,8 +69,11 @@ pub async fn cliniko_connections<S: Stores + tendon_core::ports::ClinikoStore>(s
         .unwrap();
     let now = store.connection(&org_id).await.unwrap().unwrap();
     assert_eq!(
-        (now.watermark.as_deref(), now.last_sync_at.as_deref()),
-        (Some("2026-11-20T10:00:00Z"), Some("2026-11-20T17:32:00Z")),
+        (now.watermark.as_deref(), now.last_sync_at),
+        (
+            Some("2026-11-20T10:00:00Z"),
+            Some(ts("2026-11-20T17:32:00Z"))
+        ),
         "contract: record_sync keeps the watermark when given none"
     );
     assert!(matches!(
@@ -138,7 +141,7 @@ pub async fn record_commits<S: Stores + tendon_core::ports::ClinikoStore>(store:
         patient_id: id.clone(),
         case_id: None,
         appointment_id: None,
-        at: "2026-11-20T17:30:00Z".to_owned(),
+        at: ts("2026-11-20T17:30:00Z"),
         message_id: format!("cliniko:{id}"),
     };
     let step = scheduled_step(&org_id, &id, 0, "2026-11-20T18:00:00Z");

@@ -69,7 +69,7 @@ pub fn message(org: &str, id: &str, received_at: &str) -> StoredMessage {
         message_type: Some("SIU^S12".to_owned()),
         status: MessageStatus::Accepted,
         errors: Vec::new(),
-        received_at: received_at.to_owned(),
+        received_at: ts(received_at),
         body_hash: format!("hash-of-{id}"),
         patient_id: Some("P555".to_owned()),
         steps_done: Vec::new(),
@@ -91,8 +91,8 @@ pub fn patient_record(id: &str, version: u64) -> PatientRecord {
             gender: Some(Gender::Female),
             email: Some("ana.rivera@example.com".to_owned()),
             mobile: Some("+15035550101".to_owned()),
-            demographics_at: Some("2026-11-20T17:30:00Z".to_owned()),
-            created_at: "2026-11-20T17:30:01Z".to_owned(),
+            demographics_at: Some(ts("2026-11-20T17:30:00Z")),
+            created_at: ts("2026-11-20T17:30:01Z"),
             merged_into: None,
             unsubscribed: false,
             text_opt_out: false,
@@ -106,7 +106,7 @@ pub fn patient_record(id: &str, version: u64) -> PatientRecord {
                 case_id: None,
                 supervising_practitioner_id: None,
                 status: EpisodeStatus::Active,
-                created_at: "2026-11-20T17:30:01Z".to_owned(),
+                created_at: ts("2026-11-20T17:30:01Z"),
             },
             Episode {
                 name: "Right Shoulder".to_owned(),
@@ -114,7 +114,7 @@ pub fn patient_record(id: &str, version: u64) -> PatientRecord {
                 case_id: Some("C-42".to_owned()),
                 supervising_practitioner_id: Some("445566".to_owned()),
                 status: EpisodeStatus::Active,
-                created_at: "2026-11-20T17:30:01Z".to_owned(),
+                created_at: ts("2026-11-20T17:30:01Z"),
             },
         ],
         appointments: vec![Appointment {
@@ -126,7 +126,7 @@ pub fn patient_record(id: &str, version: u64) -> PatientRecord {
             practitioner_id: Some("445566".to_owned()),
             location_id: Some("12".to_owned()),
             initial_evaluation: true,
-            updated_by: Some("2026-11-20T17:30:00Z".to_owned()),
+            updated_by: Some(ts("2026-11-20T17:30:00Z")),
         }],
         version,
     }
@@ -140,7 +140,7 @@ pub fn event(org: &str, message_id: &str, kind: EventKind, patient: &str) -> Dom
         patient_id: patient.to_owned(),
         case_id: Some("C-42".to_owned()),
         appointment_id: None,
-        at: "2026-11-20T17:30:01Z".to_owned(),
+        at: ts("2026-11-20T17:30:01Z"),
         message_id: message_id.to_owned(),
     }
 }
@@ -294,7 +294,7 @@ pub fn cliniko_connection(org: &str) -> tendon_core::cliniko::ClinikoConnection 
         base_url: None,
         token: unique("token"),
         watermark: None,
-        connected_at: "2026-11-20T17:30:00Z".to_owned(),
+        connected_at: "2026-11-20T17:30:00Z".parse().unwrap(),
         last_sync_at: None,
     }
 }

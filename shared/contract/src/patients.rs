@@ -301,7 +301,7 @@ pub async fn events<S: Stores>(store: &S) {
     let e2 = event(&org_id, &a.id, EventKind::EpisodeCreated, "P1");
     let e3 = event(&org_id, &b.id, EventKind::AppointmentScheduled, "P1");
     let mut e1_again = e1.clone();
-    e1_again.at = "2026-11-20T18:00:00Z".to_owned();
+    e1_again.at = ts("2026-11-20T18:00:00Z");
     e1_again.message_id = b.id.clone();
 
     assert_eq!(

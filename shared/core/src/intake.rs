@@ -186,7 +186,7 @@ where
         message_type: report.message_type.clone(),
         status: status_for(&report.errors),
         errors: report.errors.clone(),
-        received_at: now.to_string(),
+        received_at: now,
         body_hash,
         patient_id: report.fields.patient_id.clone(),
         steps_done: Vec::new(),

@@ -2,7 +2,8 @@
 //! appointments, stored messages, and domain events. (An org and its
 //! configuration are in [`org`](crate::org).) Stored by the adapters as they
 //! are (JSON in SQLite, items in DynamoDB).
-use serde::{Deserialize, Serialize};
+use jiff::Timestamp;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::{AppointmentStatus, Gender, Issue};
 
@@ -24,10 +25,11 @@ pub struct Patient {
     pub gender: Option<Gender>,
     pub email: Option<String>,
     pub mobile: Option<String>,
-    /// MSH-7 (RFC 3339) of the message that last set the demographics; older
-    /// messages do not overwrite them.
-    pub demographics_at: Option<String>,
-    pub created_at: String,
+    /// When the source last set the demographics (a message's MSH-7, a
+    /// Cliniko profile's `updated_at`); older ones do not overwrite them.
+    #[serde(default, deserialize_with = "lenient_instant")]
+    pub demographics_at: Option<Timestamp>,
+    pub created_at: Timestamp,
     /// Set on a prior patient ID after an A40 merge: messages for it reach this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_into: Option<String>,
@@ -64,7 +66,7 @@ pub struct Episode {
     /// The treating therapist of the case's first IE; never updated afterwards.
     pub supervising_practitioner_id: Option<String>,
     pub status: EpisodeStatus,
-    pub created_at: String,
+    pub created_at: Timestamp,
 }
 
 impl Episode {
@@ -82,15 +84,18 @@ pub struct Appointment {
     pub id: String,
     #[serde(rename = "type")]
     pub appointment_type: Option<String>,
-    /// RFC 3339 with the location's offset.
+    /// RFC 3339 with the location's offset: the clinic's own wall-clock time
+    /// is part of the value (templates and `patient show` print it as is).
     pub start: Option<String>,
     pub status: AppointmentStatus,
     pub case_id: Option<String>,
     pub practitioner_id: Option<String>,
     pub location_id: Option<String>,
     pub initial_evaluation: bool,
-    /// MSH-7 of the message that last changed it.
-    pub updated_by: Option<String>,
+    /// When its source last changed it (a message's MSH-7, a Cliniko
+    /// record's `updated_at`); older changes do not overwrite it.
+    #[serde(default, deserialize_with = "lenient_instant")]
+    pub updated_by: Option<Timestamp>,
 }
 
 /// A patient with everything that hangs off it: the unit of consistency.
@@ -106,7 +111,7 @@ pub struct PatientRecord {
 impl PatientRecord {
     /// A patient not stored yet: no demographics, its Default episode,
     /// version 1. Every new patient, from a message or from Cliniko, starts here.
-    pub fn new_patient(id: &str, source: Source, now: &str) -> PatientRecord {
+    pub fn new_patient(id: &str, source: Source, now: Timestamp) -> PatientRecord {
         PatientRecord {
             patient: Patient {
                 id: id.to_owned(),
@@ -118,7 +123,7 @@ impl PatientRecord {
                 email: None,
                 mobile: None,
                 demographics_at: None,
-                created_at: now.to_owned(),
+                created_at: now,
                 merged_into: None,
                 unsubscribed: false,
                 text_opt_out: false,
@@ -131,7 +136,7 @@ impl PatientRecord {
                 case_id: None,
                 supervising_practitioner_id: None,
                 status: EpisodeStatus::Active,
-                created_at: now.to_owned(),
+                created_at: now,
             }],
             appointments: Vec::new(),
             version: 1,
@@ -198,7 +203,7 @@ pub struct StoredMessage {
     pub message_type: Option<String>,
     pub status: MessageStatus,
     pub errors: Vec<Issue>,
-    pub received_at: String,
+    pub received_at: Timestamp,
     /// SHA-256 of the body, to tell a retry from a reused control ID.
     pub body_hash: String,
     /// The patient the message is about, for the queue's message group.
@@ -287,8 +292,42 @@ pub struct DomainEvent {
     pub patient_id: String,
     pub case_id: Option<String>,
     pub appointment_id: Option<String>,
-    /// When the event was recorded (RFC 3339, UTC).
-    pub at: String,
+    /// When the event was recorded.
+    pub at: Timestamp,
     /// The message that caused it.
     pub message_id: String,
+}
+
+/// An instant written by an older version, or a source's own text (a Cliniko
+/// `updated_at`), that may not be one: unreadable is unknown, not an error
+/// that would make the whole record unreadable.
+fn lenient_instant<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
+    let text = Option::<String>::deserialize(d)?;
+    Ok(text.and_then(|t| t.parse().ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_last_changed_instant_that_does_not_read_is_unknown() {
+        let now = "2026-11-20T17:30:00Z".parse().unwrap();
+        let mut record = PatientRecord::new_patient("P1", Source::Cliniko, now);
+        record.patient.demographics_at = Some(now);
+        let mut json = serde_json::to_value(&record).unwrap();
+        assert_eq!(json["patient"]["demographics_at"], "2026-11-20T17:30:00Z");
+        // What an older version stored for a Cliniko profile without `updated_at`.
+        json["patient"]["demographics_at"] = "".into();
+        let read: PatientRecord = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(read.patient.demographics_at, None);
+        assert_eq!(read.patient.created_at, now);
+        // An offset reads as the same instant.
+        json["patient"]["demographics_at"] = "2026-11-20T09:30:00-08:00".into();
+        let read: PatientRecord = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(read.patient.demographics_at, Some(now));
+        // A creation time is never lenient: a record without one is refused.
+        json["patient"]["created_at"] = "".into();
+        assert!(serde_json::from_value::<PatientRecord>(json).is_err());
+    }
 }

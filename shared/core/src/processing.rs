@@ -269,7 +269,7 @@ where
         let ctx = Context {
             config: &loaded.config,
             message_id: &loaded.message.id,
-            now: now.to_string(),
+            now,
         };
         let decision = match step {
             Step::Patient => decide_patient(store, &loaded, &ctx).await?,

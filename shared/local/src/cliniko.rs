@@ -56,7 +56,6 @@ impl ClinikoStore for SqliteStore {
     ) -> StoreResult<()> {
         let org = org.to_owned();
         let watermark = watermark.map(str::to_owned);
-        let synced_at = synced_at.to_string();
         self.run("record_sync", move |conn| {
             let tx = write_tx(conn)?;
             let found: Option<ClinikoConnection> = json_row(

@@ -10,11 +10,10 @@ use crate::queue::enqueue;
 use crate::sql::{encode, json_rows, rows};
 use crate::{Fail, SqliteStore, now_ms, write_tx};
 
-/// The sort key of `received_at`: Unix nanoseconds, or NULL (first) if it is
-/// not an RFC 3339 instant.
-pub(crate) fn received_key(received_at: &str) -> Option<i64> {
-    let ts = received_at.parse::<jiff::Timestamp>().ok()?;
-    i64::try_from(ts.as_nanosecond()).ok()
+/// The sort key of `received_at`: Unix nanoseconds (an i64 holds them until
+/// 2262; NULL, which sorts first, past that).
+fn received_key(received_at: Timestamp) -> Option<i64> {
+    i64::try_from(received_at.as_nanosecond()).ok()
 }
 
 /// The message with its raw bytes, if stored.
@@ -50,7 +49,7 @@ pub(crate) fn save_state(conn: &Connection, message: &StoredMessage) -> Result<(
 
 /// Inserts the message unless one with its (org, id) exists, on the open
 /// transaction; `unqueued_at` is set for a message stored `queued: false`.
-fn insert(tx: &Connection, m: &StoredMessage, json: &str, now_ms: i64) -> Result<Inserted, Fail> {
+fn insert(tx: &Connection, m: &StoredMessage, json: &str) -> Result<Inserted, Fail> {
     let added = tx
         .prepare_cached(
             "INSERT INTO messages (org, id, status, control_id, received_at, patient_id, json, raw, unqueued_at)
@@ -61,15 +60,11 @@ fn insert(tx: &Connection, m: &StoredMessage, json: &str, now_ms: i64) -> Result
             m.id,
             m.status.as_str(),
             m.control_id,
-            received_key(&m.received_at),
+            received_key(m.received_at),
             m.patient_id,
             json,
             m.raw,
-            (!m.queued).then(|| {
-                m.received_at
-                    .parse::<Timestamp>()
-                    .map_or(now_ms, |t| t.as_millisecond())
-            }),
+            (!m.queued).then(|| m.received_at.as_millisecond()),
         ])?;
     if added == 1 {
         return Ok(Inserted::New);
@@ -85,7 +80,7 @@ impl MessageLog for SqliteStore {
         let m = message.clone();
         self.run("insert_message", move |conn| {
             let tx = write_tx(conn)?;
-            let inserted = insert(&tx, &m, &json, now_ms())?;
+            let inserted = insert(&tx, &m, &json)?;
             tx.commit()?;
             Ok(inserted)
         })
@@ -181,7 +176,7 @@ impl Intake for SqliteStore {
         self.run(WHAT, move |conn| {
             let tx = write_tx(conn)?;
             let now = now_ms();
-            let inserted = insert(&tx, &m, &json, now)?;
+            let inserted = insert(&tx, &m, &json)?;
             if let (Inserted::New, Some((h, body))) = (&inserted, &pointer) {
                 enqueue(&tx, h.queue, &h.group, &h.dedupe_id, body, now)?;
             }

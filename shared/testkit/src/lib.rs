@@ -60,7 +60,7 @@ pub fn poison_message() -> StoredMessage {
         message_type: Some("SIU^S12".into()),
         status: MessageStatus::Accepted,
         errors: Vec::new(),
-        received_at: "2026-11-20T17:30:00Z".into(),
+        received_at: "2026-11-20T17:30:00Z".parse().unwrap(),
         body_hash: "x".into(),
         patient_id: Some("P555".into()),
         steps_done: Vec::new(),

@@ -173,7 +173,7 @@ pub fn is_applied(record: &crate::model::PatientRecord, a: &ClinikoAppointment) 
     };
     record
         .appointment(&a.id)
-        .and_then(|held| held.updated_by.as_deref()?.parse::<Timestamp>().ok())
+        .and_then(|held| held.updated_by)
         .is_some_and(|held| held >= version)
 }
 
@@ -328,7 +328,7 @@ pub async fn apply_appointment<S: SyncStore>(
     let ctx = Context {
         config,
         message_id: &message_id,
-        now: now.to_string(),
+        now,
     };
     for _ in 0..MAX_CONFLICTS {
         let record = store.load_patient(&config.org.id, patient_id).await?;
@@ -383,7 +383,7 @@ pub async fn apply_closed_case<S: SyncStore>(
     let ctx = Context {
         config,
         message_id: &message_id,
-        now: now.to_string(),
+        now,
     };
     for _ in 0..MAX_CONFLICTS {
         let Some(record) = store.load_patient(&config.org.id, patient_id).await? else {

@@ -28,9 +28,9 @@ pub struct ClinikoConnection {
     /// for changes after it (less a small overlap).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watermark: Option<String>,
-    pub connected_at: String,
+    pub connected_at: jiff::Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_sync_at: Option<String>,
+    pub last_sync_at: Option<jiff::Timestamp>,
 }
 
 impl ClinikoConnection {

@@ -7,6 +7,8 @@
 //! In order: what a rule answers ([`Decision`]) and the [`Context`] it is
 //! asked in; the checks both steps make first; the patient step; the episode
 //! step.
+use jiff::Timestamp;
+
 use crate::mapping::MappedMessage;
 use crate::model::{
     Appointment, DomainEvent, Episode, EpisodeStatus, EventKind, MessageStatus, Patient,
@@ -54,8 +56,7 @@ impl Decision {
 pub struct Context<'a> {
     pub config: &'a OrgConfig,
     pub message_id: &'a str,
-    /// Now, RFC 3339 UTC.
-    pub now: String,
+    pub now: Timestamp,
 }
 
 impl Context<'_> {
@@ -74,7 +75,7 @@ impl Context<'_> {
             patient_id: patient.to_owned(),
             case_id: case_id.map(str::to_owned),
             appointment_id: appointment_id.map(str::to_owned),
-            at: self.now.clone(),
+            at: self.now,
             message_id: self.message_id.to_owned(),
         }
     }
@@ -90,16 +91,15 @@ fn bump(record: &PatientRecord) -> RecordWrite {
     }
 }
 
-/// MSH-7 as an RFC 3339 instant, for the stale-update checks.
-pub fn message_time(m: &MappedMessage) -> Option<String> {
-    m.message_time.map(|t| t.to_string())
+/// MSH-7, for the stale-update checks.
+pub fn message_time(m: &MappedMessage) -> Option<Timestamp> {
+    m.message_time
 }
 
 /// True when a message with time `msg` may overwrite state last set at `stored`.
 /// A message without MSH-7 is taken as the newest (arrival order).
-fn is_newer(msg: Option<&str>, stored: Option<&str>) -> bool {
-    let parse = |s: &str| s.parse::<jiff::Timestamp>().ok();
-    match (msg.and_then(parse), stored.and_then(parse)) {
+fn is_newer(msg: Option<Timestamp>, stored: Option<Timestamp>) -> bool {
+    match (msg, stored) {
         (Some(m), Some(s)) => m >= s,
         _ => true,
     }
@@ -163,7 +163,7 @@ fn creation_blocker(ctx: &Context<'_>, m: &MappedMessage) -> Option<Decision> {
 }
 
 /// Copies the message's demographics onto a patient; absent values keep what is there.
-fn apply_demographics(p: &mut Patient, m: &MappedMessage, at: Option<String>) {
+fn apply_demographics(p: &mut Patient, m: &MappedMessage, at: Option<Timestamp>) {
     let set = |slot: &mut Option<String>, v: &Option<String>| {
         if v.is_some() {
             slot.clone_from(v);
@@ -217,7 +217,7 @@ pub fn patient_step(
     match (current, kind.is_siu()) {
         (Some(rec), siu) => {
             let mut write = bump(rec);
-            if is_newer(at.as_deref(), rec.patient.demographics_at.as_deref()) {
+            if is_newer(at, rec.patient.demographics_at) {
                 apply_demographics(&mut write.record.patient, m, at);
             }
             let changed = write.record.patient != rec.patient;
@@ -236,7 +236,7 @@ pub fn patient_step(
             if let Some(blocked) = creation_blocker(ctx, m) {
                 return blocked;
             }
-            let mut record = PatientRecord::new_patient(patient_id, Source::Emr, &ctx.now);
+            let mut record = PatientRecord::new_patient(patient_id, Source::Emr, ctx.now);
             apply_demographics(&mut record.patient, m, at);
             Decision {
                 writes: vec![RecordWrite {
@@ -258,7 +258,7 @@ fn merge(
     survivor_id: &str,
     survivor: Option<&PatientRecord>,
     prior: Option<&PatientRecord>,
-    at: Option<String>,
+    at: Option<Timestamp>,
 ) -> Decision {
     let prior = prior.filter(|p| p.patient.id != survivor_id && p.patient.merged_into.is_none());
     // The survivor's ID already leads (through its merge alias) to the prior
@@ -311,7 +311,7 @@ fn merge(
             t.appointments.push(appt.clone());
         }
     }
-    if is_newer(at.as_deref(), t.patient.demographics_at.as_deref()) {
+    if is_newer(at, t.patient.demographics_at) {
         apply_demographics(&mut t.patient, m, at);
     }
     let mut alias = bump(prior);
@@ -329,10 +329,10 @@ fn merge(
 fn updated_demographics(
     rec: &PatientRecord,
     m: &MappedMessage,
-    at: Option<String>,
+    at: Option<Timestamp>,
 ) -> Option<RecordWrite> {
     let mut write = bump(rec);
-    if is_newer(at.as_deref(), rec.patient.demographics_at.as_deref()) {
+    if is_newer(at, rec.patient.demographics_at) {
         apply_demographics(&mut write.record.patient, m, at);
     }
     (write.record.patient != rec.patient).then_some(write)
@@ -390,14 +390,14 @@ pub fn episode_step(
             case_id: Some(case_id.to_owned()),
             supervising_practitioner_id: ie_practitioner(m).map(|(id, _)| id.to_owned()),
             status: EpisodeStatus::Active,
-            created_at: ctx.now.clone(),
+            created_at: ctx.now,
         });
         events.push(ctx.event(EventKind::EpisodeCreated, pid, Some(case_id), None));
     }
 
     let at = message_time(m);
     let old = rec.appointment(appt_id);
-    if old.is_none_or(|a| is_newer(at.as_deref(), a.updated_by.as_deref())) {
+    if old.is_none_or(|a| is_newer(at, a.updated_by)) {
         let status = m.appointment_status.unwrap_or(AppointmentStatus::Scheduled);
         let new = Appointment {
             id: appt_id.to_owned(),
@@ -408,7 +408,7 @@ pub fn episode_step(
             practitioner_id: ie_practitioner(m).map(|(id, _)| id.to_owned()),
             location_id: m.clinic_id.clone(),
             initial_evaluation: is_ie,
-            updated_by: at.or_else(|| old.and_then(|a| a.updated_by.clone())),
+            updated_by: at.or_else(|| old.and_then(|a| a.updated_by)),
         };
         let kinds: &[EventKind] = match old {
             Some(a)

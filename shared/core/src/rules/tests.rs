@@ -47,7 +47,7 @@ fn ctx<'a>(cfg: &'a OrgConfig, id: &'a str) -> Context<'a> {
     Context {
         config: cfg,
         message_id: id,
-        now: "2026-11-20T17:30:00Z".into(),
+        now: "2026-11-20T17:30:00Z".parse().unwrap(),
     }
 }
 

@@ -64,10 +64,9 @@ pub async fn apply_profile<S: SyncStore>(
     now: Timestamp,
 ) -> Result<Outcome, StoreError> {
     let org = &config.org.id;
-    let now_text = now.to_string();
     for _ in 0..MAX_CONFLICTS {
         let local = store.load_patient(org, &profile.id).await?;
-        let (write, events, outcome) = decide(org, profile, local.as_ref(), region, &now_text);
+        let (write, events, outcome) = decide(org, profile, local.as_ref(), region, now);
         if let Outcome::Failed(missing) = &outcome {
             let failure = ClinikoFailure {
                 cliniko_id: profile.id.clone(),

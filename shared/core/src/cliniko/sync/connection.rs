@@ -45,7 +45,7 @@ pub async fn connect<S: SyncStore, A: ClinikoApi>(
         base_url: base_url.map(str::to_owned),
         token,
         watermark,
-        connected_at: now.to_string(),
+        connected_at: now,
         last_sync_at: existing.and_then(|c| c.last_sync_at),
     };
     store.put_connection(&connection).await?;
@@ -67,8 +67,6 @@ pub fn since(connection: &ClinikoConnection) -> Option<String> {
 mod tests {
     use super::*;
 
-    const NOW: &str = "2026-11-21T00:00:00Z";
-
     #[test]
     fn a_re_sync_starts_five_minutes_before_the_watermark() {
         let c = ClinikoConnection {
@@ -78,7 +76,7 @@ mod tests {
             base_url: None,
             token: "t".into(),
             watermark: Some("2026-11-20T10:00:00Z".into()),
-            connected_at: NOW.into(),
+            connected_at: "2026-11-21T00:00:00Z".parse().unwrap(),
             last_sync_at: None,
         };
         assert_eq!(since(&c).as_deref(), Some("2026-11-20T09:55:00Z"));

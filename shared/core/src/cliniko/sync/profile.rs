@@ -128,7 +128,7 @@ fn inactive_reason(p: &ClinikoPatient) -> Option<&'static str> {
 
 /// The `patient_created` event of a profile: one per (org, profile), however
 /// often it is synced.
-fn created_event(org: &str, patient_id: &str, now: &str) -> DomainEvent {
+fn created_event(org: &str, patient_id: &str, now: Timestamp) -> DomainEvent {
     let message_id = format!("cliniko:{patient_id}");
     DomainEvent {
         id: format!("{message_id}:patient_created:{patient_id}"),
@@ -137,7 +137,7 @@ fn created_event(org: &str, patient_id: &str, now: &str) -> DomainEvent {
         patient_id: patient_id.to_owned(),
         case_id: None,
         appointment_id: None,
-        at: now.to_owned(),
+        at: now,
         message_id,
     }
 }
@@ -151,22 +151,15 @@ pub fn decide(
     profile: &ClinikoPatient,
     local: Option<&PatientRecord>,
     region: Option<&str>,
-    now: &str,
+    now: Timestamp,
 ) -> (Option<RecordWrite>, Vec<DomainEvent>, Outcome) {
     if local.is_some_and(|r| r.patient.source != Source::Cliniko) {
         return (None, Vec::new(), Outcome::Ignored);
     }
     // A profile older than the one applied (a page read before an "Open in"
     // click fetched a newer one) changes nothing.
-    let stale = |r: &PatientRecord| {
-        let seen = r
-            .patient
-            .demographics_at
-            .as_deref()
-            .and_then(|s| s.parse::<Timestamp>().ok());
-        let this = profile.updated_at.parse::<Timestamp>().ok();
-        matches!((seen, this), (Some(seen), Some(this)) if this < seen)
-    };
+    let this = profile.updated_at.parse::<Timestamp>().ok();
+    let stale = |r: &PatientRecord| matches!((r.patient.demographics_at, this), (Some(seen), Some(this)) if this < seen);
     if let Some(reason) = inactive_reason(profile) {
         let Some(rec) = local else {
             return (None, Vec::new(), Outcome::Ignored);
@@ -185,7 +178,7 @@ pub fn decide(
         let mut next = rec.clone();
         next.patient.inactive = Some(reason.to_owned());
         next.patient.merged_into = merged_into;
-        next.patient.demographics_at = Some(profile.updated_at.clone());
+        next.patient.demographics_at = this;
         next.version = rec.version + 1;
         let write = RecordWrite {
             record: next,
@@ -219,7 +212,7 @@ pub fn decide(
             if next.patient == rec.patient {
                 return (None, Vec::new(), Outcome::Unchanged);
             }
-            next.patient.demographics_at = Some(profile.updated_at.clone());
+            next.patient.demographics_at = this;
             next.version = rec.version + 1;
             let write = RecordWrite {
                 record: next,
@@ -229,7 +222,7 @@ pub fn decide(
         }
         None => {
             let mut record = PatientRecord::new_patient(&profile.id, Source::Cliniko, now);
-            record.patient.demographics_at = Some(profile.updated_at.clone());
+            record.patient.demographics_at = this;
             fill(&mut record.patient);
             let write = RecordWrite {
                 record,
@@ -269,7 +262,7 @@ mod tests {
         }
     }
 
-    const NOW: &str = "2026-11-21T00:00:00Z";
+    const NOW: Timestamp = Timestamp::constant(1_795_219_200, 0); // 2026-11-21T00:00:00Z
 
     #[test]
     fn every_required_field_is_checked_by_its_cliniko_name() {
@@ -302,7 +295,13 @@ mod tests {
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].kind, EventKind::PatientCreated);
         // The same profile again: the same event ID.
-        let (_, again, _) = decide("ORG", &profile(), None, Some("AU"), "2026-11-22T00:00:00Z");
+        let (_, again, _) = decide(
+            "ORG",
+            &profile(),
+            None,
+            Some("AU"),
+            "2026-11-22T00:00:00Z".parse().unwrap(),
+        );
         assert_eq!(again[0].id, events[0].id);
     }
 

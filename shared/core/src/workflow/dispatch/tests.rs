@@ -47,7 +47,7 @@ fn record(start: &str, status: AppointmentStatus) -> PatientRecord {
             email: Some("a@example.com".into()),
             mobile: None,
             demographics_at: None,
-            created_at: "2026-11-01T00:00:00Z".into(),
+            created_at: "2026-11-01T00:00:00Z".parse().unwrap(),
             merged_into: None,
             unsubscribed: false,
             text_opt_out: false,
@@ -78,7 +78,7 @@ fn event(kind: EventKind, id: &str) -> DomainEvent {
         patient_id: "P1".into(),
         case_id: None,
         appointment_id: Some("A1".into()),
-        at: "2026-11-01T00:00:00Z".into(),
+        at: "2026-11-01T00:00:00Z".parse().unwrap(),
         message_id: "m".into(),
     }
 }
