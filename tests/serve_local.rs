@@ -80,6 +80,65 @@ fn worked_example_end_to_end_and_duplicates_have_no_effect() {
     );
 }
 
+/// The README's first minutes on any day: the worked example dated from
+/// today (`hl7 example`) goes all the way to a sent welcome email on the
+/// dispatcher's next pass, and the day-before steps wait for their day.
+#[test]
+fn the_readme_walkthrough_sends_the_welcome_email_today() {
+    let mut env = Tendon::local("readme");
+    let key = acme(&env);
+    env.ok(&["workflow", "install-defaults", "--org", "ACME01"]);
+    env.serve();
+    let example = env
+        .command()
+        .args(["hl7", "example"])
+        .output()
+        .expect("tendon runs");
+    assert!(example.status.success());
+    let (status, ack) = env.post(Some(&key), &example.stdout);
+    assert_eq!((status, msa(&ack)), (200, ("AA".into(), "MSG00042".into())));
+    let msgs = env.settle("ACME01");
+    assert_eq!(msgs[0]["status"], "processed");
+
+    let next_pass = (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(60)).to_string();
+    env.ok(&["dispatch", "--at", &next_pass]);
+    let outbox = env.ok(&["outbox", "list", "--org", "ACME01"]);
+    let mut sent: Vec<_> = outbox
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["workflow_id"].as_str().unwrap_or_default(),
+                m["step"].as_u64(),
+                m["channel"].as_str().unwrap_or_default(),
+                m["to"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    sent.sort();
+    let ana = "ana.rivera@example.com";
+    assert_eq!(
+        sent,
+        [
+            ("welcome-emr", Some(0), "email", ana),
+            ("welcome-emr", Some(1), "email", ana)
+        ],
+        "the welcome email and the education it assigns, once each: {outbox}"
+    );
+    let welcome = outbox.as_array().unwrap().iter().find(|m| m["step"] == 0);
+    assert_eq!(welcome.unwrap()["subject"], "Welcome to ACME01 PT, Ana");
+    // The reminders and the PRO form the day before are still to come.
+    let steps = env.ok(&["workflow", "steps", "--org", "ACME01", "--patient", "P555"]);
+    let waiting = steps
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == "scheduled")
+        .count();
+    assert!(waiting >= 3, "the day-before steps are scheduled: {steps}");
+}
+
 #[test]
 fn ingest_rejects_bad_keys_bodies_and_reused_control_ids() {
     let mut env = Tendon::local("ingest");
@@ -592,6 +651,7 @@ fn a_closed_stdout_ends_every_printing_command_quietly() {
         &["hl7", "inspect", WORKED_FILE],
         &["hl7", "inspect", WORKED_FILE, "--json"],
         &["hl7", "inspect", WORKED_FILE, "--org", "ACME01"],
+        &["hl7", "example"],
         &["--help"],
         &["--version"],
     ];

@@ -3,6 +3,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use clap::Subcommand;
+use jiff::civil::Date;
 use tendon_core::ports::ConfigStore;
 use tendon_core::{FieldName, MapContext, Report, inspect};
 
@@ -29,23 +30,53 @@ pub enum Hl7Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the worked example (docs/interface.md §8) dated from today, ready to post.
+    ///
+    /// MSH-7 is now; the Initial Evaluation is at 10:00 clinic time on a day
+    /// ahead, so the workflows it starts have steps still to come: the
+    /// welcome email goes out on the dispatcher's next pass, the reminder the
+    /// day before. The message file `examples/worked-example.hl7` is the
+    /// same message with fixed dates.
+    Example {
+        /// The appointment's day, as days after today (UTC).
+        #[arg(long, default_value_t = 3, conflicts_with = "date")]
+        days_ahead: u16,
+        /// The appointment's day instead, YYYY-MM-DD.
+        #[arg(long)]
+        date: Option<String>,
+    },
 }
 
 impl Hl7Command {
     /// Only `--org` reads the store, so inspecting a file needs no database.
     pub fn needs_store(&self) -> bool {
-        let Hl7Command::Inspect { org, .. } = self;
-        org.is_some()
+        matches!(self, Hl7Command::Inspect { org: Some(_), .. })
     }
 }
 
 pub async fn run(cmd: Hl7Command, store: Option<&impl ConfigStore>) -> CliResult {
-    let Hl7Command::Inspect {
-        file,
-        org,
-        timezone,
-        json,
-    } = cmd;
+    let (file, org, timezone, json) = match cmd {
+        Hl7Command::Inspect {
+            file,
+            org,
+            timezone,
+            json,
+        } => (file, org, timezone, json),
+        Hl7Command::Example { days_ahead, date } => {
+            let now = jiff::Timestamp::now();
+            let day = match date {
+                Some(text) => text.parse::<Date>().map_err(|_| {
+                    CliError::from(format!("--date {text:?} is not a date; use YYYY-MM-DD"))
+                })?,
+                None => now
+                    .to_zoned(jiff::tz::TimeZone::UTC)
+                    .date()
+                    .checked_add(jiff::Span::new().days(i64::from(days_ahead)))
+                    .map_err(|_| CliError::from("--days-ahead is past the last date".to_owned()))?,
+            };
+            return crate::output::write(&worked_example(now, day));
+        }
+    };
     let input = read_input(&file)?;
     let configured = match (&org, store) {
         (Some(org), Some(store)) => store.org_config(org).await?,
@@ -69,6 +100,22 @@ pub async fn run(cmd: Hl7Command, store: Option<&impl ConfigStore>) -> CliResult
         render(&report)
     };
     crate::output::write(&out)
+}
+
+/// The worked example as `examples/worked-example.hl7` holds it.
+const WORKED_EXAMPLE: &str = include_str!("../../../examples/worked-example.hl7");
+/// Its MSH-7, and the appointment start its SCH, AIS, AIL and AIP segments carry.
+const WORKED_SENT: &str = "20261120093000-0800";
+const WORKED_START: &str = "202612011000";
+
+/// The worked example sent at `now` (MSH-7 in UTC), its appointment at 10:00
+/// on `day` in the clinic's time (no offset, as the file has it).
+fn worked_example(now: jiff::Timestamp, day: Date) -> String {
+    let sent = now.strftime("%Y%m%d%H%M%S+0000").to_string();
+    let start = format!("{}1000", day.strftime("%Y%m%d"));
+    WORKED_EXAMPLE
+        .replace(WORKED_SENT, &sent)
+        .replace(WORKED_START, &start)
 }
 
 fn zone(name: &str) -> CliResult<jiff::tz::TimeZone> {
@@ -131,4 +178,30 @@ fn render(r: &Report) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_is_the_worked_example_with_its_dates_moved() {
+        let now: jiff::Timestamp = "2027-03-04T05:06:07Z".parse().unwrap();
+        let day: Date = "2027-03-09".parse().unwrap();
+        let text = worked_example(now, day);
+        assert_eq!(text.matches(WORKED_START).count(), 0);
+        assert_eq!(
+            text.matches("202703091000").count(),
+            4,
+            "SCH-11, AIS-4, AIL-6, AIP-6"
+        );
+        assert!(
+            text.starts_with("MSH|^~\\&|EMRGATE|ACME01|TENDON|TENDON|20270304050607+0000||SIU^S12")
+        );
+        // Everything else is the file as it is.
+        let back = text
+            .replace("20270304050607+0000", WORKED_SENT)
+            .replace("202703091000", WORKED_START);
+        assert_eq!(back, WORKED_EXAMPLE);
+    }
 }
