@@ -18,6 +18,7 @@ mod args;
 mod aws;
 mod backend;
 mod cliniko;
+mod doctor;
 mod error;
 mod hl7;
 mod output;
@@ -107,6 +108,8 @@ enum Command {
     /// Cliniko: connect an org, import its patients, list the profiles that failed.
     #[command(subcommand)]
     Cliniko(cliniko::ClinikoCommand),
+    /// What is wrong with an org's integration, and the command that fixes each. Read-only.
+    Doctor(doctor::DoctorArgs),
 }
 
 /// The opened backend: the embedded store with its local queues, or AWS.
@@ -226,6 +229,9 @@ async fn run(cli: Cli) -> CliResult {
         Command::Assignment(cmd) => {
             on_backend!(opened().await?, |b| workflow::assignment(b.store(), cmd)
                 .await)
+        }
+        Command::Doctor(args) => {
+            on_backend!(opened().await?, |b| doctor::run(b.store(), args).await)
         }
         Command::Dispatch {
             at,

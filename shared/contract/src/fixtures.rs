@@ -5,8 +5,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tendon_core::model::{
-    Appointment, DomainEvent, Episode, EpisodeStatus, EventKind, MessageStatus, Patient,
-    PatientRecord, Source, StoredMessage,
+    Appointment, DomainEvent, Episode, EpisodeStatus, EventKind, MessageFacts, MessageStatus,
+    Patient, PatientRecord, PractitionerFacts, Source, StoredMessage,
 };
 use tendon_core::org::{Location, Org, Practitioner};
 use tendon_core::ports::{Commit, Inserted, RecordWrite};
@@ -76,6 +76,20 @@ pub fn message(org: &str, id: &str, received_at: &str) -> StoredMessage {
         replays: 0,
         queued: true,
         acknowledged: true,
+        // Round-trips through both stores like the rest of the record.
+        facts: Some(MessageFacts {
+            sent_at: Some(ts("2026-11-20T17:30:00Z")),
+            clinic_id: Some("12".to_owned()),
+            clinic_name: Some("Salem Clinic".to_owned()),
+            appointment_type: Some("Initial Eval".to_owned()),
+            case_id: Some("C-42".to_owned()),
+            practitioner: Some(PractitionerFacts {
+                id: "445566".to_owned(),
+                family_name: Some("Okafor".to_owned()),
+                given_name: Some("Chidi".to_owned()),
+                npi: None,
+            }),
+        }),
         raw,
     }
 }

@@ -9,7 +9,7 @@ use tendon_hl7::{AckCode, FieldPath};
 use crate::field_types::FieldName;
 
 /// docs/interface.md §7 error codes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     InvalidHl7,

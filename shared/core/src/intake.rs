@@ -10,7 +10,7 @@ use tendon_hl7::Header;
 
 use crate::hash::sha256_hex;
 use crate::keys::key_hash;
-use crate::model::{MessageStatus, StoredMessage};
+use crate::model::{MessageFacts, MessageStatus, StoredMessage};
 use crate::org::OrgConfig;
 use crate::ports::{
     Clock, ConfigStore, HandOff, Inserted, Intake, MessageLog, QueueName, StoreResult, WorkItem,
@@ -193,6 +193,10 @@ where
         replays: 0,
         queued: true,
         acknowledged: true,
+        facts: report
+            .message_type
+            .is_some()
+            .then(|| MessageFacts::of(&report.fields)),
         raw: body.to_vec(),
     };
     let hand_off = (message.status == MessageStatus::Accepted).then(|| hand_off_of(&message));

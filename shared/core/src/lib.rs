@@ -14,13 +14,17 @@
 //!   (the patient and episode steps), [`batch`] (queue batches from
 //!   receive to delete, dead letters), [`keys`] (ingest keys), [`health`];
 //! - the workflow engine ([`workflow`]) and the Cliniko sync ([`cliniko`]);
+//! - [`doctor`]: what is wrong with an org's integration, and the fixes;
 //! - helpers: [`join`] (a few futures polled together).
 
 pub mod batch;
 pub mod cliniko;
+pub mod doctor;
 pub mod error_code;
 pub mod event_effects;
 pub mod field_types;
+#[cfg(test)]
+mod fixtures;
 pub mod hash;
 pub mod health;
 pub mod intake;

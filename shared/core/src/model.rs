@@ -225,10 +225,49 @@ pub struct StoredMessage {
     /// same; a resend is a duplicate and acknowledges it.
     #[serde(default = "yes")]
     pub acknowledged: bool,
+    /// What `tendon doctor` reads of the message, taken at ingest (absent
+    /// for a message that did not parse, and in records stored before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facts: Option<MessageFacts>,
     /// The message as received. Adapters store it apart from the JSON record
     /// (a BLOB column, a binary attribute); it never travels on a queue.
     #[serde(skip)]
     pub raw: Vec<u8>,
+}
+
+/// What the integration doctor needs of a message, read once at ingest, so
+/// that the list of messages is enough to explain their failures (no second
+/// parse, no raw bodies). None of it is patient data.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageFacts {
+    /// MSH-7, for the sender's clock skew.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clinic_id: Option<String>,
+    /// The location's name as the message gives it (AIL-3, PV1-3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clinic_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appointment_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case_id: Option<String>,
+    /// The practitioner an Initial Evaluation would need: the treating
+    /// therapist, else the supervising one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub practitioner: Option<PractitionerFacts>,
+}
+
+/// A practitioner as a message names one.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PractitionerFacts {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub given_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub npi: Option<String>,
 }
 
 /// Records stored before a field existed had it true.

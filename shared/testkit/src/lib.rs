@@ -67,6 +67,7 @@ pub fn poison_message() -> StoredMessage {
         replays: 0,
         queued: true,
         acknowledged: true,
+        facts: None,
         raw: acme::WORKED.replace("|ACME01|", "|GHOST1|").into_bytes(),
     }
 }

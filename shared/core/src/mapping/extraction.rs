@@ -7,7 +7,7 @@ use jiff::tz::TimeZone;
 use tendon_hl7::{FieldPath, Message, Timestamp, Value};
 
 use super::field_map::{
-    FieldMap, InvalidValue, MSH_7, MSH_9_1, MSH_9_2, MSH_10, MappedMessage, Therapist,
+    CLINIC_NAME, FieldMap, InvalidValue, MSH_7, MSH_9_1, MSH_9_2, MSH_10, MappedMessage, Therapist,
 };
 use crate::normalize;
 use crate::{FieldName, MessageType};
@@ -370,6 +370,7 @@ pub fn extract(msg: &Message<'_>, ctx: &MapContext) -> MappedMessage {
             ],
         ),
         prior_patient_id: r.string(F::PriorPatientId),
+        clinic_name: CLINIC_NAME.iter().find_map(|path| text(path.locate(msg))),
         invalid: Vec::new(),
         blocked_slot,
         line_breaks: Vec::new(),

@@ -32,6 +32,14 @@ pub(super) const MSH_9_1: FieldPath = p(b"MSH", 9, 1);
 pub(super) const MSH_9_2: FieldPath = p(b"MSH", 9, 2);
 pub(super) const MSH_10: &[FieldPath] = &[p(b"MSH", 10, 0)];
 const MSH_9: &[FieldPath] = &[p(b"MSH", 9, 0)];
+/// Where a location's name may be (PL-9 the description, PL-4 the facility),
+/// for the doctor's "unknown location" finding; not a §3 field.
+pub(super) const CLINIC_NAME: &[FieldPath] = &[
+    p(b"AIL", 3, 9),
+    p(b"AIL", 3, 4),
+    p(b"PV1", 3, 9),
+    p(b"PV1", 3, 4),
+];
 const PID_3: &[FieldPath] = &[p(b"PID", 3, 1)];
 const PID_5_1: &[FieldPath] = &[p(b"PID", 5, 1)];
 const PID_5_2: &[FieldPath] = &[p(b"PID", 5, 2)];
@@ -270,6 +278,8 @@ pub struct MappedMessage {
     pub treating_therapist: Therapist,
     pub supervising_therapist: Therapist,
     pub prior_patient_id: Option<String>,
+    /// The location's name as the message gives it (not a §3 field).
+    pub clinic_name: Option<String>,
     pub invalid: Vec<InvalidValue>,
     /// SCH-25 is `Blocked`: a blocked slot, not a visit (the message is ignored).
     pub blocked_slot: bool,

@@ -106,7 +106,7 @@ fn is_newer(msg: Option<Timestamp>, stored: Option<Timestamp>) -> bool {
 }
 
 /// The IE practitioner: the treating therapist, else the supervising one.
-fn ie_practitioner(m: &MappedMessage) -> Option<(&str, FieldName)> {
+pub(crate) fn ie_practitioner(m: &MappedMessage) -> Option<(&str, FieldName)> {
     m.treating_therapist
         .id
         .as_deref()

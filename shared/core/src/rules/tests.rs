@@ -3,39 +3,11 @@
 use tendon_hl7::Message;
 
 use super::{Context, Decision, episode_step, patient_step};
+use crate::fixtures::{WORKED, config};
 use crate::mapping::{MapContext, MappedMessage, extract};
 use crate::model::{EpisodeStatus, MessageStatus, PatientRecord};
-use crate::org::{Location, Org, OrgConfig, Practitioner};
+use crate::org::OrgConfig;
 use crate::{AppointmentStatus, ErrorCode, FieldName};
-
-const WORKED: &str = include_str!("../../../../examples/worked-example.hl7");
-
-fn config() -> OrgConfig {
-    OrgConfig {
-        org: Org {
-            id: "ACME01".into(),
-            name: "Acme PT".into(),
-            timezone: "America/Los_Angeles".into(),
-            ie_types: vec!["Initial Eval".into()],
-            field_map: Default::default(),
-        },
-        locations: vec![Location {
-            id: "12".into(),
-            name: "Salem".into(),
-            timezone: None,
-        }],
-        practitioners: ["445566", "990011"]
-            .map(|id| Practitioner {
-                id: id.into(),
-                first_name: "T".into(),
-                last_name: "P".into(),
-                npi: None,
-                email: None,
-            })
-            .to_vec(),
-        workflows: Vec::new(),
-    }
-}
 
 fn fields(input: &str) -> MappedMessage {
     let cfg = config();

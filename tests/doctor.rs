@@ -1,0 +1,210 @@
+//! `tendon doctor` end to end on both backends, through the real binary: a
+//! clinic's messages with four causes of failure (a location, a practitioner
+//! and an Initial Evaluation type missing from the configuration, and a
+//! sender that leaves the email empty) and an unsupported type. The doctor
+//! names each cause once, with its count and the messages it blocks, and
+//! nothing else; its fix commands, pasted into a shell, fix the
+//! configuration; after the replay only what the sender must fix is left.
+mod common;
+
+use std::process::Command;
+
+use common::{Backend, Clinic, Hl7, Tendon};
+
+#[test]
+fn the_doctor_on_the_local_backend() {
+    the_doctor_names_each_cause_and_its_fix(Backend::Local);
+}
+
+#[test]
+fn the_doctor_on_the_aws_backend() {
+    the_doctor_names_each_cause_and_its_fix(Backend::Aws);
+}
+
+#[test]
+fn an_org_with_nothing_wrong_gets_one_line() {
+    let mut t = Tendon::local("doctor-ok");
+    let key = serve_acme(&mut t);
+    let c = acme(&t, key);
+    c.send_accepted([&now(c.siu("M1"))]);
+    c.settle();
+    let out = t
+        .command()
+        .args(["doctor", "--org", "ACME01"])
+        .output()
+        .expect("tendon runs");
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "ACME01: nothing wrong in 1 message(s).\n"
+    );
+    let (ok, _, err) = t.cli(&["doctor", "--org", "NOPE"]);
+    assert!(!ok && err.contains("no org \"NOPE\""), "{err}");
+    let (ok, _, err) = t.cli(&["doctor", "--org", "ACME01", "--since", "yesterday"]);
+    assert!(!ok && err.contains("--since"), "{err}");
+}
+
+/// Creates the worked example's org on `t` and starts `tendon serve`: the
+/// org's ingest key.
+fn serve_acme(t: &mut Tendon) -> String {
+    let key = t.clinic("ACME01").key;
+    t.serve();
+    key
+}
+
+fn acme(t: &Tendon, key: String) -> Clinic<'_> {
+    Clinic {
+        t,
+        org: "ACME01".to_owned(),
+        key,
+    }
+}
+
+/// MSH-7 now, as a sender with a correct clock sends it.
+fn now(m: Hl7) -> Hl7 {
+    m.set(
+        "MSH-7",
+        &jiff::Timestamp::now()
+            .strftime("%Y%m%d%H%M%S+0000")
+            .to_string(),
+    )
+}
+
+/// The worked example for another patient, case and appointment.
+fn visit(c: &Clinic<'_>, cid: &str, patient: &str, appointment: &str) -> Hl7 {
+    now(c.siu(cid))
+        .patient(patient)
+        .set("SCH-2", appointment)
+        .set("PV1-19", &format!("C-{patient}"))
+}
+
+fn of_type(m: Hl7, code: &str, name: &str) -> Hl7 {
+    let kind = format!("{code}^{name}");
+    m.set("SCH-8", &kind).set("AIS-3", &kind)
+}
+
+fn the_doctor_names_each_cause_and_its_fix(backend: Backend) {
+    let mut t = Tendon::new(backend, "doctor");
+    let key = serve_acme(&mut t);
+    let c = acme(&t, key);
+    let messages = [
+        // An Initial Evaluation at location 34, then its case's follow-up.
+        visit(&c, "M1", "P1", "A1")
+            .set("AIL-3", "34^^^Eastside Clinic")
+            .set("PV1-3", "34^^^^^^^^Eastside Clinic"),
+        of_type(visit(&c, "M2", "P1", "A2"), "FU", "Follow Up"),
+        // An Initial Evaluation by a therapist who is not configured.
+        visit(&c, "M3", "P2", "A3").set(
+            "AIP-3",
+            "1235123^Smith^Pat~1234567893^Smith^Pat^^^^^^^^^^NPI",
+        ),
+        // The clinic's other evaluation type.
+        of_type(visit(&c, "M4", "P3", "A4"), "EV", "Eval - New"),
+        // No email.
+        visit(&c, "M5", "P4", "A5").set("PID-13", "^PRN^PH^^1^503^5550100"),
+        // A type Tendon does not process.
+        now(c.siu("M6")).set("MSH-9", "ORU^R01^ORU_R01"),
+        visit(&c, "M7", "P5", "A7"),
+    ];
+    for m in &messages {
+        c.send(m);
+    }
+    c.settle();
+
+    let found = t.ok(&["doctor", "--org", "ACME01"]);
+    assert_eq!(found["messages"], 7);
+    let findings = found["findings"].as_array().expect("findings");
+    let named: Vec<(&str, &str, u64, u64)> = findings
+        .iter()
+        .map(|f| {
+            (
+                f["code"].as_str().unwrap(),
+                f["subject"].as_str().unwrap_or("-"),
+                f["messages"].as_u64().unwrap(),
+                f["blocked"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        named,
+        [
+            ("unknown_location", "34", 1, 1),
+            ("unknown_practitioner", "1235123", 1, 0),
+            ("ie_type_not_configured", "Eval - New", 1, 0),
+            ("missing_field", "patient_email", 1, 0),
+            ("ignored_types", "-", 1, 0),
+        ],
+        "{found:#}"
+    );
+    let fix = |i: usize| findings[i]["fix"].as_str().unwrap().to_owned();
+    assert_eq!(
+        fix(0),
+        "tendon location add --org ACME01 --id 34 --name 'Eastside Clinic'"
+    );
+    assert_eq!(
+        fix(1),
+        "tendon practitioner add --org ACME01 --id 1235123 --first Pat --last Smith --npi 1234567893"
+    );
+    assert_eq!(
+        fix(2),
+        "tendon ie-type add --org ACME01 --type 'Eval - New'"
+    );
+    assert_eq!(findings[0]["examples"], serde_json::json!(["M1"]));
+    assert_eq!(findings[3]["share"], 1.0 / 6.0, "1 of the 6 SIU messages");
+
+    for i in 0..3 {
+        paste(&t, &fix(i));
+    }
+    assert_eq!(
+        t.ok(&["messages", "replay", "--org", "ACME01", "--failed"])["replayed"],
+        5
+    );
+    c.settle();
+    for patient in ["P1", "P2", "P3"] {
+        let p = c.patient(patient);
+        assert_eq!(p["id"], patient);
+    }
+    let appointments = common::appointments(&c.patient("P1"));
+    assert_eq!(
+        appointments.len(),
+        2,
+        "the follow-up is processed after its IE"
+    );
+
+    let after = t.ok(&["doctor", "--org", "ACME01"]);
+    let left: Vec<&str> = after["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(left, ["missing_field", "ignored_types"], "{after:#}");
+}
+
+/// Runs a printed fix as an operator pastes it, in a shell, against `t`.
+fn paste(t: &Tendon, fix: &str) {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_tendon"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let mut sh = Command::new("sh");
+    sh.arg("-c").arg(fix).env(
+        "PATH",
+        format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        ),
+    );
+    for (k, v) in t.command().get_envs() {
+        if let Some(v) = v {
+            sh.env(k, v);
+        }
+    }
+    let out = sh.env("TENDON_DB", t.db()).output().expect("sh runs");
+    assert!(
+        out.status.success(),
+        "{fix}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
