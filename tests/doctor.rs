@@ -10,6 +10,7 @@ mod common;
 use std::process::Command;
 
 use common::{Backend, Clinic, Hl7, Tendon};
+use serde_json::{Value as Json, json};
 
 #[test]
 fn the_doctor_on_the_local_backend() {
@@ -19,6 +20,16 @@ fn the_doctor_on_the_local_backend() {
 #[test]
 fn the_doctor_on_the_aws_backend() {
     the_doctor_names_each_cause_and_its_fix(Backend::Aws);
+}
+
+#[test]
+fn a_reviewed_plan_on_the_local_backend() {
+    a_reviewed_plan_applies_what_is_left(Backend::Local);
+}
+
+#[test]
+fn a_reviewed_plan_on_the_aws_backend() {
+    a_reviewed_plan_applies_what_is_left(Backend::Aws);
 }
 
 #[test]
@@ -83,33 +94,39 @@ fn of_type(m: Hl7, code: &str, name: &str) -> Hl7 {
     m.set("SCH-8", &kind).set("AIS-3", &kind)
 }
 
-fn the_doctor_names_each_cause_and_its_fix(backend: Backend) {
-    let mut t = Tendon::new(backend, "doctor");
-    let key = serve_acme(&mut t);
-    let c = acme(&t, key);
+/// The clinic's day: one message per cause, a follow-up behind the first
+/// cause, an unsupported type and a message that goes through.
+fn send_day(c: &Clinic<'_>) {
     let messages = [
         // An Initial Evaluation at location 34, then its case's follow-up.
-        visit(&c, "M1", "P1", "A1")
+        visit(c, "M1", "P1", "A1")
             .set("AIL-3", "34^^^Eastside Clinic")
             .set("PV1-3", "34^^^^^^^^Eastside Clinic"),
-        of_type(visit(&c, "M2", "P1", "A2"), "FU", "Follow Up"),
+        of_type(visit(c, "M2", "P1", "A2"), "FU", "Follow Up"),
         // An Initial Evaluation by a therapist who is not configured.
-        visit(&c, "M3", "P2", "A3").set(
+        visit(c, "M3", "P2", "A3").set(
             "AIP-3",
             "1235123^Smith^Pat~1234567893^Smith^Pat^^^^^^^^^^NPI",
         ),
         // The clinic's other evaluation type.
-        of_type(visit(&c, "M4", "P3", "A4"), "EV", "Eval - New"),
+        of_type(visit(c, "M4", "P3", "A4"), "EV", "Eval - New"),
         // No email.
-        visit(&c, "M5", "P4", "A5").set("PID-13", "^PRN^PH^^1^503^5550100"),
+        visit(c, "M5", "P4", "A5").set("PID-13", "^PRN^PH^^1^503^5550100"),
         // A type Tendon does not process.
         now(c.siu("M6")).set("MSH-9", "ORU^R01^ORU_R01"),
-        visit(&c, "M7", "P5", "A7"),
+        visit(c, "M7", "P5", "A7"),
     ];
     for m in &messages {
         c.send(m);
     }
     c.settle();
+}
+
+fn the_doctor_names_each_cause_and_its_fix(backend: Backend) {
+    let mut t = Tendon::new(backend, "doctor");
+    let key = serve_acme(&mut t);
+    let c = acme(&t, key);
+    send_day(&c);
 
     let found = t.ok(&["doctor", "--org", "ACME01"]);
     assert_eq!(found["messages"], 7);
@@ -206,5 +223,158 @@ fn paste(t: &Tendon, fix: &str) {
         out.status.success(),
         "{fix}: {}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `doctor --plan` writes the fixes; a person deletes the practitioner (a
+/// decision: practitioners are never added from messages alone); `--apply`
+/// adds the rest and replays what they unblock, in order; a second apply
+/// changes nothing; bad plans are refused whole.
+fn a_reviewed_plan_applies_what_is_left(backend: Backend) {
+    let mut t = Tendon::new(backend, "plan");
+    let key = serve_acme(&mut t);
+    let c = acme(&t, key);
+    send_day(&c);
+    let file = t.db().with_extension("plan.json");
+    let wrote = t.ok(&[
+        "doctor",
+        "--org",
+        "ACME01",
+        "--plan",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        (
+            &wrote["locations"],
+            &wrote["practitioners"],
+            &wrote["ie_types"],
+            &wrote["replay"]
+        ),
+        (&json!(1), &json!(1), &json!(1), &json!(4)),
+        "{wrote}"
+    );
+    let mut plan: Json = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(
+        plan["locations"],
+        json!([{"id": "34", "name": "Eastside Clinic"}])
+    );
+    assert_eq!(
+        plan["practitioners"],
+        json!([{"id": "1235123", "first_name": "Pat", "last_name": "Smith", "npi": "1234567893"}])
+    );
+    assert_eq!(plan["ie_types"], json!(["Eval - New"]));
+    let order: Vec<&str> = plan["replay"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["control_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["M1", "M2", "M3", "M4"], "in the order received");
+
+    // Refused whole, nothing applied: another org's plan, a malformed one.
+    let refuse = |text: String, why: &str| {
+        let bad = t.db().with_extension("bad.json");
+        std::fs::write(&bad, text).unwrap();
+        let (ok, _, err) = t.cli(&[
+            "doctor",
+            "--org",
+            "ACME01",
+            "--apply",
+            bad.to_str().unwrap(),
+        ]);
+        assert!(
+            !ok && err.contains(why) && err.contains("nothing was applied"),
+            "{err}"
+        );
+    };
+    let mut other = plan.clone();
+    other["org"] = json!("OTHER");
+    refuse(other.to_string(), "the plan is for org \"OTHER\"");
+    refuse(
+        "{\"org\": \"ACME01\", \"locations\": 3}".to_owned(),
+        "is not a plan",
+    );
+    let mut blank = plan.clone();
+    blank["locations"][0]["name"] = json!(" ");
+    refuse(blank.to_string(), "needs an id and a name");
+    assert_eq!(c.patients().len(), 1, "nothing applied: only P5");
+
+    // The reviewer keeps the practitioner out.
+    plan["practitioners"] = json!([]);
+    std::fs::write(&file, plan.to_string()).unwrap();
+    let applied = t.ok(&[
+        "doctor",
+        "--org",
+        "ACME01",
+        "--apply",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        applied["applied"]["added"],
+        json!(["location 34", "ie_type Eval - New"]),
+        "{applied}"
+    );
+    assert_eq!(applied["applied"]["replayed"], 4);
+    assert_eq!(applied["before"], json!({"failed": 5, "patients": 1}));
+    assert_eq!(
+        applied["after"],
+        json!({"failed": 2, "patients": 3}),
+        "P1 and P3 created; P2 (its practitioner) and P4 (no email) still failed"
+    );
+    c.settle();
+    assert_eq!(
+        common::appointments(&c.patient("P1")).len(),
+        2,
+        "the follow-up after its IE"
+    );
+    c.no_patient("P2");
+
+    // The same plan again: nothing to add, nothing failed to replay but P2's.
+    let again = t.ok(&[
+        "doctor",
+        "--org",
+        "ACME01",
+        "--apply",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(again["applied"]["added"], json!([]));
+    assert_eq!(
+        again["applied"]["unchanged"],
+        json!(["location 34", "ie_type Eval - New"])
+    );
+    assert_eq!(again["before"], again["after"], "{again}");
+
+    // A location that now exists under another name is left as it is.
+    t.ok(&[
+        "location",
+        "add",
+        "--org",
+        "ACME01",
+        "--id",
+        "34",
+        "--name",
+        "East Side",
+    ]);
+    let last = t.ok(&[
+        "doctor",
+        "--org",
+        "ACME01",
+        "--apply",
+        file.to_str().unwrap(),
+    ]);
+    let skipped: Vec<&str> = last["applied"]["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Json::as_str)
+        .collect();
+    let skipped = skipped.join("\n");
+    assert!(
+        skipped.contains("location 34: it exists now, named \"East Side\""),
+        "{last}"
+    );
+    assert!(
+        skipped.contains("message M1: it is processed now, not failed"),
+        "{last}"
     );
 }

@@ -1,10 +1,15 @@
 //! `tendon doctor`: what is wrong with an org's integration, most harmful
 //! first, each with the command that fixes it (`tendon_core::doctor`).
+use std::path::PathBuf;
+
 use clap::Args;
 use jiff::{SignedDuration, Timestamp};
-use tendon_core::doctor::{Diagnosis, diagnose};
-use tendon_core::ports::{ConfigStore, MessageLog, PatientStore};
+use serde_json::json;
+use tendon_core::doctor::{Diagnosis, Plan, apply, diagnose, plan_of};
+use tendon_core::model::MessageStatus;
+use tendon_core::ports::{MessageLog, PatientStore};
 
+use crate::backend::Backend;
 use crate::error::{CliError, CliResult};
 use crate::output;
 
@@ -16,15 +21,24 @@ pub struct DoctorArgs {
     /// `24h`, `7d` or `90m` (default: all of them).
     #[arg(long)]
     since: Option<String>,
+    /// Write the fixes to FILE as a plan to review (locations, practitioners
+    /// and IE types to add, the failed messages they unblock), instead of printing.
+    #[arg(long, value_name = "FILE", conflicts_with = "apply")]
+    plan: Option<PathBuf>,
+    /// Apply the plan in FILE (after a person reviewed it), then replay its
+    /// messages in order; prints what it did and the counts before and after.
+    #[arg(long, value_name = "FILE")]
+    apply: Option<PathBuf>,
     /// Print only JSON: {"org","since","messages","findings":[..]}.
     #[arg(long)]
     json: bool,
 }
 
-pub async fn run<S>(store: &S, args: DoctorArgs) -> CliResult
-where
-    S: ConfigStore + MessageLog + PatientStore,
-{
+pub async fn run<B: Backend>(backend: &B, args: DoctorArgs) -> CliResult {
+    if let Some(file) = &args.apply {
+        return apply_plan(backend, &args.org, file, args.json).await;
+    }
+    let store = backend.store();
     let now = Timestamp::now();
     let since = match args.since.as_deref() {
         Some(text) => Some(now - stretch(text)?),
@@ -33,11 +47,61 @@ where
     let diagnosis = diagnose(store, &args.org, since, now)
         .await?
         .ok_or_else(|| CliError::from(format!("no org {:?}", args.org)))?;
+    if let Some(file) = &args.plan {
+        let plan = plan_of(&diagnosis, now);
+        let text = serde_json::to_string_pretty(&plan).map_err(|e| e.to_string())? + "\n";
+        std::fs::write(file, text)
+            .map_err(|e| CliError::from(format!("cannot write {}: {e}", file.display())))?;
+        let summary = json!({
+            "plan": file.display().to_string(),
+            "locations": plan.locations.len(),
+            "practitioners": plan.practitioners.len(),
+            "ie_types": plan.ie_types.len(),
+            "replay": plan.replay.len(),
+        });
+        return output::print(args.json, &summary);
+    }
     if args.json {
         output::print(true, &diagnosis)
     } else {
         output::write(&render(&diagnosis))
     }
+}
+
+/// Failed messages and patients: what a plan is meant to move.
+async fn counts<S: MessageLog + PatientStore>(
+    store: &S,
+    org: &str,
+) -> CliResult<serde_json::Value> {
+    let failed = store
+        .list_messages(org, Some(MessageStatus::Failed))
+        .await?
+        .len();
+    let patients = store.list_patients(org).await?.len();
+    Ok(json!({ "failed": failed, "patients": patients }))
+}
+
+async fn apply_plan<B: Backend>(backend: &B, org: &str, file: &PathBuf, json: bool) -> CliResult {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| CliError::from(format!("cannot read {}: {e}", file.display())))?;
+    let plan: Plan = serde_json::from_str(&text).map_err(|e| {
+        CliError::from(format!(
+            "{} is not a plan (nothing was applied): {e}",
+            file.display()
+        ))
+    })?;
+    let store = backend.store();
+    let before = counts(store, org).await?;
+    let applied = apply(store, backend.queue(), org, &plan)
+        .await?
+        .map_err(|refused| CliError::from(format!("{refused}; nothing was applied")))?;
+    // Process now, so the command works with or without a running `tendon serve`.
+    backend.drain().await?;
+    let after = counts(store, org).await?;
+    output::print(
+        json,
+        &json!({ "applied": applied, "before": before, "after": after }),
+    )
 }
 
 /// `24h`, `7d`, `90m`, `1w` (days as 24 hours).

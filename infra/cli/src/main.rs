@@ -231,7 +231,7 @@ async fn run(cli: Cli) -> CliResult {
                 .await)
         }
         Command::Doctor(args) => {
-            on_backend!(opened().await?, |b| doctor::run(b.store(), args).await)
+            on_backend!(opened().await?, |b| doctor::run(b, args).await)
         }
         Command::Dispatch {
             at,

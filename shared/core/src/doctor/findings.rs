@@ -66,6 +66,21 @@ pub struct Finding {
     pub evidence: Option<String>,
     /// The command that fixes it, or what to ask of the sending system.
     pub fix: String,
+    /// The failed messages it explains, direct and blocked, in the order
+    /// received: what a fix should replay (for the plan; not printed).
+    #[serde(skip)]
+    pub failed: Vec<FailedMessage>,
+    /// A practitioner's (given, family) names as the messages send them most.
+    #[serde(skip)]
+    pub person: Option<(String, String)>,
+}
+
+/// A failed message a finding explains.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailedMessage {
+    pub id: String,
+    pub control_id: Option<String>,
+    pub received_at: Timestamp,
 }
 
 impl Finding {
@@ -85,6 +100,8 @@ impl Finding {
             npi: tally.npi.clone(),
             evidence: None,
             fix: String::new(),
+            failed: tally.failed.clone(),
+            person: None,
         }
     }
 }
@@ -133,10 +150,19 @@ pub(super) struct Tally {
     /// For an appointment type: how often it was the first message of a
     /// patient that was never created.
     first_of_uncreated: usize,
+    /// The failed messages counted, direct or blocked, in the order read.
+    failed: Vec<FailedMessage>,
 }
 
 impl Tally {
     fn seen(&mut self, m: &StoredMessage) {
+        if m.status == MessageStatus::Failed {
+            self.failed.push(FailedMessage {
+                id: m.id.clone(),
+                control_id: m.control_id.clone(),
+                received_at: m.received_at,
+            });
+        }
         self.first = Some(self.first.map_or(m.received_at, |t| t.min(m.received_at)));
         self.last = Some(self.last.map_or(m.received_at, |t| t.max(m.received_at)));
     }
@@ -341,6 +367,7 @@ fn failure_finding(
             );
             finding.subject = Some(id);
             finding.names = names;
+            finding.person = Some((first, last));
         }
         Cause::NoPractitioner => {
             finding.code = "unknown_practitioner";

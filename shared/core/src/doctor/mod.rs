@@ -7,9 +7,11 @@
 //! the message list alone explains a failure; `findings` (the causes of
 //! failures) and `sender` (refusals, parked ADTs, the clock, ignored types)
 //! are the analysis, pure, which [`analyse`] puts in order; [`diagnose`]
-//! reads the store and runs it.
+//! reads the store and runs it; `plan` turns the fixes into a [`Plan`] a
+//! person reviews, and [`apply`]s what they keep.
 mod facts;
 mod findings;
+mod plan;
 mod sender;
 #[cfg(test)]
 mod tests;
@@ -23,7 +25,10 @@ use crate::org::OrgConfig;
 use crate::ports::{ConfigStore, MessageLog, PatientStore, StoreResult};
 
 pub use crate::model::MessageFacts;
-pub use findings::{Diagnosis, Finding};
+pub use findings::{Diagnosis, FailedMessage, Finding};
+pub use plan::{
+    Applied, Plan, PlanRefused, PlannedLocation, PlannedPractitioner, PlannedReplay, apply, plan_of,
+};
 
 /// Every finding for `messages` (sorted oldest first) of the org `config`
 /// describes, most harmful first; `known` holds the IDs of its patients.
