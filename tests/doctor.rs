@@ -55,10 +55,11 @@ fn an_org_with_nothing_wrong_gets_one_line() {
     assert!(!ok && err.contains("--since"), "{err}");
 }
 
-/// Creates the worked example's org on `t` and starts `tendon serve`: the
-/// org's ingest key.
+/// Creates the worked example's org on `t` with the default workflows and
+/// starts `tendon serve`: the org's ingest key.
 fn serve_acme(t: &mut Tendon) -> String {
     let key = t.clinic("ACME01").key;
+    t.ok(&["workflow", "install-defaults", "--org", "ACME01"]);
     t.serve();
     key
 }

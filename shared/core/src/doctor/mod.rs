@@ -5,10 +5,13 @@
 //!
 //! `facts` is what ingest keeps of each message for it ([`MessageFacts`]), so
 //! the message list alone explains a failure; `findings` (the causes of
-//! failures) and `sender` (refusals, parked ADTs, the clock, ignored types)
+//! failures), `delivery` (stuck messages, no active workflow, patients no
+//! message reaches, failed steps) and `sender` (refusals, parked ADTs, the
+//! clock, ignored types)
 //! are the analysis, pure, which [`analyse`] puts in order; [`diagnose`]
 //! reads the store and runs it; `plan` turns the fixes into a [`Plan`] a
 //! person reviews, and [`apply`]s what they keep.
+mod delivery;
 mod facts;
 mod findings;
 mod plan;
@@ -20,9 +23,10 @@ use std::collections::HashSet;
 
 use jiff::Timestamp;
 
-use crate::model::StoredMessage;
+use crate::model::{Patient, StoredMessage};
 use crate::org::OrgConfig;
-use crate::ports::{ConfigStore, MessageLog, PatientStore, StoreResult};
+use crate::ports::{ConfigStore, MessageLog, PatientStore, StepSchedule, StoreResult};
+use crate::workflow::steps::ScheduledStep;
 
 pub use crate::model::MessageFacts;
 pub use findings::{Diagnosis, FailedMessage, Finding};
@@ -30,16 +34,21 @@ pub use plan::{
     Applied, Plan, PlanRefused, PlannedLocation, PlannedPractitioner, PlannedReplay, apply, plan_of,
 };
 
-/// Every finding for `messages` (sorted oldest first) of the org `config`
-/// describes, most harmful first; `known` holds the IDs of its patients.
+/// Every finding for the org `config` describes, most harmful first, from its
+/// `messages` (sorted oldest first), its patients and their workflow steps.
 pub fn analyse(
     config: &OrgConfig,
     messages: &[StoredMessage],
-    known: &HashSet<String>,
+    patients: &[Patient],
+    steps: &[ScheduledStep],
     now: Timestamp,
 ) -> Vec<Finding> {
     let org = config.org.id.as_str();
-    let mut findings = findings::failures(config, messages, known);
+    let known: HashSet<String> = patients.iter().map(|p| p.id.clone()).collect();
+    // Nothing is processed at all: that comes first.
+    let mut findings: Vec<Finding> = delivery::stuck(org, messages, now).into_iter().collect();
+    findings.extend(findings::failures(config, messages, &known));
+    findings.extend(delivery::delivery(config, patients, steps));
     findings.extend(sender::rejected(org, messages));
     findings.extend(sender::pending(org, messages, now));
     findings.extend(sender::clock_skew(messages));
@@ -56,7 +65,7 @@ pub async fn diagnose<S>(
     now: Timestamp,
 ) -> StoreResult<Option<Diagnosis>>
 where
-    S: ConfigStore + MessageLog + PatientStore,
+    S: ConfigStore + MessageLog + PatientStore + StepSchedule,
 {
     let Some(config) = store.org_config(org).await? else {
         return Ok(None);
@@ -67,11 +76,11 @@ where
     }
     messages.sort_by_key(|m| m.received_at);
     let patients = store.list_patients(org).await?;
-    let known = patients.into_iter().map(|p| p.id).collect();
+    let steps = store.list_steps(org, None).await?;
     Ok(Some(Diagnosis {
         org: org.to_owned(),
         since,
         messages: messages.len(),
-        findings: analyse(&config, &messages, &known, now),
+        findings: analyse(&config, &messages, &patients, &steps, now),
     }))
 }

@@ -1,14 +1,12 @@
 //! The analysis on variations of the worked example: each cause named once,
 //! with its count, the messages it blocks and a fix that can be pasted.
-use std::collections::HashSet;
-
 use jiff::Timestamp;
 use tendon_hl7::Message;
 
 use super::*;
 use crate::fixtures::{WORKED, config};
 use crate::mapping::extract;
-use crate::model::MessageStatus;
+use crate::model::{MessageStatus, Patient, PatientRecord, Source};
 use crate::{ErrorCode, FieldName, Issue};
 
 fn at(minute: i64) -> Timestamp {
@@ -65,9 +63,20 @@ fn ok(cid: &str, minute: i64) -> StoredMessage {
     stored(cid, minute, &[], MessageStatus::Processed, Vec::new())
 }
 
+/// The analysis of `messages` for an org with the default workflows active
+/// and the patients `known`, each with an email.
 fn run(messages: &[StoredMessage], known: &[&str]) -> Vec<Finding> {
-    let known: HashSet<String> = known.iter().map(|s| s.to_string()).collect();
-    analyse(&config(), messages, &known, at(60))
+    let mut cfg = config();
+    cfg.workflows = crate::workflow::defaults::all();
+    let patients: Vec<Patient> = known
+        .iter()
+        .map(|id| {
+            let mut p = PatientRecord::new_patient(id, Source::Emr, at(0)).patient;
+            p.email = Some("someone@example.com".into());
+            p
+        })
+        .collect();
+    analyse(&cfg, messages, &patients, &[], at(60))
 }
 
 /// An Initial Evaluation at location 34, and the follow-up of its case.
@@ -277,5 +286,34 @@ fn the_sender_side_findings_come_after_the_failures() {
             ("clock_skew", None),
             ("ignored_types", None),
         ]
+    );
+}
+
+#[test]
+fn delivery_findings_say_who_nothing_reaches() {
+    let mut stuck = ok("M1", 0);
+    stuck.status = MessageStatus::Accepted;
+    let mut without = PatientRecord::new_patient("P9", Source::Emr, at(0)).patient;
+    without.mobile = None;
+    let mut merged = PatientRecord::new_patient("P8", Source::Emr, at(0)).patient;
+    merged.merged_into = Some("P9".into());
+    // No workflow at all, one reachable patient without email or mobile, a
+    // merged alias (not a patient anyone messages), a message stuck 60 minutes.
+    let found = analyse(&config(), &[stuck], &[without, merged], &[], at(60));
+    let named: Vec<_> = found
+        .iter()
+        .map(|f| (f.code, f.messages, f.examples.clone()))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            ("stuck_messages", 1, vec!["M1".to_owned()]),
+            ("no_active_workflow", 1, Vec::new()),
+            ("no_contact", 1, vec!["P9".to_owned()]),
+        ]
+    );
+    assert_eq!(
+        found[1].fix,
+        "tendon workflow install-defaults --org ACME01, or import and activate the clinic's own"
     );
 }

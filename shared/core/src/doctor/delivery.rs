@@ -1,0 +1,123 @@
+//! The delivery part of the analysis (pure): whether what Tendon decides
+//! reaches patients. An org with patients and no active workflow, patients
+//! no message can reach, workflow steps that failed, and messages stored but
+//! not processed after minutes (the workers stopped, or a dead letter holds
+//! a patient's queue).
+use std::collections::BTreeMap;
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::findings::{Finding, Tally, quote};
+use crate::model::{MessageStatus, Patient, StoredMessage};
+use crate::org::OrgConfig;
+use crate::workflow::model::WorkflowStatus;
+use crate::workflow::steps::{ScheduledStep, StepStatus};
+
+/// A message still `accepted` this long after it arrived is stuck: processing
+/// takes seconds.
+const STUCK_AFTER: SignedDuration = SignedDuration::from_mins(5);
+const EXAMPLES: usize = 3;
+
+/// The delivery findings of an org: its configuration, its patients and
+/// their scheduled steps.
+pub(super) fn delivery(
+    config: &OrgConfig,
+    patients: &[Patient],
+    steps: &[ScheduledStep],
+) -> Vec<Finding> {
+    let org = config.org.id.as_str();
+    let mut found = Vec::new();
+    let reachable: Vec<&Patient> = patients
+        .iter()
+        .filter(|p| p.merged_into.is_none() && p.inactive.is_none())
+        .collect();
+    let active = config
+        .workflows
+        .iter()
+        .any(|w| w.status == WorkflowStatus::Active);
+    if !active && !reachable.is_empty() {
+        found.push(Finding {
+            summary: format!(
+                "the org has {} patient(s) and no active workflow: nobody receives anything",
+                reachable.len()
+            ),
+            messages: reachable.len(),
+            fix: format!(
+                "tendon workflow install-defaults --org {}, or import and activate the clinic's own",
+                quote(org)
+            ),
+            ..Finding::of("no_active_workflow", &Tally::default())
+        });
+    }
+    let unreachable: Vec<&&Patient> = reachable
+        .iter()
+        .filter(|p| p.email.is_none() && p.mobile.is_none())
+        .collect();
+    if !unreachable.is_empty() {
+        found.push(Finding {
+            summary: format!(
+                "{} of {} patient(s) have neither an email address nor a mobile number: no workflow message reaches them",
+                unreachable.len(),
+                reachable.len()
+            ),
+            messages: unreachable.len(),
+            share: Some(unreachable.len() as f64 / reachable.len() as f64),
+            examples: unreachable.iter().take(EXAMPLES).map(|p| p.id.clone()).collect(),
+            fix: "the clinic records an email (PID-13 NET) or a mobile (PID-13 CP) in the EMR or Cliniko; the next message or sync brings it".to_owned(),
+            ..Finding::of("no_contact", &Tally::default())
+        });
+    }
+    found.extend(failed_steps(org, steps));
+    found
+}
+
+/// Workflow steps that failed to send, by reason.
+fn failed_steps(org: &str, steps: &[ScheduledStep]) -> Vec<Finding> {
+    let mut by_reason: BTreeMap<String, Vec<&ScheduledStep>> = BTreeMap::new();
+    for s in steps.iter().filter(|s| s.status == StepStatus::Failed) {
+        let reason = s.note.clone().unwrap_or_else(|| "unknown".to_owned());
+        by_reason.entry(reason).or_default().push(s);
+    }
+    by_reason
+        .into_iter()
+        .map(|(reason, failed)| {
+            let first = failed.iter().map(|s| s.due_at).min().unwrap_or_default();
+            let last = failed.iter().map(|s| s.due_at).max().unwrap_or_default();
+            Finding {
+                subject: Some(reason.clone()),
+                summary: format!("{} workflow step(s) failed to send ({reason})", failed.len()),
+                messages: failed.len(),
+                first_seen: first,
+                last_seen: last,
+                examples: failed.iter().take(EXAMPLES).map(|s| s.id.clone()).collect(),
+                fix: format!(
+                    "fix the cause, then: tendon workflow retry-step --org {} --patient PATIENT --id STEP (tendon workflow steps --org {} lists them)",
+                    quote(org),
+                    quote(org)
+                ),
+                ..Finding::of("failed_steps", &Tally::default())
+            }
+        })
+        .collect()
+}
+
+/// Messages stored and acknowledged but not processed after [`STUCK_AFTER`].
+pub(super) fn stuck(org: &str, messages: &[StoredMessage], now: Timestamp) -> Option<Finding> {
+    let mut tally = Tally::default();
+    for m in messages.iter().filter(|m| {
+        m.status == MessageStatus::Accepted && now.duration_since(m.received_at) > STUCK_AFTER
+    }) {
+        tally.direct(m);
+    }
+    (tally.messages > 0).then(|| Finding {
+        summary: format!(
+            "{} message(s) were stored and acknowledged more than 5 minutes ago and are not processed yet",
+            tally.messages
+        ),
+        fix: format!(
+            "check that the workers run (tendon serve locally; on AWS the patient and episode functions and the dead-letter alarms), then tendon messages list --org {} --status accepted",
+            quote(org)
+        ),
+        ..Finding::of("stuck_messages", &tally)
+    })
+}
