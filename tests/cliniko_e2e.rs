@@ -83,6 +83,27 @@ fn every_org_is_synced_and_one_failure_stops_no_other(backend: Backend) {
         "{out}"
     );
     assert_eq!(patient_ids(&t, "ALL2").len(), 3);
+
+    // The doctor says so, for that org only, without the key.
+    let cliniko_findings = |o: &str| -> Vec<String> {
+        t.ok(&["doctor", "--org", o])["findings"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter(|f| f["code"].as_str().is_some_and(|c| c.starts_with("cliniko")))
+            .map(|f| format!("{}: {}", f["code"].as_str().unwrap(), f["summary"]))
+            .collect()
+    };
+    let all1 = cliniko_findings("ALL1");
+    assert_eq!(all1.len(), 2, "{all1:?}");
+    assert!(
+        all1[0].starts_with("cliniko_connection") && all1[0].contains("401"),
+        "{all1:?}"
+    );
+    assert!(all1[1].starts_with("cliniko_never_synced"), "{all1:?}");
+    assert!(!all1.concat().contains(KEY), "{all1:?}");
+    assert_eq!(cliniko_findings("ALL0"), Vec::<String>::new());
 }
 
 /// The runtime the Cliniko test servers run on (the scenarios drive the

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use clap::Args;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
-use tendon_core::doctor::{Diagnosis, Plan, apply, diagnose, plan_of};
+use tendon_core::cliniko::api::ClinikoApi;
+use tendon_core::doctor::{Diagnosis, Plan, apply, cliniko_unusable, diagnose, plan_of};
 use tendon_core::model::MessageStatus;
-use tendon_core::ports::{MessageLog, PatientStore};
+use tendon_core::ports::{ClinikoStore, MessageLog, PatientStore};
 
 use crate::backend::Backend;
 use crate::error::{CliError, CliResult};
@@ -44,9 +45,21 @@ pub async fn run<B: Backend>(backend: &B, args: DoctorArgs) -> CliResult {
         Some(text) => Some(now - stretch(text)?),
         None => None,
     };
-    let diagnosis = diagnose(store, &args.org, since, now)
+    let mut diagnosis = diagnose(store, &args.org, since, now)
         .await?
         .ok_or_else(|| CliError::from(format!("no org {:?}", args.org)))?;
+    // Whether Cliniko still takes the connection: the one check that calls out.
+    if let Some(connection) = store.connection(&args.org).await? {
+        let refused = match crate::cliniko::client_for(&connection) {
+            Err(why) => Some(why),
+            Ok(client) => client.verify().await.err().map(|e| e.to_string()),
+        };
+        if let Some(why) = refused {
+            diagnosis
+                .findings
+                .insert(0, cliniko_unusable(&args.org, &why));
+        }
+    }
     if let Some(file) = &args.plan {
         let plan = plan_of(&diagnosis, now);
         let text = serde_json::to_string_pretty(&plan).map_err(|e| e.to_string())? + "\n";

@@ -6,11 +6,13 @@
 //! `facts` is what ingest keeps of each message for it ([`MessageFacts`]), so
 //! the message list alone explains a failure; `findings` (the causes of
 //! failures), `delivery` (stuck messages, no active workflow, patients no
-//! message reaches, failed steps) and `sender` (refusals, parked ADTs, the
-//! clock, ignored types)
+//! message reaches, failed steps), `cliniko` (the sync and the profiles it
+//! could not import) and `sender` (refusals, parked ADTs, the clock,
+//! ignored types)
 //! are the analysis, pure, which [`analyse`] puts in order; [`diagnose`]
 //! reads the store and runs it; `plan` turns the fixes into a [`Plan`] a
 //! person reviews, and [`apply`]s what they keep.
+mod cliniko;
 mod delivery;
 mod facts;
 mod findings;
@@ -23,32 +25,49 @@ use std::collections::HashSet;
 
 use jiff::Timestamp;
 
+use crate::cliniko::{ClinikoConnection, ClinikoFailure};
 use crate::model::{Patient, StoredMessage};
 use crate::org::OrgConfig;
-use crate::ports::{ConfigStore, MessageLog, PatientStore, StepSchedule, StoreResult};
+use crate::ports::{
+    ClinikoStore, ConfigStore, MessageLog, PatientStore, StepSchedule, StoreResult,
+};
 use crate::workflow::steps::ScheduledStep;
 
 pub use crate::model::MessageFacts;
+pub use cliniko::unusable as cliniko_unusable;
 pub use findings::{Diagnosis, FailedMessage, Finding};
 pub use plan::{
     Applied, Plan, PlanRefused, PlannedLocation, PlannedPractitioner, PlannedReplay, apply, plan_of,
 };
 
-/// Every finding for the org `config` describes, most harmful first, from its
-/// `messages` (sorted oldest first), its patients and their workflow steps.
-pub fn analyse(
-    config: &OrgConfig,
-    messages: &[StoredMessage],
-    patients: &[Patient],
-    steps: &[ScheduledStep],
-    now: Timestamp,
-) -> Vec<Finding> {
+/// What the doctor reads of one org.
+pub struct OrgState<'a> {
+    pub config: &'a OrgConfig,
+    /// Sorted oldest first.
+    pub messages: &'a [StoredMessage],
+    pub patients: &'a [Patient],
+    pub steps: &'a [ScheduledStep],
+    pub cliniko: Option<&'a ClinikoConnection>,
+    pub cliniko_failures: &'a [ClinikoFailure],
+}
+
+/// Every finding for one org, most harmful first.
+pub fn analyse(state: &OrgState<'_>, now: Timestamp) -> Vec<Finding> {
+    let OrgState {
+        config,
+        messages,
+        patients,
+        steps,
+        cliniko,
+        cliniko_failures,
+    } = *state;
     let org = config.org.id.as_str();
     let known: HashSet<String> = patients.iter().map(|p| p.id.clone()).collect();
     // Nothing is processed at all: that comes first.
     let mut findings: Vec<Finding> = delivery::stuck(org, messages, now).into_iter().collect();
     findings.extend(findings::failures(config, messages, &known));
     findings.extend(delivery::delivery(config, patients, steps));
+    findings.extend(cliniko::cliniko(cliniko, cliniko_failures, now));
     findings.extend(sender::rejected(org, messages));
     findings.extend(sender::pending(org, messages, now));
     findings.extend(sender::clock_skew(messages));
@@ -56,8 +75,8 @@ pub fn analyse(
     findings
 }
 
-/// Reads the org's configuration, messages (received at or after `since`)
-/// and patients, and analyses them. `None` when the org does not exist.
+/// Reads the org's configuration, messages (received at or after `since`),
+/// patients, workflow steps and Cliniko connection, and analyses them. `None` when the org does not exist.
 pub async fn diagnose<S>(
     store: &S,
     org: &str,
@@ -65,7 +84,7 @@ pub async fn diagnose<S>(
     now: Timestamp,
 ) -> StoreResult<Option<Diagnosis>>
 where
-    S: ConfigStore + MessageLog + PatientStore + StepSchedule,
+    S: ConfigStore + MessageLog + PatientStore + StepSchedule + ClinikoStore,
 {
     let Some(config) = store.org_config(org).await? else {
         return Ok(None);
@@ -77,10 +96,23 @@ where
     messages.sort_by_key(|m| m.received_at);
     let patients = store.list_patients(org).await?;
     let steps = store.list_steps(org, None).await?;
+    let connection = store.connection(org).await?;
+    let cliniko_failures = match &connection {
+        Some(_) => store.failures(org).await?,
+        None => Vec::new(),
+    };
+    let state = OrgState {
+        config: &config,
+        messages: &messages,
+        patients: &patients,
+        steps: &steps,
+        cliniko: connection.as_ref(),
+        cliniko_failures: &cliniko_failures,
+    };
     Ok(Some(Diagnosis {
         org: org.to_owned(),
         since,
         messages: messages.len(),
-        findings: analyse(&config, &messages, &patients, &steps, now),
+        findings: analyse(&state, now),
     }))
 }

@@ -7,6 +7,7 @@ use super::*;
 use crate::fixtures::{WORKED, config};
 use crate::mapping::extract;
 use crate::model::{MessageStatus, Patient, PatientRecord, Source};
+use crate::org::OrgConfig;
 use crate::{ErrorCode, FieldName, Issue};
 
 fn at(minute: i64) -> Timestamp {
@@ -63,6 +64,21 @@ fn ok(cid: &str, minute: i64) -> StoredMessage {
     stored(cid, minute, &[], MessageStatus::Processed, Vec::new())
 }
 
+fn state<'a>(
+    config: &'a OrgConfig,
+    messages: &'a [StoredMessage],
+    patients: &'a [Patient],
+) -> OrgState<'a> {
+    OrgState {
+        config,
+        messages,
+        patients,
+        steps: &[],
+        cliniko: None,
+        cliniko_failures: &[],
+    }
+}
+
 /// The analysis of `messages` for an org with the default workflows active
 /// and the patients `known`, each with an email.
 fn run(messages: &[StoredMessage], known: &[&str]) -> Vec<Finding> {
@@ -76,7 +92,7 @@ fn run(messages: &[StoredMessage], known: &[&str]) -> Vec<Finding> {
             p
         })
         .collect();
-    analyse(&cfg, messages, &patients, &[], at(60))
+    analyse(&state(&cfg, messages, &patients), at(60))
 }
 
 /// An Initial Evaluation at location 34, and the follow-up of its case.
@@ -299,7 +315,8 @@ fn delivery_findings_say_who_nothing_reaches() {
     merged.merged_into = Some("P9".into());
     // No workflow at all, one reachable patient without email or mobile, a
     // merged alias (not a patient anyone messages), a message stuck 60 minutes.
-    let found = analyse(&config(), &[stuck], &[without, merged], &[], at(60));
+    let cfg = config();
+    let found = analyse(&state(&cfg, &[stuck], &[without, merged]), at(60));
     let named: Vec<_> = found
         .iter()
         .map(|f| (f.code, f.messages, f.examples.clone()))
@@ -316,4 +333,61 @@ fn delivery_findings_say_who_nothing_reaches() {
         found[1].fix,
         "tendon workflow install-defaults --org ACME01, or import and activate the clinic's own"
     );
+}
+
+#[test]
+fn cliniko_findings_say_when_it_last_synced_and_what_profiles_lack() {
+    let cfg = config();
+    let mut connection = crate::cliniko::ClinikoConnection {
+        org: "ACME01".into(),
+        api_key: "secret-au1".into(),
+        shard: "au1".into(),
+        base_url: None,
+        token: "t".into(),
+        watermark: None,
+        connected_at: at(0),
+        last_sync_at: None,
+    };
+    let failure = |id: &str, missing: &[&str]| crate::cliniko::ClinikoFailure {
+        cliniko_id: id.into(),
+        first_name: Some("Ana".into()),
+        last_name: None,
+        missing: missing.iter().map(|m| m.to_string()).collect(),
+        updated_at: "2026-11-20T10:00:00Z".into(),
+    };
+    let failures = [failure("11", &["email"]), failure("12", &["email", "sex"])];
+    let run = |connection: &crate::cliniko::ClinikoConnection| {
+        let state = OrgState {
+            cliniko: Some(connection),
+            cliniko_failures: &failures,
+            ..state(&cfg, &[], &[])
+        };
+        analyse(&state, at(120))
+            .into_iter()
+            .map(|f| (f.code, f.subject, f.messages, f.examples))
+            .collect::<Vec<_>>()
+    };
+    let by_field = [
+        (
+            "cliniko_failures",
+            Some("email".to_owned()),
+            2,
+            vec!["11".to_owned(), "12".to_owned()],
+        ),
+        (
+            "cliniko_failures",
+            Some("sex".to_owned()),
+            1,
+            vec!["12".to_owned()],
+        ),
+    ];
+    let never = run(&connection);
+    assert_eq!(never[0], ("cliniko_never_synced", None, 0, Vec::new()));
+    assert_eq!(never[1..], by_field);
+    connection.last_sync_at = Some(at(30));
+    assert_eq!(run(&connection)[0].0, "cliniko_sync_late", "90 minutes ago");
+    connection.last_sync_at = Some(at(110));
+    assert_eq!(run(&connection), by_field, "10 minutes ago is on time");
+    let unusable = cliniko_unusable("ACME01", "Cliniko refused the API key (401)");
+    assert!(!format!("{unusable:?}").contains("secret"));
 }
