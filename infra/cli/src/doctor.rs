@@ -19,7 +19,7 @@ pub struct DoctorArgs {
     #[arg(long)]
     org: String,
     /// Read only the messages received in this last stretch of time, such as
-    /// `24h`, `7d` or `90m` (default: all of them).
+    /// `24h`, `7d`, `90m` or `1d 12h` (default: all of them).
     #[arg(long)]
     since: Option<String>,
     /// Write the fixes to FILE as a plan to review (locations, practitioners
@@ -117,30 +117,22 @@ async fn apply_plan<B: Backend>(backend: &B, org: &str, file: &PathBuf, json: bo
     )
 }
 
-/// `24h`, `7d`, `90m`, `1w` (days as 24 hours).
+/// A stretch of time as jiff reads one (`24h`, `7d`, `90m`, `2w`,
+/// `1d 12h`, ISO 8601 `P7D`), days and weeks as 24 and 168 hours.
 fn stretch(text: &str) -> CliResult<SignedDuration> {
     let refused = || {
         CliError::from(format!(
             "--since {text:?} is not a stretch of time; use e.g. 90m, 24h or 7d"
         ))
     };
-    let text = text.trim();
-    let Some((cut, _)) = text.char_indices().last() else {
-        return Err(refused());
-    };
-    let (number, unit) = text.split_at(cut);
-    let n: i64 = number.parse().map_err(|_| refused())?;
-    if n <= 0 {
+    let span: jiff::Span = text.trim().parse().map_err(|_| refused())?;
+    let duration = span
+        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .map_err(|_| refused())?;
+    if duration <= SignedDuration::ZERO {
         return Err(refused());
     }
-    let hours = match unit {
-        "m" => return SignedDuration::try_from_mins(n).ok_or_else(refused),
-        "h" => n,
-        "d" => n.checked_mul(24).ok_or_else(refused)?,
-        "w" => n.checked_mul(24 * 7).ok_or_else(refused)?,
-        _ => return Err(refused()),
-    };
-    SignedDuration::try_from_hours(hours).ok_or_else(refused)
+    Ok(duration)
 }
 
 /// The findings as numbered blocks; one line when there is nothing to fix.
