@@ -8,7 +8,7 @@ use serde_json::json;
 use tendon_core::cliniko::api::ClinikoApi;
 use tendon_core::doctor::{Diagnosis, Plan, apply, cliniko_unusable, diagnose, plan_of};
 use tendon_core::model::MessageStatus;
-use tendon_core::ports::{ClinikoStore, MessageLog, PatientStore};
+use tendon_core::ports::{MessageLog, PatientStore};
 
 use crate::backend::Backend;
 use crate::error::{CliError, CliResult};
@@ -49,7 +49,7 @@ pub async fn run<B: Backend>(backend: &B, args: DoctorArgs) -> CliResult {
         .await?
         .ok_or_else(|| CliError::from(format!("no org {:?}", args.org)))?;
     // Whether Cliniko still takes the connection: the one check that calls out.
-    if let Some(connection) = store.connection(&args.org).await? {
+    if let Some(connection) = diagnosis.cliniko.take() {
         let refused = match crate::cliniko::client_for(&connection) {
             Err(why) => Some(why),
             Ok(client) => client.verify().await.err().map(|e| e.to_string()),

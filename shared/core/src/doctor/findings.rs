@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use jiff::Timestamp;
 use serde::Serialize;
 
+use crate::cliniko::ClinikoConnection;
 use crate::model::{MessageStatus, StoredMessage};
 use crate::org::OrgConfig;
 use crate::report::{ADT_REQUIRED, SIU_REQUIRED};
@@ -28,6 +29,10 @@ pub struct Diagnosis {
     /// How many messages were read.
     pub messages: usize,
     pub findings: Vec<Finding>,
+    /// The org's Cliniko connection as read, for the caller's live check
+    /// (the key is never serialised).
+    #[serde(skip)]
+    pub cliniko: Option<ClinikoConnection>,
 }
 
 /// One thing that is wrong, with what it touches and how to fix it.

@@ -114,5 +114,6 @@ where
         since,
         messages: messages.len(),
         findings: analyse(&state, now),
+        cliniko: connection,
     }))
 }

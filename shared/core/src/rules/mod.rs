@@ -91,11 +91,6 @@ fn bump(record: &PatientRecord) -> RecordWrite {
     }
 }
 
-/// MSH-7, for the stale-update checks.
-pub fn message_time(m: &MappedMessage) -> Option<Timestamp> {
-    m.message_time
-}
-
 /// True when a message with time `msg` may overwrite state last set at `stored`.
 /// A message without MSH-7 is taken as the newest (arrival order).
 fn is_newer(msg: Option<Timestamp>, stored: Option<Timestamp>) -> bool {
@@ -210,7 +205,7 @@ pub fn patient_step(
             "patient_id is required".into(),
         );
     };
-    let at = message_time(m);
+    let at = m.message_time;
     if kind.is("ADT", "A40") {
         return merge(m, patient_id, current, prior, at);
     }
@@ -395,7 +390,7 @@ pub fn episode_step(
         events.push(ctx.event(EventKind::EpisodeCreated, pid, Some(case_id), None));
     }
 
-    let at = message_time(m);
+    let at = m.message_time;
     let old = rec.appointment(appt_id);
     if old.is_none_or(|a| is_newer(at, a.updated_by)) {
         let status = m.appointment_status.unwrap_or(AppointmentStatus::Scheduled);
