@@ -33,6 +33,16 @@ fn a_reviewed_plan_on_the_aws_backend() {
 }
 
 #[test]
+fn a_test_mode_key_on_the_local_backend() {
+    a_test_mode_key_answers_as_live_and_changes_nothing_live(Backend::Local);
+}
+
+#[test]
+fn a_test_mode_key_on_the_aws_backend() {
+    a_test_mode_key_answers_as_live_and_changes_nothing_live(Backend::Aws);
+}
+
+#[test]
 fn an_org_with_nothing_wrong_gets_one_line() {
     let mut t = Tendon::local("doctor-ok");
     let key = serve_acme(&mut t);
@@ -96,8 +106,9 @@ fn of_type(m: Hl7, code: &str, name: &str) -> Hl7 {
 }
 
 /// The clinic's day: one message per cause, a follow-up behind the first
-/// cause, an unsupported type and a message that goes through.
-fn send_day(c: &Clinic<'_>) {
+/// cause, an unsupported type and a message that goes through. The ACKs,
+/// as `MSA-1 MSA-2 errors`.
+fn send_day(c: &Clinic<'_>) -> Vec<String> {
     let messages = [
         // An Initial Evaluation at location 34, then its case's follow-up.
         visit(c, "M1", "P1", "A1")
@@ -117,10 +128,131 @@ fn send_day(c: &Clinic<'_>) {
         now(c.siu("M6")).set("MSH-9", "ORU^R01^ORU_R01"),
         visit(c, "M7", "P5", "A7"),
     ];
-    for m in &messages {
-        c.send(m);
-    }
-    c.settle();
+    messages.iter().map(|m| c.send(m).summary()).collect()
+}
+
+/// The findings as (code, subject, messages, blocked).
+fn causes(doctor: &Json) -> Vec<(String, String, u64, u64)> {
+    doctor["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| {
+            (
+                f["code"].as_str().unwrap().to_owned(),
+                f["subject"].as_str().unwrap_or("-").to_owned(),
+                f["messages"].as_u64().unwrap(),
+                f["blocked"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The day sent with a test-mode key gets the ACKs and the doctor findings
+/// the same day gets live, and creates no live patient, no step and no
+/// email; its plan applies in test mode only; its data is deleted in one
+/// command, the live data untouched.
+fn a_test_mode_key_answers_as_live_and_changes_nothing_live(backend: Backend) {
+    let mut t = Tendon::new(backend, "testmode");
+    let live_key = serve_acme(&mut t);
+    let issued = t.ok(&["org", "add-key", "--org", "ACME01", "--test"]);
+    assert_eq!(issued["mode"], "test");
+    let test = acme(&t, issued["ingest_key"].as_str().unwrap().to_owned());
+    let test_acks = send_day(&test);
+    t.settle_test("ACME01");
+
+    assert_eq!(t.messages("ACME01"), Vec::<Json>::new(), "nothing live");
+    assert_eq!(test.patients(), Vec::<Json>::new(), "no live patient");
+    assert_eq!(
+        t.ok(&["workflow", "steps", "--org", "ACME01"]),
+        json!([]),
+        "no step scheduled"
+    );
+    let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(2)).to_string();
+    assert_eq!(
+        t.ok(&["dispatch", "--at", &later]),
+        json!({"sent": 0, "skipped": 0, "failed": 0})
+    );
+    assert_eq!(t.ok(&["outbox", "list", "--org", "ACME01"]), json!([]));
+    let would_be: Vec<Json> = t
+        .ok(&["patient", "list", "--org", "ACME01", "--mode", "test"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].clone())
+        .collect();
+    assert_eq!(would_be, [json!("P5")], "what the day would have created");
+    let listed = t.test_messages("ACME01");
+    let m7 = listed.iter().find(|m| m["control_id"] == "M7").unwrap();
+    let events: Vec<&str> = m7["would"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert!(events.contains(&"patient_created"), "{m7:#}");
+    let test_doctor = t.ok(&["doctor", "--org", "ACME01", "--mode", "test"]);
+    assert_eq!(
+        test_doctor["would_create"],
+        json!({"patients": 1, "episodes": 2})
+    );
+
+    // The same day, live.
+    let live = acme(&t, live_key);
+    let live_acks = send_day(&live);
+    live.settle();
+    assert_eq!(test_acks, live_acks, "the same ACKs");
+    let live_doctor = t.ok(&["doctor", "--org", "ACME01"]);
+    assert_eq!(
+        causes(&test_doctor),
+        causes(&live_doctor),
+        "the same findings"
+    );
+    let replay = test_doctor["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "missing_field")
+        .unwrap()["fix"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        replay.ends_with("tendon messages replay --org ACME01 --mode test --failed"),
+        "{replay}"
+    );
+
+    // A test-mode plan applies to the test-mode messages only.
+    let file = t.db().with_extension("test-plan.json");
+    let path = file.to_str().unwrap();
+    t.ok(&[
+        "doctor", "--org", "ACME01", "--mode", "test", "--plan", path,
+    ]);
+    let (ok, _, err) = t.cli(&["doctor", "--org", "ACME01", "--apply", path]);
+    assert!(
+        !ok && err.contains("apply it with --mode test") && err.contains("nothing was applied"),
+        "{err}"
+    );
+    let applied = t.ok(&[
+        "doctor", "--org", "ACME01", "--mode", "test", "--apply", path,
+    ]);
+    assert_eq!(applied["applied"]["replayed"], 4, "{applied}");
+    assert_eq!(applied["after"], json!({"failed": 1, "patients": 4}));
+    t.settle_test("ACME01");
+    assert_eq!(live.patients().len(), 1, "live: still only P5");
+
+    let deleted = t.ok(&["org", "delete-test-data", "--org", "ACME01"]);
+    assert_eq!(
+        deleted["deleted"],
+        json!({"messages": 7, "patients": 4}),
+        "{deleted}"
+    );
+    assert_eq!(t.test_messages("ACME01"), Vec::<Json>::new());
+    assert_eq!(t.messages("ACME01").len(), 7, "the live messages stay");
+    assert_eq!(
+        t.ok(&["org", "delete-test-data", "--org", "ACME01"])["deleted"],
+        json!({"messages": 0, "patients": 0})
+    );
 }
 
 fn the_doctor_names_each_cause_and_its_fix(backend: Backend) {
@@ -128,6 +260,7 @@ fn the_doctor_names_each_cause_and_its_fix(backend: Backend) {
     let key = serve_acme(&mut t);
     let c = acme(&t, key);
     send_day(&c);
+    c.settle();
 
     let found = t.ok(&["doctor", "--org", "ACME01"]);
     assert_eq!(found["messages"], 7);
@@ -236,6 +369,7 @@ fn a_reviewed_plan_applies_what_is_left(backend: Backend) {
     let key = serve_acme(&mut t);
     let c = acme(&t, key);
     send_day(&c);
+    c.settle();
     let file = t.db().with_extension("plan.json");
     let wrote = t.ok(&[
         "doctor",

@@ -316,12 +316,40 @@ impl Tendon {
         }
     }
 
+    /// `messages list --org ORG --mode test`: the org's test-mode messages.
+    pub fn test_messages(&self, org: &str) -> Vec<Json> {
+        self.ok(&["messages", "list", "--org", org, "--mode", "test"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// Polls `messages list --org ORG` until `done` holds, or fails after
     /// [`Tendon::deadline`] saying `what` it waited for.
     pub fn wait_until(&self, org: &str, what: &str, done: impl Fn(&[Json]) -> bool) -> Vec<Json> {
+        self.wait_for(org, what, || self.messages(org), done)
+    }
+
+    /// Waits until no test-mode message of `org` is still `accepted`.
+    pub fn settle_test(&self, org: &str) -> Vec<Json> {
+        self.wait_for(
+            org,
+            "no test-mode message accepted",
+            || self.test_messages(org),
+            |msgs| msgs.iter().all(|m| m["status"] != "accepted"),
+        )
+    }
+
+    fn wait_for(
+        &self,
+        org: &str,
+        what: &str,
+        list: impl Fn() -> Vec<Json>,
+        done: impl Fn(&[Json]) -> bool,
+    ) -> Vec<Json> {
         let deadline = Instant::now() + self.deadline();
         loop {
-            let msgs = self.messages(org);
+            let msgs = list();
             if done(&msgs) {
                 return msgs;
             }

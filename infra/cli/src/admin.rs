@@ -1,14 +1,19 @@
 //! Operator commands: orgs, locations, practitioners, IE types, patients, messages.
+use std::collections::HashMap;
+
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use tendon_core::keys::{self, key_hash, new_ingest_key};
+use tendon_core::mode::Mode;
 use tendon_core::model::{MessageStatus, PatientRecord};
 use tendon_core::org::{Location, Org, OrgConfig, Practitioner};
-use tendon_core::ports::{ConfigStore, MessageLog, PatientStore, StoreError, Suppressions};
+use tendon_core::ports::{
+    ConfigStore, MessageLog, PatientStore, StoreError, Suppressions, TestData,
+};
 use tendon_core::workflow::opt_out;
 use tendon_core::workflow::steps::Channel;
 
-use crate::args::{JsonFlag, OrgArgs, RecordArgs};
+use crate::args::{JsonFlag, ModeArg, OrgArgs, RecordArgs};
 use crate::backend::Backend;
 use crate::output::print;
 
@@ -34,7 +39,20 @@ pub enum OrgCommand {
     },
     /// Issue another ingest key for an org and print it, once (key rotation:
     /// give the gateway the new key; the old one keeps working meanwhile).
-    AddKey(OrgArgs),
+    /// With --test, a test-mode key: its messages are checked, stored and
+    /// answered as live ones, but create no patient and send nothing.
+    AddKey {
+        #[arg(long)]
+        org: String,
+        /// A test-mode key (see docs/go-live.md).
+        #[arg(long)]
+        test: bool,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Delete the org's test-mode data: the messages its test-mode keys sent
+    /// and what they made. Live data and the keys stay.
+    DeleteTestData(OrgArgs),
     /// Show or change the org's HL7 field-map overrides (docs/interface.md §3): a
     /// field read from other paths, first non-empty wins. With no --set or
     /// --reset it prints them. Messages already stored are re-read with the
@@ -148,9 +166,19 @@ pub enum IeTypeCommand {
 #[derive(Subcommand)]
 pub enum PatientCommand {
     /// List an org's patients.
-    List(OrgArgs),
+    List {
+        #[command(flatten)]
+        of: OrgArgs,
+        #[command(flatten)]
+        mode: ModeArg,
+    },
     /// Show a patient with episodes of care and appointments.
-    Show(RecordArgs),
+    Show {
+        #[command(flatten)]
+        of: RecordArgs,
+        #[command(flatten)]
+        mode: ModeArg,
+    },
     /// Stop workflow messages to a patient on one channel (email: as the
     /// unsubscribe link does; text: as an SMS STOP reply). Prints the patient.
     OptOut(ChannelArgs),
@@ -182,6 +210,8 @@ pub enum MessagesCommand {
         #[arg(long)]
         status: Option<String>,
         #[command(flatten)]
+        mode: ModeArg,
+        #[command(flatten)]
         out: JsonFlag,
     },
     /// Reprocess stored messages with the org's current configuration.
@@ -195,6 +225,8 @@ pub enum MessagesCommand {
         /// Every failed message of the org.
         #[arg(long)]
         failed: bool,
+        #[command(flatten)]
+        mode: ModeArg,
         #[command(flatten)]
         out: JsonFlag,
     },
@@ -232,7 +264,10 @@ async fn require_org(store: &impl ConfigStore, org: &str) -> CliResult<Org> {
     Ok(require_config(store, org).await?.org)
 }
 
-pub async fn org(store: &(impl ConfigStore + Suppressions), cmd: OrgCommand) -> CliResult {
+pub async fn org(
+    store: &(impl ConfigStore + Suppressions + TestData),
+    cmd: OrgCommand,
+) -> CliResult {
     let (id, name, timezone, ie_types, out) = match cmd {
         OrgCommand::Create {
             id,
@@ -241,20 +276,18 @@ pub async fn org(store: &(impl ConfigStore + Suppressions), cmd: OrgCommand) -> 
             ie_types,
             out,
         } => (id, name, timezone, ie_types, out),
-        OrgCommand::AddKey(OrgArgs { org, out }) => {
-            let key = new_ingest_key()?;
-            store
-                .add_ingest_key(&org, &key_hash(&key))
-                .await
-                .map_err(|e| match e {
-                    StoreError::NotFound(_) => format!("org {org:?} does not exist"),
-                    other => other.to_string(),
-                })?;
+        OrgCommand::AddKey { org, test, out } => {
+            let mode = if test { Mode::Test } else { Mode::Live };
+            let key = keys::add(store, &org, mode).await?;
             let hash = key_hash(&key);
             return print(
                 out.json,
-                &json!({"org": org, "ingest_key": key, "key_id": keys::key_id(&hash)}),
+                &json!({"org": org, "ingest_key": key, "key_id": keys::key_id(&hash), "mode": mode}),
             );
+        }
+        OrgCommand::DeleteTestData(OrgArgs { org, out }) => {
+            let deleted = keys::delete_test_data(store, &org).await?;
+            return print(out.json, &json!({"org": org, "deleted": deleted}));
         }
         OrgCommand::FieldMap {
             org,
@@ -288,7 +321,7 @@ pub async fn org(store: &(impl ConfigStore + Suppressions), cmd: OrgCommand) -> 
             let listed: Vec<Value> = keys::list(store, &org)
                 .await?
                 .iter()
-                .map(|k| json!({"key_id": keys::key_id(&k.hash), "created_at": k.created_at.map(|t| t.to_string())}))
+                .map(|k| json!({"key_id": keys::key_id(&k.hash), "created_at": k.created_at.map(|t| t.to_string()), "mode": k.mode}))
                 .collect();
             return print(out.json, &Value::Array(listed));
         }
@@ -330,6 +363,7 @@ pub async fn org(store: &(impl ConfigStore + Suppressions), cmd: OrgCommand) -> 
         }
     };
     check_zone(&timezone)?;
+    tendon_core::mode::check_org_id(id.trim())?;
     let mut org = Org {
         id: non_empty("--id", &id)?,
         name: non_empty("--name", &name)?,
@@ -487,8 +521,12 @@ fn patient_json(rec: &PatientRecord) -> Value {
 
 pub async fn patient<S: ConfigStore + PatientStore>(store: &S, cmd: PatientCommand) -> CliResult {
     match cmd {
-        PatientCommand::List(OrgArgs { org, out }) => {
+        PatientCommand::List {
+            of: OrgArgs { org, out },
+            mode,
+        } => {
             require_org(store, &org).await?;
+            let org = mode.partition(&org);
             let mut all = Vec::new();
             for p in store.list_patients(&org).await? {
                 if let Some(rec) = store.load_patient(&org, &p.id).await? {
@@ -497,8 +535,12 @@ pub async fn patient<S: ConfigStore + PatientStore>(store: &S, cmd: PatientComma
             }
             print(out.json, &all)
         }
-        PatientCommand::Show(RecordArgs { org, id, out }) => {
+        PatientCommand::Show {
+            of: RecordArgs { org, id, out },
+            mode,
+        } => {
             require_org(store, &org).await?;
+            let org = mode.partition(&org);
             let mut rec = store.load_patient(&org, &id).await?;
             // A merged-away ID shows the surviving patient.
             while let Some(next) = rec.as_ref().and_then(|r| r.patient.merged_into.clone()) {
@@ -515,20 +557,41 @@ pub async fn patient<S: ConfigStore + PatientStore>(store: &S, cmd: PatientComma
 pub async fn messages<B: Backend>(backend: &B, cmd: MessagesCommand) -> CliResult {
     let store = backend.store();
     match cmd {
-        MessagesCommand::List { org, status, out } => {
+        MessagesCommand::List {
+            org,
+            status,
+            mode,
+            out,
+        } => {
             require_org(store, &org).await?;
+            let org = mode.partition(&org);
             let status = match status.as_deref() {
                 None => None,
                 Some(s) => Some(MessageStatus::parse(s).ok_or_else(|| {
                     format!("unknown status {s:?}; use accepted, processed, pending, failed, rejected or ignored")
                 })?),
             };
+            // Test mode: what each message would have done live.
+            let mut effects: HashMap<String, Vec<Value>> = HashMap::new();
+            if mode.mode == Mode::Test {
+                for e in store.list_events(&org).await? {
+                    effects
+                        .entry(e.message_id.clone())
+                        .or_default()
+                        .push(json!({
+                            "event": e.kind,
+                            "patient_id": e.patient_id,
+                            "case_id": e.case_id,
+                            "appointment_id": e.appointment_id,
+                        }));
+                }
+            }
             let list: Vec<Value> = store
                 .list_messages(&org, status)
                 .await?
                 .iter()
                 .map(|m| {
-                    json!({
+                    let mut v = json!({
                         "id": m.id,
                         "control_id": m.control_id,
                         "type": m.message_type,
@@ -537,7 +600,11 @@ pub async fn messages<B: Backend>(backend: &B, cmd: MessagesCommand) -> CliResul
                         "received_at": m.received_at,
                         "patient_id": m.patient_id,
                         "acknowledged": m.acknowledged,
-                    })
+                    });
+                    if mode.mode == Mode::Test {
+                        v["would"] = json!(effects.remove(&m.id).unwrap_or_default());
+                    }
+                    v
                 })
                 .collect();
             print(out.json, &list)
@@ -546,9 +613,11 @@ pub async fn messages<B: Backend>(backend: &B, cmd: MessagesCommand) -> CliResul
             org,
             control_id,
             failed,
+            mode,
             out,
         } => {
             require_org(store, &org).await?;
+            let org = mode.partition(&org);
             let all = store.list_messages(&org, None).await?;
             let named: Vec<_> = all
                 .into_iter()

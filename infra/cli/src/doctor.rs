@@ -7,9 +7,11 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 use tendon_core::cliniko::api::ClinikoApi;
 use tendon_core::doctor::{Diagnosis, Plan, apply, cliniko_unusable, diagnose, plan_of};
+use tendon_core::mode::Mode;
 use tendon_core::model::MessageStatus;
 use tendon_core::ports::{MessageLog, PatientStore};
 
+use crate::args::ModeArg;
 use crate::backend::Backend;
 use crate::error::{CliError, CliResult};
 use crate::output;
@@ -30,14 +32,18 @@ pub struct DoctorArgs {
     /// messages in order; prints what it did and the counts before and after.
     #[arg(long, value_name = "FILE")]
     apply: Option<PathBuf>,
-    /// Print only JSON: {"org","since","messages","findings":[..]}.
+    #[command(flatten)]
+    mode: ModeArg,
+    /// Print only JSON: {"org","mode","since","messages","findings":[..]},
+    /// and in test mode "would_create":{"patients","episodes"}.
     #[arg(long)]
     json: bool,
 }
 
 pub async fn run<B: Backend>(backend: &B, args: DoctorArgs) -> CliResult {
+    let partition = args.mode.partition(&args.org);
     if let Some(file) = &args.apply {
-        return apply_plan(backend, &args.org, file, args.json).await;
+        return apply_plan(backend, &partition, file, args.json).await;
     }
     let store = backend.store();
     let now = Timestamp::now();
@@ -45,7 +51,7 @@ pub async fn run<B: Backend>(backend: &B, args: DoctorArgs) -> CliResult {
         Some(text) => Some(now - stretch(text)?),
         None => None,
     };
-    let mut diagnosis = diagnose(store, &args.org, since, now)
+    let mut diagnosis = diagnose(store, &partition, since, now)
         .await?
         .ok_or_else(|| CliError::from(format!("no org {:?}", args.org)))?;
     // Whether Cliniko still takes the connection: the one check that calls out.
@@ -94,7 +100,13 @@ async fn counts<S: MessageLog + PatientStore>(
     Ok(json!({ "failed": failed, "patients": patients }))
 }
 
-async fn apply_plan<B: Backend>(backend: &B, org: &str, file: &PathBuf, json: bool) -> CliResult {
+/// `partition`: the org, or its test partition (`--mode test`).
+async fn apply_plan<B: Backend>(
+    backend: &B,
+    partition: &str,
+    file: &PathBuf,
+    json: bool,
+) -> CliResult {
     let text = std::fs::read_to_string(file)
         .map_err(|e| CliError::from(format!("cannot read {}: {e}", file.display())))?;
     let plan: Plan = serde_json::from_str(&text).map_err(|e| {
@@ -104,13 +116,13 @@ async fn apply_plan<B: Backend>(backend: &B, org: &str, file: &PathBuf, json: bo
         ))
     })?;
     let store = backend.store();
-    let before = counts(store, org).await?;
-    let applied = apply(store, backend.queue(), org, &plan)
+    let before = counts(store, partition).await?;
+    let applied = apply(store, backend.queue(), partition, &plan)
         .await?
         .map_err(|refused| CliError::from(format!("{refused}; nothing was applied")))?;
     // Process now, so the command works with or without a running `tendon serve`.
     backend.drain().await?;
-    let after = counts(store, org).await?;
+    let after = counts(store, partition).await?;
     output::print(
         json,
         &json!({ "applied": applied, "before": before, "after": after }),
@@ -141,15 +153,24 @@ fn render(d: &Diagnosis) -> String {
         .since
         .map(|t| format!(" received since {t}"))
         .unwrap_or_default();
+    let (org, would) = match (d.mode, d.would_create) {
+        (Mode::Test, Some(w)) => (
+            format!("{} (test mode)", d.org),
+            format!(
+                "; live, they would have created {} patient(s) and {} episode(s) of care",
+                w.patients, w.episodes
+            ),
+        ),
+        _ => (d.org.clone(), String::new()),
+    };
     if d.findings.is_empty() {
         return format!(
-            "{}: nothing wrong in {} message(s){since}.\n",
-            d.org, d.messages
+            "{org}: nothing wrong in {} message(s){since}{would}.\n",
+            d.messages
         );
     }
     let mut out = format!(
-        "{}: {} finding(s) in {} message(s){since}, most harmful first.\n",
-        d.org,
+        "{org}: {} finding(s) in {} message(s){since}{would}, most harmful first.\n",
         d.findings.len(),
         d.messages
     );
@@ -182,8 +203,12 @@ fn render(d: &Diagnosis) -> String {
         .any(|f| f.blocked > 0 || is_configuration(f.code))
     {
         out += &format!(
-            "\nAfter the configuration fixes, replay the failed messages in the order received:\n   tendon messages replay --org {} --failed\n",
-            d.org
+            "\nAfter the configuration fixes, replay the failed messages in the order received:\n   tendon messages replay --org {}{} --failed\n",
+            d.org,
+            match d.mode {
+                Mode::Live => "",
+                Mode::Test => " --mode test",
+            }
         );
     }
     out

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{ConditionCheck, Delete, Put, TransactWriteItem, Update};
 use serde::Serialize;
+use tendon_core::mode::{self, Mode};
 use tendon_core::org::{Location, Org, OrgConfig, Practitioner};
 use tendon_core::ports::{ConfigStore, IngestKey, StoreError, StoreResult};
 use tendon_core::workflow::Workflow;
@@ -205,7 +206,7 @@ impl ConfigStore for AwsStore {
         let items = vec![
             transact_put(self, WHAT, org_item, Some("attribute_not_exists(pk)"))?,
             transact_put(self, WHAT, key_item, Some("attribute_not_exists(pk)"))?,
-            transact_put(self, WHAT, key_listing(&org.id, key_hash), None)?,
+            transact_put(self, WHAT, key_listing(&org.id, key_hash, Mode::Live), None)?,
         ];
         match self.transact_conditions(WHAT, items).await? {
             None => Ok(()),
@@ -231,10 +232,11 @@ impl ConfigStore for AwsStore {
 
     /// Adding a key the org already has is a no-op; a key of another org is
     /// `AlreadyExists`; an unknown org is `NotFound`.
-    async fn add_ingest_key(&self, org: &str, key_hash: &str) -> StoreResult<()> {
+    async fn add_ingest_key(&self, org: &str, key_hash: &str, mode: Mode) -> StoreResult<()> {
         const WHAT: &str = "add_ingest_key";
         let mut key_item = key(key_pk(key_hash), KEY_SK);
         key_item.insert("org".to_owned(), s(org));
+        key_item.insert(MODE.to_owned(), s(mode.as_str()));
         let key_put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(key_item))
@@ -246,7 +248,7 @@ impl ConfigStore for AwsStore {
         let items = vec![
             org_exists_check(self, WHAT, org)?,
             TransactWriteItem::builder().put(key_put).build(),
-            transact_put(self, WHAT, key_listing(org, key_hash), None)?,
+            transact_put(self, WHAT, key_listing(org, key_hash, mode), None)?,
         ];
         match self.transact_conditions(WHAT, items).await? {
             None => Ok(()),
@@ -263,7 +265,15 @@ impl ConfigStore for AwsStore {
             .filter_map(|item| {
                 let hash = string_attr(&item, "sk")?.to_owned();
                 let created_at = string_attr(&item, "created_at").and_then(|t| t.parse().ok());
-                Some((created_at, IngestKey { hash, created_at }))
+                let mode = item_mode(&item);
+                Some((
+                    created_at,
+                    IngestKey {
+                        hash,
+                        created_at,
+                        mode,
+                    },
+                ))
             })
             .collect();
         // Oldest first (the listing's sort key is the hash).
@@ -305,7 +315,8 @@ impl ConfigStore for AwsStore {
             return Ok(Some(org));
         }
         let item = self.get("org_for_key", key_pk(key_hash), KEY_SK).await?;
-        let org = item.and_then(|i| string_attr(&i, "org").map(str::to_owned));
+        let org = item
+            .and_then(|i| string_attr(&i, "org").map(|org| mode::partition(org, item_mode(&i))));
         if let Some(org) = &org {
             self.caches.remember_ingest_key(key_hash, org);
         }
@@ -334,11 +345,14 @@ impl ConfigStore for AwsStore {
 
     /// One strongly consistent Query of the org's partition, or the ingest
     /// cache when this store has one (see [`AwsStore::with_ingest_cache`]).
-    async fn org_config(&self, org: &str) -> StoreResult<Option<OrgConfig>> {
-        if let Some(config) = self.caches.ingest_config(org) {
-            return Ok(Some(config));
-        }
-        Ok(self.fetch_org_config(org).await?.map(|(_, config)| config))
+    /// A test partition reads its org's items.
+    async fn org_config(&self, partition: &str) -> StoreResult<Option<OrgConfig>> {
+        let org = mode::org_of(partition);
+        let config = match self.caches.ingest_config(org) {
+            Some(config) => Some(config),
+            None => self.fetch_org_config(org).await?.map(|(_, config)| config),
+        };
+        Ok(config.map(|c| c.for_partition(partition)))
     }
 }
 
@@ -386,9 +400,19 @@ impl AwsStore {
     }
 }
 
+/// The key and listing items' attribute naming a key's [`Mode`] (absent: live).
+const MODE: &str = "mode";
+
+fn item_mode(item: &Item) -> Mode {
+    string_attr(item, MODE)
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_default()
+}
+
 /// The listing item of an org's key, stamped with the time it was issued.
-fn key_listing(org: &str, key_hash: &str) -> Item {
+fn key_listing(org: &str, key_hash: &str, mode: Mode) -> Item {
     let mut item = key(key_list_pk(org), key_hash.to_owned());
+    item.insert(MODE.to_owned(), s(mode.as_str()));
     item.insert(
         "created_at".to_owned(),
         s(jiff::Timestamp::now().to_string()),

@@ -152,6 +152,7 @@ mod queue;
 mod schedule;
 pub mod sdk;
 mod suppressions;
+mod test_data;
 mod workflows;
 
 pub use bootstrap::{BootstrapEnv, bootstrap, bootstrap_with};

@@ -403,10 +403,12 @@ impl StepStore for AwsStore {
         patient_id: Option<&str>,
     ) -> StoreResult<StepInput> {
         const WHAT: &str = "read_step";
+        let live = tendon_core::mode::org_of(org);
         let message_key = message_pk(org, message_id);
         let mut keys = vec![
             key(message_key.clone(), MESSAGE_SK),
-            key(org_pk(org), ORG_SK),
+            // A test partition reads its org's configuration.
+            key(org_pk(live), ORG_SK),
         ];
         if let Some(pid) = patient_id {
             keys.push(key(patient_pk(org, pid), PATIENT_SK));
@@ -436,10 +438,11 @@ impl StepStore for AwsStore {
         }
         input.config = match token {
             None => None,
-            Some(token) => match self.caches.config(org, &token) {
+            Some(token) => match self.caches.config(live, &token) {
                 Some(config) => Some(config),
-                None => self.fetch_org_config(org).await?.map(|(_, c)| c),
-            },
+                None => self.fetch_org_config(live).await?.map(|(_, c)| c),
+            }
+            .map(|c| c.for_partition(org)),
         };
         input.pending = self.order_parked(org, parked).await?;
         Ok(input)

@@ -2,6 +2,7 @@
 //! ID, update, an unknown org), ingest keys (lookup, adding, listing and
 //! revoking), and locations and practitioners (NotFound, upsert, sorted and
 //! per-org reads).
+use tendon_core::mode::Mode;
 use tendon_core::org::OrgConfig;
 use tendon_core::ports::StoreError;
 
@@ -120,7 +121,7 @@ pub async fn ingest_keys<S: Stores>(store: &S) {
 
     let second_key = unique("keyhash");
     store
-        .add_ingest_key(&id, &second_key)
+        .add_ingest_key(&id, &second_key, Mode::Live)
         .await
         .expect("contract: add_ingest_key on an existing org succeeds");
     assert_eq!(
@@ -137,7 +138,9 @@ pub async fn ingest_keys<S: Stores>(store: &S) {
     let stray_key = unique("keyhash");
     assert!(
         matches!(
-            store.add_ingest_key(&unique("NOORG"), &stray_key).await,
+            store
+                .add_ingest_key(&unique("NOORG"), &stray_key, Mode::Live)
+                .await,
             Err(StoreError::NotFound(_))
         ),
         "contract: add_ingest_key for an unknown org is NotFound"

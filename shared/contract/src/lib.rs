@@ -13,7 +13,7 @@
 //! Every adapter runs the same suite, so the backends cannot drift. The
 //! checks are split by port, one module each ([`config`], [`messages`],
 //! [`patients`], [`queue`], [`intake`], [`workflows`], [`schedule`],
-//! [`deliveries`], [`suppressions`], [`cliniko`]), and grouped in three
+//! [`deliveries`], [`suppressions`], [`cliniko`], [`test_mode`]), and grouped in three
 //! suites: `port` (every adapter), `workflows` (once it implements the
 //! workflow ports) and `cliniko` (once it implements `ClinikoStore`).
 //! [`contract_tests!`] makes one test per check:
@@ -45,6 +45,7 @@ pub mod patients;
 pub mod queue;
 pub mod schedule;
 pub mod suppressions;
+pub mod test_mode;
 pub mod workflows;
 
 pub use fixtures::{
@@ -52,12 +53,14 @@ pub use fixtures::{
     scheduled_step, unique, workflow_def,
 };
 
-use tendon_core::ports::{DeliveryLog, Intake, StepStore, Suppressions, WorkQueue, WorkflowStore};
+use tendon_core::ports::{
+    DeliveryLog, Intake, StepStore, Suppressions, TestData, WorkQueue, WorkflowStore,
+};
 
 /// Everything an adapter of the storage ports implements.
-pub trait Stores: StepStore + WorkQueue + Intake {}
+pub trait Stores: StepStore + WorkQueue + Intake + TestData {}
 
-impl<S: StepStore + WorkQueue + Intake> Stores for S {}
+impl<S: StepStore + WorkQueue + Intake + TestData> Stores for S {}
 
 /// The checks of a suite (`port`, `workflows` or `cliniko`), in the order the
 /// runners run them, handed to `$crate::$then!` after `$args`: the one list
@@ -82,6 +85,7 @@ macro_rules! __checks {
             patients::read_step
             queue::queue_send
             intake::intake
+            test_mode::test_partitions
         }
     };
     (workflows, $then:ident ! $args:tt) => {

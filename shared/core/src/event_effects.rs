@@ -87,7 +87,8 @@ pub(crate) fn enrolments(
     events: &[DomainEvent],
     now: Timestamp,
 ) -> Vec<ScheduledStep> {
-    if config.workflows.is_empty() {
+    // Test-mode data is never enrolled: it must send nothing.
+    if config.workflows.is_empty() || crate::mode::is_test(&config.org.id) {
         return Vec::new();
     }
     let mut out: Vec<ScheduledStep> = Vec::new();

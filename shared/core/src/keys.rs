@@ -2,9 +2,11 @@
 //! listing and revoking. A key is shown once, when `org create` or `org
 //! add-key` issues it; afterwards operators name it by its key ID, the first
 //! hex digits of its SHA-256, which is what the store keeps and says nothing
-//! usable about the key.
+//! usable about the key. A key is live or test-mode ([`crate::mode`]); the
+//! test-mode data its messages made is deleted here too.
 use crate::hash::sha256_hex;
-use crate::ports::{ConfigStore, IngestKey, StoreError};
+use crate::mode::{self, Mode};
+use crate::ports::{ConfigStore, IngestKey, PartitionDeleted, StoreError, TestData};
 
 /// A new ingest key: `tdn_` and 160 random bits. Only its hash is stored.
 pub fn new_ingest_key() -> Result<String, String> {
@@ -14,6 +16,32 @@ pub fn new_ingest_key() -> Result<String, String> {
         "tdn_{}",
         bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
     ))
+}
+
+/// Issues a new key of `mode` for the org: the key, to show once.
+pub async fn add(store: &impl ConfigStore, org: &str, mode: Mode) -> Result<String, String> {
+    let key = new_ingest_key()?;
+    store
+        .add_ingest_key(org, &key_hash(&key), mode)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound(_) => format!("org {org:?} does not exist"),
+            other => other.to_string(),
+        })?;
+    Ok(key)
+}
+
+/// Deletes the org's test-mode data (its keys stay, so the gateway can go on
+/// testing); live data is never touched.
+pub async fn delete_test_data<S: ConfigStore + TestData>(
+    store: &S,
+    org: &str,
+) -> Result<PartitionDeleted, String> {
+    list(store, org).await?;
+    store
+        .delete_partition(&mode::partition(org, Mode::Test))
+        .await
+        .map_err(|e| e.to_string())
 }
 
 pub fn key_hash(key: &str) -> String {

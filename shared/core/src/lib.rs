@@ -15,6 +15,7 @@
 //!   receive to delete, dead letters), [`keys`] (ingest keys), [`health`];
 //! - the workflow engine ([`workflow`]) and the Cliniko sync ([`cliniko`]);
 //! - [`doctor`]: what is wrong with an org's integration, and the fixes;
+//! - [`mode`]: test-mode keys and the separate data they write;
 //! - helpers: [`join`] (a few futures polled together).
 
 pub mod batch;
@@ -31,6 +32,7 @@ pub mod intake;
 pub mod join;
 pub mod keys;
 pub mod mapping;
+pub mod mode;
 pub mod model;
 pub mod normalize;
 pub mod org;

@@ -20,6 +20,12 @@ pub struct Org {
 }
 
 impl Org {
+    /// The EMR Account ID (MSH-4): the org's ID, also when this is the
+    /// configuration as its test partition reads it (see [`crate::mode`]).
+    pub fn account_id(&self) -> &str {
+        crate::mode::org_of(&self.id)
+    }
+
     pub fn is_ie_type(&self, appointment_type: &str) -> bool {
         let t = appointment_type.trim();
         self.ie_types
@@ -66,6 +72,14 @@ pub struct OrgConfig {
 }
 
 impl OrgConfig {
+    /// This (live) configuration as `partition` reads it: the same
+    /// locations, practitioners, IE types, field map and workflows, under the
+    /// partition's ID, so what processing writes stays in the partition.
+    pub fn for_partition(mut self, partition: &str) -> OrgConfig {
+        partition.clone_into(&mut self.org.id);
+        self
+    }
+
     pub fn location(&self, id: &str) -> Option<&Location> {
         self.locations.iter().find(|l| l.id == id)
     }
@@ -79,7 +93,7 @@ impl OrgConfig {
         let zone = |name: &str| jiff::tz::TimeZone::get(name).ok();
         let mut ctx = MapContext {
             field_map: self.org.field_map.clone(),
-            account_id: Some(self.org.id.clone()),
+            account_id: Some(self.org.account_id().to_owned()),
             ..MapContext::default()
         };
         if let Some(z) = zone(&self.org.timezone) {

@@ -10,14 +10,17 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::Issue;
+use crate::mode::Mode;
 use crate::model::{DomainEvent, MessageStatus, Patient, PatientRecord, StoredMessage};
 use crate::org::{Location, Org, OrgConfig, Practitioner};
 use crate::workflow::Workflow;
 use crate::workflow::steps::{Delivery, DeliveryStatus, ScheduledStep, StepUpdate};
 
 mod error;
+mod test_data;
 
 pub use error::{BackendError, StoreError, StoreResult};
+pub use test_data::{PartitionDeleted, TestData};
 
 pub trait Clock: Send + Sync {
     fn now(&self) -> jiff::Timestamp;
@@ -50,10 +53,13 @@ pub trait ConfigStore: Send + Sync {
     -> impl Future<Output = StoreResult<()>> + Send;
     /// Replaces an existing org's settings; `NotFound` if there is none.
     fn update_org(&self, org: &Org) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Adds a key whose messages go to the org's data of `mode` (see
+    /// [`crate::mode`]).
     fn add_ingest_key(
         &self,
         org: &str,
         key_hash: &str,
+        mode: Mode,
     ) -> impl Future<Output = StoreResult<()>> + Send;
     /// The org's ingest keys (hashes), oldest first.
     fn ingest_keys(&self, org: &str) -> impl Future<Output = StoreResult<Vec<IngestKey>>> + Send;
@@ -64,7 +70,8 @@ pub trait ConfigStore: Send + Sync {
         org: &str,
         key_hash: &str,
     ) -> impl Future<Output = StoreResult<()>> + Send;
-    /// The org an ingest key (by hash) belongs to.
+    /// Where an ingest key's (by hash) messages go: its org's ID, or for a
+    /// test-mode key the org's test partition ([`crate::mode::partition`]).
     fn org_for_key(
         &self,
         key_hash: &str,
@@ -81,7 +88,9 @@ pub trait ConfigStore: Send + Sync {
         org: &str,
         practitioner: &Practitioner,
     ) -> impl Future<Output = StoreResult<()>> + Send;
-    /// The org with its locations and practitioners, in one read.
+    /// The org with its locations and practitioners, in one read. Asked for
+    /// a test partition, the org's configuration as the partition reads it
+    /// ([`OrgConfig::for_partition`]).
     fn org_config(&self, org: &str) -> impl Future<Output = StoreResult<Option<OrgConfig>>> + Send;
 }
 
@@ -101,6 +110,7 @@ pub struct Suppression {
 pub struct IngestKey {
     pub hash: String,
     pub created_at: Option<jiff::Timestamp>,
+    pub mode: Mode,
 }
 
 /// The result of storing a received message.

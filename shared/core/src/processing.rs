@@ -148,7 +148,11 @@ async fn decide_patient<P: PatientStore>(
     ctx: &Context<'_>,
 ) -> StoreResult<Decision> {
     let m = &loaded.fields;
-    let recheck = validate(m, &loaded.config.org.field_map, Some(&loaded.config.org.id));
+    let recheck = validate(
+        m,
+        &loaded.config.org.field_map,
+        Some(loaded.config.org.account_id()),
+    );
     if recheck
         .iter()
         .any(|e| e.code.ack_code() != tendon_hl7::AckCode::Accept)

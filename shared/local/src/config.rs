@@ -1,5 +1,6 @@
 //! [`ConfigStore`]: orgs, ingest keys (hashes), locations and practitioners.
 use rusqlite::{Connection, OptionalExtension, params};
+use tendon_core::mode::{self, Mode};
 use tendon_core::org::{Location, Org, OrgConfig, Practitioner};
 use tendon_core::ports::{ConfigStore, IngestKey, StoreError, StoreResult};
 
@@ -87,7 +88,7 @@ impl ConfigStore for SqliteStore {
 
     /// Adding a key the org already has is a no-op; a key of another org is
     /// `AlreadyExists`.
-    async fn add_ingest_key(&self, org: &str, key_hash: &str) -> StoreResult<()> {
+    async fn add_ingest_key(&self, org: &str, key_hash: &str, mode: Mode) -> StoreResult<()> {
         let (org, key_hash) = (org.to_owned(), key_hash.to_owned());
         let now = jiff::Timestamp::now().to_string();
         self.run("add_ingest_key", move |conn| {
@@ -106,9 +107,9 @@ impl ConfigStore for SqliteStore {
                 ))),
                 None => {
                     tx.prepare_cached(
-                        "INSERT INTO ingest_keys (hash, org, created_at) VALUES (?1, ?2, ?3)",
+                        "INSERT INTO ingest_keys (hash, org, created_at, mode) VALUES (?1, ?2, ?3, ?4)",
                     )?
-                    .execute(params![key_hash, org, now])?;
+                    .execute(params![key_hash, org, now, mode.as_str()])?;
                     tx.commit()?;
                     Ok(())
                 }
@@ -123,13 +124,14 @@ impl ConfigStore for SqliteStore {
             rows(
                 conn,
                 // rowid: insertion order, i.e. oldest first.
-                "SELECT hash, created_at FROM ingest_keys WHERE org = ?1 ORDER BY rowid",
+                "SELECT hash, created_at, mode FROM ingest_keys WHERE org = ?1 ORDER BY rowid",
                 [org],
                 |r| {
                     let (hash, created_at): (String, Option<String>) = (r.get(0)?, r.get(1)?);
                     Ok(IngestKey {
                         hash,
                         created_at: created_at.and_then(|t| t.parse().ok()),
+                        mode: r.get::<_, String>(2)?.parse().unwrap_or_default(),
                     })
                 },
             )
@@ -154,11 +156,11 @@ impl ConfigStore for SqliteStore {
     async fn org_for_key(&self, key_hash: &str) -> StoreResult<Option<String>> {
         let key_hash = key_hash.to_owned();
         self.read_now("org_for_key", move |conn| {
-            let org = conn
-                .prepare_cached("SELECT org FROM ingest_keys WHERE hash = ?1")?
-                .query_row([key_hash], |r| r.get(0))
+            let owner: Option<(String, String)> = conn
+                .prepare_cached("SELECT org, mode FROM ingest_keys WHERE hash = ?1")?
+                .query_row([key_hash], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
-            Ok(org)
+            Ok(owner.map(|(org, m)| mode::partition(&org, m.parse().unwrap_or_default())))
         })
         .await
     }
@@ -174,9 +176,11 @@ impl ConfigStore for SqliteStore {
             .await
     }
 
-    async fn org_config(&self, org: &str) -> StoreResult<Option<OrgConfig>> {
-        let org = org.to_owned();
+    /// A test partition reads its org's rows.
+    async fn org_config(&self, partition: &str) -> StoreResult<Option<OrgConfig>> {
+        let partition = partition.to_owned();
         self.read_now("org_config", move |conn| {
+            let org = mode::org_of(&partition);
             // One read transaction: a consistent snapshot even with other writers.
             let tx = read_tx(conn)?;
             let Some(found) = json_row(&tx, "SELECT json FROM orgs WHERE id = ?1", [&org])? else {
@@ -184,12 +188,12 @@ impl ConfigStore for SqliteStore {
             };
             let config = OrgConfig {
                 org: found,
-                locations: children(&tx, "locations", &org)?,
-                practitioners: children(&tx, "practitioners", &org)?,
-                workflows: crate::workflows::load_workflows(&tx, &org)?,
+                locations: children(&tx, "locations", org)?,
+                practitioners: children(&tx, "practitioners", org)?,
+                workflows: crate::workflows::load_workflows(&tx, org)?,
             };
             tx.finish()?;
-            Ok(Some(config))
+            Ok(Some(config.for_partition(&partition)))
         })
         .await
     }

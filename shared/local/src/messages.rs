@@ -1,9 +1,11 @@
-//! [`MessageLog`]: received messages, the JSON record beside the raw bytes.
+//! [`MessageLog`]: received messages, the JSON record beside the raw bytes;
+//! [`TestData`]: deleting a test partition.
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 use tendon_core::model::{MessageStatus, StoredMessage};
 use tendon_core::ports::{
-    HandOff, Inserted, Intake, MessageLog, StoreError, StoreResult, Unqueued,
+    HandOff, Inserted, Intake, MessageLog, PartitionDeleted, StoreError, StoreResult, TestData,
+    Unqueued,
 };
 
 use crate::queue::enqueue;
@@ -278,6 +280,47 @@ impl Intake for SqliteStore {
             }
             tx.commit()?;
             Ok(claimed)
+        })
+        .await
+    }
+}
+
+/// One transaction over every table that holds partition data; the queues'
+/// rows of the partition (message group `<partition>#...`) go too, except a
+/// delivery in flight, which finds its message gone and is dropped.
+impl TestData for SqliteStore {
+    async fn delete_partition(&self, partition: &str) -> StoreResult<PartitionDeleted> {
+        let partition = partition.to_owned();
+        self.run("delete_partition", move |conn| {
+            let tx = write_tx(conn)?;
+            let mut deleted = PartitionDeleted::default();
+            for table in [
+                "messages",
+                "patients",
+                "events",
+                "scheduled_steps",
+                "deliveries",
+            ] {
+                let n = tx
+                    .prepare_cached(&format!("DELETE FROM {table} WHERE org = ?1"))?
+                    .execute([&partition])?;
+                match table {
+                    "messages" => deleted.messages = n,
+                    "patients" => deleted.patients = n,
+                    _ => {}
+                }
+            }
+            let group = format!("{partition}#");
+            tx.prepare_cached(
+                "DELETE FROM queue WHERE receipt IS NULL AND substr(group_id, 1, length(?1)) = ?1",
+            )?
+            .execute([&group])?;
+            tx.prepare_cached(
+                "DELETE FROM dead_letters WHERE substr(group_id, 1, length(?1)) = ?1",
+            )?
+            .execute([&group])?;
+            tx.commit()?;
+            Ok(deleted)
         })
         .await
     }

@@ -180,6 +180,10 @@ ALTER TABLE messages ADD COLUMN unqueued_at INTEGER;
 ALTER TABLE messages ADD COLUMN claimed_until INTEGER;
 CREATE INDEX messages_unqueued ON messages (unqueued_at) WHERE unqueued_at IS NOT NULL;
 "#,
+    // 7 → 8: test-mode keys (`live` or `test`, tendon_core::mode).
+    r#"
+ALTER TABLE ingest_keys ADD COLUMN mode TEXT NOT NULL DEFAULT 'live';
+"#,
 ];
 
 /// Applies the migrations the database has not had, each in its own write

@@ -4,6 +4,7 @@
 //! SQLite does (reopening a file, ordering by instant).
 use std::path::PathBuf;
 
+use tendon_core::mode::Mode;
 use tendon_core::ports::{ConfigStore, MessageLog};
 use tendon_local::SqliteStore;
 
@@ -138,12 +139,12 @@ async fn create_org_with_a_key_of_another_org_creates_nothing() {
         Some("A".to_owned())
     );
     assert_eq!(
-        store.add_ingest_key("A", "shared-hash").await,
+        store.add_ingest_key("A", "shared-hash", Mode::Live).await,
         Ok(()),
         "re-adding an org's own key is a no-op"
     );
     assert!(matches!(
-        store.add_ingest_key("B", "shared-hash").await,
+        store.add_ingest_key("B", "shared-hash", Mode::Live).await,
         Err(tendon_core::ports::StoreError::NotFound(_))
     ));
 }

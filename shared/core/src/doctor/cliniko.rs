@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::findings::{Finding, Tally, quote};
+use super::findings::{Finding, Tally, config_org, quote};
 use crate::cliniko::{ClinikoConnection, ClinikoFailure};
 
 /// The re-sync runs every 15 minutes by default: an hour without one means
@@ -83,7 +83,7 @@ pub fn unusable(org: &str, reason: &str) -> Finding {
         summary: format!("Cliniko cannot be used: {reason}"),
         fix: format!(
             "fix what it says; a new key: tendon cliniko connect --org {} --api-key KEY",
-            quote(org)
+            config_org(org)
         ),
         ..Finding::of("cliniko_connection", &Tally::default())
     }

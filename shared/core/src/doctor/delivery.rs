@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::findings::{Finding, Tally, quote};
+use super::findings::{Finding, Tally, config_org, messages_org};
 use crate::model::{MessageStatus, Patient, StoredMessage};
 use crate::org::OrgConfig;
 use crate::workflow::model::WorkflowStatus;
@@ -44,7 +44,7 @@ pub(super) fn delivery(
             messages: reachable.len(),
             fix: format!(
                 "tendon workflow install-defaults --org {}, or import and activate the clinic's own",
-                quote(org)
+                config_org(org)
             ),
             ..Finding::of("no_active_workflow", &Tally::default())
         });
@@ -92,8 +92,8 @@ fn failed_steps(org: &str, steps: &[ScheduledStep]) -> Vec<Finding> {
                 examples: failed.iter().take(EXAMPLES).map(|s| s.id.clone()).collect(),
                 fix: format!(
                     "fix the cause, then: tendon workflow retry-step --org {} --patient PATIENT --id STEP (tendon workflow steps --org {} lists them)",
-                    quote(org),
-                    quote(org)
+                    config_org(org),
+                    config_org(org)
                 ),
                 ..Finding::of("failed_steps", &Tally::default())
             }
@@ -115,8 +115,8 @@ pub(super) fn stuck(org: &str, messages: &[StoredMessage], now: Timestamp) -> Op
             tally.messages
         ),
         fix: format!(
-            "check that the workers run (tendon serve locally; on AWS the patient and episode functions and the dead-letter alarms), then tendon messages list --org {} --status accepted",
-            quote(org)
+            "check that the workers run (tendon serve locally; on AWS the patient and episode functions and the dead-letter alarms), then tendon messages list {} --status accepted",
+            messages_org(org)
         ),
         ..Finding::of("stuck_messages", &tally)
     })

@@ -13,6 +13,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::cliniko::ClinikoConnection;
+use crate::mode::Mode;
 use crate::model::{MessageStatus, StoredMessage};
 use crate::org::OrgConfig;
 use crate::report::{ADT_REQUIRED, SIU_REQUIRED};
@@ -24,6 +25,11 @@ const EXAMPLES: usize = 3;
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Diagnosis {
     pub org: String,
+    /// Whose messages were read: the org's live data or its test-mode data.
+    pub mode: Mode,
+    /// In test mode, what the messages would have created live.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub would_create: Option<WouldCreate>,
     /// Only messages received at or after this instant were read.
     pub since: Option<Timestamp>,
     /// How many messages were read.
@@ -33,6 +39,14 @@ pub struct Diagnosis {
     /// (the key is never serialised).
     #[serde(skip)]
     pub cliniko: Option<ClinikoConnection>,
+}
+
+/// What test-mode messages would have created as live ones: their test
+/// partition's patients and episodes of care (Default and Case).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct WouldCreate {
+    pub patients: usize,
+    pub episodes: usize,
 }
 
 /// One thing that is wrong, with what it touches and how to fix it.
@@ -336,7 +350,7 @@ fn failure_finding(
             );
             finding.fix = format!(
                 "tendon location add --org {} --id {} --name {}",
-                quote(org),
+                config_org(org),
                 quote(&id),
                 quote(&name)
             );
@@ -365,7 +379,7 @@ fn failure_finding(
                 .unwrap_or_default();
             finding.fix = format!(
                 "tendon practitioner add --org {} --id {} --first {} --last {}{npi}",
-                quote(org),
+                config_org(org),
                 quote(&id),
                 quote(&first),
                 quote(&last)
@@ -403,7 +417,7 @@ fn failure_finding(
             finding.evidence = Some(evidence.join("; "));
             finding.fix = format!(
                 "tendon ie-type add --org {} --type {}",
-                quote(org),
+                config_org(org),
                 quote(&kind)
             );
             finding.subject = Some(kind);
@@ -428,9 +442,9 @@ fn failure_finding(
             );
             finding.share = Some(share);
             finding.fix = format!(
-                "ask the EMR side to fill {} ({paths}) in every message; then replay: tendon messages replay --org {} --failed",
+                "ask the EMR side to fill {} ({paths}) in every message; then replay: tendon messages replay {} --failed",
                 field.as_str(),
-                quote(org)
+                messages_org(org)
             );
             finding.subject = Some(field.as_str().to_owned());
         }
@@ -441,8 +455,8 @@ fn failure_finding(
                 tally.messages
             );
             finding.fix = format!(
-                "have the EMR send each case's Initial Evaluation (an SIU with one of the IE types), then replay: tendon messages replay --org {} --failed",
-                quote(org)
+                "have the EMR send each case's Initial Evaluation (an SIU with one of the IE types), then replay: tendon messages replay {} --failed",
+                messages_org(org)
             );
         }
         Cause::Other(code) => {
@@ -453,8 +467,8 @@ fn failure_finding(
                 code.as_str()
             );
             finding.fix = format!(
-                "read their errors: tendon messages list --org {} --status failed",
-                quote(org)
+                "read their errors: tendon messages list {} --status failed",
+                messages_org(org)
             );
             finding.subject = Some(code.as_str().to_owned());
         }
@@ -496,6 +510,18 @@ pub(super) fn clean(text: &str) -> String {
 
 /// A word for a POSIX shell: as it is when plain, else single-quoted, so a
 /// printed fix can be pasted whatever the message called things.
+/// The `--org` arguments of a command over the partition's messages
+/// (`--org ACME01`, or `--org ACME01 --mode test`).
+pub(super) fn messages_org(partition: &str) -> String {
+    crate::mode::cli_args(partition, quote)
+}
+
+/// The `--org` argument of a configuration command: the org, whichever
+/// partition was read (a test partition reads the live configuration).
+pub(super) fn config_org(partition: &str) -> String {
+    quote(crate::mode::org_of(partition))
+}
+
 pub(crate) fn quote(word: &str) -> String {
     let word = clean(word);
     if !word.is_empty()

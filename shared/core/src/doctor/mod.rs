@@ -26,7 +26,8 @@ use std::collections::HashSet;
 use jiff::Timestamp;
 
 use crate::cliniko::{ClinikoConnection, ClinikoFailure};
-use crate::model::{Patient, StoredMessage};
+use crate::mode::Mode;
+use crate::model::{DomainEvent, EventKind, Patient, StoredMessage};
 use crate::org::OrgConfig;
 use crate::ports::{
     ClinikoStore, ConfigStore, MessageLog, PatientStore, StepSchedule, StoreResult,
@@ -35,7 +36,7 @@ use crate::workflow::steps::ScheduledStep;
 
 pub use crate::model::MessageFacts;
 pub use cliniko::unusable as cliniko_unusable;
-pub use findings::{Diagnosis, FailedMessage, Finding};
+pub use findings::{Diagnosis, FailedMessage, Finding, WouldCreate};
 pub use plan::{
     Applied, Plan, PlanRefused, PlannedLocation, PlannedPractitioner, PlannedReplay, apply, plan_of,
 };
@@ -76,7 +77,9 @@ pub fn analyse(state: &OrgState<'_>, now: Timestamp) -> Vec<Finding> {
 }
 
 /// Reads the org's configuration, messages (received at or after `since`),
-/// patients, workflow steps and Cliniko connection, and analyses them. `None` when the org does not exist.
+/// patients, workflow steps and Cliniko connection, and analyses them. `org`
+/// may be a test partition ([`crate::mode`]): its data, the org's
+/// configuration. `None` when the org does not exist.
 pub async fn diagnose<S>(
     store: &S,
     org: &str,
@@ -109,11 +112,29 @@ where
         cliniko: connection.as_ref(),
         cliniko_failures: &cliniko_failures,
     };
+    let (live, mode) = crate::mode::split(org);
+    let would_create = match mode {
+        Mode::Live => None,
+        Mode::Test => Some(would_create(&store.list_events(org).await?)),
+    };
     Ok(Some(Diagnosis {
-        org: org.to_owned(),
+        org: live.to_owned(),
+        mode,
+        would_create,
         since,
         messages: messages.len(),
         findings: analyse(&state, now),
         cliniko: connection,
     }))
+}
+
+/// The patients and episodes of care (each patient's Default included) a
+/// partition's events say were created.
+fn would_create(events: &[DomainEvent]) -> WouldCreate {
+    let count = |kind: EventKind| events.iter().filter(|e| e.kind == kind).count();
+    let patients = count(EventKind::PatientCreated);
+    WouldCreate {
+        patients,
+        episodes: patients + count(EventKind::EpisodeCreated),
+    }
 }

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::findings::{Diagnosis, FailedMessage};
 use crate::intake;
+use crate::mode::{self, Mode};
 use crate::model::MessageStatus;
 use crate::org::{Location, Practitioner};
 use crate::ports::{ConfigStore, Intake, MessageLog, PatientStore, StoreResult};
@@ -24,6 +25,9 @@ use crate::ports::{ConfigStore, Intake, MessageLog, PatientStore, StoreResult};
 #[serde(deny_unknown_fields)]
 pub struct Plan {
     pub org: String,
+    /// Whose messages it replays: the org's live data, or its test-mode data.
+    #[serde(default, skip_serializing_if = "is_live")]
+    pub mode: Mode,
     pub created_at: Timestamp,
     #[serde(default)]
     pub locations: Vec<PlannedLocation>,
@@ -63,11 +67,16 @@ pub struct PlannedReplay {
     pub control_id: Option<String>,
 }
 
+fn is_live(mode: &Mode) -> bool {
+    *mode == Mode::Live
+}
+
 /// The plan of a diagnosis: its configuration fixes, and the failed messages
 /// they explain.
 pub fn plan_of(diagnosis: &Diagnosis, now: Timestamp) -> Plan {
     let mut plan = Plan {
         org: diagnosis.org.clone(),
+        mode: diagnosis.mode,
         created_at: now,
         locations: Vec::new(),
         practitioners: Vec::new(),
@@ -120,6 +129,10 @@ pub fn plan_of(diagnosis: &Diagnosis, now: Timestamp) -> Plan {
 pub enum PlanRefused {
     #[error("the plan is for org {plan:?}, not {org:?}")]
     OtherOrg { plan: String, org: String },
+    #[error(
+        "the plan is for the org's {plan} data, not its {asked} data (apply it with --mode {plan})"
+    )]
+    OtherMode { plan: Mode, asked: Mode },
     #[error("no org {0:?}")]
     NoOrg(String),
     #[error("the plan's {0}")]
@@ -139,22 +152,30 @@ pub struct Applied {
     pub replayed: usize,
 }
 
-/// Checks `plan` whole, then applies it to `org`: the configuration first,
-/// then the replay of the messages still failed, in the plan's order.
+/// Checks `plan` whole, then applies it to `partition` (an org, or its test
+/// partition): the org's configuration first, then the replay of the
+/// partition's messages still failed, in the plan's order.
 pub async fn apply<S, I>(
     store: &S,
     intake_port: &I,
-    org: &str,
+    partition: &str,
     plan: &Plan,
 ) -> StoreResult<Result<Applied, PlanRefused>>
 where
     S: ConfigStore + MessageLog + PatientStore,
     I: Intake,
 {
+    let (org, mode) = mode::split(partition);
     if plan.org != org {
         return Ok(Err(PlanRefused::OtherOrg {
             plan: plan.org.clone(),
             org: org.to_owned(),
+        }));
+    }
+    if plan.mode != mode {
+        return Ok(Err(PlanRefused::OtherMode {
+            plan: plan.mode,
+            asked: mode,
         }));
     }
     if let Err(why) = check(plan) {
@@ -225,7 +246,7 @@ where
             "message {}",
             r.control_id.as_deref().unwrap_or(r.id.as_str())
         );
-        match store.get_message(org, &r.id).await? {
+        match store.get_message(partition, &r.id).await? {
             None => done.skipped.push(format!("{what}: no such message")),
             Some(m) if m.status != MessageStatus::Failed => done.skipped.push(format!(
                 "{what}: it is {} now, not failed",

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::findings::{Finding, Tally, clean, quote};
+use super::findings::{Finding, Tally, clean, messages_org};
 use crate::ErrorCode;
 use crate::model::{MessageStatus, StoredMessage};
 
@@ -31,14 +31,15 @@ pub(super) fn rejected(org: &str, messages: &[StoredMessage]) -> Vec<Finding> {
         .map(|(code, tally)| {
             let fix = match code {
                 ErrorCode::AccountMismatch => format!(
-                    "set the sending facility (MSH-4.1) to the Account ID {org:?} on the gateway, then resend"
+                    "set the sending facility (MSH-4.1) to the Account ID {:?} on the gateway, then resend",
+                    crate::mode::org_of(org)
                 ),
                 ErrorCode::ControlIdReused => {
                     "the sender reuses control IDs (MSH-10) for different messages: each message needs its own; resend them with new ones".to_owned()
                 }
                 _ => format!(
-                    "the sender posts bodies that are not one HL7 v2 message: see tendon messages list --org {} --status rejected",
-                    quote(org)
+                    "the sender posts bodies that are not one HL7 v2 message: see tendon messages list {} --status rejected",
+                    messages_org(org)
                 ),
             };
             Finding {
@@ -65,8 +66,8 @@ pub(super) fn pending(org: &str, messages: &[StoredMessage], now: Timestamp) -> 
             tally.messages
         ),
         fix: format!(
-            "nothing, if those patients have no appointment yet: they are processed when it arrives; otherwise look for the Initial Evaluation's failure (tendon messages list --org {} --status failed)",
-            quote(org)
+            "nothing, if those patients have no appointment yet: they are processed when it arrives; otherwise look for the Initial Evaluation's failure (tendon messages list {} --status failed)",
+            messages_org(org)
         ),
         ..Finding::of("pending_adt", &tally)
     })

@@ -391,3 +391,48 @@ fn cliniko_findings_say_when_it_last_synced_and_what_profiles_lack() {
     let unusable = cliniko_unusable("ACME01", "Cliniko refused the API key (401)");
     assert!(!format!("{unusable:?}").contains("secret"));
 }
+
+/// The org's test partition is analysed as the org is: the same findings,
+/// configuration fixes for the org itself, message commands with
+/// `--mode test`.
+#[test]
+fn a_test_partition_gets_the_same_findings_and_commands_for_its_own_messages() {
+    let msgs = [
+        at_eastside("M1", "P1", 0, true),
+        at_eastside("M2", "P1", 1, false),
+        stored(
+            "M3",
+            2,
+            &[("^NET^Internet^ana.rivera@example.com", "")],
+            MessageStatus::Failed,
+            failed(ErrorCode::MissingField, FieldName::PatientEmail),
+        ),
+    ];
+    let mut live_cfg = config();
+    live_cfg.workflows = crate::workflow::defaults::all();
+    let test_cfg = live_cfg
+        .clone()
+        .for_partition(&crate::mode::partition("ACME01", crate::mode::Mode::Test));
+    let live = analyse(&state(&live_cfg, &msgs, &[]), at(60));
+    let test = analyse(&state(&test_cfg, &msgs, &[]), at(60));
+    let codes = |f: &[Finding]| -> Vec<(&str, usize, usize)> {
+        f.iter().map(|f| (f.code, f.messages, f.blocked)).collect()
+    };
+    assert_eq!(codes(&test), codes(&live));
+    assert_eq!(
+        test[0].fix, "tendon location add --org ACME01 --id 34 --name 'Eastside Clinic'",
+        "the configuration is the org's, whichever data showed the gap"
+    );
+    assert!(
+        test[1]
+            .fix
+            .ends_with("tendon messages replay --org ACME01 --mode test --failed"),
+        "{}",
+        test[1].fix
+    );
+    assert!(
+        live[1]
+            .fix
+            .ends_with("tendon messages replay --org ACME01 --failed")
+    );
+}

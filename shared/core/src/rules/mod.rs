@@ -124,7 +124,7 @@ fn creation_blocker(ctx: &Context<'_>, m: &MappedMessage) -> Option<Decision> {
             FieldName::ClinicId,
             format!(
                 "clinic ID {clinic:?} is not a configured location of org {}",
-                cfg.org.id
+                cfg.org.account_id()
             ),
         ));
     }
@@ -146,7 +146,7 @@ fn creation_blocker(ctx: &Context<'_>, m: &MappedMessage) -> Option<Decision> {
             field,
             format!(
                 "practitioner {id:?} is not configured for org {}; practitioners are never created from messages",
-                cfg.org.id
+                cfg.org.account_id()
             ),
         )),
         None => Some(Decision::failed(
