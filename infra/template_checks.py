@@ -150,6 +150,16 @@ def check(template):
         sse = t.get("SSESpecification") or {}
         if not (sse.get("SSEEnabled") and sse.get("KMSMasterKeyId")):
             errors.append(f"{tname}: not encrypted with the customer-managed key")
+        # The by_org index projects what the code decodes from it
+        # (shared/aws/src/items.rs BY_ORG_PROJECTED), no more, no less.
+        with open(os.path.join(ROOT, "shared", "aws", "src", "items.rs")) as f:
+            listed = re.search(r"BY_ORG_PROJECTED: &\[&str\] = &\[(.*?)\];", f.read(), re.S)
+        wanted = re.findall(r'"([^"]+)"', listed.group(1)) if listed else []
+        for index in t.get("GlobalSecondaryIndexes") or []:
+            if index.get("IndexName") == "by_org":
+                have = (index.get("Projection") or {}).get("NonKeyAttributes") or []
+                if sorted(have) != sorted(wanted):
+                    errors.append(f"{tname}: by_org projects {have}, the code reads {wanted}")
 
     # Alarms: each DLQ, each function's errors and throttles, SES rates.
     alarms = resources_of(template, "AWS::CloudWatch::Alarm").values()

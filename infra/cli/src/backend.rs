@@ -8,7 +8,8 @@ use tendon_core::cliniko::sync::sync_all;
 use tendon_core::intake;
 use tendon_core::model::StoredMessage;
 use tendon_core::ports::{
-    DispatchStore, Mailer, QueueName, StepStore, StoreResult, SystemClock, WorkQueue, WorkflowStore,
+    DispatchStore, Mailer, OrgOverview, QueueName, StepStore, StoreResult, SystemClock, WorkQueue,
+    WorkflowStore,
 };
 use tendon_core::workflow::dispatch::{Dispatcher, PassReport};
 use tendon_http::App;
@@ -20,7 +21,7 @@ use crate::error::CliResult;
 /// A backend: what the HTTP routes need (`tendon_http::App`: the store, the
 /// intake, the unsubscribe secret), and the rest of what the commands use.
 pub trait Backend:
-    App<Store: StepStore + DispatchStore + WorkflowStore, Queue: WorkQueue + Consumer>
+    App<Store: StepStore + DispatchStore + WorkflowStore + OrgOverview, Queue: WorkQueue + Consumer>
 {
     type Mailer: Mailer + Send + Sync + 'static;
 

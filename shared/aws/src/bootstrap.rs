@@ -18,6 +18,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
+use crate::items::{BY_ORG_INDEX, BY_ORG_PK, BY_ORG_PROJECTED, BY_ORG_SK};
 use crate::mail::{ENV_SES_CONFIGURATION_SET, ENV_SES_SENDER};
 use crate::{ENV_EPISODES_QUEUE_URL, ENV_PATIENTS_QUEUE_URL, ENV_TABLE};
 
@@ -185,6 +186,17 @@ async fn create_table(dynamo: &aws_sdk_dynamodb::Client, table: &str) -> Result<
         )
         .build()
         .map_err(|e| format!("create table: {e}"))?;
+    let mut projection = Projection::builder().projection_type(ProjectionType::Include);
+    for attr in BY_ORG_PROJECTED {
+        projection = projection.non_key_attributes(*attr);
+    }
+    let by_org = GlobalSecondaryIndex::builder()
+        .index_name(BY_ORG_INDEX)
+        .key_schema(key_element(BY_ORG_PK, KeyType::Hash)?)
+        .key_schema(key_element(BY_ORG_SK, KeyType::Range)?)
+        .projection(projection.build())
+        .build()
+        .map_err(|e| format!("create table: {e}"))?;
     let created = dynamo
         .create_table()
         .table_name(table)
@@ -193,9 +205,12 @@ async fn create_table(dynamo: &aws_sdk_dynamodb::Client, table: &str) -> Result<
         .attribute_definitions(string_attribute("sk")?)
         .attribute_definitions(string_attribute("due_pk")?)
         .attribute_definitions(string_attribute("due_at")?)
+        .attribute_definitions(string_attribute(BY_ORG_PK)?)
+        .attribute_definitions(string_attribute(BY_ORG_SK)?)
         .key_schema(key_element("pk", KeyType::Hash)?)
         .key_schema(key_element("sk", KeyType::Range)?)
         .global_secondary_indexes(due)
+        .global_secondary_indexes(by_org)
         .sse_specification(SseSpecification::builder().enabled(true).build())
         .send()
         .await;

@@ -75,6 +75,37 @@ pub(crate) const DUE_INDEX: &str = "due";
 pub(crate) const DUE_PK: &str = "due_pk";
 pub(crate) const DUE_AT: &str = "due_at";
 
+/// The `by_org` GSI: one partition per org (the items' own `org`
+/// attribute) whose sort key `org_sk` only messages (`MSG#<received>#<id>`),
+/// patient records (`PAT#<id>`) and failed workflow steps (`STEP#<id>`)
+/// carry, so it holds those and nothing else; the doctor's overview reads
+/// an org in a few Query pages through it.
+pub(crate) const BY_ORG_INDEX: &str = "by_org";
+pub(crate) const BY_ORG_PK: &str = "org";
+pub(crate) const BY_ORG_SK: &str = "org_sk";
+pub(crate) const BY_ORG_MESSAGE: &str = "MSG#";
+pub(crate) const BY_ORG_PATIENT: &str = "PAT#";
+pub(crate) const BY_ORG_STEP: &str = "STEP#";
+/// What the `by_org` index keeps of an item besides its keys: a message's
+/// record without its raw body, a patient record's `patient` (not its
+/// episodes and appointments). A failed step keeps only its keys.
+pub(crate) const BY_ORG_PROJECTED: &[&str] = &[
+    "id",
+    "control_id",
+    "type",
+    "status",
+    "errors",
+    "received_at",
+    "body_hash",
+    "patient_id",
+    "steps_done",
+    "replays",
+    "queued",
+    "acknowledged",
+    "facts",
+    "patient",
+];
+
 /// Unix milliseconds as a fixed-width sort key (up to the year 2286).
 pub(crate) fn ms_key(ms: i64) -> String {
     format!("{:013}", ms.clamp(0, 9_999_999_999_999))

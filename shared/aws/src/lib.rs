@@ -146,6 +146,7 @@ mod items;
 pub mod lambda;
 mod mail;
 mod messages;
+mod overview;
 pub mod pace;
 mod patients;
 mod queue;

@@ -19,8 +19,9 @@ use tendon_core::ports::{
 
 use crate::config::transact_put;
 use crate::items::{
-    DUE_AT, DUE_PK, Item, MESSAGE_SK, PK, RAW_CHUNK_PREFIX, SK, due_key, from_item, key,
-    listing_item, message_list_pk, message_pk, ms_key, s, string_attr, to_item, to_value,
+    BY_ORG_MESSAGE, BY_ORG_SK, DUE_AT, DUE_PK, Item, MESSAGE_SK, PK, RAW_CHUNK_PREFIX, SK, due_key,
+    from_item, key, listing_item, message_list_pk, message_pk, ms_key, s, string_attr, to_item,
+    to_value,
 };
 use crate::{AwsStore, backend};
 
@@ -57,7 +58,10 @@ fn blob(item: &mut Item) -> Vec<u8> {
 }
 
 /// A message item read back without its raw bytes, and how many raw chunks it has.
-fn decode_head(what: &str, mut item: Item) -> StoreResult<(StoredMessage, usize, Vec<u8>)> {
+pub(crate) fn decode_head(
+    what: &str,
+    mut item: Item,
+) -> StoreResult<(StoredMessage, usize, Vec<u8>)> {
     let raw = blob(&mut item);
     let chunks = item
         .remove(RAW_CHUNKS)
@@ -130,6 +134,14 @@ impl MessageLog for AwsStore {
         if !message.queued {
             unqueued_keys(&mut item, message.received_at.as_millisecond(), &message.id);
         }
+        item.insert(
+            BY_ORG_SK.to_owned(),
+            s(format!(
+                "{BY_ORG_MESSAGE}{}#{}",
+                instant_key(message.received_at),
+                message.id
+            )),
+        );
         if chunks.is_empty() {
             item.insert(
                 RAW.to_owned(),

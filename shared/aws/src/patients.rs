@@ -17,8 +17,9 @@ use tendon_core::workflow::steps::{ScheduledStep, StepStatus, StepUpdate};
 
 use crate::config::{Reason, transact_put};
 use crate::items::{
-    CONFIG_TOKEN, Item, MESSAGE_SK, ORG_SK, PARKED_IDS, PARKED_SK, PATIENT_SK, event_pk, from_item,
-    key, message_pk, org_pk, patient_list_pk, patient_pk, s, string_attr, to_item, to_value,
+    BY_ORG_PATIENT, BY_ORG_PK, BY_ORG_SK, CONFIG_TOKEN, Item, MESSAGE_SK, ORG_SK, PARKED_IDS,
+    PARKED_SK, PATIENT_SK, event_pk, from_item, key, message_pk, org_pk, patient_list_pk,
+    patient_pk, s, string_attr, to_item, to_value,
 };
 use crate::{AwsStore, build, next_seq};
 
@@ -114,7 +115,9 @@ impl AwsStore {
         let records_start = items.len();
         for w in parts.records {
             let id = &w.record.patient.id;
-            let item = to_item(WHAT, &w.record, patient_pk(org, id), PATIENT_SK)?;
+            let mut item = to_item(WHAT, &w.record, patient_pk(org, id), PATIENT_SK)?;
+            item.insert(BY_ORG_PK.to_owned(), s(org));
+            item.insert(BY_ORG_SK.to_owned(), s(format!("{BY_ORG_PATIENT}{id}")));
             let p = match w.expected_version {
                 None => put(&self.table, item).condition_expression("attribute_not_exists(pk)"),
                 Some(v) => put(&self.table, item)

@@ -28,8 +28,8 @@ use tendon_core::workflow::steps::{ScheduledStep, StepStatus};
 
 use crate::config::transact_put;
 use crate::items::{
-    DUE_AT, DUE_PK, Item, PK, SK, STEP_PREFIX, conditional, due_key, from_item, ms_key,
-    patient_list_pk, patient_pk, s, string_attr, to_item, to_value, written,
+    BY_ORG_SK, BY_ORG_STEP, DUE_AT, DUE_PK, Item, PK, SK, STEP_PREFIX, conditional, due_key,
+    from_item, ms_key, patient_list_pk, patient_pk, s, string_attr, to_item, to_value, written,
 };
 use crate::{AwsStore, backend, codec};
 
@@ -77,6 +77,9 @@ pub(crate) fn step_item(what: &str, step: &ScheduledStep) -> StoreResult<Item> {
     if let Some(due) = item.remove(DUE_AT) {
         item.insert(STEP_DUE.to_owned(), due);
     }
+    if step.status == StepStatus::Failed {
+        item.insert(BY_ORG_SK.to_owned(), s(format!("{BY_ORG_STEP}{}", step.id)));
+    }
     if step.status == StepStatus::Scheduled {
         let mut ready = step.due_at.as_millisecond();
         if let Some(claim) = step.claimed_until {
@@ -90,7 +93,7 @@ pub(crate) fn step_item(what: &str, step: &ScheduledStep) -> StoreResult<Item> {
     Ok(item)
 }
 
-fn decode_step(what: &str, mut item: Item) -> StoreResult<ScheduledStep> {
+pub(crate) fn decode_step(what: &str, mut item: Item) -> StoreResult<ScheduledStep> {
     item.remove(DUE_AT);
     match item.remove(STEP_DUE) {
         Some(due) => item.insert(DUE_AT.to_owned(), due),

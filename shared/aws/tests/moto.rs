@@ -102,6 +102,12 @@ async fn bootstrap_creates_the_template_resources() {
     let gsi = &table.global_secondary_indexes()[0];
     assert_eq!(gsi.index_name(), Some("due"));
     assert_eq!(key_names(gsi.key_schema()), ["due_pk", "due_at"]);
+    let by_org = table
+        .global_secondary_indexes()
+        .iter()
+        .find(|g| g.index_name() == Some("by_org"))
+        .expect("the by_org index");
+    assert_eq!(key_names(by_org.key_schema()), ["org", "org_sk"]);
 
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let attrs = sqs

@@ -13,7 +13,7 @@
 //! Every adapter runs the same suite, so the backends cannot drift. The
 //! checks are split by port, one module each ([`config`], [`messages`],
 //! [`patients`], [`queue`], [`intake`], [`workflows`], [`schedule`],
-//! [`deliveries`], [`suppressions`], [`cliniko`], [`test_mode`]), and grouped in three
+//! [`deliveries`], [`suppressions`], [`cliniko`], [`test_mode`], [`overview`]), and grouped in three
 //! suites: `port` (every adapter), `workflows` (once it implements the
 //! workflow ports) and `cliniko` (once it implements `ClinikoStore`).
 //! [`contract_tests!`] makes one test per check:
@@ -41,6 +41,7 @@ pub mod deliveries;
 pub mod fixtures;
 pub mod intake;
 pub mod messages;
+pub mod overview;
 pub mod patients;
 pub mod queue;
 pub mod schedule;
@@ -54,13 +55,13 @@ pub use fixtures::{
 };
 
 use tendon_core::ports::{
-    DeliveryLog, Intake, StepStore, Suppressions, TestData, WorkQueue, WorkflowStore,
+    DeliveryLog, Intake, OrgOverview, StepStore, Suppressions, TestData, WorkQueue, WorkflowStore,
 };
 
 /// Everything an adapter of the storage ports implements.
-pub trait Stores: StepStore + WorkQueue + Intake + TestData {}
+pub trait Stores: StepStore + WorkQueue + Intake + TestData + OrgOverview {}
 
-impl<S: StepStore + WorkQueue + Intake + TestData> Stores for S {}
+impl<S: StepStore + WorkQueue + Intake + TestData + OrgOverview> Stores for S {}
 
 /// The checks of a suite (`port`, `workflows` or `cliniko`), in the order the
 /// runners run them, handed to `$crate::$then!` after `$args`: the one list
@@ -86,6 +87,7 @@ macro_rules! __checks {
             queue::queue_send
             intake::intake
             test_mode::test_partitions
+            overview::org_overview
         }
     };
     (workflows, $then:ident ! $args:tt) => {

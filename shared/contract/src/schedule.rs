@@ -196,6 +196,14 @@ pub async fn failed_steps_are_made_due_again<S: Stores>(store: &S) {
     failed.attempts = 5;
     failed.note = Some("gave up after 5 attempts: unavailable".into());
     store.finish_step(&failed, None).await.unwrap();
+    let failed_ids = |o: tendon_core::ports::Overview| -> Vec<String> {
+        o.failed_steps.into_iter().map(|s| s.id).collect()
+    };
+    assert_eq!(
+        failed_ids(store.overview(&org_id, None).await.unwrap()),
+        vec![failing.id.clone()],
+        "contract: the overview holds the failed step"
+    );
 
     assert!(
         !store.reschedule_failed_step(&waiting).await.unwrap(),
@@ -224,6 +232,11 @@ pub async fn failed_steps_are_made_due_again<S: Stores>(store: &S) {
         retried.delivery_key(),
         failing.delivery_key(),
         "contract: a resend is a delivery of its own"
+    );
+    assert_eq!(
+        failed_ids(store.overview(&org_id, None).await.unwrap()),
+        Vec::<String>::new(),
+        "contract: a retried step is no longer failed in the overview"
     );
     assert_eq!(
         retry_failed_step(store, &org_id, &patient, &failing.id, now).await,

@@ -14,37 +14,17 @@ use crate::mode::Mode;
 use crate::model::{DomainEvent, MessageStatus, Patient, PatientRecord, StoredMessage};
 use crate::org::{Location, Org, OrgConfig, Practitioner};
 use crate::workflow::Workflow;
-use crate::workflow::steps::{Delivery, DeliveryStatus, ScheduledStep, StepUpdate};
+use crate::workflow::steps::{Delivery, DeliveryStatus, ScheduledStep, StepStatus, StepUpdate};
 
+mod clock;
 mod error;
+mod overview;
 mod test_data;
 
+pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{BackendError, StoreError, StoreResult};
+pub use overview::Overview;
 pub use test_data::{PartitionDeleted, TestData};
-
-pub trait Clock: Send + Sync {
-    fn now(&self) -> jiff::Timestamp;
-}
-
-/// The wall clock.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> jiff::Timestamp {
-        jiff::Timestamp::now()
-    }
-}
-
-/// A clock stopped at one instant (tests, simulations).
-#[derive(Clone, Copy, Debug)]
-pub struct FixedClock(pub jiff::Timestamp);
-
-impl Clock for FixedClock {
-    fn now(&self) -> jiff::Timestamp {
-        self.0
-    }
-}
 
 /// Orgs, their ingest keys (hashes only), locations and practitioners.
 pub trait ConfigStore: Send + Sync {
@@ -229,6 +209,35 @@ pub trait PatientStore: Send + Sync {
     ) -> impl Future<Output = StoreResult<CommitOutcome>> + Send;
     /// The org's event log, in order.
     fn list_events(&self, org: &str) -> impl Future<Output = StoreResult<Vec<DomainEvent>>> + Send;
+}
+
+/// The doctor's bulk read of an org: its messages, patients and failed
+/// workflow steps. By default the ordinary listings; a backend where those
+/// cost a request per hundred records serves it from an index instead (the
+/// AWS backend: one Query page per thousand-odd records).
+pub trait OrgOverview: MessageLog + PatientStore + StepSchedule {
+    /// The org's (or a test partition's) overview. A backend may serve it
+    /// from an index that lags the writes by a moment: it is for analysis,
+    /// not for deciding.
+    fn overview(
+        &self,
+        org: &str,
+        since: Option<jiff::Timestamp>,
+    ) -> impl Future<Output = StoreResult<Overview>> + Send {
+        async move {
+            let mut messages = self.list_messages(org, None).await?;
+            if let Some(since) = since {
+                messages.retain(|m| m.received_at >= since);
+            }
+            let mut failed_steps = self.list_steps(org, None).await?;
+            failed_steps.retain(|s| s.status == StepStatus::Failed);
+            Ok(Overview {
+                messages,
+                patients: self.list_patients(org).await?,
+                failed_steps,
+            })
+        }
+    }
 }
 
 /// What a processing step reads before it decides.

@@ -3,8 +3,8 @@
 use rusqlite::{OptionalExtension, params};
 use tendon_core::model::{DomainEvent, Patient, PatientRecord};
 use tendon_core::ports::{
-    Commit, CommitOutcome, PatientStore, RecordCommit, RecordWrite, StepStore, StoreError,
-    StoreResult,
+    Commit, CommitOutcome, OrgOverview, PatientStore, RecordCommit, RecordWrite, StepStore,
+    StoreError, StoreResult,
 };
 use tendon_core::workflow::steps::{ScheduledStep, StepUpdate};
 
@@ -13,6 +13,9 @@ use crate::{Fail, SqliteStore, messages, write_tx};
 
 /// Reads are local and cheap: the default `read_step`, one read after another.
 impl StepStore for SqliteStore {}
+
+/// The ordinary listings: SQLite reads them in one pass each.
+impl OrgOverview for SqliteStore {}
 
 impl PatientStore for SqliteStore {
     async fn load_patient(&self, org: &str, id: &str) -> StoreResult<Option<PatientRecord>> {

@@ -29,9 +29,7 @@ use crate::cliniko::{ClinikoConnection, ClinikoFailure};
 use crate::mode::Mode;
 use crate::model::{DomainEvent, EventKind, Patient, StoredMessage};
 use crate::org::OrgConfig;
-use crate::ports::{
-    ClinikoStore, ConfigStore, MessageLog, PatientStore, StepSchedule, StoreResult,
-};
+use crate::ports::{ClinikoStore, ConfigStore, OrgOverview, Overview, StoreResult};
 use crate::workflow::steps::ScheduledStep;
 
 pub use crate::model::MessageFacts;
@@ -47,6 +45,7 @@ pub struct OrgState<'a> {
     /// Sorted oldest first.
     pub messages: &'a [StoredMessage],
     pub patients: &'a [Patient],
+    /// Workflow steps (only the failed ones are read).
     pub steps: &'a [ScheduledStep],
     pub cliniko: Option<&'a ClinikoConnection>,
     pub cliniko_failures: &'a [ClinikoFailure],
@@ -87,18 +86,17 @@ pub async fn diagnose<S>(
     now: Timestamp,
 ) -> StoreResult<Option<Diagnosis>>
 where
-    S: ConfigStore + MessageLog + PatientStore + StepSchedule + ClinikoStore,
+    S: ConfigStore + OrgOverview + ClinikoStore,
 {
     let Some(config) = store.org_config(org).await? else {
         return Ok(None);
     };
-    let mut messages = store.list_messages(org, None).await?;
-    if let Some(since) = since {
-        messages.retain(|m| m.received_at >= since);
-    }
-    messages.sort_by_key(|m| m.received_at);
-    let patients = store.list_patients(org).await?;
-    let steps = store.list_steps(org, None).await?;
+    let Overview {
+        mut messages,
+        patients,
+        failed_steps: steps,
+    } = store.overview(org, since).await?;
+    messages.sort_by(|a, b| (a.received_at, &a.id).cmp(&(b.received_at, &b.id)));
     let connection = store.connection(org).await?;
     let cliniko_failures = match &connection {
         Some(_) => store.failures(org).await?,
