@@ -5,6 +5,7 @@ use std::future::Future;
 use tendon_aws::{AwsMailer, AwsStore};
 use tendon_core::batch::{self, Consumer};
 use tendon_core::cliniko::sync::sync_all;
+use tendon_core::doctor::QueueDepths;
 use tendon_core::intake;
 use tendon_core::model::StoredMessage;
 use tendon_core::ports::{
@@ -21,7 +22,10 @@ use crate::error::CliResult;
 /// A backend: what the HTTP routes need (`tendon_http::App`: the store, the
 /// intake, the unsubscribe secret), and the rest of what the commands use.
 pub trait Backend:
-    App<Store: StepStore + DispatchStore + WorkflowStore + OrgOverview, Queue: WorkQueue + Consumer>
+    App<
+        Store: StepStore + DispatchStore + WorkflowStore + OrgOverview,
+        Queue: WorkQueue + Consumer + QueueDepths,
+    >
 {
     type Mailer: Mailer + Send + Sync + 'static;
 

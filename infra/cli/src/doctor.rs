@@ -6,7 +6,9 @@ use clap::Args;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 use tendon_core::cliniko::api::ClinikoApi;
-use tendon_core::doctor::{Diagnosis, Plan, apply, cliniko_unusable, diagnose, plan_of};
+use tendon_core::doctor::{
+    Diagnosis, Plan, QueueDepths, apply, cliniko_unusable, diagnose, plan_of, queue_findings,
+};
 use tendon_core::mode::Mode;
 use tendon_core::model::MessageStatus;
 use tendon_core::ports::{MessageLog, PatientStore};
@@ -66,6 +68,10 @@ pub async fn run<B: Backend>(backend: &B, args: DoctorArgs) -> CliResult {
                 .insert(0, cliniko_unusable(&args.org, &why));
         }
     }
+    // The queues, every org's: what they hold that the messages may not show.
+    diagnosis.queues = backend.queue().depths().await?;
+    let queued = queue_findings(&diagnosis.queues, now);
+    diagnosis.findings.splice(0..0, queued);
     if let Some(file) = &args.plan {
         let plan = plan_of(&diagnosis, now);
         let text = serde_json::to_string_pretty(&plan).map_err(|e| e.to_string())? + "\n";

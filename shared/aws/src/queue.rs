@@ -3,6 +3,7 @@
 //! success; a message not deleted comes back after the visibility timeout and
 //! moves to the DLQ after `maxReceiveCount` receives).
 use aws_sdk_sqs::types::MessageSystemAttributeName;
+use tendon_core::doctor::{QueueDepth, QueueDepths};
 use tendon_core::ports::{QueueName, StoreError, StoreResult, WorkItem, WorkQueue};
 
 use crate::{AwsStore, backend};
@@ -154,6 +155,98 @@ impl AwsStore {
             }
         }
         Ok(())
+    }
+}
+
+/// SQS's own attributes: GetQueueAttributes of each queue (its approximate
+/// counts and its redrive policy), then of the dead-letter queue the policy
+/// names. SQS reports the oldest record's age only to CloudWatch, so
+/// `oldest` stays unknown here (the queue-age alarms watch it).
+impl QueueDepths for AwsStore {
+    async fn depths(&self) -> StoreResult<Vec<QueueDepth>> {
+        const WHAT: &str = "queue depths";
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let mut out = Vec::new();
+        for queue in [QueueName::Patients, QueueName::Episodes] {
+            let attrs = self
+                .queue_attributes(
+                    WHAT,
+                    self.queue_url(queue),
+                    &[
+                        A::ApproximateNumberOfMessages,
+                        A::ApproximateNumberOfMessagesNotVisible,
+                        A::RedrivePolicy,
+                    ],
+                )
+                .await?;
+            let count = |name: A| {
+                attrs
+                    .get(&name)
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0u64)
+            };
+            // {"deadLetterTargetArn":"arn:aws:sqs:REGION:ACCOUNT:NAME",...}
+            let dlq = attrs
+                .get(&A::RedrivePolicy)
+                .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+                .and_then(|p| {
+                    p["deadLetterTargetArn"]
+                        .as_str()
+                        .and_then(|arn| arn.rsplit(':').next())
+                        .map(str::to_owned)
+                });
+            let dead_lettered = match dlq {
+                None => 0,
+                Some(name) => {
+                    let url = self
+                        .sqs()
+                        .get_queue_url()
+                        .queue_name(name)
+                        .send()
+                        .await
+                        .map_err(|e| backend(WHAT, &e))?;
+                    let dlq_attrs = self
+                        .queue_attributes(
+                            WHAT,
+                            url.queue_url().unwrap_or_default(),
+                            &[A::ApproximateNumberOfMessages],
+                        )
+                        .await?;
+                    dlq_attrs
+                        .get(&A::ApproximateNumberOfMessages)
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(0)
+                }
+            };
+            out.push(QueueDepth {
+                queue,
+                waiting: count(A::ApproximateNumberOfMessages),
+                in_flight: count(A::ApproximateNumberOfMessagesNotVisible),
+                dead_lettered,
+                oldest: None,
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl AwsStore {
+    async fn queue_attributes(
+        &self,
+        what: &str,
+        url: &str,
+        names: &[aws_sdk_sqs::types::QueueAttributeName],
+    ) -> StoreResult<std::collections::HashMap<aws_sdk_sqs::types::QueueAttributeName, String>>
+    {
+        let out = self
+            .sqs()
+            .get_queue_attributes()
+            .queue_url(url)
+            .set_attribute_names(Some(names.to_vec()))
+            .send()
+            .await
+            .map_err(|e| backend(what, &e))?;
+        Ok(out.attributes.unwrap_or_default())
     }
 }
 

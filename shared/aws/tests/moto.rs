@@ -555,6 +555,51 @@ async fn a_one_mebibyte_message_is_stored_and_processed() {
     assert!(has_patient(&f.esm, "ACME01", "P1003").await);
 }
 
+/// The doctor's queue depths come from SQS itself: the queue's approximate
+/// counts, and the dead-letter queue its redrive policy names.
+#[tokio::test]
+async fn queue_depths_are_read_from_the_queues_and_their_dead_letter_queues() {
+    use tendon_core::doctor::QueueDepths;
+    let (store, env) = moto::fresh_store("depths").await;
+    let item = WorkItem {
+        org: "ACME01".into(),
+        message_id: "m1".into(),
+        patient_id: Some("P1".into()),
+    };
+    store
+        .send(QueueName::Patients, "ACME01#P1", "m1", &item)
+        .await
+        .expect("send");
+    for n in 0..2 {
+        store
+            .sqs()
+            .send_message()
+            .queue_url(&env.episodes_dlq_url)
+            .message_body("{}")
+            .message_group_id("ACME01#P2")
+            .message_deduplication_id(format!("dead-{n}"))
+            .send()
+            .await
+            .expect("send to the DLQ");
+    }
+    let depths = store.depths().await.expect("depths");
+    let seen: Vec<(QueueName, u64, u64, u64)> = depths
+        .iter()
+        .map(|d| (d.queue, d.waiting, d.in_flight, d.dead_lettered))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (QueueName::Patients, 1, 0, 0),
+            (QueueName::Episodes, 0, 0, 2)
+        ]
+    );
+    assert!(
+        depths.iter().all(|d| d.oldest.is_none()),
+        "SQS does not say"
+    );
+}
+
 /// A record failing on its last receive (`maxReceiveCount`, 5 by default) is
 /// marked `failed` with `dead_letter` before SQS moves it to the DLQ; after the
 /// cause is fixed, a redriven delivery processes it.

@@ -4,9 +4,13 @@
 //! dead-letter queue. The Lambda consumers get their batches from the event
 //! source mapping; everything else polls through the [`Consumer`] port with
 //! one loop ([`consume_batch`], [`drain`], [`run`]): the local workers,
-//! `tendon serve --backend aws` and `tendon messages replay`.
+//! `tendon serve --backend aws` and `tendon messages replay`. The
+//! [`QueueDepths`] port says how full the queues are (for the doctor).
 use std::future::Future;
 use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::Serialize;
 
 use crate::model::MessageStatus;
 use crate::ports::{
@@ -176,6 +180,28 @@ pub trait Consumer: Send + Sync {
     /// The receive after which a failing record moves to the dead-letter
     /// queue (SQS's `maxReceiveCount`).
     fn max_receive_count(&self) -> u32;
+}
+
+/// One work queue as it stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct QueueDepth {
+    pub queue: QueueName,
+    /// Records waiting to be received.
+    pub waiting: u64,
+    /// Records received and not yet deleted (being processed, or waiting
+    /// out their visibility timeout before a retry).
+    pub in_flight: u64,
+    /// Records in its dead-letter queue.
+    pub dead_lettered: u64,
+    /// When its oldest record was sent, where the backend can tell (SQS
+    /// reports that age only as a CloudWatch metric, which the queue-age
+    /// alarms watch).
+    pub oldest: Option<Timestamp>,
+}
+
+/// The work queues' depths: SQL locally; SQS's own attributes on AWS.
+pub trait QueueDepths: Send + Sync {
+    fn depths(&self) -> impl Future<Output = StoreResult<Vec<QueueDepth>>> + Send;
 }
 
 /// Receives one batch of `name` (waiting up to `wait`), runs it in order, and

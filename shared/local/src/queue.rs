@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, params};
 use tendon_core::batch::{self, Consumer};
+use tendon_core::doctor::{QueueDepth, QueueDepths};
 use tendon_core::model::StoredMessage;
 use tendon_core::ports::{
     HandOff, Inserted, Intake, QueueName, StoreResult, SystemClock, Unqueued, WorkItem, WorkQueue,
@@ -482,4 +483,35 @@ pub async fn process_batch_at(
 /// Processes until both queues are empty (records in flight elsewhere are not waited for).
 pub async fn drain(queue: &LocalQueue) -> StoreResult<()> {
     batch::drain(&queue.store, queue, queue, &SystemClock).await
+}
+
+/// One read: each queue's waiting and in-flight rows, its oldest, and its
+/// dead letters.
+impl QueueDepths for LocalQueue {
+    async fn depths(&self) -> StoreResult<Vec<QueueDepth>> {
+        self.store
+            .read("queue depths", |conn| {
+                let mut out = Vec::new();
+                for queue in [QueueName::Patients, QueueName::Episodes] {
+                    let (waiting, in_flight, oldest): (i64, i64, Option<i64>) = conn
+                        .prepare_cached(
+                            "SELECT count(*) FILTER (WHERE receipt IS NULL), count(receipt), min(enqueued_at) FROM queue WHERE queue = ?1",
+                        )?
+                        .query_row([queue.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                    let dead: i64 = conn
+                        .prepare_cached("SELECT count(*) FROM dead_letters WHERE queue = ?1")?
+                        .query_row([queue.as_str()], |r| r.get(0))?;
+                    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+                    out.push(QueueDepth {
+                        queue,
+                        waiting: count(waiting),
+                        in_flight: count(in_flight),
+                        dead_lettered: count(dead),
+                        oldest: oldest.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok()),
+                    });
+                }
+                Ok(out)
+            })
+            .await
+    }
 }

@@ -4,7 +4,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use tendon_core::ports::{QueueName, WorkItem, WorkQueue};
-use tendon_local::{DEDUPE_WINDOW, Received, SqliteStore};
+use tendon_core::doctor::{QueueDepth, QueueDepths};
+use tendon_local::{DEDUPE_WINDOW, LocalQueue, Received, SqliteStore};
 
 const P: QueueName = QueueName::Patients;
 const VIS: Duration = Duration::from_secs(30);
@@ -205,6 +206,22 @@ async fn a_message_received_too_often_moves_to_the_dead_letters_and_redrives() {
         "dead letters are per queue"
     );
     assert_eq!(s.queue_len(P).await.expect("queue_len"), 2);
+    let depths = LocalQueue::new(s.clone()).depths().await.expect("depths");
+    assert_eq!(
+        depths[0],
+        QueueDepth {
+            queue: P,
+            waiting: 0,
+            in_flight: 2,
+            dead_lettered: 1,
+            oldest: jiff::Timestamp::from_millisecond(T0).ok(),
+        },
+        "the doctor's view of the queue"
+    );
+    assert_eq!(
+        (depths[1].queue, depths[1].dead_lettered, depths[1].oldest),
+        (QueueName::Episodes, 0, None)
+    );
     for r in &got {
         assert!(s.delete(&r.receipt).await.expect("delete"));
     }

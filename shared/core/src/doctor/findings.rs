@@ -35,6 +35,10 @@ pub struct Diagnosis {
     /// How many messages were read.
     pub messages: usize,
     pub findings: Vec<Finding>,
+    /// The work queues as they stand (every org's), where the caller read
+    /// them (`QueueDepths`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub queues: Vec<crate::batch::QueueDepth>,
     /// The org's Cliniko connection as read, for the caller's live check
     /// (the key is never serialised).
     #[serde(skip)]

@@ -8,15 +8,16 @@
 //! failures), `delivery` (stuck messages, no active workflow, patients no
 //! message reaches, failed steps), `cliniko` (the sync and the profiles it
 //! could not import) and `sender` (refusals, parked ADTs, the clock,
-//! ignored types)
-//! are the analysis, pure, which [`analyse`] puts in order; [`diagnose`]
-//! reads the store and runs it; `plan` turns the fixes into a [`Plan`] a
+//! ignored types) are the analysis, pure, which [`analyse`] puts in order;
+//! [`diagnose`] reads the store and runs it; `queues` reads the queues'
+//! depths ([`QueueDepths`], shared by every org) for the caller to add; `plan` turns the fixes into a [`Plan`] a
 //! person reviews, and [`apply`]s what they keep.
 mod cliniko;
 mod delivery;
 mod facts;
 mod findings;
 mod plan;
+mod queues;
 mod sender;
 #[cfg(test)]
 mod tests;
@@ -32,12 +33,14 @@ use crate::org::OrgConfig;
 use crate::ports::{ClinikoStore, ConfigStore, OrgOverview, Overview, StoreResult};
 use crate::workflow::steps::ScheduledStep;
 
+pub use crate::batch::{QueueDepth, QueueDepths};
 pub use crate::model::MessageFacts;
 pub use cliniko::unusable as cliniko_unusable;
 pub use findings::{Diagnosis, FailedMessage, Finding, WouldCreate};
 pub use plan::{
     Applied, Plan, PlanRefused, PlannedLocation, PlannedPractitioner, PlannedReplay, apply, plan_of,
 };
+pub use queues::queue_findings;
 
 /// What the doctor reads of one org.
 pub struct OrgState<'a> {
@@ -122,6 +125,7 @@ where
         since,
         messages: messages.len(),
         findings: analyse(&state, now),
+        queues: Vec::new(),
         cliniko: connection,
     }))
 }
