@@ -3,8 +3,8 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use tendon_core::ports::{QueueName, WorkItem, WorkQueue};
 use tendon_core::doctor::{QueueDepth, QueueDepths};
+use tendon_core::ports::{QueueName, WorkItem, WorkQueue};
 use tendon_local::{DEDUPE_WINDOW, LocalQueue, Received, SqliteStore};
 
 const P: QueueName = QueueName::Patients;

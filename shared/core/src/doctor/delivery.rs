@@ -1,8 +1,8 @@
 //! The delivery part of the analysis (pure): whether what Tendon decides
 //! reaches patients. An org with patients and no active workflow, patients
-//! no message can reach, workflow steps that failed, and messages stored but
-//! not processed after minutes (the workers stopped, or a dead letter holds
-//! a patient's queue).
+//! no message can reach, suppressed addresses and many opt-outs, workflow
+//! steps that failed, and messages stored but not processed after minutes
+//! (the workers stopped, or a dead letter holds a patient's queue).
 use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
@@ -10,6 +10,7 @@ use jiff::{SignedDuration, Timestamp};
 use super::findings::{Finding, Tally, config_org, messages_org};
 use crate::model::{MessageStatus, Patient, StoredMessage};
 use crate::org::OrgConfig;
+use crate::ports::Suppression;
 use crate::workflow::model::WorkflowStatus;
 use crate::workflow::steps::{ScheduledStep, StepStatus};
 
@@ -68,6 +69,61 @@ pub(super) fn delivery(
         });
     }
     found.extend(failed_steps(org, steps));
+    found
+}
+
+/// More than this share of an org's patients opted out of a channel is worth
+/// a look at the workflows' cadence; fewer is patients' ordinary choice.
+const OPT_OUT_SHARE: f64 = 0.10;
+
+/// Addresses suppressed after a bounce or a complaint (the clinic's data
+/// holds wrong addresses), and opt-outs above [`OPT_OUT_SHARE`]. Addresses
+/// are never shown: they are patient data.
+pub(super) fn reach(org: &str, patients: &[Patient], suppressed: &[Suppression]) -> Vec<Finding> {
+    let mut found = Vec::new();
+    if !suppressed.is_empty() {
+        let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
+        for s in suppressed {
+            *reasons.entry(s.reason.as_str()).or_default() += 1;
+        }
+        let why: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
+        found.push(Finding {
+            summary: format!(
+                "{} email address(es) are suppressed after a bounce or a complaint ({}): no workflow email goes to them",
+                suppressed.len(),
+                why.join(", ")
+            ),
+            messages: suppressed.len(),
+            fix: format!(
+                "correct the patients' email addresses in the EMR, then lift each: tendon org unsuppress --org {} --address ADDRESS (tendon org suppressions --org {} lists them)",
+                config_org(org),
+                config_org(org)
+            ),
+            ..Finding::of("suppressed_addresses", &Tally::default())
+        });
+    }
+    let active: Vec<&Patient> = patients
+        .iter()
+        .filter(|p| p.merged_into.is_none() && p.inactive.is_none())
+        .collect();
+    let email = active.iter().filter(|p| p.unsubscribed).count();
+    let text = active.iter().filter(|p| p.text_opt_out).count();
+    let share = |n: usize| n as f64 / active.len().max(1) as f64;
+    if share(email) > OPT_OUT_SHARE || share(text) > OPT_OUT_SHARE {
+        found.push(Finding {
+            summary: format!(
+                "of {} patient(s), {email} unsubscribed from email and {text} opted out of texts: more than one in ten",
+                active.len()
+            ),
+            messages: email.max(text),
+            share: Some(share(email).max(share(text))),
+            fix: format!(
+                "review how often the workflows write (tendon workflow list --org {}); a patient opts back in with tendon patient opt-in",
+                config_org(org)
+            ),
+            ..Finding::of("opted_out", &Tally::default())
+        });
+    }
     found
 }
 

@@ -30,7 +30,9 @@ use crate::cliniko::{ClinikoConnection, ClinikoFailure};
 use crate::mode::Mode;
 use crate::model::{DomainEvent, EventKind, Patient, StoredMessage};
 use crate::org::OrgConfig;
-use crate::ports::{ClinikoStore, ConfigStore, OrgOverview, Overview, StoreResult};
+use crate::ports::{
+    ClinikoStore, ConfigStore, OrgOverview, Overview, StoreResult, Suppression, Suppressions,
+};
 use crate::workflow::steps::ScheduledStep;
 
 pub use crate::batch::{QueueDepth, QueueDepths};
@@ -52,6 +54,7 @@ pub struct OrgState<'a> {
     pub steps: &'a [ScheduledStep],
     pub cliniko: Option<&'a ClinikoConnection>,
     pub cliniko_failures: &'a [ClinikoFailure],
+    pub suppressed: &'a [Suppression],
 }
 
 /// Every finding for one org, most harmful first.
@@ -63,6 +66,7 @@ pub fn analyse(state: &OrgState<'_>, now: Timestamp) -> Vec<Finding> {
         steps,
         cliniko,
         cliniko_failures,
+        suppressed,
     } = *state;
     let org = config.org.id.as_str();
     let known: HashSet<String> = patients.iter().map(|p| p.id.clone()).collect();
@@ -70,6 +74,7 @@ pub fn analyse(state: &OrgState<'_>, now: Timestamp) -> Vec<Finding> {
     let mut findings: Vec<Finding> = delivery::stuck(org, messages, now).into_iter().collect();
     findings.extend(findings::failures(config, messages, &known));
     findings.extend(delivery::delivery(config, patients, steps));
+    findings.extend(delivery::reach(org, patients, suppressed));
     findings.extend(cliniko::cliniko(cliniko, cliniko_failures, now));
     findings.extend(sender::rejected(org, messages));
     findings.extend(sender::pending(org, messages, now));
@@ -89,7 +94,7 @@ pub async fn diagnose<S>(
     now: Timestamp,
 ) -> StoreResult<Option<Diagnosis>>
 where
-    S: ConfigStore + OrgOverview + ClinikoStore,
+    S: ConfigStore + OrgOverview + ClinikoStore + Suppressions,
 {
     let Some(config) = store.org_config(org).await? else {
         return Ok(None);
@@ -105,6 +110,7 @@ where
         Some(_) => store.failures(org).await?,
         None => Vec::new(),
     };
+    let suppressed = store.suppressed_addresses(org).await?;
     let state = OrgState {
         config: &config,
         messages: &messages,
@@ -112,6 +118,7 @@ where
         steps: &steps,
         cliniko: connection.as_ref(),
         cliniko_failures: &cliniko_failures,
+        suppressed: &suppressed,
     };
     let (live, mode) = crate::mode::split(org);
     let would_create = match mode {

@@ -76,6 +76,7 @@ fn state<'a>(
         steps: &[],
         cliniko: None,
         cliniko_failures: &[],
+        suppressed: &[],
     }
 }
 
@@ -434,5 +435,58 @@ fn a_test_partition_gets_the_same_findings_and_commands_for_its_own_messages() {
         live[1]
             .fix
             .ends_with("tendon messages replay --org ACME01 --failed")
+    );
+}
+
+/// Suppressed addresses are counted by reason (never shown), and opt-outs
+/// only when more than one patient in ten made them.
+#[test]
+fn suppressed_addresses_and_many_opt_outs_are_named_without_the_addresses() {
+    let cfg = config();
+    let patient = |id: &str, unsubscribed: bool| {
+        let mut p = PatientRecord::new_patient(id, Source::Emr, at(0)).patient;
+        p.email = Some(format!("{id}@example.com"));
+        p.unsubscribed = unsubscribed;
+        p
+    };
+    let suppressed = [
+        crate::ports::Suppression {
+            address: "p1@example.com".into(),
+            reason: "bounce".into(),
+        },
+        crate::ports::Suppression {
+            address: "p2@example.com".into(),
+            reason: "complaint".into(),
+        },
+    ];
+    let few: Vec<Patient> = (0..20).map(|i| patient(&format!("P{i}"), i == 0)).collect();
+    let run = |patients: &[Patient], suppressed: &[crate::ports::Suppression]| {
+        let mut cfg = cfg.clone();
+        cfg.workflows = crate::workflow::defaults::all();
+        let state = OrgState {
+            suppressed,
+            ..state(&cfg, &[], patients)
+        };
+        analyse(&state, at(60))
+    };
+    let found = run(&few, &suppressed);
+    assert_eq!(
+        found.iter().map(|f| f.code).collect::<Vec<_>>(),
+        ["suppressed_addresses"],
+        "one opt-out in 20 is a patient's choice"
+    );
+    assert!(found[0].summary.contains("2 email address(es)"));
+    assert!(found[0].summary.contains("1 bounce, 1 complaint"));
+    let text = format!("{found:?}");
+    assert!(!text.contains("@example.com"), "{text}");
+
+    let many: Vec<Patient> = (0..10).map(|i| patient(&format!("P{i}"), i < 3)).collect();
+    let found = run(&many, &[]);
+    assert_eq!(
+        found
+            .iter()
+            .map(|f| (f.code, f.messages, f.share))
+            .collect::<Vec<_>>(),
+        [("opted_out", 3, Some(0.3))]
     );
 }
