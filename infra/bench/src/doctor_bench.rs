@@ -20,7 +20,9 @@ use tendon_bench::{median, options_or_exit, parse_options};
 use tendon_core::doctor::diagnose;
 use tendon_core::model::{MessageFacts, MessageStatus, PractitionerFacts, StoredMessage};
 use tendon_core::org::{Location, Org};
-use tendon_core::ports::{ClinikoStore, ConfigStore, MessageLog, OrgOverview, Suppressions};
+use tendon_core::ports::{
+    ClinikoStore, ConfigStore, DispatchLog, MessageLog, OrgOverview, Suppressions,
+};
 use tendon_core::{ErrorCode, FieldName, Issue};
 use tendon_local::SqliteStore;
 
@@ -145,7 +147,7 @@ fn local_store() -> Result<SqliteStore, String> {
 /// slows both alike; `requests` reads a store's request counter (DynamoDB).
 async fn measure<S>(store: &S, n: usize, runs: usize, requests: impl Fn(&S) -> Option<u64>)
 where
-    S: ConfigStore + MessageLog + OrgOverview + ClinikoStore + Suppressions,
+    S: ConfigStore + MessageLog + OrgOverview + ClinikoStore + Suppressions + DispatchLog,
 {
     let (mut doctor, mut list) = (Vec::new(), Vec::new());
     let (mut doctor_requests, mut list_requests) = (None, None);

@@ -23,7 +23,7 @@ use std::collections::{HashSet, VecDeque};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use jiff::Timestamp;
 use tendon_core::join::join_all;
-use tendon_core::ports::{StepSchedule, StoreError, StoreResult};
+use tendon_core::ports::{DispatchLog, StepSchedule, StoreError, StoreResult};
 use tendon_core::workflow::steps::{ScheduledStep, StepStatus};
 
 use crate::config::transact_put;
@@ -381,6 +381,36 @@ impl StepSchedule for AwsStore {
         Ok(steps)
     }
 }
+
+/// The item `DISPATCH`/`LAST`: Unix milliseconds, only ever raised (a
+/// conditional Update; a later pass already recorded is not an error).
+impl DispatchLog for AwsStore {
+    async fn record_dispatch_pass(&self, at: Timestamp) -> StoreResult<()> {
+        const WHAT: &str = "record_dispatch_pass";
+        let ms = AttributeValue::N(at.as_millisecond().to_string());
+        let result = self
+            .update_one(DISPATCH_PK.to_owned(), DISPATCH_SK)
+            .update_expression("SET #at = :at")
+            .condition_expression("attribute_not_exists(#at) OR #at < :at")
+            .expression_attribute_names("#at", "at_ms")
+            .expression_attribute_values(":at", ms)
+            .send()
+            .await;
+        written(WHAT, result).map(|_| ())
+    }
+
+    async fn last_dispatch_pass(&self) -> StoreResult<Option<Timestamp>> {
+        const WHAT: &str = "last_dispatch_pass";
+        let item = self.get(WHAT, DISPATCH_PK.to_owned(), DISPATCH_SK).await?;
+        Ok(item
+            .and_then(|i| i.get("at_ms").and_then(|v| v.as_n().ok()).cloned())
+            .and_then(|ms| ms.parse().ok())
+            .and_then(|ms| Timestamp::from_millisecond(ms).ok()))
+    }
+}
+
+const DISPATCH_PK: &str = "DISPATCH";
+const DISPATCH_SK: &str = "LAST";
 
 #[cfg(test)]
 mod tests {

@@ -55,13 +55,14 @@ pub use fixtures::{
 };
 
 use tendon_core::ports::{
-    DeliveryLog, Intake, OrgOverview, StepStore, Suppressions, TestData, WorkQueue, WorkflowStore,
+    DeliveryLog, DispatchLog, Intake, OrgOverview, StepStore, Suppressions, TestData, WorkQueue,
+    WorkflowStore,
 };
 
 /// Everything an adapter of the storage ports implements.
-pub trait Stores: StepStore + WorkQueue + Intake + TestData + OrgOverview {}
+pub trait Stores: StepStore + WorkQueue + Intake + TestData + OrgOverview + DispatchLog {}
 
-impl<S: StepStore + WorkQueue + Intake + TestData + OrgOverview> Stores for S {}
+impl<S: StepStore + WorkQueue + Intake + TestData + OrgOverview + DispatchLog> Stores for S {}
 
 /// The checks of a suite (`port`, `workflows` or `cliniko`), in the order the
 /// runners run them, handed to `$crate::$then!` after `$args`: the one list
@@ -98,6 +99,7 @@ macro_rules! __checks {
             deliveries::deliveries
             suppressions::suppressed_addresses
             schedule::failed_steps_are_made_due_again
+            schedule::dispatch_passes
         }
     };
     (cliniko, $then:ident ! $args:tt) => {

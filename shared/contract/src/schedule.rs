@@ -370,3 +370,29 @@ pub async fn step_updates<S: Stores>(store: &S) {
         "contract: a step that is no longer scheduled makes the commit conflict"
     );
 }
+
+/// [`DispatchLog`](tendon_core::ports::DispatchLog): the latest pass is
+/// remembered, an earlier one recorded late does not move it back. (One
+/// record for the whole store, which other checks may share: relative.)
+pub async fn dispatch_passes<S: Stores>(store: &S) {
+    let far = ts("2100-01-02T00:00:00Z");
+    store.record_dispatch_pass(far).await.expect("record");
+    let last = store
+        .last_dispatch_pass()
+        .await
+        .expect("contract: last_dispatch_pass succeeds")
+        .expect("contract: a recorded pass is remembered");
+    assert!(last >= far);
+    store
+        .record_dispatch_pass(ts("2100-01-01T00:00:00Z"))
+        .await
+        .expect("record");
+    assert_eq!(
+        store.last_dispatch_pass().await,
+        Ok(Some(last)),
+        "contract: an earlier pass does not move it back"
+    );
+    let later = last + jiff::SignedDuration::from_millis(1);
+    store.record_dispatch_pass(later).await.expect("record");
+    assert_eq!(store.last_dispatch_pass().await, Ok(Some(later)));
+}

@@ -17,12 +17,16 @@ use crate::workflow::Workflow;
 use crate::workflow::steps::{Delivery, DeliveryStatus, ScheduledStep, StepStatus, StepUpdate};
 
 mod clock;
+mod dispatch_log;
 mod error;
+mod keys_and_addresses;
 mod overview;
 mod test_data;
 
 pub use clock::{Clock, FixedClock, SystemClock};
+pub use dispatch_log::DispatchLog;
 pub use error::{BackendError, StoreError, StoreResult};
+pub use keys_and_addresses::{IngestKey, Suppression};
 pub use overview::Overview;
 pub use test_data::{PartitionDeleted, TestData};
 
@@ -72,25 +76,6 @@ pub trait ConfigStore: Send + Sync {
     /// a test partition, the org's configuration as the partition reads it
     /// ([`OrgConfig::for_partition`]).
     fn org_config(&self, org: &str) -> impl Future<Output = StoreResult<Option<OrgConfig>>> + Send;
-}
-
-/// An email address no workflow email goes to (see
-/// [`Suppressions::suppress_address`]).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Suppression {
-    /// Lower-cased.
-    pub address: String,
-    /// Why: `bounce`, `complaint`, ... (the first reason recorded).
-    pub reason: String,
-}
-
-/// An ingest key as stored: its hash and when it was issued (unknown for
-/// keys issued before that was recorded).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IngestKey {
-    pub hash: String,
-    pub created_at: Option<jiff::Timestamp>,
-    pub mode: Mode,
 }
 
 /// The result of storing a received message.
@@ -517,13 +502,13 @@ pub trait Suppressions: Send + Sync {
 }
 
 /// What a dispatch pass needs: the org's configuration, the patient, the due
-/// steps, the deliveries and the suppressed addresses.
+/// steps, the deliveries, the suppressed addresses, and its own record.
 pub trait DispatchStore:
-    ConfigStore + PatientStore + StepSchedule + DeliveryLog + Suppressions
+    ConfigStore + PatientStore + StepSchedule + DeliveryLog + Suppressions + DispatchLog
 {
 }
-impl<T: ConfigStore + PatientStore + StepSchedule + DeliveryLog + Suppressions> DispatchStore
-    for T
+impl<T> DispatchStore for T where
+    T: ConfigStore + PatientStore + StepSchedule + DeliveryLog + Suppressions + DispatchLog
 {
 }
 

@@ -6,8 +6,8 @@
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 use tendon_core::ports::{
-    DeliveryLog, Inserted, Mailer, SendError, StepSchedule, StoreError, StoreResult, Suppression,
-    Suppressions, WorkflowStore,
+    DeliveryLog, DispatchLog, Inserted, Mailer, SendError, StepSchedule, StoreError, StoreResult,
+    Suppression, Suppressions, WorkflowStore,
 };
 use tendon_core::workflow::steps::{Delivery, DeliveryStatus, ScheduledStep, StepUpdate};
 use tendon_core::workflow::{Workflow, WorkflowStatus};
@@ -406,5 +406,35 @@ impl Mailer for LocalOutbox {
             "local-{}",
             &delivery.id[..16.min(delivery.id.len())]
         ))
+    }
+}
+
+/// The `settings` row `last_dispatch_pass`: Unix milliseconds, only ever raised.
+impl DispatchLog for SqliteStore {
+    async fn record_dispatch_pass(&self, at: Timestamp) -> StoreResult<()> {
+        let ms = at.as_millisecond().to_string();
+        self.run("record_dispatch_pass", move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO settings (name, value) VALUES ('last_dispatch_pass', ?1)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value
+                 WHERE CAST(excluded.value AS INTEGER) > CAST(value AS INTEGER)",
+            )?
+            .execute([ms])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn last_dispatch_pass(&self) -> StoreResult<Option<Timestamp>> {
+        self.read_now("last_dispatch_pass", |conn| {
+            let ms: Option<String> = conn
+                .prepare_cached("SELECT value FROM settings WHERE name = 'last_dispatch_pass'")?
+                .query_row([], |r| r.get(0))
+                .optional()?;
+            Ok(ms
+                .and_then(|ms| ms.parse().ok())
+                .and_then(|ms| Timestamp::from_millisecond(ms).ok()))
+        })
+        .await
     }
 }

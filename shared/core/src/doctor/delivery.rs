@@ -72,6 +72,47 @@ pub(super) fn delivery(
     found
 }
 
+/// The dispatcher runs each minute: this long without a pass, it has stopped.
+const IDLE_AFTER: SignedDuration = SignedDuration::from_mins(5);
+
+/// The dispatcher has not run for [`IDLE_AFTER`] (or never, while the org
+/// has had patients that long) though the org has an active workflow: due
+/// steps wait, nobody receives anything.
+pub(super) fn dispatcher(
+    config: &OrgConfig,
+    patients: &[Patient],
+    last_pass: Option<Timestamp>,
+    now: Timestamp,
+) -> Option<Finding> {
+    let active = config
+        .workflows
+        .iter()
+        .any(|w| w.status == WorkflowStatus::Active);
+    let first_patient = patients.iter().map(|p| p.created_at).min()?;
+    let since = match last_pass {
+        Some(at) => at,
+        None => first_patient,
+    };
+    let idle = now.duration_since(since);
+    if !active || idle <= IDLE_AFTER {
+        return None;
+    }
+    let summary = match last_pass {
+        Some(_) => format!(
+            "the dispatcher last ran {} minute(s) ago: due workflow steps wait",
+            idle.as_secs() / 60
+        ),
+        None => "the dispatcher has never run: no workflow step is sent".to_owned(),
+    };
+    Some(Finding {
+        summary,
+        first_seen: since,
+        last_seen: now,
+        fix: "run it each minute: tendon serve does locally; on AWS check the dispatch function's EventBridge schedule and its errors (docs/operations.md)".to_owned(),
+        ..Finding::of("dispatcher_idle", &Tally::default())
+    })
+}
+
 /// More than this share of an org's patients opted out of a channel is worth
 /// a look at the workflows' cadence; fewer is patients' ordinary choice.
 const OPT_OUT_SHARE: f64 = 0.10;

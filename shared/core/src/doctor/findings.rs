@@ -39,6 +39,8 @@ pub struct Diagnosis {
     /// them (`QueueDepths`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub queues: Vec<crate::batch::QueueDepth>,
+    /// When the dispatcher (every org's) last ran, if ever.
+    pub last_dispatch_pass: Option<Timestamp>,
     /// The org's Cliniko connection as read, for the caller's live check
     /// (the key is never serialised).
     #[serde(skip)]

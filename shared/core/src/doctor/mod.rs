@@ -31,7 +31,8 @@ use crate::mode::Mode;
 use crate::model::{DomainEvent, EventKind, Patient, StoredMessage};
 use crate::org::OrgConfig;
 use crate::ports::{
-    ClinikoStore, ConfigStore, OrgOverview, Overview, StoreResult, Suppression, Suppressions,
+    ClinikoStore, ConfigStore, DispatchLog, OrgOverview, Overview, StoreResult, Suppression,
+    Suppressions,
 };
 use crate::workflow::steps::ScheduledStep;
 
@@ -55,6 +56,8 @@ pub struct OrgState<'a> {
     pub cliniko: Option<&'a ClinikoConnection>,
     pub cliniko_failures: &'a [ClinikoFailure],
     pub suppressed: &'a [Suppression],
+    /// When the dispatcher (every org's) last ran.
+    pub last_dispatch: Option<Timestamp>,
 }
 
 /// Every finding for one org, most harmful first.
@@ -67,12 +70,14 @@ pub fn analyse(state: &OrgState<'_>, now: Timestamp) -> Vec<Finding> {
         cliniko,
         cliniko_failures,
         suppressed,
+        last_dispatch,
     } = *state;
     let org = config.org.id.as_str();
     let known: HashSet<String> = patients.iter().map(|p| p.id.clone()).collect();
     // Nothing is processed at all: that comes first.
     let mut findings: Vec<Finding> = delivery::stuck(org, messages, now).into_iter().collect();
     findings.extend(findings::failures(config, messages, &known));
+    findings.extend(delivery::dispatcher(config, patients, last_dispatch, now));
     findings.extend(delivery::delivery(config, patients, steps));
     findings.extend(delivery::reach(org, patients, suppressed));
     findings.extend(cliniko::cliniko(cliniko, cliniko_failures, now));
@@ -94,7 +99,7 @@ pub async fn diagnose<S>(
     now: Timestamp,
 ) -> StoreResult<Option<Diagnosis>>
 where
-    S: ConfigStore + OrgOverview + ClinikoStore + Suppressions,
+    S: ConfigStore + OrgOverview + ClinikoStore + Suppressions + DispatchLog,
 {
     let Some(config) = store.org_config(org).await? else {
         return Ok(None);
@@ -111,6 +116,7 @@ where
         None => Vec::new(),
     };
     let suppressed = store.suppressed_addresses(org).await?;
+    let last_dispatch = store.last_dispatch_pass().await?;
     let state = OrgState {
         config: &config,
         messages: &messages,
@@ -119,6 +125,7 @@ where
         cliniko: connection.as_ref(),
         cliniko_failures: &cliniko_failures,
         suppressed: &suppressed,
+        last_dispatch,
     };
     let (live, mode) = crate::mode::split(org);
     let would_create = match mode {
@@ -133,6 +140,7 @@ where
         messages: messages.len(),
         findings: analyse(&state, now),
         queues: Vec::new(),
+        last_dispatch_pass: last_dispatch,
         cliniko: connection,
     }))
 }

@@ -77,6 +77,7 @@ fn state<'a>(
         cliniko: None,
         cliniko_failures: &[],
         suppressed: &[],
+        last_dispatch: Some(at(59)),
     }
 }
 
@@ -489,4 +490,39 @@ fn suppressed_addresses_and_many_opt_outs_are_named_without_the_addresses() {
             .collect::<Vec<_>>(),
         [("opted_out", 3, Some(0.3))]
     );
+}
+
+/// The dispatcher's last pass: stale, or never while patients have waited,
+/// is named for an org with an active workflow; a fresh start is not.
+#[test]
+fn a_dispatcher_that_stopped_or_never_ran_is_named() {
+    let mut cfg = config();
+    cfg.workflows = crate::workflow::defaults::all();
+    let mut p = PatientRecord::new_patient("P1", Source::Emr, at(0)).patient;
+    p.email = Some("p1@example.com".into());
+    let patients = [p];
+    let run = |last: Option<Timestamp>, now: Timestamp| {
+        let state = OrgState {
+            last_dispatch: last,
+            ..state(&cfg, &[], &patients)
+        };
+        analyse(&state, now)
+            .into_iter()
+            .map(|f| (f.code, f.summary))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        run(Some(at(50)), at(60)),
+        [(
+            "dispatcher_idle",
+            "the dispatcher last ran 10 minute(s) ago: due workflow steps wait".to_owned()
+        )]
+    );
+    assert_eq!(run(None, at(60))[0].0, "dispatcher_idle");
+    assert_eq!(
+        run(None, at(2)),
+        [],
+        "patients for two minutes: a fresh start"
+    );
+    assert_eq!(run(Some(at(59)), at(60)), []);
 }

@@ -66,6 +66,7 @@ where
         // meanwhile is skipped by the next pass's reading at the latest.
         let mut configs: HashMap<String, Option<OrgConfig>> = HashMap::new();
         let started = self.clock.now();
+        self.store.record_dispatch_pass(started).await?;
         loop {
             let now = self.clock.now();
             if self
