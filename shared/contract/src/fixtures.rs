@@ -112,6 +112,7 @@ pub fn patient_record(id: &str, version: u64) -> PatientRecord {
             text_opt_out: false,
             inactive: None,
             sex_label: None,
+            enrolled_at: None,
         },
         episodes: vec![
             Episode {

@@ -87,8 +87,7 @@ pub(crate) fn enrolments(
     events: &[DomainEvent],
     now: Timestamp,
 ) -> Vec<ScheduledStep> {
-    // Test-mode data is never enrolled: it must send nothing.
-    if config.workflows.is_empty() || crate::mode::is_test(&config.org.id) {
+    if config.workflows.is_empty() {
         return Vec::new();
     }
     let mut out: Vec<ScheduledStep> = Vec::new();
@@ -107,4 +106,26 @@ pub(crate) fn enrolments(
         }
     }
     out
+}
+
+/// The steps to commit with `writes`: the patients they enrol are marked
+/// (`enrolled_at`, their first enrolment) in `writes`; then a test
+/// partition's steps are dropped, so its patients show they would have been
+/// enrolled and nothing is sent.
+pub(crate) fn enrol_marked(
+    config: &OrgConfig,
+    writes: &mut [RecordWrite],
+    steps: Vec<ScheduledStep>,
+    now: Timestamp,
+) -> Vec<ScheduledStep> {
+    for w in writes.iter_mut() {
+        let p = &mut w.record.patient;
+        if p.enrolled_at.is_none() && steps.iter().any(|s| s.patient_id == p.id) {
+            p.enrolled_at = Some(now);
+        }
+    }
+    if crate::mode::is_test(&config.org.id) {
+        return Vec::new();
+    }
+    steps
 }

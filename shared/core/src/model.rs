@@ -48,6 +48,10 @@ pub struct Patient {
     /// `sex`, such as `AFAB`), beside `gender`, the contract's code for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sex_label: Option<String>,
+    /// When a workflow first scheduled a step for the patient (in test mode:
+    /// would have); `None`: no active workflow has taken the patient yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrolled_at: Option<Timestamp>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,6 +133,7 @@ impl PatientRecord {
                 text_opt_out: false,
                 inactive: None,
                 sex_label: None,
+                enrolled_at: None,
             },
             episodes: vec![Episode {
                 name: "Default".to_owned(),

@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use tendon_hl7::Message;
 
 use crate::ErrorCode;
-use crate::event_effects::{enrolments, log_events, pending_steps, step_updates};
+use crate::event_effects::{enrol_marked, enrolments, log_events, pending_steps, step_updates};
 use crate::intake::{group, log_failures, status_for};
 use crate::mapping::{MappedMessage, extract};
 use crate::model::{MessageStatus, PatientRecord, StoredMessage};
@@ -201,6 +201,15 @@ fn commit_of(
             .or_else(|| loaded.patient_id.clone()),
     };
     let was_parked = loaded.pending.contains(&loaded.message.id);
+    let mut records = decision.writes.clone();
+    let enrolled = enrolments(
+        &loaded.config,
+        &decision.writes,
+        loaded.patient.as_ref(),
+        &decision.events,
+        now,
+    );
+    let scheduled = enrol_marked(&loaded.config, &mut records, enrolled, now);
     Commit {
         org: loaded.config.org.id.clone(),
         message_id: loaded.message.id.clone(),
@@ -218,19 +227,13 @@ fn commit_of(
             errors
         },
         patient_id: resolved,
-        records: decision.writes.clone(),
+        records,
         events: decision.events.clone(),
         park: parked.then(|| loaded.patient_id.clone()).flatten(),
         unpark: (!parked && was_parked)
             .then(|| loaded.patient_id.clone())
             .flatten(),
-        scheduled: enrolments(
-            &loaded.config,
-            &decision.writes,
-            loaded.patient.as_ref(),
-            &decision.events,
-            now,
-        ),
+        scheduled,
         step_updates: step_updates(
             &loaded.config,
             &decision.writes,

@@ -29,7 +29,7 @@ use serde::Serialize;
 use super::api::{
     ClinikoAppointment, ClinikoAttendee, ClinikoBusiness, ClinikoCase, ClinikoGroupAppointment,
 };
-use crate::event_effects::{enrolments, pending_steps, step_updates};
+use crate::event_effects::{enrol_marked, enrolments, pending_steps, step_updates};
 use crate::mapping::{MappedMessage, Therapist};
 use crate::org::{Location, OrgConfig, Practitioner};
 use crate::ports::{CommitOutcome, RecordCommit, StoreError, SyncStore};
@@ -287,11 +287,14 @@ async fn commit_decision<S: SyncStore>(
         return Ok(CommitOutcome::Applied);
     }
     let pending = pending_steps(store, config, &decision.events).await?;
+    let mut records = decision.writes.clone();
+    let enrolled = enrolments(config, &decision.writes, None, &decision.events, now);
+    let scheduled = enrol_marked(config, &mut records, enrolled, now);
     let commit = RecordCommit {
         org: config.org.id.clone(),
-        records: decision.writes.clone(),
+        records,
         events: decision.events.clone(),
-        scheduled: enrolments(config, &decision.writes, None, &decision.events, now),
+        scheduled,
         step_updates: step_updates(config, &decision.writes, &decision.events, &pending, now),
     };
     let outcome = store.commit_records(&commit).await?;

@@ -1,6 +1,6 @@
 //! The delivery part of the analysis (pure): whether what Tendon decides
 //! reaches patients. An org with patients and no active workflow, patients
-//! no message can reach, suppressed addresses and many opt-outs, workflow
+//! no active workflow took, patients no message can reach, suppressed addresses and many opt-outs, workflow
 //! steps that failed, and messages stored but not processed after minutes
 //! (the workers stopped, or a dead letter holds a patient's queue).
 use std::collections::BTreeMap;
@@ -48,6 +48,27 @@ pub(super) fn delivery(
                 config_org(org)
             ),
             ..Finding::of("no_active_workflow", &Tally::default())
+        });
+    }
+    let outside: Vec<&&Patient> = reachable
+        .iter()
+        .filter(|p| p.enrolled_at.is_none())
+        .collect();
+    if active && !outside.is_empty() {
+        found.push(Finding {
+            summary: format!(
+                "{} of {} patient(s) are in no active workflow: no workflow's patient group and trigger took them, so nothing is scheduled for them",
+                outside.len(),
+                reachable.len()
+            ),
+            messages: outside.len(),
+            share: Some(outside.len() as f64 / reachable.len() as f64),
+            examples: outside.iter().take(EXAMPLES).map(|p| p.id.clone()).collect(),
+            fix: format!(
+                "check the active workflows' patient groups and triggers (tendon workflow list --org {}); a workflow for them: tendon workflow import",
+                config_org(org)
+            ),
+            ..Finding::of("not_enrolled", &Tally::default())
         });
     }
     let unreachable: Vec<&&Patient> = reachable

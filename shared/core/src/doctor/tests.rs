@@ -91,6 +91,7 @@ fn run(messages: &[StoredMessage], known: &[&str]) -> Vec<Finding> {
         .map(|id| {
             let mut p = PatientRecord::new_patient(id, Source::Emr, at(0)).patient;
             p.email = Some("someone@example.com".into());
+            p.enrolled_at = Some(at(0));
             p
         })
         .collect();
@@ -448,6 +449,7 @@ fn suppressed_addresses_and_many_opt_outs_are_named_without_the_addresses() {
         let mut p = PatientRecord::new_patient(id, Source::Emr, at(0)).patient;
         p.email = Some(format!("{id}@example.com"));
         p.unsubscribed = unsubscribed;
+        p.enrolled_at = Some(at(0));
         p
     };
     let suppressed = [
@@ -500,6 +502,7 @@ fn a_dispatcher_that_stopped_or_never_ran_is_named() {
     cfg.workflows = crate::workflow::defaults::all();
     let mut p = PatientRecord::new_patient("P1", Source::Emr, at(0)).patient;
     p.email = Some("p1@example.com".into());
+    p.enrolled_at = Some(at(1));
     let patients = [p];
     let run = |last: Option<Timestamp>, now: Timestamp| {
         let state = OrgState {
@@ -525,4 +528,31 @@ fn a_dispatcher_that_stopped_or_never_ran_is_named() {
         "patients for two minutes: a fresh start"
     );
     assert_eq!(run(Some(at(59)), at(60)), []);
+}
+
+/// Patients no active workflow took are named with their share.
+#[test]
+fn patients_no_active_workflow_took_are_named() {
+    let mut cfg = config();
+    cfg.workflows = crate::workflow::defaults::all();
+    let patient = |id: &str, enrolled: bool| {
+        let mut p = PatientRecord::new_patient(id, Source::Emr, at(0)).patient;
+        p.email = Some(format!("{id}@example.com"));
+        p.enrolled_at = enrolled.then(|| at(0));
+        p
+    };
+    let patients = [
+        patient("P1", true),
+        patient("P2", false),
+        patient("P3", true),
+        patient("P4", true),
+    ];
+    let found: Vec<_> = analyse(&state(&cfg, &[], &patients), at(1))
+        .into_iter()
+        .map(|f| (f.code, f.messages, f.share, f.examples))
+        .collect();
+    assert_eq!(
+        found,
+        [("not_enrolled", 1, Some(0.25), vec!["P2".to_owned()])]
+    );
 }

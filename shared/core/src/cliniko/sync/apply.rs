@@ -15,6 +15,7 @@ use crate::cliniko::appointments::{apply_appointment, ensure_config};
 use crate::join::join_all;
 use crate::org::OrgConfig;
 use crate::ports::{CommitOutcome, RecordCommit, StoreError, SyncStore};
+use crate::event_effects::enrol_marked;
 use crate::workflow::enrol::enrol;
 use crate::workflow::steps::{StepStatus, StepUpdate};
 
@@ -85,10 +86,12 @@ pub async fn apply_profile<S: SyncStore>(
         let Some(write) = write else {
             return Ok(outcome);
         };
-        let mut scheduled = Vec::new();
+        let mut enrolled = Vec::new();
         for event in &events {
-            scheduled.extend(enrol(config, &config.workflows, &write.record, event, now));
+            enrolled.extend(enrol(config, &config.workflows, &write.record, event, now));
         }
+        let mut records = vec![write];
+        let scheduled = enrol_marked(config, &mut records, enrolled, now);
         let step_updates = if outcome == Outcome::Deactivated {
             store
                 .list_steps(org, Some(&profile.id))
@@ -114,7 +117,7 @@ pub async fn apply_profile<S: SyncStore>(
         };
         let commit = RecordCommit {
             org: org.clone(),
-            records: vec![write],
+            records,
             events,
             scheduled,
             step_updates,

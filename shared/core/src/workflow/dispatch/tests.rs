@@ -53,6 +53,7 @@ fn record(start: &str, status: AppointmentStatus) -> PatientRecord {
             text_opt_out: false,
             inactive: None,
             sex_label: None,
+            enrolled_at: None,
         },
         episodes: Vec::new(),
         appointments: vec![Appointment {
