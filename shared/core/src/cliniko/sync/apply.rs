@@ -12,10 +12,10 @@ use super::report::{SyncError, SyncReport};
 use crate::cliniko::ClinikoFailure;
 use crate::cliniko::api::{ClinikoApi, ClinikoAppointment, ClinikoCase, ClinikoPatient, Listing};
 use crate::cliniko::appointments::{apply_appointment, ensure_config};
+use crate::event_effects::enrol_marked;
 use crate::join::join_all;
 use crate::org::OrgConfig;
 use crate::ports::{CommitOutcome, RecordCommit, StoreError, SyncStore};
-use crate::event_effects::enrol_marked;
 use crate::workflow::enrol::enrol;
 use crate::workflow::steps::{StepStatus, StepUpdate};
 
