@@ -100,11 +100,13 @@ fn start() -> Moto {
     let log_file = std::fs::File::create(&log).expect("a moto log file");
     let port = free_port();
     // $1: port, then the command. moto's stdin is /dev/null; `read` waits on ours.
+    // SIGKILL: moto holds nothing worth a clean stop, and a busy one (a big
+    // table) was seen to outlive SIGTERM by minutes, holding gigabytes.
     let watchdog = r#"
 port=$1; shift
 "$@" -H 127.0.0.1 -p "$port" </dev/null &
 pid=$!
-trap 'kill "$pid" 2>/dev/null' EXIT INT TERM HUP
+trap 'kill -KILL "$pid" 2>/dev/null' EXIT INT TERM HUP
 read -r _ || true
 "#;
     let mut child = Command::new("sh")

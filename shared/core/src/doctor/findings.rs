@@ -228,7 +228,8 @@ pub(super) fn failures(
 ) -> Vec<Finding> {
     let org = config.org.id.as_str();
     let mut causes: BTreeMap<Cause, Tally> = BTreeMap::new();
-    // The first cause that stopped each (patient, case).
+    // The cause that stopped each (patient, case): its first failure, or
+    // the latest that could have started the case.
     let mut roots: HashMap<(String, Option<String>), Cause> = HashMap::new();
     for m in messages
         .iter()
@@ -297,8 +298,20 @@ pub(super) fn failures(
             }
             _ => {}
         }
+        // A later message that could itself have started the case (an
+        // Initial Evaluation, rescheduled say) takes over: once its cause is
+        // fixed, replaying it unblocks the follow-ups behind it.
+        let could_start = matches!(cause, Cause::IeType(_))
+            || facts
+                .appointment_type
+                .as_deref()
+                .is_some_and(|t| config.org.is_ie_type(t));
         if let Some(chain) = chain {
-            roots.entry(chain).or_insert(cause);
+            if could_start {
+                roots.insert(chain, cause);
+            } else {
+                roots.entry(chain).or_insert(cause);
+            }
         }
     }
 

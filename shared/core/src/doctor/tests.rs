@@ -556,3 +556,59 @@ fn patients_no_active_workflow_took_are_named() {
         [("not_enrolled", 1, Some(0.25), vec!["P2".to_owned()])]
     );
 }
+
+/// A case whose Initial Evaluation failed for a sender's gap, then again,
+/// rescheduled, for a configuration gap: the follow-ups are charged to the
+/// later failure, whose fix and replay unblock them, and the plan replays
+/// them after it (found by tests/go_live.rs's realistic day).
+#[test]
+fn follow_ups_are_charged_to_the_latest_initial_evaluation_that_failed() {
+    let no_email = stored(
+        "M1",
+        0,
+        &[("^NET^Internet^ana.rivera@example.com", "")],
+        MessageStatus::Failed,
+        failed(ErrorCode::MissingField, FieldName::PatientEmail),
+    );
+    let rescheduled = stored(
+        "M2",
+        1,
+        &[("445566^Okafor^Chidi", "1235123^Smith^Pat")],
+        MessageStatus::Failed,
+        failed(
+            ErrorCode::UnknownPractitioner,
+            FieldName::TreatingTherapistId,
+        ),
+    );
+    let follow_up = stored(
+        "M3",
+        2,
+        &[("IE^Initial Eval", "FU^Follow Up")],
+        MessageStatus::Failed,
+        failed(ErrorCode::NoEpisodeOfCare, FieldName::CaseId),
+    );
+    let found = run(&[no_email, rescheduled, follow_up], &[]);
+    let named: Vec<_> = found
+        .iter()
+        .map(|f| (f.code, f.messages, f.blocked))
+        .collect();
+    assert_eq!(
+        named,
+        [("unknown_practitioner", 1, 1), ("missing_field", 1, 0)],
+        "{found:#?}"
+    );
+    let diagnosis = Diagnosis {
+        org: "ACME01".into(),
+        mode: crate::mode::Mode::Live,
+        would_create: None,
+        since: None,
+        messages: 3,
+        findings: found,
+        queues: Vec::new(),
+        last_dispatch_pass: None,
+        cliniko: None,
+    };
+    let plan = plan_of(&diagnosis, at(60));
+    let replayed: Vec<&str> = plan.replay.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(replayed, ["M2", "M3"]);
+}
