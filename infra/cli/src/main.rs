@@ -220,6 +220,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Cliniko(cmd) => {
             on_backend!(opened().await?, |b| cliniko::run(b.store(), cmd).await)
         }
+        Command::Workflow(cmd) if !cmd.needs_store() => workflow::run_without_store(cmd),
         Command::Workflow(cmd) => {
             on_backend!(opened().await?, |b| workflow::run(b.store(), cmd).await)
         }

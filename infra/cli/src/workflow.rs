@@ -9,6 +9,7 @@ use tendon_core::ports::{
     ConfigStore, DeliveryLog, PatientStore, StepSchedule, StoreError, WorkflowStore,
 };
 use tendon_core::workflow::{Workflow, WorkflowStatus, defaults};
+use tendon_schematic::Format;
 
 use crate::admin::require_config;
 use crate::args::{JsonFlag, OrgArgs, RecordArgs};
@@ -40,12 +41,34 @@ pub enum WorkflowCommand {
     /// without an EMR integration).
     InstallDefaults(OrgArgs),
     /// A patient's workflow timeline: what was sent, what is scheduled, and
-    /// the repeats to come, on the clinic's clock. Sends nothing.
+    /// the repeats to come, on the clinic's clock. Sends nothing. With
+    /// `--format svg|html`, the timeline as a picture.
     Simulate {
         #[arg(long)]
         org: String,
         #[arg(long)]
         patient: String,
+        #[command(flatten)]
+        drawing: DrawingArgs,
+        /// The instant drawn as "now" (RFC 3339; default: now).
+        #[arg(long)]
+        at: Option<jiff::Timestamp>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// The schematic of the org's workflows, the picture a clinic owner
+    /// receives: every workflow on a time axis around its trigger, grouped
+    /// as engagement or outcomes, with or without an EMR integration. One
+    /// self-contained SVG or HTML file.
+    Schematic {
+        #[arg(long, required_unless_present = "defaults")]
+        org: Option<String>,
+        /// Draw the built-in default workflows instead of an org's (the
+        /// picture in the README; needs no database).
+        #[arg(long, conflicts_with = "org")]
+        defaults: bool,
+        #[command(flatten)]
+        drawing: DrawingArgs,
         #[command(flatten)]
         out: JsonFlag,
     },
@@ -72,6 +95,59 @@ pub enum WorkflowCommand {
         #[command(flatten)]
         out: JsonFlag,
     },
+}
+
+/// Where a drawing goes, and as what.
+#[derive(clap::Args)]
+pub struct DrawingArgs {
+    /// svg or html; default: the `--out` file's extension, else svg.
+    #[arg(long, value_parser = ["svg", "html"])]
+    pub format: Option<String>,
+    /// The file to write (default: stdout).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+impl DrawingArgs {
+    fn format(&self) -> Format {
+        let by_extension = self
+            .out
+            .as_ref()
+            .and_then(|p| p.extension())
+            .and_then(|e| Format::parse(&e.to_string_lossy().to_ascii_lowercase()));
+        self.format
+            .as_deref()
+            .and_then(Format::parse)
+            .or(by_extension)
+            .unwrap_or(Format::Svg)
+    }
+
+    /// Writes `svg` (titled `title`) where asked; `--json` then prints
+    /// what was written instead of the document.
+    fn emit(&self, json: bool, title: &str, svg: String, summary: Value) -> CliResult {
+        let format = self.format();
+        let document = format.render(title, svg);
+        let mut view = summary;
+        view["format"] = json!(if format == Format::Svg { "svg" } else { "html" });
+        view["bytes"] = json!(document.len());
+        match &self.out {
+            Some(path) => {
+                std::fs::write(path, &document)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                view["out"] = json!(path.display().to_string());
+                if json {
+                    print(true, &view)
+                } else {
+                    crate::output::line(&format!("wrote {}", path.display()))
+                }
+            }
+            None if json => {
+                view["document"] = json!(document);
+                print(true, &view)
+            }
+            None => crate::output::write(&document),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -147,6 +223,7 @@ pub async fn run<S: ConfigStore + WorkflowStore + StepSchedule + PatientStore>(
             let steps = store.list_steps(&org, None).await?;
             let mut view = workflow_json(wf);
             view["step_counts"] = json!(step_counts(wf, &steps));
+            view["words"] = json!(tendon_core::workflow::describe::describe(wf));
             print(out.json, &view)
         }
         WorkflowCommand::Activate(args) => set_status(store, args, WorkflowStatus::Active).await,
@@ -162,18 +239,54 @@ pub async fn run<S: ConfigStore + WorkflowStore + StepSchedule + PatientStore>(
             }
             print(out.json, &installed)
         }
-        WorkflowCommand::Simulate { org, patient, out } => {
-            let Some(config) = store.org_config(&org).await? else {
-                return Err(format!("no org {org:?}").into());
-            };
+        WorkflowCommand::Simulate {
+            org,
+            patient,
+            drawing,
+            at,
+            out,
+        } => {
+            let config = require_config(store, &org).await?;
             let Some(record) = store.load_patient(&org, &patient).await? else {
                 return Err(format!("no patient {patient:?} in org {org:?}").into());
             };
             let steps = store.list_steps(&org, Some(&patient)).await?;
-            print(
+            let entries = tendon_core::workflow::simulate::timeline(&steps, &config, &record);
+            if drawing.format.is_none() && drawing.out.is_none() {
+                return print(out.json, &entries);
+            }
+            let heading = tendon_schematic::PatientHeading {
+                org_id: &org,
+                org_name: &config.org.name,
+                timezone: &config.org.timezone,
+                patient_id: &patient,
+                now: at.unwrap_or_else(jiff::Timestamp::now),
+            };
+            let svg = tendon_schematic::timeline(&heading, &entries);
+            let title = format!("Workflow timeline of patient {patient}");
+            drawing.emit(
                 out.json,
-                &tendon_core::workflow::simulate::timeline(&steps, &config, &record),
+                &title,
+                svg,
+                json!({"org": org, "patient": patient, "entries": entries.len()}),
             )
+        }
+        WorkflowCommand::Schematic {
+            org,
+            defaults: _,
+            drawing,
+            out,
+        } => {
+            let Some(org) = org else {
+                return defaults_schematic(&drawing, out.json);
+            };
+            let config = require_config(store, &org).await?;
+            let heading = tendon_schematic::OrgHeading {
+                id: Some(&org),
+                name: &config.org.name,
+                timezone: Some(&config.org.timezone),
+            };
+            schematic(&heading, &config.workflows, &drawing, out.json)
         }
         WorkflowCommand::Steps { org, patient, out } => {
             require_org(store, &org).await?;
@@ -200,6 +313,37 @@ pub async fn run<S: ConfigStore + WorkflowStore + StepSchedule + PatientStore>(
             print(out.json, &step_view(&step))
         }
     }
+}
+
+impl WorkflowCommand {
+    /// `schematic --defaults` draws built-in data only: no database is opened.
+    pub fn needs_store(&self) -> bool {
+        !matches!(self, WorkflowCommand::Schematic { org: None, .. })
+    }
+}
+
+/// A workflow command that needs no store (see [`WorkflowCommand::needs_store`]).
+pub fn run_without_store(cmd: WorkflowCommand) -> CliResult {
+    match cmd {
+        WorkflowCommand::Schematic { drawing, out, .. } => defaults_schematic(&drawing, out.json),
+        _ => Err("this workflow command needs the database".into()),
+    }
+}
+
+fn defaults_schematic(drawing: &DrawingArgs, json: bool) -> CliResult {
+    let heading = tendon_schematic::OrgHeading::DEFAULTS;
+    schematic(&heading, &defaults::all(), drawing, json)
+}
+
+fn schematic(
+    heading: &tendon_schematic::OrgHeading,
+    workflows: &[Workflow],
+    drawing: &DrawingArgs,
+    json: bool,
+) -> CliResult {
+    let svg = tendon_schematic::schematic(heading, workflows);
+    let summary = json!({"org": heading.id, "workflows": workflows.len()});
+    drawing.emit(json, &heading.title(), svg, summary)
 }
 
 /// A scheduled step as `workflow steps` and `retry-step` print it.

@@ -3,6 +3,7 @@
 //! dispatch sends the due ones. All pure; storage and sending are ports.
 pub mod catalogue;
 pub mod defaults;
+pub mod describe;
 pub mod dispatch;
 pub mod enrol;
 pub mod feedback;
@@ -17,7 +18,7 @@ pub mod task;
 pub mod unsubscribe;
 
 pub use model::{
-    Direction, Exit, PatientGroup, Repeat, Schedule, SourceFilter, StepDef, Trigger, Unit,
-    Workflow, WorkflowStatus,
+    Category, Direction, Exit, PatientGroup, Repeat, Schedule, SourceFilter, StepDef, Trigger,
+    Unit, Workflow, WorkflowStatus,
 };
 pub use task::{Task, TaskKind};

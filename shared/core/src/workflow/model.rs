@@ -25,6 +25,25 @@ impl WorkflowStatus {
     }
 }
 
+/// What a workflow is for, as the default workflows are grouped: keeping
+/// patients engaged, or measuring their outcomes. Optional; the schematic
+/// draws workflows without one under "Other workflows".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    Engagement,
+    Outcomes,
+}
+
+impl Category {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Engagement => "engagement",
+            Category::Outcomes => "outcomes",
+        }
+    }
+}
+
 /// Which patients a workflow is for. Every filter is optional; all given must hold.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -127,6 +146,18 @@ pub struct Schedule {
     pub repeat: Option<Repeat>,
 }
 
+impl Schedule {
+    /// A single send, `amount` `unit`s before or after the trigger.
+    pub fn once(direction: Direction, amount: u32, unit: Unit) -> Schedule {
+        Schedule {
+            direction,
+            amount,
+            unit,
+            repeat: None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Repeat {
@@ -170,6 +201,8 @@ pub struct Workflow {
     pub id: String,
     pub title: String,
     pub status: WorkflowStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<Category>,
     #[serde(default)]
     pub version: u32,
     #[serde(default)]

@@ -94,12 +94,7 @@ mod tests {
     }
 
     fn sched(direction: Direction, amount: u32, unit: Unit) -> Schedule {
-        Schedule {
-            direction,
-            amount,
-            unit,
-            repeat: None,
-        }
+        Schedule::once(direction, amount, unit)
     }
 
     #[test]

@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
-use super::dispatch::build_delivery;
+use super::dispatch::{Verdict, build_delivery, verdict};
 use super::enrol::next_occurrence;
 use super::steps::{ScheduledStep, StepStatus};
 use crate::model::PatientRecord;
@@ -18,6 +18,8 @@ pub const PROJECTED_REPEATS: u32 = 3;
 pub struct TimelineEntry {
     /// When, on the clinic's clock (RFC 3339 with offset).
     pub at: String,
+    /// The clinic's IANA time zone `at` is on (the location's, else the org's).
+    pub zone: String,
     pub workflow_id: String,
     pub title: String,
     pub step: usize,
@@ -27,6 +29,11 @@ pub struct TimelineEntry {
     /// scheduled yet; it is scheduled when the one before it is sent).
     pub status: &'static str,
     pub note: Option<String>,
+    /// For a send still to come: the dispatcher's send-time check run now as
+    /// if it were due, so "skip" reasons show early (the workflow was
+    /// deactivated, the patient has no mobile, the appointment was
+    /// canceled). `None` when it would be sent as things stand.
+    pub would_skip: Option<&'static str>,
     /// The subject (or text) as it would render now.
     pub preview: Option<String>,
 }
@@ -58,8 +65,21 @@ fn entry(
     )
     .ok()
     .map(|d| d.subject.unwrap_or(d.body));
+    let would_skip = match status {
+        "scheduled" | "projected" => {
+            // Assignments are taken as still open and the address as not
+            // suppressed: what the store would say at send time is unknown now.
+            let mut probe = step.clone();
+            match verdict(&mut probe, config, Some(record), true, false, step.due_at) {
+                Verdict::Skip(reason) => Some(reason),
+                Verdict::Send | Verdict::Later(_) => None,
+            }
+        }
+        _ => None,
+    };
     TimelineEntry {
         at,
+        zone: step.zone.clone(),
         workflow_id: step.workflow_id.clone(),
         title,
         step: step.step,
@@ -67,6 +87,7 @@ fn entry(
         kind: step.task.kind.as_str(),
         status,
         note: step.note.clone(),
+        would_skip,
         preview,
     }
 }

@@ -15,6 +15,20 @@ pub enum TaskKind {
 }
 
 impl TaskKind {
+    pub const ALL: [TaskKind; 6] = [
+        TaskKind::Email,
+        TaskKind::Text,
+        TaskKind::Survey,
+        TaskKind::Education,
+        TaskKind::Exercise,
+        TaskKind::CarePlan,
+    ];
+
+    /// The kind a `as_str` name stands for.
+    pub fn parse(name: &str) -> Option<TaskKind> {
+        TaskKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             TaskKind::Email => "email",
