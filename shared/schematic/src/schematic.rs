@@ -415,6 +415,11 @@ pub fn schematic(org: &OrgHeading, workflows: &[Workflow]) -> String {
             w.category.map_or(2, |c| c as u8),
             describe::Integration::of(&w.patient_group),
             describe::journey_order(w.trigger.event),
+            // Then by when the first step runs: the welcome before the survey a week on.
+            w.steps
+                .iter()
+                .map(|s| describe::offset_hours(&s.schedule))
+                .min(),
             w.id.clone(),
         )
     });
