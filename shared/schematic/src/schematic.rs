@@ -4,7 +4,8 @@
 //! then the rest; with an EMR integration, without one, then for any source)
 //! and ordered by where their trigger falls in a patient's journey. Each is a
 //! card: title and status, the trigger and patient group in words, and a time
-//! axis around the trigger with a column per distinct offset. Columns sit on
+//! axis around the trigger with a column per distinct offset. Cards narrow
+//! enough share a row. Columns sit on
 //! a logarithmic scale, so an hour and a year fit one axis, and are pushed
 //! apart until their widest label fits, so nothing overlaps; steps at the same
 //! offset stack in their column.
@@ -49,6 +50,10 @@ const BOX_PAD: i32 = 6;
 /// The coloured band at a step box's left.
 const BAND: i32 = 6;
 const COLUMN_GAP: i32 = 20;
+/// Between cards side by side and between rows of cards.
+const CARD_GAP: i32 = 14;
+/// The narrowest card: a title and its badge side by side.
+const MIN_CARD: i32 = 300;
 const STACK_GAP: i32 = 8;
 /// Pixels per doubling of the hours from the trigger.
 const LOG_SCALE: f64 = 60.0;
@@ -180,8 +185,10 @@ fn span(cols: &[Column]) -> i32 {
     cols.iter().map(|c| c.x + (c.w + 1) / 2).max().unwrap_or(0)
 }
 
-/// Draws `words` as a card at (`x`, `y`), `card_w` wide; returns its height.
-fn card(svg: &mut Svg, x: i32, y: i32, card_w: i32, words: &WorkflowWords, cols: &[Column]) -> i32 {
+/// Draws the inside of `words`'s card at (`x`, `y`), `card_w` wide: the
+/// drawing and the height its frame needs ([`frame`] draws it, once the
+/// row's height is known).
+fn card(x: i32, y: i32, card_w: i32, words: &WorkflowWords, cols: &[Column]) -> (Svg, i32) {
     let active = words.status == WorkflowStatus::Active;
     let mut inside = Svg::default();
     let wf_attr = format!(r#" data-workflow="{}""#, escape(&words.id));
@@ -347,18 +354,43 @@ fn card(svg: &mut Svg, x: i32, y: i32, card_w: i32, words: &WorkflowWords, cols:
         }
         bottom = bottom.max(by - STACK_GAP);
     }
-    let h = bottom + PAD - y;
-    let frame = Rect { x, y, w: card_w, h };
-    if active {
-        svg.rect(frame, r##"rx="8" fill="#ffffff" stroke="#cbd5e1""##);
+    (inside, bottom + PAD - y)
+}
+
+/// A card's frame: white, or grey and dashed for an inactive workflow.
+fn frame(svg: &mut Svg, r: Rect, status: WorkflowStatus) {
+    if status == WorkflowStatus::Active {
+        svg.rect(r, r##"rx="8" fill="#ffffff" stroke="#cbd5e1""##);
     } else {
         svg.rect(
-            frame,
+            r,
             r##"rx="8" fill="#f3f4f6" stroke="#9ca3af" stroke-dasharray="6 4""##,
         );
     }
-    svg.append(inside);
-    h
+}
+
+/// The narrowest a card may be: its axis and labels, and room for a title.
+fn needed_width(cols: &[Column]) -> i32 {
+    (span(cols) + 2 * PAD + 40).max(MIN_CARD)
+}
+
+/// `widths` (the cards of one section, in order) packed into rows: as many
+/// side by side as fit `inner` when the row's width is shared equally.
+fn rows(widths: &[i32], inner: i32) -> Vec<std::ops::Range<usize>> {
+    let mut out: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut start = 0;
+    for end in 1..=widths.len() {
+        let n = (end - start) as i32;
+        let share = (inner - CARD_GAP * (n - 1)) / n;
+        if end - start > 1 && widths[start..end].iter().any(|&w| w > share) {
+            out.push(start..end - 1);
+            start = end - 1;
+        }
+    }
+    if start < widths.len() {
+        out.push(start..widths.len());
+    }
+    out
 }
 
 fn section_title(category: Option<Category>, integration: Integration) -> String {
@@ -433,7 +465,7 @@ pub fn schematic(org: &OrgHeading, workflows: &[Workflow]) -> String {
         .collect();
     let width = cards
         .iter()
-        .map(|(_, cols)| span(cols) + 2 * PAD + 40 + 2 * MARGIN)
+        .map(|(_, cols)| needed_width(cols) + 2 * MARGIN)
         .fold(MIN_WIDTH, i32::max);
     let inner = width - 2 * MARGIN;
 
@@ -479,29 +511,54 @@ pub fn schematic(org: &OrgHeading, workflows: &[Workflow]) -> String {
                 "",
             );
     }
-    let mut section: Option<(Option<Category>, Integration)> = None;
-    for (words, cols) in &cards {
-        let this = (words.category, words.integration);
-        if section != Some(this) {
-            section = Some(this);
-            y += 28;
-            y += svg.text_block(
-                MARGIN,
-                y,
-                Line::wrapped(
-                    &section_title(this.0, this.1),
-                    inner,
-                    Font::bold(18),
-                    2,
-                    INK,
-                ),
-                r#" data-section="1""#,
-            );
-            y += 8;
-        } else {
-            y += 14;
+    // Sections in order, each packed into rows of cards.
+    let mut start = 0;
+    while start < cards.len() {
+        let key = (cards[start].0.category, cards[start].0.integration);
+        let end = cards[start..]
+            .iter()
+            .position(|(w, _)| (w.category, w.integration) != key)
+            .map_or(cards.len(), |n| start + n);
+        y += 28;
+        y += svg.text_block(
+            MARGIN,
+            y,
+            Line::wrapped(&section_title(key.0, key.1), inner, Font::bold(18), 2, INK),
+            r#" data-section="1""#,
+        );
+        y += 8;
+        let section = &cards[start..end];
+        let widths: Vec<i32> = section.iter().map(|(_, cols)| needed_width(cols)).collect();
+        for row in rows(&widths, inner) {
+            let n = row.len() as i32;
+            let card_w = (inner - CARD_GAP * (n - 1)) / n;
+            let drawn: Vec<(Svg, i32)> = section[row.clone()]
+                .iter()
+                .enumerate()
+                .map(|(i, (words, cols))| {
+                    let x = MARGIN + i as i32 * (card_w + CARD_GAP);
+                    card(x, y, card_w, words, cols)
+                })
+                .collect();
+            let row_h = drawn.iter().map(|(_, h)| *h).max().unwrap_or(0);
+            for (i, ((inside, _), (words, _))) in drawn.into_iter().zip(&section[row]).enumerate() {
+                let x = MARGIN + i as i32 * (card_w + CARD_GAP);
+                frame(
+                    &mut svg,
+                    Rect {
+                        x,
+                        y,
+                        w: card_w,
+                        h: row_h,
+                    },
+                    words.status,
+                );
+                svg.append(inside);
+            }
+            y += row_h + CARD_GAP;
         }
-        y += card(&mut svg, MARGIN, y, inner, words, cols);
+        y -= CARD_GAP;
+        start = end;
     }
     svg.finish(width, y + MARGIN, &org.title())
 }

@@ -115,6 +115,13 @@ fn centre(l: &Label) -> i32 {
     l.bx.x + l.bx.w / 2
 }
 
+fn one_step_with_title(title: &str) -> Workflow {
+    wf(&format!(
+        r#"{{"id": "long", "title": "{title}", "status": "active", "trigger": {{"event": "patient_created"}},
+            "steps": [{{"schedule": {{"direction": "after", "amount": 0, "unit": "hours"}}, "task": {{"kind": "text", "body": "hi"}}}}]}}"#
+    ))
+}
+
 fn wf(json: &str) -> Workflow {
     Workflow::parse(json).unwrap()
 }
@@ -172,6 +179,28 @@ fn the_default_workflows_are_all_drawn_with_every_step_in_offset_order() {
             "Outcomes workflows · without an EMR integration",
         ]
     );
+    // Narrow cards share a row: the two Cliniko outcomes workflows sit side by side.
+    let title_box = |id: &str| {
+        labels
+            .iter()
+            .find(|l| {
+                l.attrs.get("data-role").map(String::as_str) == Some("title")
+                    && l.attrs["data-workflow"] == id
+            })
+            .unwrap()
+            .bx
+    };
+    let (start, discharge) = (
+        title_box("mips-pro-at-start-cliniko"),
+        title_box("mips-pro-at-discharge-cliniko"),
+    );
+    assert!(
+        start.y == discharge.y && start.right() < discharge.x,
+        "{start:?} {discharge:?}"
+    );
+    // A wide one has its row to itself.
+    let (home, welcome) = (title_box("home-program-emr"), title_box("welcome-emr"));
+    assert!(home.y > welcome.y);
     // A before step sits left of its trigger: the reminder's tick reads "1 day before".
     let reminder = steps_of(&labels, "appointment-reminder-emr");
     assert!(
@@ -253,6 +282,26 @@ fn a_dense_schedule_of_hours_and_months_stays_readable() {
         .unwrap();
     assert!(title.lines.len() > 1, "{:?}", title.lines);
     assert_eq!(title.lines.join(" "), long.trim());
+    // Two such narrow cards share a row; each title stays inside its own
+    // card (cut with an ellipsis after three lines) and clear of the other's.
+    let mut pair = vec![];
+    for id in ["long-a", "long-b"] {
+        let mut w = one_step_with_title(&long.repeat(3));
+        w.id = id.to_owned();
+        pair.push(w);
+    }
+    let drawn = labels(&schematic(&ORG, &pair));
+    let titles: Vec<&Label> = drawn
+        .iter()
+        .filter(|l| l.attrs.get("data-role").map(String::as_str) == Some("title"))
+        .collect();
+    assert_eq!(titles.len(), 2);
+    assert_eq!(titles[0].bx.y, titles[1].bx.y, "side by side");
+    assert!(
+        titles
+            .iter()
+            .all(|t| t.lines.len() == 3 && t.lines[2].ends_with('…'))
+    );
 }
 
 #[test]
