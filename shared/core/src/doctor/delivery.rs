@@ -1,8 +1,9 @@
 //! The delivery part of the analysis (pure): whether what Tendon decides
 //! reaches patients. An org with patients and no active workflow, patients
-//! no active workflow took, patients no message can reach, suppressed addresses and many opt-outs, workflow
-//! steps that failed, and messages stored but not processed after minutes
-//! (the workers stopped, or a dead letter holds a patient's queue).
+//! no active workflow took, patients no message can reach, suppressed
+//! addresses and many opt-outs, workflow steps that failed, and messages
+//! stored but not processed after minutes (the workers stopped, or a dead
+//! letter holds a patient's queue).
 use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
@@ -13,6 +14,14 @@ use crate::org::OrgConfig;
 use crate::ports::Suppression;
 use crate::workflow::model::WorkflowStatus;
 use crate::workflow::steps::{ScheduledStep, StepStatus};
+
+/// Whether any of the org's workflows is active (else nothing is ever sent).
+fn has_active_workflow(config: &OrgConfig) -> bool {
+    config
+        .workflows
+        .iter()
+        .any(|w| w.status == WorkflowStatus::Active)
+}
 
 /// A message still `accepted` this long after it arrived is stuck: processing
 /// takes seconds.
@@ -32,10 +41,7 @@ pub(super) fn delivery(
         .iter()
         .filter(|p| p.merged_into.is_none() && p.inactive.is_none())
         .collect();
-    let active = config
-        .workflows
-        .iter()
-        .any(|w| w.status == WorkflowStatus::Active);
+    let active = has_active_workflow(config);
     if !active && !reachable.is_empty() {
         found.push(Finding {
             summary: format!(
@@ -105,10 +111,7 @@ pub(super) fn dispatcher(
     last_pass: Option<Timestamp>,
     now: Timestamp,
 ) -> Option<Finding> {
-    let active = config
-        .workflows
-        .iter()
-        .any(|w| w.status == WorkflowStatus::Active);
+    let active = has_active_workflow(config);
     let first_patient = patients.iter().map(|p| p.created_at).min()?;
     let since = match last_pass {
         Some(at) => at,

@@ -10,8 +10,9 @@
 //! could not import) and `sender` (refusals, parked ADTs, the clock,
 //! ignored types) are the analysis, pure, which [`analyse`] puts in order;
 //! [`diagnose`] reads the store and runs it; `queues` reads the queues'
-//! depths ([`QueueDepths`], shared by every org) for the caller to add; `plan` turns the fixes into a [`Plan`] a
-//! person reviews, and [`apply`]s what they keep.
+//! depths ([`QueueDepths`], shared by every org) for the caller to add;
+//! `plan` turns the fixes into a [`Plan`] a person reviews, and [`apply`]s
+//! what they keep.
 mod cliniko;
 mod delivery;
 mod facts;
