@@ -128,11 +128,57 @@ async fn apply_plan<B: Backend>(
         .map_err(|refused| CliError::from(format!("{refused}; nothing was applied")))?;
     // Process now, so the command works with or without a running `tendon serve`.
     backend.drain().await?;
+    // A running `tendon serve` (or the Lambda functions) may hold some of the
+    // replayed messages in flight, which the drain does not see: wait for
+    // those, and only those, so the counts after are the plan's outcome.
+    let ids: Vec<&str> = applied.replayed_ids.iter().map(String::as_str).collect();
+    let in_flight = await_processed(store, partition, &ids, IN_FLIGHT_WAIT).await?;
     let after = counts(store, partition).await?;
-    output::print(
-        json,
-        &json!({ "applied": applied, "before": before, "after": after }),
-    )
+    let mut view = json!({ "applied": applied, "before": before, "after": after });
+    if in_flight > 0 {
+        view["in_flight"] = json!(in_flight);
+        if !json {
+            eprintln!(
+                "tendon: {in_flight} replayed message(s) were still being processed after {}s; \
+                 `tendon messages list --org {partition}` shows how they end",
+                IN_FLIGHT_WAIT.as_secs()
+            );
+        }
+    }
+    output::print(json, &view)
+}
+
+/// How long `--apply` waits for replayed messages someone else is processing.
+const IN_FLIGHT_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Waits until none of the messages `ids` is `accepted` (queued, not yet
+/// processed), for at most `wait`; returns how many still are.
+/// A message that stays queued (a worker stopped, a poison message) only
+/// costs the wait, never a hang.
+async fn await_processed<S: MessageLog>(
+    store: &S,
+    partition: &str,
+    ids: &[&str],
+    wait: std::time::Duration,
+) -> CliResult<usize> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut waiting: Vec<&str> = ids.to_vec();
+    let mut pause = std::time::Duration::from_millis(20);
+    loop {
+        let mut still = Vec::new();
+        for id in waiting {
+            let message = store.get_message(partition, id).await?;
+            if message.is_some_and(|m| m.status == MessageStatus::Accepted) {
+                still.push(id);
+            }
+        }
+        waiting = still;
+        if waiting.is_empty() || tokio::time::Instant::now() >= deadline {
+            return Ok(waiting.len());
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_secs(1));
+    }
 }
 
 /// A stretch of time as jiff reads one (`24h`, `7d`, `90m`, `2w`,
@@ -255,5 +301,50 @@ mod tests {
         ] {
             assert!(stretch(bad).is_err(), "{bad:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod wait_tests {
+    use tendon_core::batch;
+    use tendon_core::ports::{MessageLog, SystemClock};
+    use tendon_local::{LocalQueue, SqliteStore};
+    use tendon_testkit::acme;
+
+    use super::await_processed;
+
+    #[tokio::test]
+    async fn apply_waits_for_replayed_messages_and_no_longer_than_its_wait() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let queue = LocalQueue::new(store.clone());
+        acme::configure(&store, &acme::org(), acme::KEY).await;
+        // Stored and queued; no worker has taken it yet.
+        tendon_testkit::post(&store, &queue, acme::KEY, acme::WORKED).await;
+        let id = store.list_messages(acme::ORG, None).await.unwrap()[0]
+            .id
+            .clone();
+        let short = std::time::Duration::from_millis(50);
+        assert_eq!(
+            await_processed(&store, acme::ORG, &[&id], short)
+                .await
+                .unwrap(),
+            1
+        );
+        batch::drain(&store, &queue, &queue, &SystemClock)
+            .await
+            .unwrap();
+        assert_eq!(
+            await_processed(&store, acme::ORG, &[&id], short)
+                .await
+                .unwrap(),
+            0
+        );
+        // A message that is not there is not waited for.
+        assert_eq!(
+            await_processed(&store, acme::ORG, &["nope"], short)
+                .await
+                .unwrap(),
+            0
+        );
     }
 }

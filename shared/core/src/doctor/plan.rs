@@ -150,6 +150,10 @@ pub struct Applied {
     pub skipped: Vec<String>,
     /// Messages put back through the steps, in the plan's order.
     pub replayed: usize,
+    /// Their IDs (not printed: the plan names them), for a caller that waits
+    /// for their outcome.
+    #[serde(skip)]
+    pub replayed_ids: Vec<String>,
 }
 
 /// Checks `plan` whole, then applies it to `partition` (an org, or its test
@@ -256,6 +260,7 @@ where
         }
     }
     done.replayed = intake::replay(store, intake_port, &replay).await?;
+    done.replayed_ids = replay.into_iter().map(|m| m.id).collect();
     Ok(Ok(done))
 }
 
