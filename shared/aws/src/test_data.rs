@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 
 use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
+use tendon_core::join::join_all;
 use tendon_core::ports::{MessageLog, PartitionDeleted, StoreError, StoreResult, TestData};
 
 use crate::items::{
@@ -18,6 +19,8 @@ use crate::{AwsStore, backend, build};
 const WHAT: &str = "delete_partition";
 /// BatchWriteItem's limit.
 const BATCH: usize = 25;
+/// Partition queries in flight together.
+const QUERIES_AT_ONCE: usize = 16;
 
 impl TestData for AwsStore {
     async fn delete_partition(&self, partition: &str) -> StoreResult<PartitionDeleted> {
@@ -40,11 +43,23 @@ impl TestData for AwsStore {
             patient_list_pk(partition),
             event_pk(partition),
         ]);
+        // The partitions' queries, QUERIES_AT_ONCE at a time rather than one
+        // after another: a test partition of a few hundred messages is
+        // otherwise as many sequential round trips.
         let mut keys = Vec::new();
-        for pk in pks {
-            for item in self.query_all(WHAT, pk).await? {
-                if let (Some(pk), Some(sk)) = (string_attr(&item, PK), string_attr(&item, SK)) {
-                    keys.push(key(pk.to_owned(), sk));
+        for group in pks.chunks(QUERIES_AT_ONCE) {
+            let pages = join_all(
+                group
+                    .iter()
+                    .map(|pk| self.query_all(WHAT, pk.clone()))
+                    .collect(),
+            )
+            .await;
+            for items in pages {
+                for item in items? {
+                    if let (Some(pk), Some(sk)) = (string_attr(&item, PK), string_attr(&item, SK)) {
+                        keys.push(key(pk.to_owned(), sk));
+                    }
                 }
             }
         }
