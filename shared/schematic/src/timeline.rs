@@ -61,6 +61,12 @@ fn status_words(e: &TimelineEntry) -> String {
     if let Some(reason) = e.would_skip {
         words += &format!(" · as things stand it would be skipped: {reason}");
     }
+    if let Some(until) = e.would_wait_until.as_deref().and_then(local) {
+        words += &format!(
+            " · it would wait until {}",
+            until.strftime("%a %-d %b %H:%M")
+        );
+    }
     words
 }
 

@@ -249,6 +249,7 @@ fn entry(at: &str, kind: &'static str, status: &'static str, note: Option<&str>)
         status,
         note: note.map(str::to_owned),
         would_skip: None,
+        would_wait_until: None,
         preview: Some("Welcome to Acme PT, Ana".to_owned()),
     }
 }

@@ -405,6 +405,7 @@ fn entry(at: &str, status: &'static str, note: Option<&str>, title: &str) -> Tim
         status,
         note: note.map(str::to_owned),
         would_skip: None,
+        would_wait_until: None,
         preview: Some("Welcome to Acme PT, Ana".to_owned()),
     }
 }

@@ -34,6 +34,10 @@ pub struct TimelineEntry {
     /// deactivated, the patient has no mobile, the appointment was
     /// canceled). `None` when it would be sent as things stand.
     pub would_skip: Option<&'static str>,
+    /// For a send still to come that the same check would hold back: when
+    /// it would go instead, on the clinic's clock (a text due outside 08:00
+    /// to 21:00 waits for 08:00; a step follows its moved appointment).
+    pub would_wait_until: Option<String>,
     /// The subject (or text) as it would render now.
     pub preview: Option<String>,
 }
@@ -45,11 +49,12 @@ fn entry(
     status: &'static str,
 ) -> TimelineEntry {
     let zone = TimeZone::get(&step.zone).unwrap_or(TimeZone::UTC);
-    let at = step
-        .due_at
-        .to_zoned(zone)
-        .strftime("%Y-%m-%dT%H:%M:%S%:z")
-        .to_string();
+    let local = |t: Timestamp| {
+        t.to_zoned(zone.clone())
+            .strftime("%Y-%m-%dT%H:%M:%S%:z")
+            .to_string()
+    };
+    let at = local(step.due_at);
     let title = config
         .workflows
         .iter()
@@ -65,17 +70,18 @@ fn entry(
     )
     .ok()
     .map(|d| d.subject.unwrap_or(d.body));
-    let would_skip = match status {
+    let (would_skip, would_wait_until) = match status {
         "scheduled" | "projected" => {
             // Assignments are taken as still open and the address as not
             // suppressed: what the store would say at send time is unknown now.
             let mut probe = step.clone();
             match verdict(&mut probe, config, Some(record), true, false, step.due_at) {
-                Verdict::Skip(reason) => Some(reason),
-                Verdict::Send | Verdict::Later(_) => None,
+                Verdict::Skip(reason) => (Some(reason), None),
+                Verdict::Later(t) if t > step.due_at => (None, Some(local(t))),
+                Verdict::Send | Verdict::Later(_) => (None, None),
             }
         }
-        _ => None,
+        _ => (None, None),
     };
     TimelineEntry {
         at,
@@ -88,6 +94,7 @@ fn entry(
         status,
         note: step.note.clone(),
         would_skip,
+        would_wait_until,
         preview,
     }
 }

@@ -243,3 +243,42 @@ fn dispatch_follows_a_move_it_was_not_told_about() {
         Verdict::Send
     );
 }
+
+/// `workflow simulate` says in advance what the dispatcher will do with a
+/// send still to come, from the same check (`verdict`) run as if it were due.
+#[test]
+fn the_timeline_tells_a_skip_or_a_wait_in_advance() {
+    use crate::workflow::WorkflowStatus;
+    use crate::workflow::simulate::timeline;
+    let mut cfg = config("appointment_scheduled");
+    let step = reminder(&cfg);
+    let booked = record(BOOKED, AppointmentStatus::Scheduled);
+    let as_is = &timeline(std::slice::from_ref(&step), &cfg, &booked)[0];
+    assert_eq!(
+        (
+            as_is.status,
+            as_is.would_skip,
+            as_is.would_wait_until.as_deref()
+        ),
+        ("scheduled", None, None)
+    );
+    assert_eq!(as_is.at, "2026-12-19T10:00:00-08:00");
+    // Canceled in the EMR: the reminder will be skipped.
+    let canceled = record(BOOKED, AppointmentStatus::Canceled);
+    let entry = &timeline(std::slice::from_ref(&step), &cfg, &canceled)[0];
+    assert!(
+        entry.would_skip.is_some_and(|r| r.contains("cancel")),
+        "{entry:?}"
+    );
+    // Moved two days later: it will follow the appointment.
+    let moved = record("2026-12-22T10:00:00-08:00", AppointmentStatus::Scheduled);
+    let entry = &timeline(std::slice::from_ref(&step), &cfg, &moved)[0];
+    assert_eq!(
+        entry.would_wait_until.as_deref(),
+        Some("2026-12-21T10:00:00-08:00")
+    );
+    // The workflow switched off.
+    cfg.workflows[0].status = WorkflowStatus::Inactive;
+    let entry = &timeline(std::slice::from_ref(&step), &cfg, &booked)[0];
+    assert_eq!(entry.would_skip, Some("workflow_inactive"));
+}
