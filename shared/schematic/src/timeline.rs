@@ -145,6 +145,29 @@ pub fn timeline(h: &PatientHeading, entries: &[TimelineEntry]) -> String {
         );
         x += 16 + w + 20;
     }
+    // The amber frame of a send the dispatcher would skip as things stand.
+    let text = "Would be skipped as things stand";
+    let w = width(text, font);
+    svg.rect(
+        Rect {
+            x,
+            y: y + 1,
+            w: 22,
+            h: line_height(font) - 2,
+        },
+        &format!(r##"rx="3" fill="#ffffff" stroke="{WOULD_SKIP}" stroke-dasharray="4 2""##),
+    );
+    svg.label(
+        Rect {
+            x: x + 28,
+            y,
+            w,
+            h: line_height(font),
+        },
+        (0, 0),
+        &[Line::new(text, font, INK)],
+        "",
+    );
     y += line_height(font) + 16;
 
     if entries.is_empty() {

@@ -419,7 +419,11 @@ fn sample_timeline() -> Vec<TimelineEntry> {
             Some("no_mobile"),
             "Reminder <text>",
         ),
-        entry("2026-12-08T09:00:00-08:00", "scheduled", None, "Reminder"),
+        TimelineEntry {
+            would_skip: Some("workflow_inactive"),
+            would_wait_until: Some("2026-12-09T08:00:00-08:00".to_owned()),
+            ..entry("2026-12-08T09:00:00-08:00", "scheduled", None, "Reminder")
+        },
         entry(
             "2026-12-22T09:00:00-08:00",
             "projected",
@@ -461,6 +465,13 @@ fn a_patient_timeline_runs_down_the_page_in_time_order_with_reasons() {
         skipped.lines
     );
     assert!(skipped.lines[0].contains("Reminder <text>"));
+    // What the dispatcher would do with a send still to come, said ahead.
+    let ahead = rows[2].lines.join(" ");
+    assert!(
+        ahead.contains("as things stand it would be skipped: workflow_inactive")
+            && ahead.contains("it would wait until Wed 9 Dec 08:00"),
+        "{ahead}"
+    );
     // "Now" (10:00 in Los Angeles) falls between the sent and the scheduled ones.
     let now = labels
         .iter()
