@@ -139,7 +139,7 @@ fn read_input(file: &PathBuf) -> CliResult<Vec<u8>> {
 
 /// A table a person can check by eye; control characters are shown escaped.
 fn render(r: &Report) -> String {
-    let show = |v: Option<&str>| v.map_or_else(|| "-".to_owned(), |s| s.escape_debug().to_string());
+    let show = |v: Option<&str>| v.map_or_else(|| "-".to_owned(), crate::output::printable);
     let mut out = format!(
         "message type  {}\ncontrol ID    {}\nack           {}\n\n",
         show(r.message_type.as_deref()),

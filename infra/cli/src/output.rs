@@ -38,10 +38,29 @@ pub fn print<T: Serialize>(json: bool, value: &T) -> CliResult {
     line(text.trim_end())
 }
 
+/// `s` as a terminal should show it. A value from an HL7 message or a Cliniko
+/// record could carry a control or bidi character that rewrites the screen,
+/// so those are shown escaped; everything else, quotes included (O'Brien),
+/// is shown as it is.
+pub fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else if matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+        {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn scalar(v: &Value) -> String {
     match v {
         Value::Null => "-".to_owned(),
-        Value::String(s) => s.escape_debug().to_string(),
+        Value::String(s) => printable(s),
         other => other.to_string(),
     }
 }
@@ -78,5 +97,19 @@ fn human(v: &Value, indent: usize) -> String {
             .collect::<Vec<_>>()
             .join("\n"),
         other => format!("{pad}{}\n", scalar(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn names_print_as_they_are_and_controls_escaped() {
+        assert_eq!(printable("O'Brien \"Jo\" Zoë"), "O'Brien \"Jo\" Zoë");
+        // A decomposed accent (e + U+0301) stays one letter on screen.
+        assert_eq!(printable("Zoe\u{301}"), "Zoe\u{301}");
+        assert_eq!(printable("a\x1b[2Jb\r\n"), "a\\u{1b}[2Jb\\r\\n");
+        assert_eq!(printable("x\u{202E}y"), "x\\u{202e}y");
     }
 }
