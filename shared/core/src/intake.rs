@@ -26,11 +26,11 @@ pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 /// itself when there is no usable header. A body of several messages
 /// (`multiple_messages`) is identified by its bytes too, so that its first
 /// message, resent alone, is a new message and not a reused control ID.
-fn message_id(org: &str, input: &[u8], body_hash: &str) -> String {
+fn message_id(org: &str, input: &[u8], body_hash: &str, several: bool) -> String {
     let mut key = org.as_bytes().to_vec();
     let header = Header::sniff(input)
         .filter(|h| !h.control_id.is_empty())
-        .filter(|_| several_messages(input).is_none());
+        .filter(|_| !several);
     match header {
         Some(h) => {
             for part in [h.sending_application, h.sending_facility, h.control_id] {
@@ -181,7 +181,7 @@ where
     let body_hash = sha256_hex(body);
     let mut message = StoredMessage {
         org: org.clone(),
-        id: message_id(&org, body, &body_hash),
+        id: message_id(&org, body, &body_hash, report.holds_several_messages()),
         control_id: report.control_id.clone(),
         message_type: report.message_type.clone(),
         status: status_for(&report.errors),
@@ -322,7 +322,8 @@ where
     let Some(org) = cfg.org_for_key(&key_hash(key)).await? else {
         return Ok(());
     };
-    let id = message_id(&org, body, &sha256_hex(body));
+    let several = several_messages(body).is_some();
+    let id = message_id(&org, body, &sha256_hex(body), several);
     intake.set_acknowledged(&org, &id, false).await
 }
 
@@ -337,7 +338,15 @@ mod tests {
         let first = "MSH|^~\\&|EMR|ACME01|||20261120||ADT^A08|M1|P|2.5.1\rPID|1||P1\r";
         let second = first.replace("|M1|", "|M2|");
         let both = format!("{first}{second}");
-        let id = |body: &str| message_id("ACME01", body.as_bytes(), &sha256_hex(body.as_bytes()));
+        let id = |body: &str| {
+            let several = several_messages(body.as_bytes()).is_some();
+            message_id(
+                "ACME01",
+                body.as_bytes(),
+                &sha256_hex(body.as_bytes()),
+                several,
+            )
+        };
         assert_ne!(id(&both), id(first));
         assert_eq!(
             id(first),

@@ -96,6 +96,14 @@ impl Report {
         ack_code(&self.errors)
     }
 
+    /// Whether the body was refused as more than one message
+    /// ([`several_messages`]).
+    pub fn holds_several_messages(&self) -> bool {
+        self.errors
+            .iter()
+            .any(|e| e.code == ErrorCode::MultipleMessages)
+    }
+
     /// The HL7 ACK for `input`, as ingest would send it.
     pub fn ack(&self, input: &[u8], now: &str, ack_control_id: &str) -> Vec<u8> {
         ack_bytes(input, &self.errors, now, ack_control_id)
@@ -126,8 +134,11 @@ pub fn ack_bytes(input: &[u8], errors: &[Issue], now: &str, ack_control_id: &str
 /// message ([`several_messages`]) is refused as a whole: its one error is
 /// `multiple_messages`, whatever the first message says.
 pub fn inspect(input: &[u8], ctx: &MapContext) -> Report {
-    let mut report = inspect_one(input, ctx);
-    if let Some(found) = several_messages(input) {
+    let (mut report, several) = match Message::parse(input) {
+        Ok(msg) => (report_of(&msg, ctx), several_in(&msg)),
+        Err(e) => (unparsed(input, &e), several_in_raw(input)),
+    };
+    if let Some(found) = several {
         report.errors = vec![Issue::new(
             ErrorCode::MultipleMessages,
             None,
@@ -150,13 +161,69 @@ const BATCH_SEGMENTS: [(&[u8], &str); 4] = [
 /// What in `input` shows that it holds more than one message: a second MSH
 /// segment (also one after an MLLP frame end, which the parser would keep as
 /// text), or a batch envelope (FHS, BHS, BTS, FTS). `None` for one message,
-/// and for a body that is not HL7 at all (that is `invalid_hl7`). Read from
-/// the raw bytes, so a batch, which starts with FHS or BHS and so does not
-/// parse as a message, is named for what it is. A segment starts as the
-/// parser's do: after a line break, three characters and the field separator
-/// (a batch trailer may also stand alone on its line).
+/// and for a body that is not HL7 at all (that is `invalid_hl7`). A body that
+/// does not parse as a message (a batch starts with FHS or BHS) is read from
+/// its raw bytes, so it is named for what it is.
 pub fn several_messages(input: &[u8]) -> Option<&'static str> {
-    let framing = |b: &u8| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0x0B | 0x1C);
+    match Message::parse(input) {
+        Ok(msg) => several_in(&msg),
+        Err(_) => several_in_raw(input),
+    }
+}
+
+/// Bytes a sender may leave between segments or messages.
+fn framing(b: &u8) -> bool {
+    matches!(*b, b'\r' | b'\n' | b' ' | b'\t' | MLLP_START | MLLP_END)
+}
+
+const MLLP_START: u8 = 0x0B;
+const MLLP_END: u8 = 0x1C;
+
+/// Whether `rest`, the start of a segment, is one only a second message or a
+/// batch has: MSH with the field separator, or a batch segment ID followed by
+/// it or by the end of its line.
+fn another_message_starts(rest: &[u8], field_sep: u8) -> Option<&'static str> {
+    let id = rest.get(..3)?;
+    let next = rest.get(3).copied();
+    if id == b"MSH" && next == Some(field_sep) {
+        return Some("a second MSH segment");
+    }
+    let ends = matches!(next, None | Some(b'\r' | b'\n')) || next == Some(field_sep);
+    BATCH_SEGMENTS
+        .iter()
+        .find(|(batch, _)| *batch == id && ends)
+        .map(|(_, what)| *what)
+}
+
+/// [`several_messages`] of a parsed message: its segments after MSH, which
+/// the parser has already found, and what follows an MLLP byte inside the
+/// body, which the parser keeps as text. No scan of every line again: on a
+/// long message that doubled the cost of reading it.
+fn several_in(msg: &Message<'_>) -> Option<&'static str> {
+    let field_sep = msg.delimiters().field;
+    if !field_sep.is_ascii_punctuation() {
+        return None;
+    }
+    if let Some(what) = msg
+        .segments()
+        .skip(1)
+        .find_map(|seg| another_message_starts(seg.raw(), field_sep))
+    {
+        return Some(what);
+    }
+    let body = msg.body();
+    memchr::memchr2_iter(MLLP_START, MLLP_END, body).find_map(|at| {
+        let rest = &body[at..];
+        let skip = rest.iter().take_while(|b| framing(b)).count();
+        another_message_starts(&rest[skip..], field_sep)
+    })
+}
+
+/// [`several_messages`] of a body that does not parse, from its bytes. A
+/// segment starts as the parser's do: after a line break (or an MLLP frame
+/// end), three characters and the field separator (a batch trailer may also
+/// stand alone on its line).
+fn several_in_raw(input: &[u8]) -> Option<&'static str> {
     let start = input
         .strip_prefix(b"\xEF\xBB\xBF".as_slice())
         .unwrap_or(input);
@@ -168,26 +235,14 @@ pub fn several_messages(input: &[u8]) -> Option<&'static str> {
     if !header || !field_sep.is_ascii_punctuation() {
         return None;
     }
-    let found = |rest: &[u8]| -> Option<&'static str> {
-        let id = rest.get(..3)?;
-        let next = rest.get(3).copied();
-        if id == b"MSH" && next == Some(field_sep) {
-            return Some("a second MSH segment");
-        }
-        let ends = matches!(next, None | Some(b'\r' | b'\n')) || next == Some(field_sep);
-        BATCH_SEGMENTS
-            .iter()
-            .find(|(batch, _)| *batch == id && ends)
-            .map(|(_, what)| *what)
-    };
     if first != b"MSH" {
-        return found(body);
+        return another_message_starts(body, field_sep);
     }
     let mut at = 0;
-    while let Some(brk) = memchr::memchr3(b'\r', b'\n', 0x1C, &body[at..]) {
+    while let Some(brk) = memchr::memchr3(b'\r', b'\n', MLLP_END, &body[at..]) {
         let rest = &body[at + brk..];
         let skip = rest.iter().take_while(|b| framing(b)).count();
-        if let Some(what) = found(&rest[skip..]) {
+        if let Some(what) = another_message_starts(&rest[skip..], field_sep) {
             return Some(what);
         }
         at += brk + skip.max(1);
@@ -195,36 +250,35 @@ pub fn several_messages(input: &[u8]) -> Option<&'static str> {
     None
 }
 
-fn inspect_one(input: &[u8], ctx: &MapContext) -> Report {
-    match Message::parse(input) {
-        Ok(msg) => {
-            let fields = extract(&msg, ctx);
-            let errors = validate(&fields, &ctx.field_map, ctx.account_id.as_deref());
-            Report {
-                message_type: fields.message_type.as_ref().map(ToString::to_string),
-                control_id: fields.control_id.clone(),
-                warnings: reading_notes(&msg, &fields),
-                fields,
-                errors,
-            }
-        }
-        Err(e) => {
-            let header = Header::sniff(input);
-            let raw_text = |b: &[u8]| {
-                Some(String::from_utf8_lossy(b).trim().to_owned()).filter(|s| !s.is_empty())
-            };
-            Report {
-                message_type: header.as_ref().and_then(|h| raw_text(h.message_type)),
-                control_id: header.as_ref().and_then(|h| raw_text(h.control_id)),
-                fields: MappedMessage::default(),
-                warnings: Vec::new(),
-                errors: vec![Issue::new(
-                    ErrorCode::InvalidHl7,
-                    None,
-                    format!("not parseable HL7 v2: {e}"),
-                )],
-            }
-        }
+/// The report of a message that parsed: its fields, its errors, how it was read.
+fn report_of(msg: &Message<'_>, ctx: &MapContext) -> Report {
+    let fields = extract(msg, ctx);
+    let errors = validate(&fields, &ctx.field_map, ctx.account_id.as_deref());
+    Report {
+        message_type: fields.message_type.as_ref().map(ToString::to_string),
+        control_id: fields.control_id.clone(),
+        warnings: reading_notes(msg, &fields),
+        fields,
+        errors,
+    }
+}
+
+/// The report of a body that does not parse: `invalid_hl7`, and the type
+/// and control ID its MSH shows, if any, for the ACK and the message list.
+fn unparsed(input: &[u8], e: &tendon_hl7::ParseError) -> Report {
+    let header = Header::sniff(input);
+    let raw_text =
+        |b: &[u8]| Some(String::from_utf8_lossy(b).trim().to_owned()).filter(|s| !s.is_empty());
+    Report {
+        message_type: header.as_ref().and_then(|h| raw_text(h.message_type)),
+        control_id: header.as_ref().and_then(|h| raw_text(h.control_id)),
+        fields: MappedMessage::default(),
+        warnings: Vec::new(),
+        errors: vec![Issue::new(
+            ErrorCode::InvalidHl7,
+            None,
+            format!("not parseable HL7 v2: {e}"),
+        )],
     }
 }
 
@@ -450,5 +504,47 @@ mod tests {
             "{ack:?}"
         );
         assert_eq!(ErrorCode::MultipleMessages.hl7_code(), 100);
+    }
+
+    /// Every public HL7 message of the test fixtures, alone and followed by
+    /// a copy of itself: reading a parsed message's segments finds what a
+    /// scan of every line of its bytes finds.
+    #[test]
+    fn the_parsed_check_agrees_with_the_byte_scan_on_every_fixture() {
+        fn files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    files(&path, out);
+                } else if path.extension().is_some_and(|e| e == "hl7") {
+                    out.push(path);
+                }
+            }
+        }
+        let mut all = Vec::new();
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/hl7");
+        files(std::path::Path::new(root), &mut all);
+        assert!(all.len() > 300, "{} fixtures", all.len());
+        let mut parsed = 0;
+        for path in &all {
+            let one = std::fs::read(path).unwrap();
+            let mut two = one.clone();
+            two.push(b'\r');
+            // A BOM inside a body is text, so the copy goes without one.
+            two.extend_from_slice(one.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(&one));
+            for body in [&one, &two] {
+                assert_eq!(
+                    several_messages(body),
+                    several_in_raw(body),
+                    "{}",
+                    path.display()
+                );
+            }
+            if Message::parse(&one).is_ok() {
+                parsed += 1;
+                assert!(several_messages(&two).is_some(), "{}", path.display());
+            }
+        }
+        assert!(parsed > 300, "{parsed} parsed");
     }
 }

@@ -35,6 +35,8 @@ pub struct Message<'a> {
     charset: Charset,
     terminator: Terminator,
     segments: Vec<Span>,
+    /// Whether a line break stands inside a segment, as text.
+    text_breaks: bool,
 }
 
 /// One segment, with fields split on access.
@@ -69,7 +71,9 @@ impl<'a> Message<'a> {
         let delims = parse_msh_prefix(body, offset)?;
         let terminator = detect_terminator(body);
         let mut segments = Vec::with_capacity(16);
-        for (start, end) in segment_ranges(body, delims.field) {
+        let mut text_breaks = false;
+        for (start, end, text_break) in segment_ranges(body, delims.field) {
+            text_breaks |= text_break;
             let raw = &body[start..end];
             let id_ok = raw.len() >= 3
                 && raw[..3]
@@ -107,6 +111,7 @@ impl<'a> Message<'a> {
             charset,
             terminator,
             segments,
+            text_breaks,
         })
     }
 
@@ -120,6 +125,13 @@ impl<'a> Message<'a> {
 
     pub fn terminator(&self) -> Terminator {
         self.terminator
+    }
+
+    /// Whether a line break stands inside a segment, as text (one not
+    /// followed by a segment ID): found while the segments are, so a reader
+    /// that must report such breaks need not look for them again.
+    pub fn has_line_breaks_in_text(&self) -> bool {
+        self.text_breaks
     }
 
     /// The message without BOM and MLLP framing.
@@ -377,20 +389,21 @@ fn detect_terminator(body: &[u8]) -> Terminator {
     }
 }
 
-/// Byte ranges of the segments. Real senders mix CR, LF and CRLF in one
-/// message, so no break is trusted by its kind: a run of line breaks (and blank
-/// lines) ends a segment when what follows starts a segment, three letters or
-/// digits then the field separator or another break; followed by anything else
-/// it is text inside the field. Lower-case or odd IDs still start a segment
-/// (and fail the ID check) so that a malformed segment is never glued into a
-/// field silently.
-fn segment_ranges(body: &[u8], field_sep: u8) -> impl Iterator<Item = (usize, usize)> + '_ {
+/// Byte ranges of the segments, each with whether it holds a line break as
+/// text. Real senders mix CR, LF and CRLF in one message, so no break is
+/// trusted by its kind: a run of line breaks (and blank lines) ends a segment
+/// when what follows starts a segment, three letters or digits then the field
+/// separator or another break; followed by anything else it is text inside
+/// the field. Lower-case or odd IDs still start a segment (and fail the ID
+/// check) so that a malformed segment is never glued into a field silently.
+fn segment_ranges(body: &[u8], field_sep: u8) -> impl Iterator<Item = (usize, usize, bool)> + '_ {
     let mut start = 0;
     let mut from = 0;
+    let mut text_break = false;
     std::iter::from_fn(move || {
         while start < body.len() {
             let Some(found) = memchr::memchr2(b'\r', b'\n', &body[from..]) else {
-                let range = (start, body.len());
+                let range = (start, body.len(), std::mem::take(&mut text_break));
                 start = body.len();
                 return Some(range);
             };
@@ -401,10 +414,11 @@ fn segment_ranges(body: &[u8], field_sep: u8) -> impl Iterator<Item = (usize, us
             }
             from = next;
             if next == body.len() || starts_segment(&body[next..], field_sep) {
-                let range = (start, brk);
+                let range = (start, brk, std::mem::take(&mut text_break));
                 start = next;
                 return Some(range);
             }
+            text_break = true;
         }
         None
     })

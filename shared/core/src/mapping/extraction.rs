@@ -383,13 +383,10 @@ pub fn extract(msg: &Message<'_>, ctx: &MapContext) -> MappedMessage {
 }
 
 /// The fields whose value, where the map found it, holds a line break. Only
-/// messages with a break inside a segment pay for the look.
+/// messages with a break inside a segment (the parser says which) pay for
+/// the look.
 fn fields_with_line_breaks(r: &Reader<'_, '_>) -> Vec<FieldName> {
-    let any = r
-        .msg
-        .segments()
-        .any(|s| memchr::memchr2(b'\r', b'\n', s.raw()).is_some());
-    if !any {
+    if !r.msg.has_line_breaks_in_text() {
         return Vec::new();
     }
     FieldName::ALL

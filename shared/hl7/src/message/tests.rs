@@ -68,6 +68,21 @@ fn a_break_not_followed_by_a_segment_id_is_text() {
         m.segment("NTE").unwrap().field(3).text().as_deref(),
         Some("first\rsecond\nand")
     );
+    assert!(m.has_line_breaks_in_text());
+    // Breaks that only end segments, blank lines and trailing breaks included, are not text.
+    for input in [
+        &b"MSH|^~\\&|A\rEVN|A01\nPID|1||P1\r\nPV1|1\n\nPD1\rZX1|z"[..],
+        b"MSH|^~\\&|A\r\n\r\nPID|1\r\n\r\n",
+        b"MSH|^~\\&|A",
+    ] {
+        assert!(!Message::parse(input).unwrap().has_line_breaks_in_text());
+    }
+    // Text in the last segment, with no break after it.
+    assert!(
+        Message::parse(b"MSH|^~\\&|A\rNTE|1||a\nb")
+            .unwrap()
+            .has_line_breaks_in_text()
+    );
 }
 
 #[test]
