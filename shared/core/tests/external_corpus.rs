@@ -96,6 +96,40 @@ fn samples() -> Vec<Sample> {
     out
 }
 
+/// Every message of both corpora, alone and followed by a copy of itself:
+/// the several-message check that reads the parser's segments finds what a
+/// scan of every line of the bytes finds.
+#[test]
+fn the_parsed_several_message_check_agrees_with_the_byte_scan() {
+    use tendon_core::report::{several_messages, several_messages_in_bytes};
+    let all = samples();
+    let mut parsed = 0;
+    for s in &all {
+        let one = &s.bytes;
+        let mut two = one.clone();
+        two.push(b'\r');
+        // A BOM inside a body is text, so the copy goes without one.
+        two.extend_from_slice(one.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(one));
+        for body in [one, &two] {
+            assert_eq!(
+                several_messages(body),
+                several_messages_in_bytes(body),
+                "{}",
+                s.name
+            );
+        }
+        if Message::parse(one).is_ok() {
+            parsed += 1;
+            assert!(several_messages(&two).is_some(), "{}", s.name);
+        }
+    }
+    assert!(
+        all.len() > 300 && parsed > 300,
+        "{} samples, {parsed} parsed",
+        all.len()
+    );
+}
+
 /// The §3.1 fields (not our `prior_patient_id` extension).
 fn contract_fields() -> impl Iterator<Item = FieldName> {
     FieldName::ALL

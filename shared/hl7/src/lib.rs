@@ -32,7 +32,7 @@ pub use charset::Charset;
 pub use delimiters::Delimiters;
 pub use encode::{MessageWriter, escape};
 pub use error::ParseError;
-pub use message::{Header, Message, Segment, Terminator};
+pub use message::{Header, MLLP_END, MLLP_START, Message, Segment, Terminator};
 pub use path::{FieldPath, PathError};
 pub use timestamp::{Precision, Timestamp, TimestampError};
 pub use value::{Level, Presence, Value};

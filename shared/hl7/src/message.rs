@@ -7,8 +7,8 @@ use crate::{Charset, Delimiters, Level, ParseError, Value};
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// MLLP start block (0x0B) and end block (0x1C) bytes that gateways leave behind.
-const MLLP_START: u8 = 0x0B;
-const MLLP_END: u8 = 0x1C;
+pub const MLLP_START: u8 = 0x0B;
+pub const MLLP_END: u8 = 0x1C;
 
 /// How the first segment of the message ends, as received (a message may mix
 /// them; see `segment_ranges` for how segments are found).
